@@ -1,0 +1,1 @@
+// An area with no sources yet still links as a library.

@@ -1,0 +1,108 @@
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <vector>
+
+namespace hgj::core {
+
+/// A bounded multi-producer queue. Producers either block while it is full (backpressure: the
+/// MQTT callback blocks so that the broker keeps the message until there is room) or give up
+/// after a deadline. The consumer takes everything queued in one call, so the lock is taken once
+/// per batch, not once per item.
+template <typename T> class BoundedQueue {
+public:
+  explicit BoundedQueue(size_t capacity) : capacity_(capacity) {}
+
+  /// Blocks while full. Returns false only when the queue was closed.
+  bool push(T&& item) {
+    std::unique_lock lock(mu_);
+    not_full_.wait(lock, [&] { return closed_ || items_.size() < capacity_; });
+    if (closed_) {
+      return false;
+    }
+    items_.push_back(std::move(item));
+    lock.unlock();
+    not_empty_.notify_one();
+    return true;
+  }
+
+  /// Waits at most `timeout` for room. Returns false when full or closed.
+  bool pushFor(T&& item, std::chrono::milliseconds timeout) {
+    std::unique_lock lock(mu_);
+    if (!not_full_.wait_for(lock, timeout,
+                            [&] { return closed_ || items_.size() < capacity_; }) ||
+        closed_) {
+      return false;
+    }
+    items_.push_back(std::move(item));
+    lock.unlock();
+    not_empty_.notify_one();
+    return true;
+  }
+
+  /// Never blocks; false when full or closed.
+  bool tryPush(T&& item) { return pushFor(std::move(item), std::chrono::milliseconds(0)); }
+
+  /// Moves up to `max` items into `out` (appending). Waits at most `timeout` for the first one.
+  /// Returns the number taken; 0 on timeout or when closed and drained.
+  size_t popAll(std::vector<T>& out, size_t max, std::chrono::milliseconds timeout) {
+    std::unique_lock lock(mu_);
+    if (!not_empty_.wait_for(lock, timeout, [&] { return closed_ || !items_.empty(); })) {
+      return 0;
+    }
+    size_t n = 0;
+    while (!items_.empty() && n < max) {
+      out.push_back(std::move(items_.front()));
+      items_.pop_front();
+      ++n;
+    }
+    lock.unlock();
+    if (n > 0) {
+      not_full_.notify_all();
+    }
+    return n;
+  }
+
+  std::optional<T> pop(std::chrono::milliseconds timeout) {
+    std::vector<T> one;
+    if (popAll(one, 1, timeout) == 0) {
+      return std::nullopt;
+    }
+    return std::move(one.front());
+  }
+
+  /// Wakes every waiter; pushes fail from now on, pops drain what is left.
+  void close() {
+    {
+      std::lock_guard lock(mu_);
+      closed_ = true;
+    }
+    not_full_.notify_all();
+    not_empty_.notify_all();
+  }
+
+  size_t size() const {
+    std::lock_guard lock(mu_);
+    return items_.size();
+  }
+  size_t capacity() const { return capacity_; }
+  bool closed() const {
+    std::lock_guard lock(mu_);
+    return closed_;
+  }
+
+private:
+  const size_t capacity_;
+  mutable std::mutex mu_;
+  std::condition_variable not_full_;
+  std::condition_variable not_empty_;
+  std::deque<T> items_;  // guarded by mu_
+  bool closed_ = false;  // guarded by mu_
+};
+
+} // namespace hgj::core

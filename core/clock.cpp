@@ -1,0 +1,10 @@
+#include "core/clock.h"
+
+namespace hgj::core {
+
+SystemClock& SystemClock::instance() {
+  static SystemClock clock;
+  return clock;
+}
+
+} // namespace hgj::core

@@ -1,0 +1,86 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "model/compound.h"
+#include "model/reading.h"
+
+namespace hgj::drivers {
+
+/// A message exactly as the MQTT driver received it; the profile layer decodes it on the
+/// pipeline thread.
+struct MqttMessage {
+  std::string topic;
+  std::string payload;
+  int64_t rx_ms = 0;
+};
+
+/// Readings a Modbus line thread decoded from one poll of one device (through the profile layer's
+/// register decoding).
+struct ReadingBatch {
+  model::DeviceIndex device = model::kNoDevice;
+  std::vector<model::Reading> readings;
+};
+
+/// A device's reachability changed (Modbus timeouts and back-off; MQTT status topics).
+struct DeviceHealth {
+  model::DeviceIndex device = model::kNoDevice;
+  bool online = false;
+  std::string reason;  ///< "timeout", "exception 06 (slave busy)", ...
+  int64_t ts_ms = 0;
+};
+
+/// A request to set a writable point. Results come back as a WriteResult sample.
+struct WriteRequest {
+  uint64_t id = 0;
+  model::DeviceIndex device = model::kNoDevice;
+  model::PointId point = 0;
+  model::Value value;
+  std::string origin;  ///< "rule:<name>", "api:<user>", "upstream:<cmd id>"
+};
+
+/// The outcome of a WriteRequest. `ok` only after the device confirmed the value (Modbus
+/// read-back; for MQTT a later report showing it).
+struct WriteResult {
+  uint64_t request_id = 0;
+  model::DeviceIndex device = model::kNoDevice;
+  model::PointId point = 0;
+  model::Value value;
+  bool ok = false;
+  int attempts = 0;
+  std::string error;  ///< why it failed: "read-back mismatch (wrote 0, read 1)", "timeout", ...
+  int64_t ts_ms = 0;
+};
+
+/// What a driver hands to the pipeline.
+using Sample = std::variant<MqttMessage, ReadingBatch, DeviceHealth, WriteResult>;
+
+/// Where drivers deliver samples (the pipeline's bounded queue). `deliver` blocks while the queue
+/// is full (backpressure) and returns false only when the gateway is shutting down.
+/// Called from driver threads.
+class SampleSink {
+public:
+  virtual ~SampleSink() = default;
+  virtual bool deliver(Sample&& sample) = 0;
+};
+
+/// A southbound driver. start() launches its threads, stop() joins them. write() never blocks:
+/// it queues the request to the thread that owns the device's connection.
+class Driver {
+public:
+  virtual ~Driver() = default;
+  virtual const char* name() const = 0;
+  virtual void start() = 0;
+  virtual void stop() = 0;
+  /// Whether this driver reaches `device` (so writes can be routed).
+  virtual bool handles(const model::Device& device) const = 0;
+  /// Queues a write; the result arrives through the SampleSink as a WriteResult.
+  virtual void write(const WriteRequest& request) = 0;
+  /// Per-subsystem status for /healthz: "ok", or what is wrong.
+  virtual std::string health() const = 0;
+};
+
+} // namespace hgj::drivers

@@ -1,0 +1,153 @@
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "model/value.h"
+
+namespace hgj::drivers::profiles {
+struct MqttSpec;
+struct ModbusSpec;
+} // namespace hgj::drivers::profiles
+
+namespace hgj::model {
+
+using DeviceIndex = uint32_t;
+using PointId = uint16_t;
+constexpr DeviceIndex kNoDevice = UINT32_MAX;
+
+/// A named value a profile defines for its devices.
+struct PointDef {
+  PointId id = 0;
+  std::string name;
+  PointType type = PointType::Number;
+  std::string unit;
+  bool writable = false;
+  /// For writable numbers: the range a write must fall in.
+  std::optional<double> min;
+  std::optional<double> max;
+};
+
+/// A device type's definition, loaded from conf/profiles/<name>.yaml. The transport-specific
+/// decoding (topic templates and JSON paths, or register maps) belongs to the drivers; the model
+/// keeps only what every stage needs: the device type and its points.
+struct Profile {
+  std::string name;         ///< file stem, e.g. "parking_sensor_mqtt"
+  std::string device_type;  ///< parking_sensor | ebike_port | ebike_shed | ev_pile | co_sensor |
+                            ///< meter | display | ... (what rules select on)
+  std::string transport;    ///< "mqtt" or "modbus"
+  std::string description;
+  std::vector<PointDef> points;
+  int64_t expected_interval_ms = 120'000;  ///< silent longer than this -> offline
+  /// Child devices (ports of a shed): their profile, and how their id is formed from the
+  /// parent's id and the 1-based child number ("{parent}/P{n:02}").
+  std::string child_profile;
+  std::string child_id_template;
+  std::string source;  ///< file the profile came from
+  std::shared_ptr<const drivers::profiles::MqttSpec> mqtt;
+  std::shared_ptr<const drivers::profiles::ModbusSpec> modbus;
+
+  const PointDef* point(PointId id) const;
+  const PointDef* point(std::string_view name) const;
+  /// Slot of a point in `points`, or -1.
+  int slot(PointId id) const;
+};
+
+struct Staff {
+  std::string name;
+  std::string phone;
+  std::string wecom_user;
+  std::string dingtalk_mobile;  ///< defaults to phone
+};
+
+/// A 网格: the staff responsible for a set of devices, and who to escalate to.
+struct Grid {
+  std::string id;
+  std::string name;
+  std::vector<Staff> staff;
+  std::vector<Staff> escalation;
+  std::vector<std::string> channels;  ///< alert channel ids (alerts config)
+};
+
+struct Location {
+  std::string building;
+  std::string level;
+  std::string zone;
+  std::string space;
+  /// "B1 A区 P-B1-0042" style text for messages.
+  std::string text() const;
+};
+
+/// How a Modbus device is reached; empty `line` for MQTT devices.
+struct ModbusBinding {
+  std::string line;
+  int unit_id = 1;
+  int64_t poll_interval_ms = 1000;
+  int64_t timeout_ms = 500;
+  int retries = 1;
+};
+
+struct Device {
+  DeviceIndex index = kNoDevice;
+  std::string id;
+  std::string name;
+  const Profile* profile = nullptr;
+  std::string grid;
+  Location location;
+  std::map<std::string, std::string> tags;
+  DeviceIndex parent = kNoDevice;
+  std::vector<DeviceIndex> children;
+  int child_number = 0;  ///< 1-based port number of a child, 0 otherwise
+  /// A parking space served by a charging pile (and the reverse link on the pile).
+  std::string linked_id;
+  DeviceIndex linked = kNoDevice;
+  std::string dev_eui;  ///< LoRaWAN devices (ChirpStack), lower-case hex
+  ModbusBinding modbus;
+  int64_t expected_interval_ms = 0;  ///< 0 = the profile's
+  std::string source;                ///< "file:line" of the definition
+
+  const std::string& type() const { return profile->device_type; }
+  int64_t expectedIntervalMs() const {
+    return expected_interval_ms > 0 ? expected_interval_ms : profile->expected_interval_ms;
+  }
+};
+
+/// The whole compound as configured: immutable after loading, shared read-only by every thread.
+class Compound {
+public:
+  std::string site_id;
+  std::string site_name;
+  std::vector<Grid> grids;
+  std::vector<Device> devices;
+  std::vector<std::unique_ptr<Profile>> profiles;
+
+  const Device* device(std::string_view id) const;
+  DeviceIndex deviceIndex(std::string_view id) const;
+  DeviceIndex deviceByDevEui(std::string_view dev_eui) const;
+  const Grid* grid(std::string_view id) const;
+  const Profile* profile(std::string_view name) const;
+
+  /// Interns a point name; ids are dense from 0.
+  PointId internPoint(std::string_view name);
+  /// The id of a known point name, or nullopt.
+  std::optional<PointId> pointId(std::string_view name) const;
+  const std::string& pointName(PointId id) const { return point_names_[id]; }
+  size_t pointCount() const { return point_names_.size(); }
+
+  /// Rebuilds the id and devEui indexes; call after `devices` is complete.
+  void buildIndexes();
+
+private:
+  std::vector<std::string> point_names_;
+  std::unordered_map<std::string, PointId> point_ids_;
+  std::unordered_map<std::string, DeviceIndex> by_id_;
+  std::unordered_map<std::string, DeviceIndex> by_dev_eui_;
+};
+
+} // namespace hgj::model
