@@ -1,0 +1,98 @@
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "model/compound.h"
+#include "model/value.h"
+
+namespace hgj::pipeline {
+
+struct PointView {
+  model::PointId id = 0;
+  model::Value value;
+  model::Quality quality = model::Quality::Stale;
+  int64_t since_ms = 0;    ///< when it entered this value (Unix ms)
+  int64_t updated_ms = 0;  ///< last report (Unix ms)
+};
+
+struct DeviceView {
+  bool online = false;
+  int64_t last_seen_ms = 0;   ///< 0 = never
+  bool safety_cut = false;    ///< a safety rule cut it; re-enabling needs an operator
+  std::vector<PointView> points;  ///< by slot of the device profile's points
+};
+
+struct ParkingCounts {
+  int total = 0;
+  int occupied = 0;
+  int free = 0;
+  int unknown = 0;  ///< stale or never-seen sensors: never counted as free
+};
+
+struct ParkingZone {
+  std::string zone;
+  ParkingCounts counts;
+};
+
+struct ParkingLevel {
+  std::string level;
+  ParkingCounts counts;
+  std::vector<ParkingZone> zones;
+};
+
+/// A consistent, immutable copy of the live state, published by the pipeline thread a few times a
+/// second (and on important changes). Readers on any thread (HTTP, uplink summaries) hold a
+/// shared_ptr and never lock the pipeline.
+struct Snapshot {
+  uint64_t version = 0;
+  int64_t updated_ms = 0;
+  std::shared_ptr<const model::Compound> compound;
+  std::vector<DeviceView> devices;  ///< by DeviceIndex
+  ParkingCounts parking;
+  std::vector<ParkingLevel> levels;  ///< sorted by level, zones sorted by name
+};
+
+/// A change pushed to live views (server-sent events): `type` is "space", "device", "alert",
+/// "parking"; `json` is the event's data object, already serialised.
+struct LiveEvent {
+  uint64_t seq = 0;
+  std::string type;
+  std::string json;
+};
+
+/// The read side of the gateway: the latest snapshot and a bounded ring of recent live events.
+/// The pipeline thread publishes; any thread reads. Thread-safe.
+class ReadModel {
+public:
+  explicit ReadModel(size_t event_ring = 4096) : ring_capacity_(event_ring) {}
+
+  std::shared_ptr<const Snapshot> current() const;
+  void publish(std::shared_ptr<const Snapshot> snapshot);
+
+  void pushEvent(std::string type, std::string json);
+  /// Events with seq > `after`, waiting up to `timeout` for the first. If `after` fell out of
+  /// the ring, returns from the oldest kept (the client should then refetch the full state;
+  /// `gap` tells it so).
+  std::vector<LiveEvent> eventsAfter(uint64_t after, std::chrono::milliseconds timeout,
+                                     bool* gap = nullptr) const;
+  uint64_t lastSeq() const;
+  /// Wakes all waiters (shutdown).
+  void close();
+
+private:
+  mutable std::mutex mu_;
+  mutable std::condition_variable cv_;
+  std::shared_ptr<const Snapshot> snapshot_;  // guarded by mu_
+  std::deque<LiveEvent> events_;              // guarded by mu_
+  uint64_t seq_ = 0;                          // guarded by mu_
+  bool closed_ = false;                       // guarded by mu_
+  const size_t ring_capacity_;
+};
+
+} // namespace hgj::pipeline
