@@ -13,6 +13,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <pwd.h>
 #include <sqlite3.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -139,6 +140,10 @@ Broker::Broker(bool persistence, const std::string& extra_config) : port_(freePo
        << "max_inflight_messages 100\n"
        << "log_dest stderr\n"
        << "log_type error\nlog_type warning\n";
+  // Run as root, mosquitto would drop to the "mosquitto" user, which cannot write our temp dir.
+  if (const passwd* pw = getpwuid(getuid()); pw != nullptr) {
+    conf << "user " << pw->pw_name << "\n";
+  }
   if (persistence) {
     conf << "persistence true\n"
          << "persistence_location " << dir_.path() << "/\n"
