@@ -48,11 +48,11 @@ std::string where(const core::ConfigNode& n) {
 // Parses one register entry; `in_block` makes the address an offset from the block base.
 std::optional<RegisterDef> parseRegister(const core::ConfigNode& n, model::Compound& compound,
                                          const model::Profile* points_of, bool in_block) {
-  if (!n.allowKeys({"point", "table", "address", "type", "order", "count", "bit", "scale",
-                    "offset"})) {
+  if (!n.requireMap()) {
     return std::nullopt;
   }
   size_t problems_before = n.diag().problems().size();
+  n.allowKeys({"point", "table", "address", "type", "order", "count", "bit", "scale", "offset"});
   RegisterDef r;
   r.source = where(n);
   r.point_name = n.requiredStr("point");
@@ -240,16 +240,14 @@ bool parseModbusSpec(const core::ConfigNode& modbus_section, model::Compound& co
                      model::Profile& profile) {
   const core::ConfigNode& n = modbus_section;
   if (!n.defined()) {
-    if (profile.transport == "modbus") {
-      n.error("required for a modbus profile (expected registers: or blocks:)");
-      return false;
-    }
+    // A child profile (a shed's port) has no map of its own: its parent's blocks read it.
     return true;
   }
-  if (!n.allowKeys({"registers", "blocks", "max_gap", "max_gap_bits", "max_read"})) {
+  if (!n.requireMap()) {
     return false;
   }
   size_t problems_before = n.diag().problems().size();
+  n.allowKeys({"registers", "blocks", "max_gap", "max_gap_bits", "max_read"});
   auto spec = std::make_shared<ModbusSpec>();
   spec->max_gap_registers = static_cast<uint16_t>(n.integer("max_gap", 8, 0, 124));
   spec->max_gap_bits = static_cast<uint16_t>(n.integer("max_gap_bits", 64, 0, 1999));
@@ -271,10 +269,11 @@ bool parseModbusSpec(const core::ConfigNode& modbus_section, model::Compound& co
     }
     const model::Profile* child = compound.profile(profile.child_profile);
     for (const auto& b : blocks.items()) {
-      if (!b.allowKeys({"base", "stride", "count", "registers"})) {
+      if (!b.requireMap()) {
         ok = false;
         continue;
       }
+      ok = b.allowKeys({"base", "stride", "count", "registers"}) && ok;
       RegisterBlock block;
       if (!b.has("stride")) {
         b.errorAt("stride", "required (expected the address distance between two children)");
