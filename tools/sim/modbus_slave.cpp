@@ -39,6 +39,18 @@ bool isWriteFunction(int fc) {
 
 uint16_t be16(const uint8_t* p) { return static_cast<uint16_t>((p[0] << 8) | p[1]); }
 
+// CRC-16/MODBUS (polynomial 0xA001 reflected, initial 0xFFFF), low byte sent first.
+uint16_t crc16(const uint8_t* data, size_t n) {
+  uint16_t crc = 0xFFFF;
+  for (size_t i = 0; i < n; ++i) {
+    crc ^= data[i];
+    for (int b = 0; b < 8; ++b) {
+      crc = (crc & 1U) != 0 ? static_cast<uint16_t>((crc >> 1) ^ 0xA001) : static_cast<uint16_t>(crc >> 1);
+    }
+  }
+  return crc;
+}
+
 } // namespace
 
 std::unique_ptr<ModbusSlave> ModbusSlave::tcp(const std::string& host, int port) {
@@ -64,9 +76,6 @@ ModbusSlave::~ModbusSlave() {
 
 void ModbusSlave::addUnit(int unit, const UnitLayout& layout) {
   std::lock_guard lock(mu_);
-  if (is_rtu_ && !units_.empty()) {
-    throw std::invalid_argument("an RTU slave hosts one unit");
-  }
   if (units_.count(unit) != 0) {
     throw std::invalid_argument("unit " + std::to_string(unit) + " added twice");
   }
@@ -93,13 +102,6 @@ void ModbusSlave::start() {
                           rtu_.stop_bits);
     if (ctx_ == nullptr) {
       throw std::runtime_error("modbus_new_rtu failed for " + rtu_.device);
-    }
-    {
-      std::lock_guard lock(mu_);
-      if (units_.size() != 1) {
-        throw std::runtime_error("an RTU slave needs exactly one unit");
-      }
-      modbus_set_slave(ctx_, units_.begin()->first);
     }
     if (modbus_connect(ctx_) == -1) {
       std::string err = modbus_strerror(errno);
@@ -214,14 +216,22 @@ void ModbusSlave::serveTcp() {
 }
 
 void ModbusSlave::serveRtu() {
-  uint8_t query[MODBUS_RTU_MAX_ADU_LENGTH];
+  // libmodbus's own RTU receive frames by expected length and, after a request for another
+  // unit, tries to skip that unit's reply; on a bus where the other unit is silent it then
+  // swallows the master's next request and can lose the framing for good. A real device frames
+  // by the silent interval between frames instead, and so does this server: it collects bytes
+  // until the line has been quiet, checks the CRC, and answers any unit it hosts.
   int fd = modbus_get_socket(ctx_);
+  std::vector<uint8_t> frame;
   while (running_) {
     fd_set rd;
     FD_ZERO(&rd);
     FD_SET(wake_fds_[0], &rd);
     FD_SET(fd, &rd);
-    if (::select(std::max(fd, wake_fds_[0]) + 1, &rd, nullptr, nullptr, nullptr) == -1) {
+    timeval quiet{0, 5000};
+    int rc = ::select(std::max(fd, wake_fds_[0]) + 1, &rd, nullptr, nullptr,
+                      frame.empty() ? nullptr : &quiet);
+    if (rc == -1) {
       if (errno == EINTR) {
         continue;
       }
@@ -230,15 +240,35 @@ void ModbusSlave::serveRtu() {
     if (FD_ISSET(wake_fds_[0], &rd)) {
       break;
     }
-    int rc = modbus_receive(ctx_, query);
-    if (rc > 0) {
-      handle(query, rc);
-    } else if (rc == -1) {
-      if (errno == EIO || errno == EBADF) {
+    if (rc == 0) {
+      std::vector<uint8_t> done;
+      done.swap(frame);
+      if (done.size() >= 4 && done.size() <= MODBUS_RTU_MAX_ADU_LENGTH &&
+          crc16(done.data(), done.size() - 2) ==
+              static_cast<uint16_t>(done[done.size() - 2] | (done[done.size() - 1] << 8))) {
+        {
+          std::lock_guard lock(mu_);
+          if (units_.count(done[0]) == 0) {
+            continue;
+          }
+        }
+        modbus_set_slave(ctx_, done[0]);
+        handle(done.data(), static_cast<int>(done.size()));
+      }
+      continue;
+    }
+    uint8_t buf[256];
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n <= 0) {
+      if (n == 0 || errno == EIO || errno == EBADF) {
         break;  // the other end of the line is gone
       }
-      modbus_flush(ctx_);
+      continue;
     }
+    if (frame.size() + static_cast<size_t>(n) > 1024) {
+      frame.clear();  // noise on the line, not a frame
+    }
+    frame.insert(frame.end(), buf, buf + n);
   }
 }
 
@@ -272,6 +302,13 @@ void ModbusSlave::handle(const uint8_t* query, int length) {
     lock.unlock();
     std::this_thread::sleep_for(delay);
     lock.lock();
+  }
+  if (u.faults.garbage) {
+    // Looks like the start of a reply (same unit, a read function) but is cut short and its
+    // "CRC" is wrong: the client must detect it, flush and carry on.
+    const uint8_t junk[] = {static_cast<uint8_t>(unit_id), 0x03, 0x04, 0xDE, 0xAD, 0xBE};
+    (void)::write(modbus_get_socket(ctx_), junk, sizeof junk);
+    return;
   }
   if (exception != 0) {
     modbus_reply_exception(ctx_, query, static_cast<unsigned int>(exception));
@@ -447,6 +484,11 @@ void ModbusSlave::setIgnoreWrites(int unit_id, bool ignore) {
 void ModbusSlave::setDelay(int unit_id, std::chrono::milliseconds delay) {
   std::lock_guard lock(mu_);
   unit(unit_id).faults.delay = delay;
+}
+
+void ModbusSlave::setGarbage(int unit_id, bool garbage) {
+  std::lock_guard lock(mu_);
+  unit(unit_id).faults.garbage = garbage;
 }
 
 void ModbusSlave::onWrite(WriteHook hook) {

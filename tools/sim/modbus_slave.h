@@ -46,13 +46,15 @@ struct UnitFaults {
   int exception_count = -1;  ///< how many requests get the exception; -1 = until cleared
   bool ignore_writes = false;  ///< acknowledges writes without applying them
   std::chrono::milliseconds delay{0};  ///< answers this late (holds the server thread)
+  bool garbage = false;  ///< answers with a truncated frame of junk bytes (bad CRC / length)
 };
 
 /// A Modbus server on a real libmodbus context, for tests and the simulator: TCP on a loopback
 /// port (0 = pick a free one), or RTU on a serial path (a socat pseudo-terminal in tests). One
 /// server thread answers every connection (select over the sockets); a TCP server hosts any
-/// number of units (unit ids), each with its own register tables; an RTU server hosts one.
-/// Requests for an unknown unit are not answered.
+/// number of units (unit ids), each with its own register tables, and so does an RTU server (a
+/// whole RS-485 bus of devices; frames are delimited by the line's silent interval and checked
+/// by CRC, as a device does). Requests for an unknown unit are not answered.
 ///
 /// Register access and fault settings are thread-safe (one mutex shared with the server
 /// thread). Accessors throw std::out_of_range for an unknown unit or an address outside its
@@ -104,6 +106,7 @@ public:
   void setException(int unit, int code, int count = -1);
   void setIgnoreWrites(int unit, bool ignore);
   void setDelay(int unit, std::chrono::milliseconds delay);
+  void setGarbage(int unit, bool garbage);
 
   void onWrite(WriteHook hook);
 
