@@ -13,7 +13,8 @@ ModbusDriver::ModbusDriver(const ModbusConfig& config, const model::Compound& co
     : config_(config) {
   std::map<std::string, std::vector<const model::Device*>> per_line;
   for (const auto& dev : compound.devices) {
-    if (dev.modbus.line.empty() || dev.parent != model::kNoDevice) {
+    // Ports carry their parent's binding but are read by the parent's poll.
+    if (dev.modbus.line.empty() || dev.parent != model::kNoDevice || dev.child_number > 0) {
       continue;
     }
     if (config.line(dev.modbus.line) == nullptr) {

@@ -3,6 +3,7 @@
 #include "drivers/modbus/device_plan.h"
 #include "drivers/modbus/modbus_config.h"
 #include "drivers/profiles/modbus_profile.h"
+#include "drivers/profiles/profile_loader.h"
 #include "tests/unit/modbus/modbus_fixture.h"
 
 using namespace hgj;
@@ -311,4 +312,30 @@ modbus:
   auto defaults = drivers::modbus::parseModbusConfig(empty->child("modbus"));
   CHECK(none.ok());
   CHECK(defaults.lines.empty());
+}
+
+TEST_CASE("modbus profile: the shipped profiles pass the gateway's profile loader",
+          "[modbus][profile]") {
+  model::Compound c;
+  core::Diagnostics diag;
+  drivers::profiles::loadProfileDir(std::string(HGJ_SOURCE_DIR) + "/conf/profiles", c, diag);
+  INFO(diag.format());
+  REQUIRE(diag.ok());
+  for (auto& p : c.profiles) {
+    if (p->transport != "modbus" || p->name == "hgj_ebike_port_modbus") {
+      continue;
+    }
+    if (!p->modbus) {
+      // The loader does not call parseModbusSpec yet: parse the section here.
+      auto root = core::loadYamlFile(p->source, diag);
+      REQUIRE(root);
+      CHECK(parseModbusSpec(root->child("modbus"), c, *p));
+    }
+    CHECK(p->modbus);
+  }
+  for (const char* name : kShipped) {
+    CHECK(c.profile(name) != nullptr);
+  }
+  INFO(diag.format());
+  CHECK(diag.ok());
 }
