@@ -14,6 +14,15 @@ bool swapsBytes(ByteOrder o) { return o == ByteOrder::BADC || o == ByteOrder::DC
 
 uint16_t swap16(uint16_t v) { return static_cast<uint16_t>((v >> 8) | (v << 8)); }
 
+model::Value mapText(const RegisterDef& def, const std::string& raw) {
+  for (const auto& [from, to] : def.values) {
+    if (from == raw) {
+      return model::Value(to);
+    }
+  }
+  return model::Value(raw);
+}
+
 } // namespace
 
 std::optional<uint64_t> assembleBits(std::span<const uint16_t> regs, ByteOrder order) {
@@ -91,6 +100,10 @@ std::string decodeString(std::span<const uint16_t> regs, ByteOrder order) {
     uint16_t r = swapsBytes(order) ? swap16(regs[i / 2]) : regs[i / 2];
     auto c = static_cast<char>(i % 2 == 0 ? r >> 8 : r & 0xFF);
     if (c == '\0') {
+      // A one-letter status often sits in the low byte of its register ("\0C").
+      if (s.empty()) {
+        continue;
+      }
       break;
     }
     s.push_back(c >= 0x20 && c < 0x7F ? c : '?');
@@ -107,7 +120,8 @@ std::optional<model::Value> decodeRegisters(const RegisterDef& def,
     return std::nullopt;
   }
   if (def.type == RegisterType::String) {
-    return model::Value(decodeString(regs.first(def.count), def.order));
+    std::string text = decodeString(regs.first(def.count), def.order);
+    return def.values.empty() ? model::Value(std::move(text)) : mapText(def, text);
   }
   if (def.type == RegisterType::Bool) {
     uint16_t r = swapsBytes(def.order) ? swap16(regs[0]) : regs[0];
@@ -116,11 +130,22 @@ std::optional<model::Value> decodeRegisters(const RegisterDef& def,
     }
     return model::Value(r != 0);
   }
-  auto raw = decodeRaw(regs, def.type, def.order);
+  std::optional<double> raw;
+  if (def.mask != 0) {
+    auto bits = assembleBits(regs.first(def.count), def.order);
+    if (bits) {
+      raw = static_cast<double>(*bits & def.mask);
+    }
+  } else {
+    raw = decodeRaw(regs, def.type, def.order);
+  }
   if (!raw) {
     return std::nullopt;
   }
   double v = *raw * def.scale + def.offset;
+  if (!def.values.empty()) {
+    return mapText(def, model::toText(model::Value(v)));
+  }
   if (!std::isfinite(v)) {
     return std::nullopt;
   }
@@ -132,8 +157,8 @@ model::Value decodeBit(uint8_t bit) { return model::Value(bit != 0); }
 std::optional<std::vector<uint16_t>> encodeRegisters(const RegisterDef& def,
                                                      const model::Value& value,
                                                      std::string& error) {
-  if (def.bit >= 0) {
-    error = "a single bit of a register cannot be written";
+  if (def.bit >= 0 || def.mask != 0 || !def.values.empty()) {
+    error = "a bit field, masked or mapped value cannot be written";
     return std::nullopt;
   }
   if (def.type == RegisterType::String) {

@@ -29,12 +29,13 @@ std::vector<uint16_t> splitBits(uint64_t bits, uint16_t count, ByteOrder order);
 std::optional<double> decodeRaw(std::span<const uint16_t> regs, RegisterType type,
                                 ByteOrder order);
 /// The text of a string register range: two characters per register, high byte first unless
-/// the order swaps bytes; stops at the first NUL, trims trailing spaces, replaces anything that
-/// is not printable ASCII by '?'.
+/// the order swaps bytes; skips leading NULs and stops at the next, trims trailing spaces,
+/// replaces anything that is not printable ASCII by '?'.
 std::string decodeString(std::span<const uint16_t> regs, ByteOrder order);
 
 /// The point value of a register entry from its registers (exactly `def.count` of them, more are
-/// ignored): number = raw * scale + offset; bool = register != 0 or the configured bit.
+/// ignored): number = (raw & mask) * scale + offset; bool = register != 0 or the configured bit;
+/// with a `values` map, the text the raw value (or string) maps to.
 std::optional<model::Value> decodeRegisters(const RegisterDef& def,
                                             std::span<const uint16_t> regs);
 /// The point value of a coil or discrete input.

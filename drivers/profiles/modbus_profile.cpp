@@ -52,7 +52,8 @@ std::optional<RegisterDef> parseRegister(const core::ConfigNode& n, model::Compo
     return std::nullopt;
   }
   size_t problems_before = n.diag().problems().size();
-  n.allowKeys({"point", "table", "address", "type", "order", "count", "bit", "scale", "offset"});
+  n.allowKeys({"point", "table", "address", "type", "order", "count", "bit", "mask", "scale",
+               "offset", "values"});
   RegisterDef r;
   r.source = where(n);
   r.point_name = n.requiredStr("point");
@@ -88,6 +89,28 @@ std::optional<RegisterDef> parseRegister(const core::ConfigNode& n, model::Compo
     }
     r.bit = static_cast<int>(n.integer("bit", 0, 0, 15));
   }
+  if (n.has("mask")) {
+    if (r.type != RegisterType::U16 && r.type != RegisterType::U32 &&
+        r.type != RegisterType::U64) {
+      n.errorAt("mask", std::string("a mask applies to u16, u32 or u64, not to ") +
+                            typeName(r.type));
+    }
+    r.mask = static_cast<uint64_t>(n.integer("mask", 0, 1, int64_t{1} << 53));
+  }
+  core::ConfigNode values = n.child("values");
+  if (values.defined() && values.requireMap()) {
+    if (r.type == RegisterType::Bool) {
+      values.error("a bool cannot be mapped to texts");
+    }
+    for (const auto& [raw, text] : values.entries()) {
+      auto t = text.asStr();
+      if (!t) {
+        text.error("expected a text");
+        continue;
+      }
+      r.values.emplace_back(raw, *t);
+    }
+  }
   r.scale = n.number("scale", 1.0, -1e12, 1e12);
   if (r.scale == 0.0) {
     n.errorAt("scale", "must not be 0");
@@ -118,7 +141,8 @@ std::optional<RegisterDef> parseRegister(const core::ConfigNode& n, model::Compo
         n.errorAt("point", msg);
       } else {
         bool text_point = p->type == model::PointType::String;
-        if (text_point != (r.type == RegisterType::String)) {
+        bool text_register = r.type == RegisterType::String || !r.values.empty();
+        if (text_point != text_register) {
           n.errorAt("type", std::string("point ") + r.point_name + " is a " +
                                 model::pointTypeName(p->type) + ", register type " +
                                 typeName(r.type) + " does not fit");
@@ -130,6 +154,11 @@ std::optional<RegisterDef> parseRegister(const core::ConfigNode& n, model::Compo
         if (p->writable && r.bit >= 0) {
           n.errorAt("bit", "point " + r.point_name +
                                " is writable: a single bit of a register cannot be written");
+        }
+        if (p->writable && (r.mask != 0 || !r.values.empty())) {
+          n.errorAt(r.mask != 0 ? "mask" : "values",
+                    "point " + r.point_name + " is writable: masked or mapped values cannot be "
+                                              "written");
         }
       }
     }

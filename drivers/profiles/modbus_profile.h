@@ -46,8 +46,13 @@ struct RegisterDef {
   ByteOrder order = ByteOrder::ABCD;
   uint16_t count = 1;  ///< registers (or bits) the value occupies
   int bit = -1;        ///< a bool taken from bit 0..15 of a holding/input register, or -1
+  /// Unsigned integers: only these bits of the raw value count (status words, "low 7 bits").
+  uint64_t mask = 0;   ///< 0 = all bits
   double scale = 1.0;  ///< value = raw * scale + offset
   double offset = 0.0;
+  /// Text for raw values (a text point): "3" -> "Charging", "C" -> "Charging". A raw value
+  /// missing from the map is reported as its own text.
+  std::vector<std::pair<std::string, std::string>> values;
   std::string source;  ///< "file:line" of the entry, for errors found after parsing
 };
 

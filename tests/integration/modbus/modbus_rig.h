@@ -107,6 +107,23 @@ inline Expected fillDevice(sim::ModbusSlave& slave, int unit, const model::Compo
       expected[{v.device, v.point}] = model::Value(b);
       continue;
     }
+    if (!def.values.empty() && def.type != RegisterType::String) {
+      // A mapped status: store one of the map's raw values (with bits outside the mask set, which
+      // the driver must ignore) and expect its text.
+      const auto& [raw, text] = def.values[static_cast<size_t>(i) % def.values.size()];
+      drivers::profiles::RegisterDef plain = def;
+      plain.values.clear();
+      plain.mask = 0;
+      std::string error;
+      double stored = std::stod(raw) + (def.mask != 0 ? static_cast<double>(def.mask + 1) : 0);
+      auto regs = drivers::modbus::encodeRegisters(plain, model::Value(stored), error);
+      if (!regs) {
+        throw std::runtime_error("cannot encode test value: " + error);
+      }
+      slave.setRegisters(unit, def.table, addr, *regs);
+      expected[{v.device, v.point}] = model::Value(text);
+      continue;
+    }
     model::Value value;
     if (def.type == RegisterType::String) {
       value = model::Value("HGJ" + std::to_string(i));

@@ -65,12 +65,13 @@ TEST_CASE("modbus tcp: every shipped profile is read and decoded from a real ser
   Rig rig;
   for (const char* p : {"eastron_sdm120", "eastron_sdm630", "chint_ddsu666",
                         "hgj_ebike_port_modbus", "hgj_ebike_shed_m12", "garage_co_sensor",
-                        "led_guidance_display"}) {
+                        "led_guidance_display", "abb_terra_ac"}) {
     loadProfile(rig.compound, p);
   }
   const std::pair<const char*, const char*> devices[] = {
       {"EM-01", "eastron_sdm120"}, {"EM-02", "eastron_sdm630"},      {"EM-03", "chint_ddsu666"},
-      {"M01", "hgj_ebike_shed_m12"}, {"CO-B1-01", "garage_co_sensor"}, {"DSP-01", "led_guidance_display"}};
+      {"M01", "hgj_ebike_shed_m12"}, {"CO-B1-01", "garage_co_sensor"}, {"DSP-01", "led_guidance_display"},
+      {"EV-01", "abb_terra_ac"}};
   int unit = 1;
   for (const auto& [id, profile] : devices) {
     addDevice(rig.compound, id, profile, binding("garage", unit++, 100),
@@ -89,7 +90,7 @@ TEST_CASE("modbus tcp: every shipped profile is read and decoded from a real ser
   rig.addTcpLine("garage", slave->port());
   rig.start();
 
-  CHECK(expected.size() == 10 + 14 + 5 + (5 + 12 * 8) + 5 + 12);
+  CHECK(expected.size() == 10 + 14 + 5 + (5 + 12 * 8) + 5 + 12 + 3);
   REQUIRE(waitUntil([&] { return missing(rig.sink, expected) == 0; }, milliseconds(3000)));
   // Spot checks against the profiles' documentation.
   auto p07 = rig.dev("M01/P07");

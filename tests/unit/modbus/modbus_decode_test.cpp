@@ -271,3 +271,25 @@ TEST_CASE("modbus decode: random replies of any length never crash or leak NaN",
   }
   CHECK(decoded > 50000);
 }
+
+TEST_CASE("modbus decode: masks keep the status bits and maps give them names",
+          "[modbus][decode]") {
+  RegisterDef d = def(RegisterType::U32);
+  d.mask = 0x7F;
+  d.values = {{"0", "Available"}, {"3", "Charging"}, {"4", "Charging"}};
+  CHECK(decodeRegisters(d, std::array<uint16_t, 2>{0xABCD, 0xFF83}) ==
+        std::optional<Value>(std::string("Charging")));
+  CHECK(decodeRegisters(d, std::array<uint16_t, 2>{0x0000, 0x0080}) ==
+        std::optional<Value>(std::string("Available")));
+  // A state the map does not know is passed on as its number, not dropped.
+  CHECK(decodeRegisters(d, std::array<uint16_t, 2>{0x0000, 0x0009}) ==
+        std::optional<Value>(std::string("9")));
+  // IEC 61851 letter in the low byte of one register (Phoenix Contact EV-CC).
+  RegisterDef letter = def(RegisterType::String);
+  letter.count = 1;
+  letter.values = {{"A", "Available"}, {"B", "Preparing"}, {"C", "Charging"}};
+  CHECK(decodeRegisters(letter, std::array<uint16_t, 1>{0x0043}) ==
+        std::optional<Value>(std::string("Charging")));
+  std::string error;
+  CHECK_FALSE(encodeRegisters(d, Value(3.0), error));
+}

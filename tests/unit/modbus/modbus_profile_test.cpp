@@ -14,10 +14,10 @@ using hgj::test_modbus::loadProfileText;
 
 namespace {
 
-const char* const kShipped[] = {"eastron_sdm120",        "eastron_sdm630",
-                                "chint_ddsu666",         "hgj_ebike_port_modbus",
-                                "hgj_ebike_shed_m12",    "garage_co_sensor",
-                                "led_guidance_display"};
+const char* const kShipped[] = {"eastron_sdm120",     "eastron_sdm630",
+                                "chint_ddsu666",      "hgj_ebike_port_modbus",
+                                "hgj_ebike_shed_m12", "garage_co_sensor",
+                                "led_guidance_display", "abb_terra_ac"};
 
 std::string problemsOf(const std::string& yaml, const std::string& child_yaml = "") {
   model::Compound c;
@@ -135,6 +135,19 @@ modbus:
   CHECK_THAT(err, Catch::Contains("registers[0].type: point power_w is a number"));
   CHECK_THAT(err, Catch::Contains("registers[1].type: point name is a string"));
   CHECK_THAT(err, Catch::Contains("registers[2].bit: point relay is writable"));
+}
+
+TEST_CASE("modbus profile: masks and value maps are checked", "[modbus][profile]") {
+  std::string err = problemsOf(std::string(kMeterPoints) + R"(
+modbus:
+  registers:
+    - {point: power_w, table: input, address: 0, type: f32, mask: 0x7F}
+    - {point: power_w, table: input, address: 2, type: u16, values: {1: on}}
+    - {point: name, table: input, address: 4, type: u16, values: {1: on}}
+)");
+  CHECK_THAT(err, Catch::Contains("registers[0].mask: a mask applies to u16, u32 or u64"));
+  CHECK_THAT(err, Catch::Contains("registers[1].type: point power_w is a number"));
+  CHECK(err.find("registers[2]") == std::string::npos);
 }
 
 TEST_CASE("modbus profile: a point mapped twice is refused", "[modbus][profile]") {
