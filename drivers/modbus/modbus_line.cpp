@@ -389,6 +389,7 @@ ModbusLine::PollOutcome ModbusLine::pollDevice(DeviceState& d) {
   std::vector<model::Reading> readings;
   readings.reserve(d.plan.values.size());
   int bad = 0;
+  bool resynced = false;
   for (size_t i = 0; i < d.plan.reads.size(); ++i) {
     const PlannedRead& r = d.plan.reads[i];
     if (line_.kind == LineKind::Rtu && line_.turnaround_ms > 0) {
@@ -396,6 +397,23 @@ ModbusLine::PollOutcome ModbusLine::pollDevice(DeviceState& d) {
       std::this_thread::sleep_for(std::chrono::milliseconds(line_.turnaround_ms));
     }
     TxResult tx = conn_.read(r.table, r.address, r.count, reg_buf_, bit_buf_);
+    if (tx.error == ErrorKind::BadFrame && line_.kind == LineKind::Tcp && !resynced) {
+      // Usually a late reply to an earlier request that timed out (a slow device behind a
+      // TCP gateway): the stream is out of step, and every later request would read the reply
+      // meant for the one before it. A fresh connection drops whatever is still in flight.
+      countError(&d, tx.error);
+      resynced = true;
+      log_.warn("modbus line {}: reply out of step while polling {}: reconnecting", line_.id,
+                d.device->id);
+      std::string error;
+      if (!conn_.open(error)) {
+        return {PollStatus::Connection, ErrorKind::Connection, error};
+      }
+      reconnects_.inc();
+      conn_.setUnit(d.device->modbus.unit_id);
+      conn_.setTimeout(d.timeout_ms);
+      tx = conn_.read(r.table, r.address, r.count, reg_buf_, bit_buf_);
+    }
     if (!tx.ok()) {
       countError(&d, tx.error);
       std::string text = errorText(tx.error, tx.err);

@@ -222,6 +222,31 @@ TEST_CASE("modbus tcp: a device that stays busy or fails goes offline and comes 
                   milliseconds(3000)));
 }
 
+TEST_CASE("modbus tcp: a late reply does not throw the next device out of step",
+          "[modbus][integration]") {
+  auto slave = sim::ModbusSlave::tcp();
+  Rig rig;
+  loadProfileText(rig.compound, "simple", kSimpleProfile);
+  slave->addUnit(1);
+  slave->addUnit(2);
+  slave->setRegister(2, RegisterTable::Holding, 0, 2);
+  // Unit 1 answers after its timeout, so its reply arrives while unit 2 waits for its own.
+  slave->setDelay(1, milliseconds(150));
+  addDevice(rig.compound, "SLOW", "simple", binding("bus", 1, 100, 100, 0));
+  addDevice(rig.compound, "OK", "simple", binding("bus", 2, 100, 100, 0));
+  slave->start();
+  rig.addTcpLine("bus", slave->port());
+  rig.start();
+  auto ok = rig.dev("OK");
+  REQUIRE(waitUntil([&] { return rig.sink.batchTimes(ok).size() >= 10; }, milliseconds(4000)));
+  for (const auto& h : rig.sink.health(ok)) {
+    CHECK(h.online);
+  }
+  CHECK(rig.sink.last(ok, rig.pt("a")) == model::Value(2.0));
+  CHECK(offline(rig.sink, rig.dev("SLOW")));
+  CHECK(metric(rig, "hgj_modbus_errors_total", {{"line", "bus"}, {"kind", "bad_frame"}}) >= 1);
+}
+
 TEST_CASE("modbus tcp: a write is verified by reading it back", "[modbus][integration]") {
   auto slave = sim::ModbusSlave::tcp();
   Rig rig;
