@@ -20,6 +20,7 @@ constexpr int kDevices = 100;
 
 const char* const kTwentyRegisters = R"(
 type: meter
+transport: modbus
 points:
   r00: {type: number}
   r01: {type: number}

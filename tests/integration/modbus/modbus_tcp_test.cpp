@@ -18,6 +18,7 @@ namespace {
 
 const char* const kSimpleProfile = R"(
 type: meter
+transport: modbus
 points:
   a: {type: number}
   b: {type: number}
@@ -34,6 +35,7 @@ modbus:
 // Two reads: registers 0 and 0x100 are too far apart to share one.
 const char* const kSplitProfile = R"(
 type: meter
+transport: modbus
 points:
   a: {type: number}
   far: {type: number}

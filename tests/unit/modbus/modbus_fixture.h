@@ -1,23 +1,26 @@
 #pragma once
 
 // Helpers shared by the Modbus unit and integration tests (header-only: each test folder is its
-// own program). Until the gateway's profile loader is on main, profiles are loaded here with the
-// subset of the common part the Modbus tests need, and the `modbus:` section goes through the
-// real parseModbusSpec.
+// own program). Profiles are loaded with the gateway's own loader.
 
 #include <chrono>
 #include <condition_variable>
+#include <filesystem>
+#include <fstream>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
 #include <string>
 #include <thread>
+
+#include <stdlib.h>
 #include <vector>
 
 #include "core/config_node.h"
 #include "drivers/driver.h"
 #include "drivers/profiles/modbus_profile.h"
+#include "drivers/profiles/profile_loader.h"
 #include "model/compound.h"
 
 namespace hgj::test_modbus {
@@ -26,62 +29,49 @@ inline std::string profilePath(const std::string& name) {
   return std::string(HGJ_SOURCE_DIR) + "/conf/profiles/" + name + ".yaml";
 }
 
-/// Parses the common part of a profile (type, transport, points, children) and its modbus
-/// section into `compound`. Throws std::runtime_error with every problem.
-inline model::Profile& loadProfileFromNode(model::Compound& compound, const std::string& name,
-                                           const core::ConfigNode& root,
-                                           core::Diagnostics& diag) {
-  auto p = std::make_unique<model::Profile>();
-  p->name = name;
-  p->source = root.file();
-  p->device_type = root.str("type", "");
-  p->transport = root.str("transport", "modbus");
-  p->description = root.str("description", "");
-  for (const auto& [pname, pn] : root.child("points").entries()) {
-    model::PointDef d;
-    d.name = pname;
-    d.id = compound.internPoint(pname);
-    d.type = model::parsePointType(pn.str("type", "number")).value_or(model::PointType::Number);
-    d.unit = pn.str("unit", "");
-    d.writable = pn.boolean("writable", false);
-    if (pn.has("min")) {
-      d.min = pn.number("min", 0, -1e18, 1e18);
+/// Loads a profile through the gateway's loader (common part) and makes sure its `modbus:`
+/// section went through parseModbusSpec (the loader may not call it yet). Throws
+/// std::runtime_error with every problem.
+inline model::Profile& loadProfileFile(model::Compound& compound, const std::string& path) {
+  core::Diagnostics diag;
+  model::Profile* p = drivers::profiles::loadProfile(path, compound, diag);
+  if (p != nullptr && p->transport == "modbus" && !p->modbus) {
+    auto root = core::loadYamlFile(path, diag);
+    if (root) {
+      drivers::profiles::parseModbusSpec(root->child("modbus"), compound, *p);
     }
-    if (pn.has("max")) {
-      d.max = pn.number("max", 0, -1e18, 1e18);
-    }
-    p->points.push_back(d);
   }
-  core::ConfigNode children = root.child("children");
-  if (children.defined()) {
-    p->child_profile = children.str("profile", "");
-    p->child_id_template = children.str("id", "{parent}/P{n:02}");
-  }
-  drivers::profiles::parseModbusSpec(root.child("modbus"), compound, *p);
-  if (!diag.ok()) {
+  if (p == nullptr || !diag.ok()) {
     throw std::runtime_error(diag.format());
   }
-  compound.profiles.push_back(std::move(p));
-  return *compound.profiles.back();
+  return *p;
 }
 
 inline model::Profile& loadProfile(model::Compound& compound, const std::string& name) {
-  core::Diagnostics diag;
-  auto root = core::loadYamlFile(profilePath(name), diag);
-  if (!root) {
-    throw std::runtime_error(diag.format());
-  }
-  return loadProfileFromNode(compound, name, *root, diag);
+  return loadProfileFile(compound, profilePath(name));
 }
 
+/// Loads a profile from YAML text (written to a temporary `<name>.yaml`).
 inline model::Profile& loadProfileText(model::Compound& compound, const std::string& name,
                                        const std::string& yaml) {
-  core::Diagnostics diag;
-  auto root = core::loadYamlText(yaml, name + ".yaml", diag);
-  if (!root) {
-    throw std::runtime_error(diag.format());
+  char tmpl[] = "/tmp/hgj-modbus-profile-XXXXXX";
+  char* dir = ::mkdtemp(tmpl);
+  if (dir == nullptr) {
+    throw std::runtime_error("mkdtemp failed");
   }
-  return loadProfileFromNode(compound, name, *root, diag);
+  std::string path = std::string(dir) + "/" + name + ".yaml";
+  {
+    std::ofstream out(path);
+    out << yaml;
+  }
+  struct Cleanup {
+    std::string dir;
+    ~Cleanup() {
+      std::error_code ec;
+      std::filesystem::remove_all(dir, ec);
+    }
+  } cleanup{dir};
+  return loadProfileFile(compound, path);
 }
 
 /// Adds a device bound to `line` (and `ports` children named "{id}/P{n:02}"). Call

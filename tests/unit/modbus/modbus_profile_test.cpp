@@ -34,6 +34,7 @@ std::string problemsOf(const std::string& yaml, const std::string& child_yaml = 
 
 const char* const kMeterPoints = R"(
 type: meter
+transport: modbus
 points:
   power_w: {type: number}
   relay: {type: bool, writable: true}
@@ -90,7 +91,7 @@ modbus:
   registers:
     - {point: power_ww, table: input, address: 0, type: f32}
 )");
-  CHECK_THAT(err, Catch::Contains("p.yaml:10: modbus.registers[0].point: unknown point"));
+  CHECK_THAT(err, Catch::Contains("p.yaml:11: modbus.registers[0].point: unknown point"));
   CHECK_THAT(err, Catch::Contains("did you mean \"power_w\""));
 }
 
@@ -169,6 +170,7 @@ modbus:
   CHECK_THAT(err, Catch::Contains("modbus.blocks: blocks describe child devices"));
   const char* child = R"(
 type: port
+transport: modbus
 points:
   relay: {type: bool, writable: true}
 )";
