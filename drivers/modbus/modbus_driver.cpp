@@ -59,7 +59,13 @@ bool ModbusDriver::handles(const model::Device& device) const {
 void ModbusDriver::write(const WriteRequest& request) {
   auto it = by_device_.find(request.device);
   if (it == by_device_.end()) {
-    log_.warn("modbus: write {} for device index {} dropped: not a modbus device", request.id,
+    // The caller still gets its answer, from a line thread (delivering from here could block
+    // the caller on the very queue it drains).
+    if (!lines_.empty()) {
+      lines_.front()->rejectWrite(request, "not a modbus device");
+      return;
+    }
+    log_.warn("modbus: write {} for device index {} dropped: no modbus lines", request.id,
               request.device);
     return;
   }

@@ -38,8 +38,8 @@ public:
   void stop() override;
   /// True for devices bound to one of the lines and for their children.
   bool handles(const model::Device& device) const override;
-  /// Never blocks; a request for a device of no line is logged and dropped (route writes with
-  /// handles() first).
+  /// Never blocks. A request for a device no line serves is answered with a failed
+  /// WriteResult ("not a modbus device"), from a line thread.
   void write(const WriteRequest& request) override;
   std::string health() const override;
 

@@ -98,6 +98,18 @@ void ModbusLine::queueWrite(const WriteRequest& request) {
   cv_.notify_all();
 }
 
+void ModbusLine::rejectWrite(const WriteRequest& request, const std::string& reason) {
+  PendingWrite w;
+  w.request = request;
+  w.rejected = true;
+  w.reject_reason = reason;
+  {
+    std::lock_guard lock(mu_);
+    incoming_.push_back(std::move(w));
+  }
+  cv_.notify_all();
+}
+
 std::string ModbusLine::health() const {
   if (thread_failed_) {
     return "line " + line_.id + ": poller thread stopped on an error";

@@ -46,6 +46,8 @@ public:
   void stop();
   /// Queues a write (any thread, never blocks). The result is delivered by the line thread.
   void queueWrite(const WriteRequest& request);
+  /// Has the line thread report `request` as failed with `reason` (any thread, never blocks).
+  void rejectWrite(const WriteRequest& request, const std::string& reason);
   /// "ok" or what is wrong (any thread).
   std::string health() const;
   const std::string& id() const { return line_.id; }

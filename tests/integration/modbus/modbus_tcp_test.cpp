@@ -345,6 +345,12 @@ TEST_CASE("modbus tcp: writes are refused unless the point is writable and the v
   CHECK(slave->writes(1) == 0);
   CHECK(slave->writes(2) == 0);
   CHECK(rig.driver->handles(*rig.compound.device("M01/P03")));
+  drivers::WriteRequest stray;
+  stray.id = 9;
+  stray.device = 12345;
+  rig.driver->write(stray);
+  REQUIRE(waitUntil([&] { return rig.result(9).has_value(); }, milliseconds(2000)));
+  CHECK(rig.result(9)->error == "not a modbus device");
 }
 
 TEST_CASE("modbus tcp: writes to one point are rate-limited and coalesced",
