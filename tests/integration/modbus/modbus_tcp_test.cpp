@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <filesystem>
 #include <cstdio>
 #include <numeric>
 
@@ -247,6 +248,71 @@ TEST_CASE("modbus tcp: a late reply does not throw the next device out of step",
   CHECK(rig.sink.last(ok, rig.pt("a")) == model::Value(2.0));
   CHECK(offline(rig.sink, rig.dev("SLOW")));
   CHECK(metric(rig, "hgj_modbus_errors_total", {{"line", "bus"}, {"kind", "bad_frame"}}) >= 1);
+}
+
+TEST_CASE("modbus tcp: exception codes 01 to 06 and 0A/0B are classified and counted",
+          "[modbus][integration]") {
+  auto slave = sim::ModbusSlave::tcp();
+  Rig rig;
+  loadProfileText(rig.compound, "simple", kSimpleProfile);
+  const std::pair<int, const char*> codes[] = {
+      {1, "illegal_function"}, {2, "illegal_address"}, {3, "illegal_value"},
+      {4, "device_failure"},   {5, "acknowledge"},     {6, "busy"},
+      {10, "gateway_path"},    {11, "gateway_target"}};
+  for (const auto& [code, kind] : codes) {
+    slave->addUnit(code);
+    slave->setException(code, code);
+    addDevice(rig.compound, std::string("E") + std::to_string(code), "simple",
+              binding("bus", code, 100, 100, 1));
+  }
+  slave->start();
+  rig.addTcpLine("bus", slave->port());
+  rig.start();
+  REQUIRE(waitUntil(
+      [&] {
+        for (const auto& [code, kind] : codes) {
+          auto d = rig.dev(std::string("E") + std::to_string(code));
+          bool settled = code <= 3 ? online(rig.sink, d) : offline(rig.sink, d);
+          if (!settled ||
+              metric(rig, "hgj_modbus_errors_total", {{"line", "bus"}, {"kind", kind}}) < 1) {
+            return false;
+          }
+        }
+        return true;
+      },
+      milliseconds(3000)));
+  // 01-03 mean the profile asks for something the device lacks: it answered, so it is online.
+  // The others are the device's trouble: offline with the exception as the reason.
+  CHECK(rig.sink.health(rig.dev("E11")).back().reason ==
+        "exception 0B (gateway target failed to respond)");
+}
+
+TEST_CASE("modbus tcp: file descriptors stay flat across reconnects", "[modbus][integration]") {
+  auto countFds = [] {
+    size_t n = 0;
+    for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) {
+      ++n;
+    }
+    return n;
+  };
+  auto slave = sim::ModbusSlave::tcp();
+  Rig rig;
+  loadProfileText(rig.compound, "simple", kSimpleProfile);
+  slave->addUnit(1);
+  addDevice(rig.compound, "D", "simple", binding("bus", 1, 50));
+  slave->start();
+  rig.addTcpLine("bus", slave->port());
+  rig.start();
+  auto d = rig.dev("D");
+  REQUIRE(waitUntil([&] { return online(rig.sink, d); }, milliseconds(2000)));
+  size_t baseline = countFds();
+  for (int cycle = 0; cycle < 5; ++cycle) {
+    slave->stop();
+    REQUIRE(waitUntil([&] { return offline(rig.sink, d); }, milliseconds(2000)));
+    slave->start();
+    REQUIRE(waitUntil([&] { return online(rig.sink, d); }, milliseconds(3000)));
+  }
+  CHECK(countFds() <= baseline + 1);
 }
 
 TEST_CASE("modbus tcp: a write is verified by reading it back", "[modbus][integration]") {
