@@ -209,7 +209,9 @@ Engine::Cond Engine::evalAll(const std::vector<Predicate>& preds, model::DeviceI
     Tri t = evalPredicate(p, device, state, &since);
     if (t == Tri::False) {
       any_false = true;
-    } else if (t == Tri::Unknown) {
+      break;
+    }
+    if (t == Tri::Unknown) {
       any_unknown = true;
     } else if (p.timedByState()) {
       c.state_since = c.has_state_since ? std::max(c.state_since, since) : since;

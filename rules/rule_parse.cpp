@@ -5,6 +5,10 @@
 
 namespace hgj::rules {
 
+const std::vector<std::string> kDeviceTypes = {"parking_sensor", "ebike_port", "ebike_shed",
+                                               "ev_pile",        "co_sensor",  "fan",
+                                               "display",        "meter"};
+
 const std::vector<std::string> kSelectKeys = {"type", "id",   "grid",       "tag",
                                               "level", "zone", "linked_type"};
 
@@ -51,14 +55,16 @@ std::vector<model::DeviceIndex> parseSelect(const core::ConfigNode& sel,
   std::string zone = sel.str("zone", "");
   std::string linked_type = sel.str("linked_type", "");
 
-  std::set<std::string> known_types;
+  // The documented device types are accepted even when this compound has none of them (a rule
+  // set shared by compounds without CO sensors); anything else must be a profile's type.
+  std::set<std::string> known_types(kDeviceTypes.begin(), kDeviceTypes.end());
   for (const auto& p : compound.profiles) {
     known_types.insert(p->device_type);
   }
   std::vector<std::string> known_list(known_types.begin(), known_types.end());
   for (const auto& t : types) {
     if (!known_types.count(t)) {
-      std::string msg = "no device profile has type \"" + t + "\"";
+      std::string msg = "unknown device type \"" + t + "\" (no profile has it)";
       if (auto m = core::closestMatch(t, known_list)) {
         msg += " (did you mean \"" + *m + "\"?)";
       }
@@ -168,8 +174,12 @@ std::optional<model::PointId> resolvePoint(const core::ConfigNode& node, std::st
     node.errorAt(key, msg);
     return std::nullopt;
   }
+  if (!id && profiles.empty()) {
+    // No device selected (a documented type this compound does not have): nothing to check the
+    // name against, and nothing will be evaluated.
+    return std::nullopt;
+  }
   if (!id) {
-    // No device selected: still a typo worth reporting against every known point name.
     std::vector<std::string> names;
     for (size_t i = 0; i < compound.pointCount(); ++i) {
       names.push_back(compound.pointName(static_cast<model::PointId>(i)));
@@ -402,6 +412,10 @@ std::vector<WriteSpec> parseWrites(const core::ConfigNode& list, const model::Co
       continue;
     }
     auto pid = compound.pointId(w.point_name);
+    if (devices.empty()) {
+      // Nothing selected, nothing to write: the point cannot be checked against any profile.
+      continue;
+    }
     // Every device this write can address must have the point, writable, and take the value.
     std::set<model::DeviceIndex> targets;
     for (auto d : devices) {

@@ -173,7 +173,7 @@ void parseRule(const core::ConfigNode& node, model::Compound& compound,
   }
   rule.on_raise = parseWrites(node.child("actions"), compound, rule.devices);
   rule.on_clear = parseWrites(node.child("on_clear"), compound, rule.devices);
-  if (!rule.alert && rule.on_raise.empty()) {
+  if (!rule.alert && rule.on_raise.empty() && !rule.devices.empty()) {
     node.errorAt("alert", "a rule with alert: false must have actions (it would do nothing)");
   }
   if (enabled) {

@@ -12,7 +12,8 @@ std::shared_ptr<Expression> compileAt(const core::ConfigNode& node, std::string_
                                       const model::Compound& compound,
                                       const std::vector<model::DeviceIndex>& devices) {
   std::string text = node.requiredStr(key);
-  if (text.empty()) {
+  if (text.empty() || devices.empty()) {
+    // With no device selected there is no profile to resolve the expression's points against.
     return nullptr;
   }
   std::string err;

@@ -109,7 +109,7 @@ OccupancyConfig parseOccupancyConfig(const core::ConfigNode& node,
         found = true;
       }
     }
-    if (!found) {
+    if (!found && display_type != "display") {
       disp.error("no device has type \"" + display_type + "\"");
     }
   }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "gateway/config/config.h"
 #include "rules/rule_parse.h"
 #include "tests/unit/rules/rules_rig.h"
 
@@ -22,6 +23,35 @@ TEST_CASE("rules config: the shipped rule files load against the example-shaped 
     CHECK(diag.ok());
     CHECK_FALSE(cfg.rules.empty());
   }
+}
+
+TEST_CASE("rules config: the shipped rules load against the shipped example compound",
+          "[rules][config]") {
+  hgj::core::Diagnostics diag;
+  auto gw = hgj::config::loadConfig(std::string(HGJ_SOURCE_DIR) + "/conf/gateway.yaml", {}, diag);
+  INFO(diag.format());
+  REQUIRE(diag.ok());
+  REQUIRE(gw.rules);
+  auto cfg = hgj::rules::parseRulesConfig(*gw.rules, *gw.compound);
+  INFO(diag.format());
+  CHECK(diag.ok());
+  hgj::model::Compound& c = *gw.compound;
+  auto count = [&](const std::string& rule) {
+    for (const auto& r : cfg.rules) {
+      if (r.name == rule) {
+        return r.devices.size();
+      }
+    }
+    return size_t{0};
+  };
+  CHECK(count("port_over_temperature") >= 370);
+  CHECK(count("shed_smoke") >= 37);
+  CHECK(count("ev_space_blocked") == 65);
+  CHECK(count("zombie_vehicle") >= 1000);
+  hgj::core::ManualClock clock;
+  hgj::rules::Engine engine(cfg, c, clock);
+  CHECK(engine.occupancy().total().total >= 1000);
+  CHECK(engine.occupancy().total().unknown == engine.occupancy().total().total);
 }
 
 TEST_CASE("rules config: the default rule set has every kind the issue lists", "[rules][config]") {
@@ -96,8 +126,8 @@ occupancy: {thresholds: [{name: full, free_at_most: 3, clear_free_at_least: 2}]}
 )Y",
                                 *compound);
   INFO(p);
-  CHECK(p.find("rules.yaml:4: rules[0].select.type: no device profile has type \"ebike_prot\" "
-               "(did you mean \"ebike_port\"?)") != std::string::npos);
+  CHECK(p.find("rules.yaml:4: rules[0].select.type: unknown device type \"ebike_prot\" (no profile "
+               "has it) (did you mean \"ebike_port\"?)") != std::string::npos);
   CHECK(p.find("rules.yaml:9: rules[1].kind: expected threshold | condition | state | offline | "
                "held | correlation, got \"treshold\" (did you mean \"threshold\"?)") !=
         std::string::npos);
