@@ -59,40 +59,48 @@ Engine::Engine(const RulesConfig& config, const model::Compound& compound,
     uint32_t instance;
   };
   std::vector<Dep> deps;
+  // Instances are laid out by device, so the instances a reading visits share cache lines
+  // (measured: ordering them by rule made every visit a cache miss).
+  std::vector<std::pair<model::DeviceIndex, uint32_t>> order;
   for (uint32_t r = 0; r < config_.rules.size(); ++r) {
-    const RuleDef& rule = config_.rules[r];
-    rule_first_.push_back(static_cast<uint32_t>(instances_.size()));
-    for (auto d : rule.devices) {
-      auto id = static_cast<uint32_t>(instances_.size());
-      Instance inst;
-      inst.rule = r;
-      inst.device = d;
-      instances_.push_back(inst);
-      std::set<std::pair<model::DeviceIndex, model::PointId>> mine;
-      if (rule.kind == RuleKind::Offline) {
-        mine.insert({d, kAnyPoint});
-        offline_instances_.push_back(id);
-      }
-      for (const auto* preds : {&rule.when, &rule.clear_when}) {
-        for (const auto& p : *preds) {
-          for (auto rd : relatedDevices(compound_, d, p.on)) {
-            mine.insert({rd, p.point});
-          }
-        }
-      }
-      for (const auto* e : {rule.expr.get(), rule.guard.get(), rule.clear_expr.get()}) {
-        if (e != nullptr) {
-          for (auto p : e->points()) {
-            mine.insert({d, p});
-          }
-        }
-      }
-      for (const auto& [dev, pt] : mine) {
-        deps.push_back({dev, pt, id});
-      }
+    for (auto d : config_.rules[r].devices) {
+      order.emplace_back(d, r);
     }
   }
-  rule_first_.push_back(static_cast<uint32_t>(instances_.size()));
+  std::stable_sort(order.begin(), order.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  rule_instances_.resize(config_.rules.size());
+  for (const auto& [d, r] : order) {
+    const RuleDef& rule = config_.rules[r];
+    auto id = static_cast<uint32_t>(instances_.size());
+    Instance inst;
+    inst.rule = r;
+    inst.device = d;
+    instances_.push_back(inst);
+    rule_instances_[r].push_back(id);
+    std::set<std::pair<model::DeviceIndex, model::PointId>> mine;
+    if (rule.kind == RuleKind::Offline) {
+      mine.insert({d, kAnyPoint});
+      offline_instances_.push_back(id);
+    }
+    for (const auto* preds : {&rule.when, &rule.clear_when}) {
+      for (const auto& p : *preds) {
+        for (auto rd : relatedDevices(compound_, d, p.on)) {
+          mine.insert({rd, p.point});
+        }
+      }
+    }
+    for (const auto* e : {rule.expr.get(), rule.guard.get(), rule.clear_expr.get()}) {
+      if (e != nullptr) {
+        for (auto p : e->points()) {
+          mine.insert({d, p});
+        }
+      }
+    }
+    for (const auto& [dev, pt] : mine) {
+      deps.push_back({dev, pt, id});
+    }
+  }
   std::stable_sort(deps.begin(), deps.end(),
                    [](const Dep& a, const Dep& b) { return a.device < b.device; });
   dev_offsets_.assign(compound_.devices.size() + 1, 0);
@@ -423,8 +431,11 @@ void Engine::clear(Instance& inst, const model::StateTable& state, std::string r
       // Another device of the same rule still wants this target (two CO sensors, one fan): the
       // clear of one must not undo the other's action.
       bool wanted = false;
-      for (uint32_t i = rule_first_[inst.rule]; i < rule_first_[inst.rule + 1] && !wanted; ++i) {
+      for (uint32_t i : rule_instances_[inst.rule]) {
         const Instance& o = instances_[i];
+        if (wanted) {
+          break;
+        }
         if (&o == &inst || !o.active) {
           continue;
         }
@@ -697,7 +708,7 @@ bool Engine::clearLatch(model::DeviceIndex device, model::PointId point) {
     if (rule.name != l->rule) {
       continue;
     }
-    for (uint32_t i = rule_first_[r]; i < rule_first_[r + 1]; ++i) {
+    for (uint32_t i : rule_instances_[r]) {
       Instance& inst = instances_[i];
       if (!inst.active) {
         continue;
@@ -734,7 +745,7 @@ bool Engine::restoreActive(std::string_view rule, model::DeviceIndex device) {
     if (config_.rules[r].name != rule) {
       continue;
     }
-    for (uint32_t i = rule_first_[r]; i < rule_first_[r + 1]; ++i) {
+    for (uint32_t i : rule_instances_[r]) {
       if (instances_[i].device == device) {
         instances_[i].active = true;
         instances_[i].pending = false;

@@ -73,6 +73,8 @@ public:
   /// after an overriding write succeeds, call clearLatch().
   bool mayWrite(model::DeviceIndex device, model::PointId point, const model::Value& value,
                 bool operator_override, std::string* reason) const;
+  /// Removes a latch (operator action) and re-arms the rule that set it: if the danger is still
+  /// there, the rule cuts again after its hold. False when the point was not latched.
   bool clearLatch(model::DeviceIndex device, model::PointId point);
   /// The latch set, for persistence (the pipeline stores it in SQLite and restores it at start).
   std::vector<Latch> latches() const { return interlocks_.latches(); }
@@ -150,7 +152,7 @@ private:
   const model::Compound& compound_;
   const core::Clock& clock_;
   std::vector<Instance> instances_;
-  std::vector<uint32_t> rule_first_;  ///< first instance of each rule (+ one past the end)
+  std::vector<std::vector<uint32_t>> rule_instances_;  ///< instances of each rule
   std::vector<uint32_t> dev_offsets_; ///< entries_ range of each device
   std::vector<IndexEntry> entries_;
   std::vector<uint32_t> offline_instances_;

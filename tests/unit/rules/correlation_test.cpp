@@ -122,3 +122,30 @@ rules:
   rig.feed("S01", "temp_c", Value(40.0));
   CHECK(rig.sink.cleared.size() == 1);
 }
+
+TEST_CASE("correlation: a restart mid-duration continues from both points' since-when",
+          "[rules][correlation]") {
+  Rig rig(kEv);
+  rig.feed("EV-01", "state", text("Available"));
+  rig.feed("P-B2-0007", "occupied", Value(true));
+  rig.run(10min);
+  const auto* space = rig.state->point(rig.dev("P-B2-0007"), rig.pt("occupied"));
+  const auto* pile = rig.state->point(rig.dev("EV-01"), rig.pt("state"));
+  int64_t space_since = space->since_ms;
+  int64_t pile_since = pile->since_ms;
+  rig.advance(1min);  // down for a minute
+  rig.restart();
+  int64_t now = rig.clock.wallMs();
+  rig.state->restore(rig.dev("P-B2-0007"), rig.pt("occupied"), Value(true), Quality::Stale,
+                     space_since, space_since, space_since, now, rig.clock.steadyNow());
+  rig.state->restore(rig.dev("EV-01"), rig.pt("state"), text("Available"), Quality::Stale,
+                     pile_since, pile_since, pile_since, now, rig.clock.steadyNow());
+  rig.tick();
+  rig.feed("EV-01", "state", text("Available"));
+  rig.feed("P-B2-0007", "occupied", Value(true));
+  rig.run(3min + 58s);
+  CHECK(rig.sink.raised.empty());
+  rig.run(2s + 200ms);
+  REQUIRE(rig.sink.raised.size() == 1);
+  CHECK(rig.sink.raised[0].rule == "ev_space_blocked");
+}

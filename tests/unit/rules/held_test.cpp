@@ -128,3 +128,16 @@ rules:
   CHECK_FALSE(rig.sink.writes[0].safety);
   CHECK(rig.engine->latches().empty());
 }
+
+TEST_CASE("held: a wall clock jump does not shorten or lengthen a duration", "[rules][held]") {
+  Rig rig(kZombie);
+  rig.feed("P-B1-0001", "occupied", Value(true));
+  rig.clock.setWallMs(rig.clock.wallMs() + 30LL * 86'400'000);  // NTP jumps a month ahead
+  rig.advance(kDay);
+  rig.tick();
+  CHECK(rig.sink.raised.empty());
+  rig.clock.setWallMs(0);  // and back to 1970
+  rig.advance(6 * kDay);
+  rig.tick();
+  CHECK(rig.sink.raised.size() == 1);
+}
