@@ -208,7 +208,7 @@ Engine::Tri Engine::evalPredicate(const Predicate& p, model::DeviceIndex device,
 }
 
 Engine::Cond Engine::evalAll(const std::vector<Predicate>& preds, model::DeviceIndex device,
-                             const model::StateTable& state) const {
+                             const model::StateTable& state, bool definite) const {
   Cond c;
   bool any_false = false;
   bool any_unknown = false;
@@ -221,6 +221,11 @@ Engine::Cond Engine::evalAll(const std::vector<Predicate>& preds, model::DeviceI
     }
     if (t == Tri::Unknown) {
       any_unknown = true;
+      // Before the rule fires, unknown and false both mean "not now": the rest (a shed's ten
+      // ports) need not be read. Only an active rule needs a definite false to clear.
+      if (!definite) {
+        break;
+      }
     } else if (p.timedByState()) {
       c.state_since = c.has_state_since ? std::max(c.state_since, since) : since;
       c.has_state_since = true;
@@ -235,7 +240,7 @@ Engine::Cond Engine::evalAll(const std::vector<Predicate>& preds, model::DeviceI
 }
 
 Engine::Cond Engine::evalWhen(const RuleDef& rule, model::DeviceIndex device,
-                              const model::StateTable& state) const {
+                              const model::StateTable& state, bool definite) const {
   if (rule.kind == RuleKind::Condition) {
     Cond c;
     c.observed = true;
@@ -243,13 +248,13 @@ Engine::Cond Engine::evalWhen(const RuleDef& rule, model::DeviceIndex device,
     c.tri = !v ? Tri::Unknown : (*v ? Tri::True : Tri::False);
     return c;
   }
-  return evalAll(rule.when, device, state);
+  return evalAll(rule.when, device, state, definite);
 }
 
 Engine::Tri Engine::evalClear(const RuleDef& rule, model::DeviceIndex device, const Cond& when,
                               const model::StateTable& state) const {
   if (!rule.clear_when.empty()) {
-    return evalAll(rule.clear_when, device, state).tri;
+    return evalAll(rule.clear_when, device, state, true).tri;
   }
   if (rule.clear_expr) {
     auto v = rule.clear_expr->evaluate(state, device);
@@ -273,7 +278,7 @@ void Engine::step(Instance& inst, const model::StateTable& state, core::SteadyTi
     stepOffline(inst, state, now, sink);
     return;
   }
-  Cond c = evalWhen(rule, inst.device, state);
+  Cond c = evalWhen(rule, inst.device, state, inst.active);
   if (inst.active) {
     Tri clr = evalClear(rule, inst.device, c, state);
     if (clr != Tri::True) {

@@ -123,10 +123,12 @@ private:
 
   Tri evalPredicate(const Predicate& p, model::DeviceIndex device, const model::StateTable& state,
                     core::SteadyTime* since) const;
+  /// `definite`: tell False from Unknown (needed to clear); otherwise stop at the first part
+  /// that is not true.
   Cond evalAll(const std::vector<Predicate>& preds, model::DeviceIndex device,
-               const model::StateTable& state) const;
-  Cond evalWhen(const RuleDef& rule, model::DeviceIndex device,
-                const model::StateTable& state) const;
+               const model::StateTable& state, bool definite) const;
+  Cond evalWhen(const RuleDef& rule, model::DeviceIndex device, const model::StateTable& state,
+                bool definite) const;
   Tri evalClear(const RuleDef& rule, model::DeviceIndex device, const Cond& when,
                 const model::StateTable& state) const;
 
