@@ -765,6 +765,22 @@ bool Engine::restoreActive(std::string_view rule, model::DeviceIndex device) {
   return false;
 }
 
+void Engine::adopt(const Engine& previous, ActionSink& sink) {
+  for (const auto& l : previous.latches()) {
+    interlocks_.latch(l);
+  }
+  for (const auto& [rule, device] : previous.activeAlerts()) {
+    if (!restoreActive(rule, device)) {
+      sink.clearAlert(AlertClear{rule, device, "rule removed or changed by a config reload", 0});
+    }
+  }
+  for (const auto& [device, active] : previous.failed_active_) {
+    if (active) {
+      failed_active_[device] = true;
+    }
+  }
+}
+
 std::vector<std::pair<std::string, model::DeviceIndex>> Engine::activeAlerts() const {
   std::vector<std::pair<std::string, model::DeviceIndex>> out;
   for (const auto& inst : instances_) {

@@ -86,6 +86,11 @@ public:
   /// restart or reload), so that the rule clears it when its condition ends. False when the
   /// rule does not watch that device.
   bool restoreActive(std::string_view rule, model::DeviceIndex device);
+  /// Takes over from the engine of the previous config (SIGHUP reload): its latches, its active
+  /// alerts whose rule and device this config still has (they clear when their condition ends)
+  /// and its pending actuation failures. Active alerts of rules the new config no longer has (or
+  /// that no longer select the device) are cleared through `sink`.
+  void adopt(const Engine& previous, ActionSink& sink);
   /// The (rule, device) pairs active now.
   std::vector<std::pair<std::string, model::DeviceIndex>> activeAlerts() const;
 

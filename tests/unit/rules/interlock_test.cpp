@@ -165,3 +165,52 @@ TEST_CASE("interlocks: a failed actuation raises its own critical alert", "[rule
   rig.engine->onWriteResult(out, rig.sink);
   CHECK(rig.sink.raised.size() == 2);
 }
+
+TEST_CASE("interlocks: a reload keeps latches and active alerts, clears removed rules' alerts",
+          "[rules][interlock]") {
+  Rig rig(kRules);
+  heat(rig, "S01/P01");
+  rig.feed("CO-B1-1", "co_ppm", Value(40.0));  // co_fans: no alert
+  REQUIRE(rig.engine->activeAlerts().size() == 1);
+
+  hgj::core::Diagnostics diag;
+  auto root = hgj::core::loadYamlText(R"Y(
+rules:
+  - name: port_over_temperature
+    kind: threshold
+    select: {type: ebike_port, id: "S01/*"}
+    point: temp_c
+    op: ">"
+    value: 65
+    clear: 55
+    for: 10s
+    actions: [{point: relay, value: false, safety: true}]
+)Y",
+                                      "rules.yaml", diag);
+  REQUIRE(root);
+  auto cfg = hgj::rules::parseRulesConfig(*root, *rig.compound);
+  REQUIRE(diag.ok());
+  hgj::rules::Engine next(cfg, *rig.compound, rig.clock);
+  rig.sink.reset();
+  next.adopt(*rig.engine, rig.sink);
+  CHECK(rig.sink.cleared.empty());
+  CHECK(next.latches().size() == 1);
+  CHECK(next.activeAlerts().size() == 1);
+  CHECK_FALSE(next.mayWrite(rig.dev("S01/P01"), rig.pt("relay"), Value(true), false, nullptr));
+  // It clears when the port cools down, under the new engine.
+  hgj::model::Reading r{rig.dev("S01/P01"), rig.pt("temp_c"), hgj::model::Quality::Good,
+                        Value(30.0), rig.clock.wallMs(), rig.clock.wallMs()};
+  auto applied = rig.state->apply(r, rig.clock.steadyNow());
+  next.onReading(r, applied, *rig.state, rig.sink);
+  CHECK(rig.sink.cleared.size() == 1);
+
+  // A reload that drops the rule clears its alert.
+  hgj::rules::RulesConfig empty;
+  hgj::rules::Engine none(empty, *rig.compound, rig.clock);
+  hgj::rules::Engine again(cfg, *rig.compound, rig.clock);
+  again.restoreActive("port_over_temperature", rig.dev("S01/P02"));
+  rig.sink.reset();
+  none.adopt(again, rig.sink);
+  REQUIRE(rig.sink.cleared.size() == 1);
+  CHECK(rig.sink.cleared[0].device == rig.dev("S01/P02"));
+}
