@@ -16,8 +16,8 @@ App::App(config::GatewayConfig cfg, const core::Clock& clock)
                    [] { return core::processResidentBytes(); });
   store_ = std::make_unique<storage::Store>(cfg_.storage, cfg_.compound, metrics_, clock_);
   read_model_ = std::make_unique<pipeline::ReadModel>();
-  pipeline_ = std::make_unique<pipeline::Pipeline>(cfg_, cfg_.compound, *store_, *read_model_,
-                                                   metrics_, clock_);
+  pipeline_ = std::make_unique<pipeline::Pipeline>(cfg_, cfg_.compound, cfg_.rules, *store_,
+                                                   *read_model_, metrics_, clock_);
   drivers::mqtt::MqttDriverConfig mc;
   mc.url = cfg_.mqtt.url;
   mc.client_id = cfg_.mqtt.client_id;
@@ -41,7 +41,7 @@ App::~App() { stop(); }
 
 void App::start() {
   store_->open();
-  pipeline_->restore(store_->loadState());
+  pipeline_->restore(store_->loadState(), store_->loadLatches());
   store_->start();
   pipeline_->start();
   mqtt_->start();

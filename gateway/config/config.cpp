@@ -603,7 +603,7 @@ GatewayConfig loadConfig(const std::string& path, const std::vector<Override>& o
     parseDevices(*devices, *cfg.compound);
   }
   if (auto rules = loadInclude(include, "rules", "rules.yaml", path, diag, &cfg.rules_path)) {
-    cfg.rules = rules;
+    cfg.rules = rules::parseRulesConfig(*rules, *cfg.compound);
   }
   if (auto alerts = loadInclude(include, "alerts", "alerts.yaml", path, diag)) {
     alerts->allowKeys({"alerts"});

@@ -8,6 +8,7 @@
 
 #include "core/config_node.h"
 #include "drivers/modbus/modbus_config.h"
+#include "rules/rules_config.h"
 #include "model/compound.h"
 
 namespace hgj::config {
@@ -61,7 +62,7 @@ struct GatewayConfig {
   LogConfig log;
   PipelineConfig pipeline;
   drivers::modbus::ModbusConfig modbus;
-  std::optional<core::ConfigNode> rules;   ///< root of the rules file
+  rules::RulesConfig rules;
   std::optional<core::ConfigNode> alerts;  ///< `alerts:` of the alerts file
   std::optional<core::ConfigNode> uplink;  ///< `uplink:` of gateway.yaml
   std::optional<core::ConfigNode> http;    ///< `http:` of gateway.yaml
