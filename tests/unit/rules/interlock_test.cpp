@@ -40,9 +40,9 @@ rules:
     clear: 25
     alert: false
     actions:
-      - {target: same_level, type: fan, point: run, value: true, note: "fans on"}
+      - {target: same_level, type: fan, point: fan_stage1, value: true, note: "fans on"}
     on_clear:
-      - {target: same_level, type: fan, point: run, value: false}
+      - {target: same_level, type: fan, point: fan_stage1, value: false}
 actuation: {min_interval: 10s}
 occupancy: {enabled: false}
 )Y";
