@@ -322,7 +322,7 @@ void Engine::step(Instance& inst, const model::StateTable& state, core::SteadyTi
   bool samples_ok = inst.samples >= rule.min_samples || (!c.observed && rule.min_samples <= 1);
   core::SteadyTime due = start + rule.hold;
   if (now >= due && samples_ok) {
-    raise(inst, c, state, now, sink);
+    raise(inst, state, now, sink);
     return;
   }
   if (now < due) {
@@ -344,15 +344,13 @@ void Engine::stepOffline(Instance& inst, const model::StateTable& state, core::S
                                                    : core::Millis(dev.expectedIntervalMs());
   bool silent = now - last > limit && (ds.ever_seen || rule.never_seen);
   if (!inst.active && silent) {
-    Cond c;
-    c.tri = Tri::True;
     inst.start = last;
-    raise(inst, c, state, now, sink);
+    raise(inst, state, now, sink);
   }
 }
 
-void Engine::raise(Instance& inst, const Cond& /*cond*/, const model::StateTable& state,
-                   core::SteadyTime now, ActionSink& sink) {
+void Engine::raise(Instance& inst, const model::StateTable& state, core::SteadyTime now,
+                   ActionSink& sink) {
   const RuleDef& rule = config_.rules[inst.rule];
   const model::Device& dev = compound_.devices[inst.device];
   inst.active = true;
@@ -594,11 +592,9 @@ void Engine::onDeviceOffline(model::DeviceIndex device, const model::StateTable&
     const RuleDef& rule = config_.rules[inst.rule];
     if (rule.kind == RuleKind::Offline) {
       if (!inst.active && inst.device == device) {
-        Cond c;
-        c.tri = Tri::True;
         const model::DeviceState& ds = state.device(device);
         inst.start = ds.ever_seen ? ds.last_seen_steady : started_;
-        raise(inst, c, state, now, sink);
+        raise(inst, state, now, sink);
       }
       continue;
     }

@@ -142,8 +142,9 @@ private:
   void stepOffline(Instance& inst, const model::StateTable& state, core::SteadyTime now,
                    ActionSink& sink);
   void schedule(Instance& inst, core::SteadyTime deadline);
-  void raise(Instance& inst, const Cond& cond, const model::StateTable& state,
-             core::SteadyTime now, ActionSink& sink);
+  /// Writes the rule's actions first (so the alert can say what was done), then raises.
+  void raise(Instance& inst, const model::StateTable& state, core::SteadyTime now,
+             ActionSink& sink);
   void clear(Instance& inst, const model::StateTable& state, std::string reason,
              ActionSink& sink);
   /// Issues one rule write through the interlocks; true when written (or already in flight).

@@ -49,6 +49,7 @@ Tracker::Tracker(const OccupancyConfig& config, const model::Compound& compound)
     lc.zones[s.zone].counts.unknown++;
   }
 
+  pending_.reserve(spaces_.size());
   for (size_t i = 0; i < config.thresholds.size(); ++i) {
     const Threshold& t = config.thresholds[i];
     auto add = [&](int level, int zone, std::string scope_text) {

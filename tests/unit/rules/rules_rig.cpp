@@ -66,8 +66,7 @@ std::unique_ptr<model::Compound> makeCompound(const CompoundSpec& spec) {
                            {"power_kw", T::Number, false},
                            {"energy_kwh", T::Number, false}});
   auto* co = addProfile(*c, "co_sensor_mqtt", "co_sensor", {{"co_ppm", T::Number, false}});
-  auto* fan = addProfile(*c, "fan_modbus", "fan",
-                         {{"fan_stage1", T::Bool, true}, {"fan_stage2", T::Bool, true}});
+  auto* fan = addProfile(*c, "fan_modbus", "fan", {{"fan_stage1", T::Bool, true}, {"fan_stage2", T::Bool, true}});
   auto* meter = addProfile(*c, "meter_sdm120", "meter",
                            {{"power_w", T::Number, false}, {"energy_kwh", T::Number, false}});
   auto* display = addProfile(*c, "display_modbus", "display",
