@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/config_node.h"
+#include "drivers/modbus/modbus_config.h"
 #include "model/compound.h"
 
 namespace hgj::config {
@@ -59,7 +60,7 @@ struct GatewayConfig {
   StorageConfig storage;
   LogConfig log;
   PipelineConfig pipeline;
-  std::optional<core::ConfigNode> modbus;  ///< `modbus:` of gateway.yaml
+  drivers::modbus::ModbusConfig modbus;
   std::optional<core::ConfigNode> rules;   ///< root of the rules file
   std::optional<core::ConfigNode> alerts;  ///< `alerts:` of the alerts file
   std::optional<core::ConfigNode> uplink;  ///< `uplink:` of gateway.yaml
