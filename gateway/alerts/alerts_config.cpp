@@ -264,7 +264,8 @@ AlertsConfig parseAlertsConfig(const core::ConfigNode& n, const model::Compound&
     } else if (ids.empty()) {
       msg += " (no channels are defined under alerts.channels)";
     }
-    n.errorAt("channels", msg);
+    // Reported through diag() rather than errorAt(): the section may be absent (a zombie node).
+    n.diag().error(n.location(), n.path().empty() ? "channels" : n.path() + ".channels", msg);
   };
   c.default_channels = n.defined() ? n.strList("default_channels") : std::vector<std::string>{};
   for (const auto& id : c.default_channels) {
