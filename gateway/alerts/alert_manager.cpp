@@ -72,6 +72,7 @@ AlertManager::AlertManager(const AlertsConfig& config,
 
 AlertManager::~AlertManager() {
   try {
+    commitBatch();
     persistDirty();
   } catch (const std::exception& e) {
     spdlog::error("alerts: final update not persisted: {}", e.what());
@@ -81,6 +82,82 @@ AlertManager::~AlertManager() {
 void AlertManager::dbError(const char* what, const std::exception& e) {
   db_errors_.inc();
   log_.warn("alerts: {} failed: {}", what, e.what());
+  if (batch_open_) {
+    abortBatch();
+  }
+}
+
+AlertManager::Scope::Scope(AlertManager& m) {
+  if (!m.batch_tx_) {
+    tx_.emplace(m.db_);
+  }
+}
+
+void AlertManager::Scope::commit() {
+  if (tx_) {
+    tx_->commit();
+  }
+}
+
+void AlertManager::beginBatch() {
+  if (batch_open_) {
+    return;
+  }
+  batch_open_ = true;
+  try {
+    batch_tx_.emplace(db_);
+  } catch (const std::exception& e) {
+    // Without a batch transaction each change commits on its own; still correct, only slower.
+    db_errors_.inc();
+    log_.warn("alerts: begin batch failed: {}", e.what());
+  }
+}
+
+bool AlertManager::commitBatch() {
+  if (!batch_open_) {
+    return true;
+  }
+  bool ok = true;
+  if (batch_tx_) {
+    try {
+      batch_tx_->commit();
+    } catch (const std::exception& e) {
+      db_errors_.inc();
+      log_.warn("alerts: batch commit failed: {}", e.what());
+      abortBatch();
+      ok = false;
+    }
+  }
+  batch_tx_.reset();
+  batch_open_ = false;
+  std::vector<AlertEvent> events;
+  events.swap(deferred_);
+  for (const auto& ev : events) {
+    emit(ev.kind, ev.alert, ev.at_ms, ev.actor);
+  }
+  wake();
+  return ok;
+}
+
+void AlertManager::abortBatch() {
+  // Roll the whole batch back and reload the open alerts from what is committed, so memory and
+  // database agree again; the rules raise again while their conditions hold.
+  batch_tx_.reset();
+  deferred_.clear();
+  wake_pending_ = false;
+  open_.clear();
+  by_id_.clear();
+  flood_.clear();
+  try {
+    restore();
+  } catch (const std::exception& e) {
+    log_.warn("alerts: reload after a failed batch failed: {}", e.what());
+  }
+  try {
+    batch_tx_.emplace(db_);
+  } catch (const std::exception& e) {
+    log_.warn("alerts: begin batch failed: {}", e.what());
+  }
 }
 
 void AlertManager::restore() {
@@ -421,6 +498,10 @@ void AlertManager::emit(AlertEventKind kind, const AlertRecord& a, int64_t at,
   ev.alert = a;
   ev.at_ms = at;
   ev.actor = actor;
+  if (batch_open_) {
+    deferred_.push_back(std::move(ev));
+    return;
+  }
   try {
     listener_.onAlertEvent(ev);
   } catch (const std::exception& e) {
@@ -430,6 +511,9 @@ void AlertManager::emit(AlertEventKind kind, const AlertRecord& a, int64_t at,
 }
 
 void AlertManager::wake() {
+  if (batch_open_) {
+    return;
+  }
   if (wake_pending_ && wake_) {
     wake_();
   }
@@ -490,7 +574,7 @@ RaiseResult AlertManager::raise(const AlertRaise& r) {
   a.escalation_level = at_once ? 1 : 0;
   o.raised_steady_ms = core::steadyMs(clock_);
   try {
-    AlertDb::Tx tx(db_);
+    Scope tx(*this);
     Stmt ins(db_.handle(),
              "INSERT INTO alerts(rule, device, grid, severity, state, message, value, source_ts, "
              "raised_at, escalation_level, actions) VALUES(?,?,?,?,?,?,?,?,?,?,?)");
@@ -566,7 +650,7 @@ AckResult AlertManager::ack(int64_t alert_id, const std::string& by, const std::
   a.acked_by = by.empty() ? "operator" : by;
   a.ack_note = note;
   try {
-    AlertDb::Tx tx(db_);
+    Scope tx(*this);
     Stmt upd(db_.handle(),
              "UPDATE alerts SET state='acked', acked_at=?, acked_by=?, ack_note=? WHERE id=?");
     upd.bind(1, a.acked_at).bind(2, a.acked_by).bindOpt(3, a.ack_note).bind(4, a.id).run();
@@ -608,7 +692,7 @@ bool AlertManager::clear(const std::string& rule, const std::string& device_id) 
   a.state = AlertState::Cleared;
   a.cleared_at = clock_.wallMs();
   try {
-    AlertDb::Tx tx(db_);
+    Scope tx(*this);
     Stmt upd(db_.handle(), "UPDATE alerts SET state='cleared', cleared_at=?, message=?, value=?, "
                            "source_ts=?, actions=? WHERE id=?");
     upd.bind(1, a.cleared_at)
@@ -641,7 +725,7 @@ void AlertManager::persistDirty() {
   if (!any) {
     return;
   }
-  AlertDb::Tx tx(db_);
+  Scope tx(*this);
   Stmt upd(db_.handle(),
            "UPDATE alerts SET message=?, value=?, source_ts=?, actions=? WHERE id=?");
   for (auto& [key, o] : open_) {
@@ -691,7 +775,7 @@ void AlertManager::tick() {
   std::vector<AlertRecord> escalated;
   std::map<Key, Open> updated;
   try {
-    AlertDb::Tx tx(db_);
+    Scope tx(*this);
     Stmt lvl(db_.handle(), "UPDATE alerts SET escalation_level=? WHERE id=?");
     for (const Key& key : due) {
       Open o = open_.at(key);

@@ -86,6 +86,15 @@ public:
   /// Escalation, re-notification, flood summaries and deferred updates. Call about once a second.
   void tick();
 
+  /// Group commit: between beginBatch() and commitBatch() every change joins one transaction, and
+  /// listener events and notifier wake-ups are held until it commits (so still nothing is sent
+  /// or published before it is durable). The pipeline opens one around each batch of readings it
+  /// processes, so a storm of 200 alerts costs one fsync instead of 200. Results returned inside
+  /// a batch are provisional: if the commit fails, the batch is rolled back, the open alerts are
+  /// reloaded from the database and commitBatch() returns false.
+  void beginBatch();
+  bool commitBatch();
+
   /// Called (on the pipeline thread) after a commit that queued notifications; the lead wires it
   /// to Notifier::wake().
   void setWakeCallback(std::function<void()> wake) { wake_ = std::move(wake); }
@@ -110,7 +119,18 @@ private:
   using Key = std::pair<std::string, std::string>;               // (rule, device)
   using FloodKey = std::tuple<std::string, std::string, std::string>;  // (rule, grid, kind)
 
+  /// A change's transaction: its own, or the open batch's.
+  class Scope {
+  public:
+    explicit Scope(AlertManager& m);
+    void commit();
+
+  private:
+    std::optional<AlertDb::Tx> tx_;
+  };
+
   void restore();
+  void abortBatch();
   std::vector<std::string> channelsFor(const std::string& grid) const;
   std::map<std::string, std::string> vars(const AlertRecord& a) const;
   /// Queues one notification of `kind` for `a` on each channel of its grid (or holds it for a
@@ -138,6 +158,9 @@ private:
   std::unordered_map<int64_t, Key> by_id_;
   std::map<FloodKey, FloodWindow> flood_;
   bool wake_pending_ = false;
+  bool batch_open_ = false;
+  std::optional<AlertDb::Tx> batch_tx_;
+  std::vector<AlertEvent> deferred_;  // listener events held until the batch commits
 
   mutable std::mutex snapshot_mu_;
   std::vector<AlertRecord> snapshot_;  // guarded by snapshot_mu_; copy of open_ for other threads

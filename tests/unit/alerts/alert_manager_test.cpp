@@ -336,3 +336,26 @@ TEST_CASE("alerts manager: held storm notifications are summarised after a crash
   CHECK(one(env.dir.db(), "SELECT COUNT(*) FROM alert_notifications WHERE state='held'") == "0");
   CHECK(one(env.dir.db(), "SELECT COUNT(*) FROM alert_notifications WHERE kind='summary'") == "1");
 }
+
+TEST_CASE("alerts manager: a batch commits many alerts at once and publishes them only after "
+          "the commit",
+          "[alerts][manager]") {
+  Env env;
+  int wakes = 0;
+  env.manager->setWakeCallback([&] { ++wakes; });
+  env.manager->beginBatch();
+  for (int n = 1; n <= 4; ++n) {
+    char id[16];
+    std::snprintf(id, sizeof id, "S03/P%02d", n);
+    REQUIRE(env.manager->raise(env.overTemp(id)).ok);
+  }
+  // Not yet visible to another connection, not yet published, nobody woken.
+  CHECK(one(env.dir.db(), "SELECT COUNT(*) FROM alerts") == "0");
+  CHECK(env.listener.events.empty());
+  CHECK(wakes == 0);
+  CHECK(env.manager->commitBatch());
+  CHECK(one(env.dir.db(), "SELECT COUNT(*) FROM alerts") == "4");
+  CHECK(one(env.dir.db(), "SELECT COUNT(*) FROM alert_notifications") == "12");
+  CHECK(env.listener.events.size() == 4);
+  CHECK(wakes == 1);
+}
