@@ -19,8 +19,8 @@ AlertsConfig parse(const std::string& yaml, const model::Compound& c, core::Diag
 } // namespace
 
 TEST_CASE("alerts config: the shipped conf/alerts.yaml is valid and complete", "[alerts][config]") {
-  auto compound = makeCompound({"upstream", "wecom_property", "dingtalk_office", "ops_webhook"},
-                               {"wecom_property"});
+  auto compound = makeCompound({"upstream", "wecom-property", "dingtalk-community", "ops-webhook"},
+                               {"wecom-property"});
   core::Diagnostics diag;
   auto root = core::loadYamlFile(std::string(HGJ_SOURCE_DIR) + "/conf/alerts.yaml", diag);
   REQUIRE(root);
@@ -28,7 +28,7 @@ TEST_CASE("alerts config: the shipped conf/alerts.yaml is valid and complete", "
   INFO(problems(diag));
   REQUIRE(diag.ok());
   REQUIRE(c.channels.size() == 4);
-  const ChannelConfig* ding = c.channel("dingtalk_office");
+  const ChannelConfig* ding = c.channel("dingtalk-community");
   REQUIRE(ding != nullptr);
   CHECK(ding->type == ChannelType::DingTalk);
   CHECK(ding->secret.rfind("SEC", 0) == 0);
