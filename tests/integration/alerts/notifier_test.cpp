@@ -10,6 +10,7 @@
 #include "core/clock.h"
 #include "core/metrics.h"
 #include "gateway/alerts/alert_manager.h"
+#include "gateway/alerts/delivery_query.h"
 #include "gateway/alerts/notifier.h"
 #include "tests/unit/alerts/alerts_fixture.h"
 
@@ -416,4 +417,29 @@ TEST_CASE("alerts delivery: with the worker threads running, smoke reaches the r
   CHECK(json::parse(got[0].body)["at"]["atMobiles"] == json{"13800000001", "13900000009"});
   release = true;
   env.notifier->stop();
+}
+
+TEST_CASE("alerts delivery: each alert's delivery state per channel is readable for the API",
+          "[alerts][delivery]") {
+  Env env;
+  auto r = env.manager->raise(env.overTemp());
+  env.wecom.setReply([](const httplib::Request&, httplib::Response& res) { res.status = 502; });
+  REQUIRE(env.notifier->pumpOnce("dingtalk").ok);
+  env.notifier->pumpOnce("wecom");
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open(env.dir.db().c_str(), &db) == SQLITE_OK);
+  json d = deliveriesJson(db, r.alert_id);
+  sqlite3_close(db);
+  REQUIRE(d.size() == 3);
+  std::map<std::string, json> by_channel;
+  for (const auto& x : d) {
+    by_channel[x["channel"]] = x;
+  }
+  CHECK(by_channel["dingtalk"]["state"] == "sent");
+  CHECK(by_channel["dingtalk"]["sent_at"] == env.clock.wallMs());
+  CHECK(by_channel["wecom"]["state"] == "pending");
+  CHECK(by_channel["wecom"]["attempts"] == 1);
+  CHECK(by_channel["wecom"]["last_error"] == "http 502");
+  CHECK(by_channel["hook"]["state"] == "pending");
+  CHECK(by_channel["hook"]["attempts"] == 0);
 }

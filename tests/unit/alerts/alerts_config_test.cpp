@@ -2,6 +2,8 @@
 
 #include "core/config_node.h"
 #include "gateway/alerts/alerts_config.h"
+#include "gateway/alerts/message_format.h"
+#include "gateway/config/config.h"
 #include "tests/unit/alerts/alerts_fixture.h"
 
 using namespace hgj;
@@ -115,4 +117,25 @@ TEST_CASE("alerts config: a grid naming a channel when no alerts section exists 
   INFO(problems(diag));
   CHECK(problems(diag).find("alerts.channels: grid \"g2\" names unknown channel \"wecom\"") !=
         std::string::npos);
+}
+
+TEST_CASE("alerts config: the shipped gateway config's alerts section fits its grids",
+          "[alerts][config]") {
+  core::Diagnostics diag;
+  auto cfg = config::loadConfig(std::string(HGJ_SOURCE_DIR) + "/conf/gateway.yaml", {}, diag);
+  INFO(diag.format());
+  REQUIRE(diag.ok());
+  REQUIRE(cfg.alerts);
+  AlertsConfig c = parseAlertsConfig(*cfg.alerts, *cfg.compound);
+  INFO(diag.format());
+  CHECK(diag.ok());
+  for (const auto& g : cfg.compound->grids) {
+    for (const auto& id : g.channels) {
+      CHECK(c.channel(id) != nullptr);
+    }
+  }
+  // A port of an e-bike shed reads as a place a person can find.
+  const model::Device* port = cfg.compound->device("S03/P07");
+  REQUIRE(port != nullptr);
+  CHECK(describeWhere(*cfg.compound, *port).find("7号口") != std::string::npos);
 }
