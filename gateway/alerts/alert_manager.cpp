@@ -216,6 +216,7 @@ void AlertManager::restore() {
     spdlog::info("alerts: restored {} open alerts", open_.size());
   }
   updateGauges();
+  publishSnapshot();
 }
 
 int64_t AlertManager::nextDue(const Open& o, int64_t from_ms) const {
@@ -752,6 +753,7 @@ void AlertManager::tick() {
   } catch (const std::exception& e) {
     dbError("update", e);
   }
+  publishSnapshot();
 
   int64_t now = core::steadyMs(clock_);
   int64_t now_wall = clock_.wallMs();
@@ -824,16 +826,28 @@ void AlertManager::tick() {
 void AlertManager::updateGauges() {
   int active = 0;
   int acked = 0;
+  for (const auto& [key, o] : open_) {
+    (o.rec.state == AlertState::Acked ? acked : active)++;
+  }
+  active_gauge_.set(active);
+  acked_gauge_.set(acked);
+  snapshot_dirty_ = true;
+}
+
+void AlertManager::publishSnapshot() {
+  // Rebuilt at most once per tick: copying every open alert on each change would make a storm
+  // quadratic on the pipeline thread.
+  if (!snapshot_dirty_) {
+    return;
+  }
   std::vector<AlertRecord> snap;
   snap.reserve(open_.size());
   for (const auto& [key, o] : open_) {
-    (o.rec.state == AlertState::Acked ? acked : active)++;
     snap.push_back(o.rec);
   }
   std::sort(snap.begin(), snap.end(),
             [](const AlertRecord& x, const AlertRecord& y) { return x.id < y.id; });
-  active_gauge_.set(active);
-  acked_gauge_.set(acked);
+  snapshot_dirty_ = false;
   std::lock_guard lock(snapshot_mu_);
   snapshot_ = std::move(snap);
 }

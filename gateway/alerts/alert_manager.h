@@ -99,7 +99,7 @@ public:
   /// to Notifier::wake().
   void setWakeCallback(std::function<void()> wake) { wake_ = std::move(wake); }
 
-  /// Open (active or acked) alerts. Thread-safe.
+  /// Open (active or acked) alerts as of the last tick() (or start). Thread-safe.
   std::vector<AlertRecord> openAlerts() const;
   /// The open alert of (rule, device id), if any (pipeline thread).
   std::optional<AlertRecord> find(const std::string& rule, const std::string& device_id) const;
@@ -143,6 +143,7 @@ private:
   void persistDirty();
   int64_t nextDue(const Open& o, int64_t from_ms) const;
   void updateGauges();
+  void publishSnapshot();
   void emit(AlertEventKind kind, const AlertRecord& a, int64_t at, const std::string& actor);
   void wake();
   void dbError(const char* what, const std::exception& e);
@@ -164,6 +165,7 @@ private:
 
   mutable std::mutex snapshot_mu_;
   std::vector<AlertRecord> snapshot_;  // guarded by snapshot_mu_; copy of open_ for other threads
+  bool snapshot_dirty_ = false;
 
   core::Counter& raised_total_;
   core::Counter& db_errors_;

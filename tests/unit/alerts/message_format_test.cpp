@@ -75,3 +75,10 @@ TEST_CASE("alerts format: robot bodies carry markdown and mentions in each robot
   CHECK(ding == nlohmann::json::parse(
                     R"({"msgtype":"markdown","markdown":{"title":"T","text":"### A\n\n@13800000001"},"at":{"atMobiles":["13800000001"],"isAtAll":false}})"));
 }
+
+TEST_CASE("alerts format: the HTTP client is built with TLS, so real https robot URLs work",
+          "[alerts][format]") {
+  // Debian's cpp-httplib defines CPPHTTPLIB_OPENSSL_SUPPORT (pkg-config) and links OpenSSL.
+  httplib::Client https("https://127.0.0.1:1");
+  CHECK(https.is_valid());
+}
