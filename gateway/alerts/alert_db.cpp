@@ -14,7 +14,8 @@ namespace {
 
 // The `alerts` table is read directly by the HTTP API: its columns are fixed (ARCHITECTURE.md).
 constexpr const char* kSchema = R"sql(
-CREATE TABLE IF NOT EXISTS schema_versions(component TEXT PRIMARY KEY, version INTEGER);
+CREATE TABLE IF NOT EXISTS schema_versions(component TEXT PRIMARY KEY, version INTEGER NOT NULL,
+  updated_ms INTEGER);
 CREATE TABLE IF NOT EXISTS alerts(
   id INTEGER PRIMARY KEY,
   rule TEXT NOT NULL,
@@ -133,7 +134,7 @@ std::string Stmt::text(int col) const {
 
 bool Stmt::isNull(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
 
-AlertDb::AlertDb(const std::string& path, int busy_timeout_ms) {
+AlertDb::AlertDb(const std::string& path, int64_t now_ms, int busy_timeout_ms) {
   int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
   if (sqlite3_open_v2(path.c_str(), &db_, flags, nullptr) != SQLITE_OK) {
     std::string msg = db_ != nullptr ? sqlite3_errmsg(db_) : "out of memory";
@@ -145,7 +146,7 @@ AlertDb::AlertDb(const std::string& path, int busy_timeout_ms) {
   try {
     exec("PRAGMA journal_mode=WAL");
     exec("PRAGMA synchronous=FULL");
-    createSchema();
+    createSchema(now_ms);
   } catch (...) {
     sqlite3_close(db_);
     db_ = nullptr;
@@ -169,21 +170,21 @@ int64_t AlertDb::lastInsertId() const { return sqlite3_last_insert_rowid(db_); }
 
 int AlertDb::changes() const { return sqlite3_changes(db_); }
 
-void AlertDb::createSchema() {
+void AlertDb::createSchema(int64_t now_ms) {
   Tx tx(*this);
   exec(kSchema);
   Stmt v(db_, "SELECT version FROM schema_versions WHERE component='alerts'");
-  if (v.step()) {
-    int64_t found = v.int64(0);
-    if (found > kAlertsSchemaVersion) {
-      throw DbError("database has alerts schema version " + std::to_string(found) +
-                    ", newer than this gateway's " + std::to_string(kAlertsSchemaVersion));
-    }
-  }
+  int64_t found = v.step() ? v.int64(0) : 0;
   v.reset();
-  Stmt set(db_, "INSERT INTO schema_versions(component, version) VALUES('alerts', ?) "
-                "ON CONFLICT(component) DO UPDATE SET version=excluded.version");
-  set.bind(1, kAlertsSchemaVersion).run();
+  if (found > kAlertsSchemaVersion) {
+    throw DbError("database has alerts schema version " + std::to_string(found) +
+                  ", newer than this gateway's " + std::to_string(kAlertsSchemaVersion));
+  }
+  if (found != kAlertsSchemaVersion) {
+    Stmt set(db_, "INSERT OR REPLACE INTO schema_versions(component, version, updated_ms) "
+                  "VALUES('alerts', ?, ?)");
+    set.bind(1, kAlertsSchemaVersion).bindOpt(2, now_ms).run();
+  }
   tx.commit();
 }
 

@@ -58,8 +58,9 @@ private:
 /// `busy_timeout` so it waits for the readings writer instead of failing. Used by one thread.
 class AlertDb {
 public:
-  /// Opens (creating the file and the alerts tables when missing). Throws DbError.
-  explicit AlertDb(const std::string& path, int busy_timeout_ms = 5000);
+  /// Opens (creating the file and the alerts tables when missing; `now_ms` stamps
+  /// schema_versions.updated_ms). Throws DbError.
+  AlertDb(const std::string& path, int64_t now_ms, int busy_timeout_ms = 5000);
   ~AlertDb();
   AlertDb(const AlertDb&) = delete;
   AlertDb& operator=(const AlertDb&) = delete;
@@ -82,7 +83,7 @@ public:
   };
 
 private:
-  void createSchema();
+  void createSchema(int64_t now_ms);
   sqlite3* db_ = nullptr;
 };
 

@@ -55,7 +55,7 @@ AlertManager::AlertManager(const AlertsConfig& config,
                            const std::string& db_path, const core::Clock& clock,
                            core::MetricsRegistry& metrics, AlertListener& listener)
     : config_(config), compound_(std::move(compound)), clock_(clock), listener_(listener),
-      db_(db_path),
+      db_(db_path, clock.wallMs()),
       raised_total_(metrics.counter("hgj_alerts_raised_total", "alerts raised")),
       db_errors_(metrics.counter("hgj_alert_db_errors_total",
                                  "alert changes that could not be committed")),

@@ -71,7 +71,7 @@ Notifier::Notifier(const AlertsConfig& config, const std::string& db_path,
     auto w = std::make_unique<Worker>();
     w->cfg = c;
     w->url = *url;
-    w->db = std::make_unique<AlertDb>(db_path);
+    w->db = std::make_unique<AlertDb>(db_path, clock_.wallMs());
     w->client = std::make_unique<httplib::Client>(url->scheme_host_port);
     auto secs = std::chrono::duration_cast<std::chrono::seconds>(c.timeout);
     auto usecs = std::chrono::duration_cast<std::chrono::microseconds>(c.timeout - secs);

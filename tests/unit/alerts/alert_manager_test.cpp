@@ -359,3 +359,11 @@ TEST_CASE("alerts manager: a batch commits many alerts at once and publishes the
   CHECK(env.listener.events.size() == 4);
   CHECK(wakes == 1);
 }
+
+TEST_CASE("alerts manager: records its schema version beside the store's", "[alerts][manager]") {
+  Env env;
+  CHECK(one(env.dir.db(), "SELECT version, updated_ms FROM schema_versions WHERE "
+                          "component='alerts'") ==
+        std::to_string(kAlertsSchemaVersion) + "|" + std::to_string(env.clock.wallMs()));
+  CHECK(one(env.dir.db(), "PRAGMA journal_mode") == "wal");
+}
