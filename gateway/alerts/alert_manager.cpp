@@ -453,6 +453,10 @@ void AlertManager::flushSummary(const FloodKey& key) {
     v["count"] = std::to_string(p.rows.size());
     v["rule"] = rule;
     v["kind"] = kind;
+    v["kind_zh"] = kind == "cleared"     ? "已恢复"
+                   : kind == "escalated" ? "升级告警"
+                   : kind == "renotify"  ? "再次提醒"
+                                         : "告警";
     v["message"] = p.message;
     v["grid"] = g != nullptr && !g->name.empty() ? g->name : (grid.empty() ? "未分配网格" : grid);
     v["devices"] = devices;

@@ -45,7 +45,7 @@ Templates defaultTemplates() {
       "> 持续：{duration}\n"
       "> 编号：{id}";
   t.summary =
-      "### 【汇总·{severity}】{count} 条同类告警：{message}\n"
+      "### 【汇总·{severity}】{count} 条{kind_zh}：{message} 等\n"
       "> 网格：{grid}\n"
       "> 设备：{devices}\n"
       "> 请在[值守页面]({ack_url})查看并确认";

@@ -21,6 +21,7 @@ constexpr int64_t kMinuteMs = 60'000;
 constexpr int kWeComTooFast = 45009;
 constexpr int kDingTalkTooFast = 130101;
 constexpr size_t kMentionReserve = 300;
+constexpr int64_t kPlausibleWallMs = 1'577'836'800'000;  // 2020-01-01
 constexpr const char* kSystemCaBundle = "/etc/ssl/certs/ca-certificates.crt";
 
 std::vector<std::string> stringList(const nlohmann::json& j, const char* key) {
@@ -204,9 +205,14 @@ PumpResult Notifier::pump(Worker& w) {
   };
 
   {
+    // Rows stamped before kPlausibleWallMs were written while the wall clock was not set yet (a
+    // box without RTC before NTP): their age is unknown, so they are never expired.
     Stmt exp(db, "UPDATE alert_notifications SET state='expired', last_error='expired' "
-                 "WHERE channel=? AND state='pending' AND created_at < ?");
-    exp.bind(1, w.cfg.id).bind(2, now_wall - config_.delivery.expire_after.count()).run();
+                 "WHERE channel=? AND state='pending' AND created_at < ? AND created_at >= ?");
+    exp.bind(1, w.cfg.id)
+        .bind(2, now_wall - config_.delivery.expire_after.count())
+        .bind(3, kPlausibleWallMs)
+        .run();
     int n = w.db->changes();
     if (n > 0) {
       w.expired->inc(static_cast<uint64_t>(n));
@@ -282,8 +288,9 @@ PumpResult Notifier::pump(Worker& w) {
     return result;
   }
   // Wait a moment after the first notification of a burst so its siblings share the message.
+  // (A row stamped in the future means the wall clock was set back: do not wait for it.)
   int64_t ready_at_wall = oldest_created + config_.delivery.batch_delay.count();
-  if (now_wall < ready_at_wall) {
+  if (now_wall < ready_at_wall && ready_at_wall - now_wall <= config_.delivery.batch_delay.count()) {
     w.wait_hint_ms = now + (ready_at_wall - now_wall);
     refreshPending();
     return result;

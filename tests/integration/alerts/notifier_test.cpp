@@ -374,7 +374,7 @@ TEST_CASE("alerts delivery: 200 sensors going offline reach the group as two mes
   auto got = env.wecom.received();
   REQUIRE(got.size() == 2);
   std::string summary = json::parse(got[1].body)["markdown"]["content"];
-  CHECK(summary.rfind("### 【汇总·警告】195 条同类告警：P-B1-0006 离线\n> 网格：地库网格", 0) == 0);
+  CHECK(summary.rfind("### 【汇总·警告】195 条告警：P-B1-0006 离线 等\n> 网格：地库网格", 0) == 0);
   CHECK(summary.find("<@wangwu>") != std::string::npos);
 }
 
@@ -442,4 +442,27 @@ TEST_CASE("alerts delivery: each alert's delivery state per channel is readable 
   CHECK(by_channel["wecom"]["last_error"] == "http 502");
   CHECK(by_channel["hook"]["state"] == "pending");
   CHECK(by_channel["hook"]["attempts"] == 0);
+}
+
+TEST_CASE("alerts delivery: a notification undelivered for a day expires instead of going out "
+          "late, unless it was stamped before the wall clock was set",
+          "[alerts][delivery]") {
+  SECTION("expired after delivery.expire_after") {
+    Env env;
+    env.manager->raise(env.overTemp());
+    env.clock.advance(std::chrono::hours(25));
+    CHECK_FALSE(env.notifier->pumpOnce("wecom").attempted);
+    CHECK(env.wecom.count() == 0);
+    CHECK(one(env.dir.db(), "SELECT state FROM alert_notifications WHERE channel='wecom'") ==
+          "expired");
+    CHECK(env.metrics.value("hgj_alert_notifications_expired_total", {{"channel", "wecom"}}) == 1);
+  }
+  SECTION("raised at boot with the clock at 1970, delivered after NTP set it") {
+    Env env;
+    env.clock.setWallMs(5'000);
+    env.manager->raise(env.overTemp());
+    env.clock.setWallMs(1'800'000'000'000);
+    CHECK(env.notifier->pumpOnce("wecom").ok);
+    CHECK(env.wecom.count() == 1);
+  }
 }
