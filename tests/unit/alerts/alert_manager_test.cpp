@@ -13,6 +13,7 @@ using namespace hgj;
 using namespace hgj::alerts;
 using namespace hgj::alerts::testing;
 using namespace std::chrono_literals;
+using nlohmann::json;
 
 namespace {
 
@@ -366,4 +367,55 @@ TEST_CASE("alerts manager: records its schema version beside the store's", "[ale
                           "component='alerts'") ==
         std::to_string(kAlertsSchemaVersion) + "|" + std::to_string(env.clock.wallMs()));
   CHECK(one(env.dir.db(), "PRAGMA journal_mode") == "wal");
+}
+
+TEST_CASE("alerts manager: upstream events carry the alert's fields, the event kind and the "
+          "source time",
+          "[alerts][manager]") {
+  Env env;
+  auto r = env.manager->raise(env.overTemp());
+  env.manager->ack(r.alert_id, "张三", "处理中");
+  REQUIRE(env.listener.events.size() == 2);
+  json j = toJson(env.listener.events[1]);
+  CHECK(j["event"] == "acked");
+  CHECK(j["actor"] == "张三");
+  CHECK(j["id"] == r.alert_id);
+  CHECK(j["rule"] == "port_over_temp");
+  CHECK(j["device"] == "S03/P07");
+  CHECK(j["grid"] == "g1");
+  CHECK(j["severity"] == "critical");
+  CHECK(j["state"] == "acked");
+  CHECK(j["value"] == 75.0);
+  CHECK(j["source_ts"] == env.clock.wallMs() - 120);
+  CHECK(j["raised_at"] == env.clock.wallMs());
+  CHECK(j["acked_at"] == env.clock.wallMs());
+  CHECK(j["acked_by"] == "张三");
+  CHECK(j["ack_note"] == "处理中");
+  CHECK(j["cleared_at"].is_null());
+  CHECK(j["actions"] == "已自动断电");
+}
+
+TEST_CASE("alerts manager: the gateway's own alerts have no grid and go to the default channels",
+          "[alerts][manager]") {
+  TempDir dir;
+  auto compound = makeCompound();
+  core::ManualClock clock;
+  core::MetricsRegistry metrics;
+  RecordingListener listener;
+  core::Diagnostics diag;
+  AlertsConfig config = parseConfig(std::string(kYaml) + "  default_channels: [upstream, hook]\n",
+                                    *compound, diag);
+  REQUIRE(diag.ok());
+  AlertManager m(config, compound, dir.db(), clock, metrics, listener);
+  AlertRaise r;
+  r.rule = "outbox_full";
+  r.device_id = "gateway";
+  r.severity = Severity::Warning;
+  r.message = "上行缓存已满，已丢弃最早的汇总";
+  auto res = m.raise(r);
+  REQUIRE(res.ok);
+  CHECK(one(dir.db(), "SELECT device, grid IS NULL FROM alerts") == "gateway|1");
+  CHECK(rows(dir.db(), "SELECT channel FROM alert_notifications") ==
+        std::vector<std::string>{"hook"});
+  CHECK(m.clear("outbox_full", std::string("gateway")));
 }
