@@ -607,7 +607,7 @@ GatewayConfig loadConfig(const std::string& path, const std::vector<Override>& o
   }
   if (auto alerts = loadInclude(include, "alerts", "alerts.yaml", path, diag)) {
     alerts->allowKeys({"alerts"});
-    cfg.alerts = alerts->child("alerts");
+    cfg.alerts = alerts::parseAlertsConfig(alerts->child("alerts"), *cfg.compound);
   }
 
   parseMqtt(root.child("mqtt"), cfg.mqtt, cfg.compound->site_id);

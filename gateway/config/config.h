@@ -8,6 +8,7 @@
 
 #include "core/config_node.h"
 #include "drivers/modbus/modbus_config.h"
+#include "gateway/alerts/alerts_config.h"
 #include "rules/rules_config.h"
 #include "model/compound.h"
 
@@ -63,7 +64,7 @@ struct GatewayConfig {
   PipelineConfig pipeline;
   drivers::modbus::ModbusConfig modbus;
   rules::RulesConfig rules;
-  std::optional<core::ConfigNode> alerts;  ///< `alerts:` of the alerts file
+  alerts::AlertsConfig alerts;
   std::optional<core::ConfigNode> uplink;  ///< `uplink:` of gateway.yaml
   std::optional<core::ConfigNode> http;    ///< `http:` of gateway.yaml
   std::string rules_path;

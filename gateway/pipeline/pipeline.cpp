@@ -1,6 +1,7 @@
 #include "gateway/pipeline/pipeline.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <map>
 #include <thread>
 
@@ -154,12 +155,19 @@ void Pipeline::run() {
     size_t n = queue_.popAll(events, cfg_.pipeline.batch_max,
                              busy ? core::Millis(0) : core::Millis(cfg_.pipeline.tick_interval_ms));
     busy = n >= kBusyBatch;
+    // Alerts raised by one batch share one durable commit (one fsync for a storm).
+    if (alerts_ != nullptr) {
+      alerts_->beginBatch();
+    }
     for (auto& ev : events) {
       if (auto* s = std::get_if<drivers::Sample>(&ev)) {
         handleSample(*s);
       } else {
         handleCommand(std::get<CommandEnvelope>(ev));
       }
+    }
+    if (alerts_ != nullptr) {
+      alerts_->commitBatch();
     }
     // Hand readings to the writer in batches of a good size: fewer hand-overs, larger inserts.
     // The writer commits on its own tick, so holding them up to 20 ms adds no loss window.
@@ -324,9 +332,31 @@ void Pipeline::handleCommand(CommandEnvelope& env) {
     }
     return;
   }
-  case Command::Kind::AckAlert:
-    reply(false, 501, "alerts are not enabled in this build");
+  case Command::Kind::AckAlert: {
+    if (alerts_ == nullptr) {
+      reply(false, 503, "alerts are not available");
+      return;
+    }
+    auto res = alerts_->ack(c.alert_id, c.by.empty() ? c.origin : c.by, c.note);
+    switch (res.status) {
+    case alerts::AckStatus::Ok:
+      reply(true, 200, "acknowledged");
+      return;
+    case alerts::AckStatus::AlreadyAcked:
+      reply(true, 200, "already acknowledged");
+      return;
+    case alerts::AckStatus::UnknownId:
+      reply(false, 404, "no alert " + std::to_string(c.alert_id));
+      return;
+    case alerts::AckStatus::AlreadyCleared:
+      reply(false, 409, "alert " + std::to_string(c.alert_id) + " is already cleared");
+      return;
+    case alerts::AckStatus::Error:
+      reply(false, 500, "the acknowledgement could not be recorded");
+      return;
+    }
     return;
+  }
   case Command::Kind::SummaryNow:
     changed_ = true;
     reply(true, 200, "summary requested");
@@ -341,7 +371,18 @@ void Pipeline::tick() {
   }
   next_tick_ = now + core::Millis(cfg_.pipeline.tick_interval_ms);
   actuator_.tick();
+  if (alerts_ != nullptr) {
+    alerts_->beginBatch();
+  }
   engine_.tick(state_, *this);
+  handleStorageEvents();
+  if (alerts_ != nullptr) {
+    if (now >= next_alert_tick_) {
+      alerts_->tick();
+      next_alert_tick_ = now + std::chrono::seconds(1);
+    }
+    alerts_->commitBatch();
+  }
   rule_visits_.inc(engine_.stats().visits - visits_seen_);
   visits_seen_ = engine_.stats().visits;
   if (now >= next_offline_check_) {
@@ -391,12 +432,88 @@ void Pipeline::raiseAlert(const rules::AlertRaise& a) {
   spdlog::warn("alert {} [{}] {}: {}{}", a.rule, rules::severityName(a.severity), dev, a.message,
                a.actions_taken.empty() ? "" : " (" + a.actions_taken + ")");
   changed_ = true;
+  if (alerts_ == nullptr) {
+    return;
+  }
+  alerts::AlertRaise r;
+  r.rule = std::string(a.rule);
+  r.device = a.device;
+  r.device_id = a.device == model::kNoDevice ? a.scope : std::string();
+  r.severity = a.severity == rules::Severity::Critical  ? alerts::Severity::Critical
+               : a.severity == rules::Severity::Warning ? alerts::Severity::Warning
+                                                         : alerts::Severity::Info;
+  r.message = a.message;
+  char* end = nullptr;
+  double num = std::strtod(a.value.c_str(), &end);
+  if (!a.value.empty() && end == a.value.c_str() + a.value.size()) {
+    r.value = num;
+  } else if (!a.value.empty()) {
+    r.value = a.value;
+  }
+  r.source_ms = a.source_ms;
+  r.actions = a.actions_taken;
+  r.escalate_now = a.escalate_now;
+  auto res = alerts_->raise(r);
+  if (!res.ok) {
+    spdlog::error("alert {} {} could not be recorded: {}", a.rule, dev, res.error);
+  }
 }
 
 void Pipeline::clearAlert(const rules::AlertClear& c) {
   const std::string dev = c.device != model::kNoDevice ? compound_->devices[c.device].id : "";
   spdlog::info("alert {} {} cleared: {}", c.rule, dev, c.reason);
   changed_ = true;
+  if (alerts_ == nullptr) {
+    return;
+  }
+  if (c.device != model::kNoDevice) {
+    alerts_->clear(std::string(c.rule), c.device);
+  } else {
+    // Occupancy alerts name their scope in the rule ("level_full:B1").
+    std::string rule(c.rule);
+    auto colon = rule.find(':');
+    alerts_->clear(rule, colon == std::string::npos ? std::string() : rule.substr(colon + 1));
+  }
+}
+
+void Pipeline::setAlerts(alerts::AlertManager* alerts) {
+  alerts_ = alerts;
+  if (alerts_ == nullptr) {
+    return;
+  }
+  // Alerts still active in the store are the rules' business again: they clear them when the
+  // condition ends (the rules' own state does not survive a restart, the alerts do).
+  for (const auto& a : alerts_->openAlerts()) {
+    model::DeviceIndex d = compound_->deviceIndex(a.device);
+    if (d != model::kNoDevice) {
+      engine_.restoreActive(a.rule, d);
+    }
+  }
+}
+
+void Pipeline::onAlertEvent(const alerts::AlertEvent& event) {
+  nlohmann::json j = alerts::toJson(event);
+  read_model_.pushEvent("alert", j.dump());
+  if (alert_forward_) {
+    alert_forward_(event);
+  }
+  changed_ = true;
+}
+
+void Pipeline::handleStorageEvents() {
+  for (auto& e : store_.takeEvents()) {
+    spdlog::error("storage: {}: {}", e.kind, e.message);
+    if (alerts_ == nullptr) {
+      continue;
+    }
+    alerts::AlertRaise r;
+    r.rule = "storage_" + e.kind;
+    r.device_id = "storage";
+    r.severity = e.kind == "retention" ? alerts::Severity::Info : alerts::Severity::Critical;
+    r.message = "网关存储: " + e.message;
+    r.source_ms = clock_.wallMs();
+    alerts_->raise(r);
+  }
 }
 
 void Pipeline::writePoint(const rules::WriteAction& w) {

@@ -16,6 +16,7 @@
 #include "core/metrics.h"
 #include "drivers/driver.h"
 #include "drivers/profiles/mqtt_decoder.h"
+#include "gateway/alerts/alert_manager.h"
 #include "gateway/config/config.h"
 #include "gateway/pipeline/actuator.h"
 #include "gateway/pipeline/commands.h"
@@ -37,7 +38,10 @@ namespace hgj::pipeline {
 ///
 /// Driver threads call deliver() (blocking while the queue is full: backpressure); the HTTP API
 /// and the uplink call submit(). Everything else runs on the pipeline thread.
-class Pipeline final : public drivers::SampleSink, public CommandSink, private rules::ActionSink {
+class Pipeline final : public drivers::SampleSink,
+                       public CommandSink,
+                       public alerts::AlertListener,
+                       private rules::ActionSink {
 public:
   Pipeline(const config::GatewayConfig& cfg, std::shared_ptr<const model::Compound> compound,
            const rules::RulesConfig& rules, storage::Store& store, ReadModel& read_model,
@@ -45,6 +49,15 @@ public:
   ~Pipeline() override;
 
   void addDriver(drivers::Driver* driver);
+  /// The alert manager (owned by the App, created once the database is open). Before start().
+  void setAlerts(alerts::AlertManager* alerts);
+  /// Where alert events go besides the live view (the uplink's outbox). Before start().
+  void setAlertForward(std::function<void(const alerts::AlertEvent&)> forward) {
+    alert_forward_ = std::move(forward);
+  }
+
+  /// alerts::AlertListener: every committed alert change (pipeline thread).
+  void onAlertEvent(const alerts::AlertEvent& event) override;
   /// Restores persisted point states (since-when survives restarts). Before start().
   void restore(const std::vector<storage::StoredPoint>& points,
                const std::vector<storage::LatchRecord>& latches);
@@ -97,6 +110,10 @@ private:
   model::StateTable state_;
   Actuator actuator_;
   rules::Engine engine_;
+  alerts::AlertManager* alerts_ = nullptr;
+  std::function<void(const alerts::AlertEvent&)> alert_forward_;
+  core::SteadyTime next_alert_tick_{};
+  void handleStorageEvents();
   core::Counter& rule_visits_;
   core::Counter& rule_raises_;
   uint64_t visits_seen_ = 0;
