@@ -35,7 +35,9 @@ struct HttpConfig {
   std::chrono::milliseconds keep_alive_timeout{2000};
   /// How long an ack or write waits for the pipeline before answering 504.
   std::chrono::milliseconds command_timeout{5000};
-  std::chrono::milliseconds sse_heartbeat{15000};
+  /// A comment line sent on idle event streams; also how a vanished client is noticed (the
+  /// second write after it left fails), so it bounds how long it holds a thread.
+  std::chrono::milliseconds sse_heartbeat{10000};
 
   bool loopbackBind() const;
 };

@@ -845,6 +845,12 @@ void HttpServer::start() {
   m.server.set_keep_alive_timeout(
       static_cast<time_t>(std::max<int64_t>(1, m.config.keep_alive_timeout.count() / 1000)));
   m.server.set_payload_max_length(m.config.max_body_bytes);
+  // cpp-httplib's default sets SO_REUSEPORT, which lets a second daemon bind the same port and
+  // silently share its traffic; SO_REUSEADDR alone still allows a quick restart.
+  m.server.set_socket_options([](socket_t sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+  });
   errno = 0;
   int port = 0;
   if (m.config.port == 0) {
