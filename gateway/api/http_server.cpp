@@ -107,6 +107,43 @@ bool isApiPath(const std::string& path) {
   return path.rfind("/api/", 0) == 0 || path == "/healthz" || path == "/metrics";
 }
 
+std::string singleLine(std::string data) {
+  for (char& c : data) {
+    if (c == '\n' || c == '\r') {
+      c = ' ';
+    }
+  }
+  return data;
+}
+
+// One "space" event per id of a "spaces" event (a JSON array of device ids).
+std::string spaceEvents(const std::shared_ptr<const pipeline::Snapshot>& snap, uint64_t seq,
+                        const std::string& ids_json) {
+  auto ids = nlohmann::json::parse(ids_json, nullptr, false);
+  if (!snap || !snap->compound || !ids.is_array()) {
+    return "id: " + std::to_string(seq) + "\nevent: spaces\ndata: " + singleLine(ids_json) +
+           "\n\n";
+  }
+  std::string out;
+  for (const auto& id : ids) {
+    if (!id.is_string()) {
+      continue;
+    }
+    const model::Device* d = snap->compound->device(id.get<std::string>());
+    if (d == nullptr) {
+      continue;
+    }
+    const pipeline::PointView* p = pointOf(*snap, *d, "occupied");
+    Json j{{"id", d->id},
+           {"level", d->location.level},
+           {"zone", d->location.zone},
+           {"state", spaceState(*snap, *d)},
+           {"since", timeOrNull(p != nullptr ? p->since_ms : 0)}};
+    out += "id: " + std::to_string(seq) + "\nevent: space\ndata: " + j.dump() + "\n\n";
+  }
+  return out;
+}
+
 std::string statusText(const Json& health) {
   if (health.is_object() && health.contains("status") && health["status"].is_string()) {
     return health["status"].get<std::string>();
@@ -659,16 +696,23 @@ void HttpServer::Impl::getEvents(const httplib::Request& req, httplib::Response&
           if (gap) {
             out += "event: resync\ndata: {}\n\n";
           }
+          std::shared_ptr<const pipeline::Snapshot> snap;
           for (const auto& e : events) {
-            std::string data = e.json;
-            for (char& c : data) {
-              if (c == '\n' || c == '\r') {
-                c = ' ';
-              }
-            }
-            out += "id: " + std::to_string(e.seq) + "\nevent: " + e.type + "\ndata: " + data +
-                   "\n\n";
             st->after = e.seq;
+            if (e.type == "snapshot") {
+              continue;  // replaced by this stream's own, throttled snapshot events below
+            }
+            if (e.type == "spaces") {
+              // The pipeline names the spaces that changed; clients get each one's new state
+              // from the snapshot published with the event.
+              if (!snap) {
+                snap = read_model.current();
+              }
+              out += spaceEvents(snap, e.seq, e.json);
+              continue;
+            }
+            out += "id: " + std::to_string(e.seq) + "\nevent: " + e.type + "\ndata: " +
+                   singleLine(e.json) + "\n\n";
           }
         }
         auto now = Clock::now();

@@ -677,7 +677,7 @@ function connect() {
   });
   src.addEventListener('snapshot', (e) => {
     setUpdated(parse(e).updated_at);
-    debounce('parking', 250, refreshParking);
+    debounce('parking', 1000, refreshParking);
     debounce('ev', 5000, () => loadEv().catch(showError));
     debounce('ebike', 5000, () => loadEbike().catch(showError));
     debounce('devices', 15000, () => loadDevices().catch(showError));

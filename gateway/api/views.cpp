@@ -289,6 +289,13 @@ Json evView(const Snapshot& s) {
   double power = 0;
   int blocked = 0;
   if (s.compound) {
+    // A pile's space: its own link, or the space that names the pile as its link.
+    std::map<model::DeviceIndex, model::DeviceIndex> space_of;
+    for (const auto& d : s.compound->devices) {
+      if (d.type() == "parking_sensor" && d.linked != model::kNoDevice) {
+        space_of.emplace(d.linked, d.index);
+      }
+    }
     for (const auto& d : s.compound->devices) {
       if (d.type() != "ev_pile") {
         continue;
@@ -312,8 +319,14 @@ Json evView(const Snapshot& s) {
               {"power_kw", valueOf(pw)},
               {"energy_kwh", valueOf(pointOf(s, d, "energy_kwh"))},
               {"safety_cut", v != nullptr && v->safety_cut}};
-      if (d.linked != model::kNoDevice) {
-        const model::Device& space = s.compound->devices[d.linked];
+      model::DeviceIndex space_index = d.linked;
+      if (space_index == model::kNoDevice || s.compound->devices[space_index].type() !=
+                                                   "parking_sensor") {
+        auto it = space_of.find(d.index);
+        space_index = it == space_of.end() ? model::kNoDevice : it->second;
+      }
+      if (space_index != model::kNoDevice) {
+        const model::Device& space = s.compound->devices[space_index];
         std::string st = spaceState(s, space);
         // Occupied while the pile is not charging: the "fuel car on an EV space" situation the
         // occupancy rule alerts on after its hold time.

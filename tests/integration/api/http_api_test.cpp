@@ -753,6 +753,17 @@ TEST_CASE("api http: events stream live changes and replay after Last-Event-ID",
   CHECK(waitFor([&] { return has("event: space\ndata: {\"id\":\"P-B2-0005\""); },
                 std::chrono::seconds(3)));
   CHECK(waitFor([&] { return has("event: snapshot"); }, std::chrono::seconds(3)));
+  // The pipeline's "spaces" event (ids only) reaches clients as one "space" event per id.
+  h.live.setPoint("P-B2-0007", "occupied", true);
+  h.live.publish(h.read_model);
+  h.read_model.pushEvent("spaces", R"(["P-B2-0007","NOPE"])");
+  CHECK(waitFor([&] { return has("event: space\ndata: {\"id\":\"P-B2-0007\",\"level\":\"B2\","
+                                 "\"zone\":\"A\",\"state\":\"occupied\""); },
+                std::chrono::seconds(3)));
+  h.read_model.pushEvent("snapshot", R"({"version":99})");
+  h.read_model.pushEvent("device", R"({"id":"EV-01"})");
+  CHECK(waitFor([&] { return has("event: device"); }, std::chrono::seconds(3)));
+  CHECK_FALSE(has("\"version\":99"));
   CHECK(h.metrics.value("hgj_http_sse_clients") == 1);
   done = true;
   h.read_model.pushEvent("alert", R"({"id":1})");
