@@ -58,8 +58,8 @@ Json row(sqlite3_stmt* st) {
          {"acked_by", textOrNull(st, 11)},
          {"cleared_at", timeCol(st, 13)}};
   j["ack_note"] = textOrNull(st, 12);
-  j["source_ts"] = sqlite3_column_type(st, 8) == SQLITE_NULL ? Json(nullptr)
-                                                              : Json(sqlite3_column_int64(st, 8));
+  j["source_ts"] =
+      sqlite3_column_type(st, 8) == SQLITE_NULL ? Json(nullptr) : Json(sqlite3_column_int64(st, 8));
   j["escalation_level"] = sqlite3_column_int64(st, 14);
   return j;
 }
@@ -74,7 +74,8 @@ void bindOpt(sqlite3_stmt* st, int idx, const std::string& v) {
 
 } // namespace
 
-AlertStore::AlertStore(std::string db_path) : path_(std::move(db_path)) {}
+AlertStore::AlertStore(std::string db_path) : path_(std::move(db_path)) {
+}
 
 AlertStore::~AlertStore() {
   for (auto* db : idle_) {
@@ -92,8 +93,7 @@ sqlite3* AlertStore::acquire(std::string* error) const {
     }
   }
   sqlite3* db = nullptr;
-  int rc = sqlite3_open_v2(path_.c_str(), &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX,
-                           nullptr);
+  int rc = sqlite3_open_v2(path_.c_str(), &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, nullptr);
   if (rc != SQLITE_OK) {
     if (error != nullptr) {
       *error = std::string("cannot open the database: ") + sqlite3_errstr(rc);

@@ -14,9 +14,9 @@ struct sqlite3;
 namespace hgj::api {
 
 struct AlertQuery {
-  std::string state;   ///< "" = any
-  std::string device;  ///< "" = any
-  std::string grid;    ///< "" = any
+  std::string state;  ///< "" = any
+  std::string device; ///< "" = any
+  std::string grid;   ///< "" = any
   int limit = 200;
 };
 
@@ -45,7 +45,7 @@ private:
 
   std::string path_;
   mutable std::mutex mu_;
-  mutable std::vector<sqlite3*> idle_;  // guarded by mu_
+  mutable std::vector<sqlite3*> idle_; // guarded by mu_
 };
 
 } // namespace hgj::api

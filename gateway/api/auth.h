@@ -35,7 +35,7 @@ public:
 private:
   std::string viewer_;
   std::string operator_;
-  std::vector<std::string> hosts_;  ///< lower-case, without port; empty = any
+  std::vector<std::string> hosts_; ///< lower-case, without port; empty = any
   std::vector<std::string> cors_;
 };
 

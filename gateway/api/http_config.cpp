@@ -53,8 +53,7 @@ std::string readToken(const core::ConfigNode& http, const std::string& key) {
   }
   for (char c : token) {
     if (static_cast<unsigned char>(c) <= 0x20 || static_cast<unsigned char>(c) >= 0x7f) {
-      http.errorAt(file.empty() ? key : file_key,
-                   "token must be printable ASCII without spaces");
+      http.errorAt(file.empty() ? key : file_key, "token must be printable ASCII without spaces");
       break;
     }
   }
@@ -83,7 +82,9 @@ bool isLoopbackAddress(const std::string& address) {
   return false;
 }
 
-bool HttpConfig::loopbackBind() const { return isLoopbackAddress(bind); }
+bool HttpConfig::loopbackBind() const {
+  return isLoopbackAddress(bind);
+}
 
 HttpConfig parseHttpConfig(const core::ConfigNode& http) {
   HttpConfig c;
@@ -122,31 +123,29 @@ HttpConfig parseHttpConfig(const core::ConfigNode& http) {
       http.errorAt("cors_origins", "\"*\" is not allowed: list the origins explicitly");
     }
   }
-  c.max_body_bytes =
-      static_cast<size_t>(http.integer("max_body_bytes", static_cast<int64_t>(c.max_body_bytes),
-                                       256, 16 * 1024 * 1024));
+  c.max_body_bytes = static_cast<size_t>(http.integer(
+      "max_body_bytes", static_cast<int64_t>(c.max_body_bytes), 256, 16 * 1024 * 1024));
   c.threads = static_cast<int>(http.integer("threads", c.threads, 2, 256));
   c.sse_max_clients = static_cast<int>(http.integer("sse_max_clients", c.sse_max_clients, 0, 254));
   if (c.sse_max_clients > c.threads - 2) {
-    http.errorAt("sse_max_clients",
-                 "must leave at least 2 of the " + std::to_string(c.threads) +
-                     " http.threads for requests (expected at most " +
-                     std::to_string(c.threads - 2) + ", got " + std::to_string(c.sse_max_clients) +
-                     ")");
+    http.errorAt("sse_max_clients", "must leave at least 2 of the " + std::to_string(c.threads) +
+                                        " http.threads for requests (expected at most " +
+                                        std::to_string(c.threads - 2) + ", got " +
+                                        std::to_string(c.sse_max_clients) + ")");
     c.sse_max_clients = c.threads - 2;
   }
   c.static_dir = http.str("static_dir", "");
   using std::chrono::milliseconds;
-  c.read_timeout = http.duration("read_timeout", c.read_timeout, milliseconds(100),
-                                 milliseconds(300'000));
-  c.write_timeout = http.duration("write_timeout", c.write_timeout, milliseconds(100),
-                                  milliseconds(300'000));
+  c.read_timeout =
+      http.duration("read_timeout", c.read_timeout, milliseconds(100), milliseconds(300'000));
+  c.write_timeout =
+      http.duration("write_timeout", c.write_timeout, milliseconds(100), milliseconds(300'000));
   c.keep_alive_timeout = http.duration("keep_alive_timeout", c.keep_alive_timeout,
                                        milliseconds(1000), milliseconds(300'000));
-  c.command_timeout = http.duration("command_timeout", c.command_timeout, milliseconds(100),
-                                    milliseconds(120'000));
-  c.sse_heartbeat = http.duration("sse_heartbeat", c.sse_heartbeat, milliseconds(1000),
-                                  milliseconds(300'000));
+  c.command_timeout =
+      http.duration("command_timeout", c.command_timeout, milliseconds(100), milliseconds(120'000));
+  c.sse_heartbeat =
+      http.duration("sse_heartbeat", c.sse_heartbeat, milliseconds(1000), milliseconds(300'000));
   return c;
 }
 

@@ -121,8 +121,7 @@ std::string spaceEvents(const std::shared_ptr<const pipeline::Snapshot>& snap, u
                         const std::string& ids_json) {
   auto ids = nlohmann::json::parse(ids_json, nullptr, false);
   if (!snap || !snap->compound || !ids.is_array()) {
-    return "id: " + std::to_string(seq) + "\nevent: spaces\ndata: " + singleLine(ids_json) +
-           "\n\n";
+    return "id: " + std::to_string(seq) + "\nevent: spaces\ndata: " + singleLine(ids_json) + "\n\n";
   }
   std::string out;
   for (const auto& id : ids) {
@@ -156,13 +155,8 @@ std::string statusText(const Json& health) {
 struct HttpServer::Impl {
   Impl(const HttpConfig& c, const pipeline::ReadModel& rm, pipeline::CommandSink& cs,
        core::MetricsRegistry& m, const std::string& db_path, std::function<nlohmann::json()> h)
-      : config(c),
-        read_model(rm),
-        commands(cs),
-        metrics(m),
-        alerts(std::make_shared<AlertStore>(db_path)),
-        health(std::move(h)),
-        policy(c),
+      : config(c), read_model(rm), commands(cs), metrics(m),
+        alerts(std::make_shared<AlertStore>(db_path)), health(std::move(h)), policy(c),
         sse_clients(std::make_shared<std::atomic<int>>(0)) {}
 
   HttpConfig config;
@@ -210,14 +204,13 @@ void HttpServer::Impl::registerMetrics() {
   // The callbacks keep what they read alive: the registry may outlive this server.
   std::shared_ptr<AlertStore> store = alerts;
   for (const char* state : {"active", "acked", "cleared"}) {
-    metrics.gaugeFn(
-        "hgj_alerts_by_state", "Alerts in the database by lifecycle state.",
-        [store, s = std::string(state)] {
-          auto counts = store->countByState();
-          auto it = counts.find(s);
-          return it == counts.end() ? 0.0 : static_cast<double>(it->second);
-        },
-        {{"state", state}});
+    metrics.gaugeFn("hgj_alerts_by_state", "Alerts in the database by lifecycle state.",
+                    [store, s = std::string(state)] {
+                      auto counts = store->countByState();
+                      auto it = counts.find(s);
+                      return it == counts.end() ? 0.0 : static_cast<double>(it->second);
+                    },
+                    {{"state", state}});
   }
   auto clients = sse_clients;
   metrics.gaugeFn("hgj_http_sse_clients", "Open server-sent event streams.",
@@ -229,8 +222,9 @@ void HttpServer::Impl::registerMetrics() {
 
 void HttpServer::Impl::reject(httplib::Response& res, int status, const std::string& reason,
                               const std::string& message, const httplib::Request& req) {
-  metrics.counter("hgj_http_rejected_total", "HTTP requests refused by the access rules.",
-                  {{"reason", reason}})
+  metrics
+      .counter("hgj_http_rejected_total", "HTTP requests refused by the access rules.",
+               {{"reason", reason}})
       .inc();
   // Security-relevant, so logged; only method, path and peer (never headers, query or body,
   // which may hold a token).
@@ -275,7 +269,7 @@ httplib::Server::HandlerResponse HttpServer::Impl::guard(const httplib::Request&
     return HR::Handled;
   }
   if (!isApiPath(req.path)) {
-    return HR::Unhandled;  // dashboard files carry no data
+    return HR::Unhandled; // dashboard files carry no data
   }
   std::string token = bearerToken(req.get_header_value("Authorization"));
   if (token.empty() && req.path == "/api/v1/events") {
@@ -297,8 +291,7 @@ httplib::Server::HandlerResponse HttpServer::Impl::guard(const httplib::Request&
   return HR::Unhandled;
 }
 
-std::shared_ptr<const pipeline::Snapshot> HttpServer::Impl::snapshot(
-    httplib::Response& res) const {
+std::shared_ptr<const pipeline::Snapshot> HttpServer::Impl::snapshot(httplib::Response& res) const {
   auto s = read_model.current();
   if (!s || !s->compound) {
     res.set_header("Retry-After", "1");
@@ -454,8 +447,8 @@ void HttpServer::Impl::getAlerts(const httplib::Request& req, httplib::Response&
   // Where the device is, for the dashboard and for people reading the JSON.
   auto s = read_model.current();
   for (auto& a : *list) {
-    const model::Device* d = (s && s->compound) ? s->compound->device(a["device"].get<std::string>())
-                                                : nullptr;
+    const model::Device* d =
+        (s && s->compound) ? s->compound->device(a["device"].get<std::string>()) : nullptr;
     a["location"] = d != nullptr ? d->location.text() : std::string();
   }
   setJson(res, 200, *list);
@@ -531,7 +524,8 @@ void HttpServer::Impl::postAck(const httplib::Request& req, httplib::Response& r
   }
   std::string note;
   if (body->contains("note") && !(*body)["note"].is_null()) {
-    if (!(*body)["note"].is_string() || (*body)["note"].get<std::string>().size() > kMaxNoteLength) {
+    if (!(*body)["note"].is_string() ||
+        (*body)["note"].get<std::string>().size() > kMaxNoteLength) {
       setError(res, 400, "\"note\" must be a text of at most 500 bytes");
       return;
     }
@@ -692,7 +686,14 @@ void HttpServer::Impl::getEvents(const httplib::Request& req, httplib::Response&
           }
         } else {
           bool gap = false;
+          auto asked = Clock::now();
           auto events = read_model.eventsAfter(st->after, kSseStep, &gap);
+          if (events.empty() && Clock::now() - asked < kSseStep / 2) {
+            // Nothing new yet an early return: the read model was closed (daemon shutting
+            // down). End the stream instead of spinning.
+            sink.done();
+            return true;
+          }
           if (gap) {
             out += "event: resync\ndata: {}\n\n";
           }
@@ -700,7 +701,7 @@ void HttpServer::Impl::getEvents(const httplib::Request& req, httplib::Response&
           for (const auto& e : events) {
             st->after = e.seq;
             if (e.type == "snapshot") {
-              continue;  // replaced by this stream's own, throttled snapshot events below
+              continue; // replaced by this stream's own, throttled snapshot events below
             }
             if (e.type == "spaces") {
               // The pipeline names the spaces that changed; clients get each one's new state
@@ -711,8 +712,8 @@ void HttpServer::Impl::getEvents(const httplib::Request& req, httplib::Response&
               out += spaceEvents(snap, e.seq, e.json);
               continue;
             }
-            out += "id: " + std::to_string(e.seq) + "\nevent: " + e.type + "\ndata: " +
-                   singleLine(e.json) + "\n\n";
+            out += "id: " + std::to_string(e.seq) + "\nevent: " + e.type +
+                   "\ndata: " + singleLine(e.json) + "\n\n";
           }
         }
         auto now = Clock::now();
@@ -756,8 +757,8 @@ void HttpServer::Impl::getHealth(httplib::Response& res) const {
   auto s = read_model.current();
   j["status"] = status;
   j["api"] = Json{{"status", "ok"}, {"sse_clients", sse_clients->load()}};
-  j["state"] = Json{{"version", s ? s->version : 0},
-                    {"updated_at", timeOrNull(s ? s->updated_ms : 0)}};
+  j["state"] =
+      Json{{"version", s ? s->version : 0}, {"updated_at", timeOrNull(s ? s->updated_ms : 0)}};
   bool down = status == "down" || status == "error" || status == "failed";
   setJson(res, down ? 503 : 200, j);
 }
@@ -773,12 +774,10 @@ void HttpServer::Impl::routes() {
         });
   s.Get("/api/v1/parking",
         [this](const httplib::Request&, httplib::Response& res) { getParking(res); });
-  s.Get("/api/v1/parking/spaces", [this](const httplib::Request& req, httplib::Response& res) {
-    getSpaces(req, res);
-  });
-  s.Get("/api/v1/devices", [this](const httplib::Request& req, httplib::Response& res) {
-    getDevices(req, res);
-  });
+  s.Get("/api/v1/parking/spaces",
+        [this](const httplib::Request& req, httplib::Response& res) { getSpaces(req, res); });
+  s.Get("/api/v1/devices",
+        [this](const httplib::Request& req, httplib::Response& res) { getDevices(req, res); });
   // Child ids contain a slash (S03/P07): taken literally or as S03%2FP07.
   s.Get(R"(/api/v1/devices/(.+))", [this](const httplib::Request& req, httplib::Response& res) {
     getDevice(req.matches[1], res);
@@ -793,16 +792,14 @@ void HttpServer::Impl::routes() {
       setJson(res, 200, ebikeView(*snap));
     }
   });
-  s.Get("/api/v1/alerts", [this](const httplib::Request& req, httplib::Response& res) {
-    getAlerts(req, res);
-  });
+  s.Get("/api/v1/alerts",
+        [this](const httplib::Request& req, httplib::Response& res) { getAlerts(req, res); });
   s.Post(R"(/api/v1/alerts/([^/]+)/ack)",
          [this](const httplib::Request& req, httplib::Response& res) { postAck(req, res); });
   s.Post(R"(/api/v1/devices/(.+)/points/([^/]+))",
          [this](const httplib::Request& req, httplib::Response& res) { postWrite(req, res); });
-  s.Get("/api/v1/events", [this](const httplib::Request& req, httplib::Response& res) {
-    getEvents(req, res);
-  });
+  s.Get("/api/v1/events",
+        [this](const httplib::Request& req, httplib::Response& res) { getEvents(req, res); });
   s.Get("/healthz", [this](const httplib::Request&, httplib::Response& res) { getHealth(res); });
   s.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
     res.set_content(metrics.render(), "text/plain; version=0.0.4; charset=utf-8");
@@ -844,8 +841,9 @@ void HttpServer::Impl::routes() {
     }
   });
   s.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
-    metrics.counter("hgj_http_requests_total", "HTTP requests answered, by status code.",
-                    {{"code", std::to_string(res.status)}})
+    metrics
+        .counter("hgj_http_requests_total", "HTTP requests answered, by status code.",
+                 {{"code", std::to_string(res.status)}})
         .inc();
     if (req.path != "/api/v1/events" && t_request_start != Clock::time_point{}) {
       latency->observe(std::chrono::duration<double>(Clock::now() - t_request_start).count());
@@ -865,7 +863,9 @@ HttpServer::HttpServer(const HttpConfig& config, const pipeline::ReadModel& read
   impl_->routes();
 }
 
-HttpServer::~HttpServer() { stop(); }
+HttpServer::~HttpServer() {
+  stop();
+}
 
 void HttpServer::start() {
   Impl& m = *impl_;
@@ -881,7 +881,9 @@ void HttpServer::start() {
                           static_cast<time_t>((d.count() % 1000) * 1000));
   };
   int threads = m.config.threads;
-  m.server.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
+  m.server.new_task_queue = [threads] {
+    return new httplib::ThreadPool(static_cast<size_t>(threads));
+  };
   auto [rs, ru] = seconds(m.config.read_timeout);
   m.server.set_read_timeout(rs, ru);
   auto [ws, wu] = seconds(m.config.write_timeout);
@@ -942,6 +944,8 @@ void HttpServer::stop() {
   }
 }
 
-int HttpServer::port() const { return impl_->bound_port; }
+int HttpServer::port() const {
+  return impl_->bound_port;
+}
 
 } // namespace hgj::api

@@ -8,8 +8,8 @@ namespace hgj::api {
 /// One file of the dashboard as embedded in the binary (gateway/api/static/, copied into
 /// static_assets_data.cpp by gateway/api/embed_static.sh).
 struct StaticAsset {
-  std::string name;          ///< "index.html"
-  std::string content_type;  ///< "text/html; charset=utf-8"
+  std::string name;         ///< "index.html"
+  std::string content_type; ///< "text/html; charset=utf-8"
   std::string body;
 };
 

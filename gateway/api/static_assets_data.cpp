@@ -666,6 +666,11 @@ function connect() {
   src.onerror = () => {
     lost = true;
     setConn('conn_lost');
+    // The browser retries by itself unless the server refused the stream (401, 503): then retry
+    // here, slowly.
+    if (src.readyState === EventSource.CLOSED) {
+      setTimeout(() => { if (state.source === src) connect(); }, 5000);
+    }
   };
   src.addEventListener('space', (e) => applySpace(parse(e)));
   src.addEventListener('parking', () => debounce('parking', 250, refreshParking));

@@ -22,8 +22,8 @@ const DeviceView* viewOf(const Snapshot& s, const model::Device& d) {
 }
 
 Json counts(const pipeline::ParkingCounts& c) {
-  return Json{{"total", c.total}, {"occupied", c.occupied}, {"free", c.free},
-              {"unknown", c.unknown}};
+  return Json{
+      {"total", c.total}, {"occupied", c.occupied}, {"free", c.free}, {"unknown", c.unknown}};
 }
 
 Json location(const model::Location& l) {
@@ -210,7 +210,7 @@ Json spacesView(const Snapshot& s, const std::string& level, const std::string& 
 
 Json devicesView(const Snapshot& s, const DeviceFilter& f) {
   Json list = Json::array();
-  std::map<std::string, std::pair<int, int>> by_type;  // type -> (total, online)
+  std::map<std::string, std::pair<int, int>> by_type; // type -> (total, online)
   int total = 0;
   int online = 0;
   int cut = 0;
@@ -238,8 +238,11 @@ Json devicesView(const Snapshot& s, const DeviceFilter& f) {
   return Json{{"site", s.compound ? s.compound->site_id : std::string()},
               {"updated_at", timeOrNull(s.updated_ms)},
               {"summary",
-               {{"total", total}, {"online", online}, {"offline", total - online},
-                {"safety_cut", cut}, {"by_type", std::move(types)}}},
+               {{"total", total},
+                {"online", online},
+                {"offline", total - online},
+                {"safety_cut", cut},
+                {"by_type", std::move(types)}}},
               {"count", list.size()},
               {"devices", std::move(list)}};
 }
@@ -257,8 +260,7 @@ std::optional<Json> deviceView(const Snapshot& s, const std::string& id) {
   Json points = Json::object();
   for (size_t slot = 0; slot < d->profile->points.size(); ++slot) {
     const model::PointDef& def = d->profile->points[slot];
-    const PointView* p =
-        (v != nullptr && slot < v->points.size()) ? &v->points[slot] : nullptr;
+    const PointView* p = (v != nullptr && slot < v->points.size()) ? &v->points[slot] : nullptr;
     Json pj{{"value", valueOf(p)},
             {"quality", p != nullptr ? model::qualityName(p->quality) : "stale"},
             {"since", timeOrNull(p != nullptr ? p->since_ms : 0)},
@@ -320,8 +322,8 @@ Json evView(const Snapshot& s) {
               {"energy_kwh", valueOf(pointOf(s, d, "energy_kwh"))},
               {"safety_cut", v != nullptr && v->safety_cut}};
       model::DeviceIndex space_index = d.linked;
-      if (space_index == model::kNoDevice || s.compound->devices[space_index].type() !=
-                                                   "parking_sensor") {
+      if (space_index == model::kNoDevice ||
+          s.compound->devices[space_index].type() != "parking_sensor") {
         auto it = space_of.find(d.index);
         space_index = it == space_of.end() ? model::kNoDevice : it->second;
       }

@@ -23,8 +23,8 @@ int main(int argc, char** argv) {
   using namespace hgj;
   // stdout carries the protocol; logs go to stderr.
   spdlog::set_default_logger(spdlog::stderr_color_mt("fixture"));
-  std::string dir = std::filesystem::temp_directory_path() /
-                    ("hgj_browser_" + std::to_string(getpid()));
+  std::string dir =
+      std::filesystem::temp_directory_path() / ("hgj_browser_" + std::to_string(getpid()));
   std::filesystem::create_directories(dir);
   std::string db = dir + "/gateway.db";
   int rc = 0;
@@ -50,8 +50,9 @@ int main(int argc, char** argv) {
     if (argc > 1) {
       cfg.static_dir = argv[1];
     }
-    api::HttpServer server(cfg, read_model, sink, metrics, db,
-                           [] { return nlohmann::json{{"status", "ok"}}; });
+    api::HttpServer server(cfg, read_model, sink, metrics, db, [] {
+      return nlohmann::json{{"status", "ok"}};
+    });
     server.start();
     std::cout << "PORT " << server.port() << std::endl;
     std::string line;

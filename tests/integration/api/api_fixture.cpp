@@ -20,9 +20,9 @@ std::string num(const char* fmt, int n) {
   return buf;
 }
 
-model::Profile* addProfile(model::Compound& c, const std::string& name, const std::string& type,
-                           std::vector<std::tuple<std::string, model::PointType, std::string, bool>>
-                               points) {
+model::Profile*
+addProfile(model::Compound& c, const std::string& name, const std::string& type,
+           std::vector<std::tuple<std::string, model::PointType, std::string, bool>> points) {
   auto p = std::make_unique<model::Profile>();
   p->name = name;
   p->device_type = type;
@@ -66,8 +66,8 @@ std::shared_ptr<model::Compound> makeCompound(const CompoundShape& shape) {
   c->site_id = "demo-001";
   c->site_name = "演示小区";
   using T = model::PointType;
-  auto* parking = addProfile(*c, "parking_sensor_mqtt", "parking_sensor",
-                             {{"occupied", T::Bool, "", false}});
+  auto* parking =
+      addProfile(*c, "parking_sensor_mqtt", "parking_sensor", {{"occupied", T::Bool, "", false}});
   auto* pile = addProfile(*c, "ev_pile_mqtt", "ev_pile",
                           {{"state", T::String, "", false},
                            {"power_kw", T::Number, "kW", false},
@@ -218,7 +218,7 @@ void LiveState::fillDefaults() {
     ++i;
     if (d.type() == "parking_sensor") {
       if (i % 17 == 0) {
-        continue;  // never reported: unknown
+        continue; // never reported: unknown
       }
       setPoint(d.id, "occupied", i % 3 == 0);
     } else if (d.type() == "ev_pile") {
@@ -298,11 +298,10 @@ void LiveState::publish(pipeline::ReadModel& rm) {
 void createAlertsTable(const std::string& db_path) {
   sqlite3* db = openRw(db_path);
   exec(db, "PRAGMA journal_mode=WAL");
-  exec(db,
-       "CREATE TABLE IF NOT EXISTS alerts(id INTEGER PRIMARY KEY, rule TEXT, device TEXT, "
-       "grid TEXT, severity TEXT, state TEXT, message TEXT, value TEXT, source_ts INTEGER, "
-       "raised_at INTEGER, acked_at INTEGER, acked_by TEXT, ack_note TEXT, cleared_at INTEGER, "
-       "escalation_level INTEGER, actions TEXT)");
+  exec(db, "CREATE TABLE IF NOT EXISTS alerts(id INTEGER PRIMARY KEY, rule TEXT, device TEXT, "
+           "grid TEXT, severity TEXT, state TEXT, message TEXT, value TEXT, source_ts INTEGER, "
+           "raised_at INTEGER, acked_at INTEGER, acked_by TEXT, ack_note TEXT, cleared_at INTEGER, "
+           "escalation_level INTEGER, actions TEXT)");
   sqlite3_close(db);
 }
 

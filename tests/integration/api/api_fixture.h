@@ -19,7 +19,7 @@ struct sqlite3;
 namespace hgj::api::testing {
 
 struct CompoundShape {
-  int spaces_per_level = 40;  ///< a multiple of 4 (zones A-D)
+  int spaces_per_level = 40; ///< a multiple of 4 (zones A-D)
   int ev_piles = 6;
   int sheds = 3;
   int ports_per_shed = 10;
@@ -83,9 +83,9 @@ private:
   pipeline::ReadModel* events_;
   int64_t now_ms_;
   mutable std::mutex mu_;
-  bool hang_ = false;                                      // guarded by mu_
-  std::vector<pipeline::Command> received_;                // guarded by mu_
-  std::vector<std::promise<pipeline::CommandResult>> hung_;  // guarded by mu_
+  bool hang_ = false;                                       // guarded by mu_
+  std::vector<pipeline::Command> received_;                 // guarded by mu_
+  std::vector<std::promise<pipeline::CommandResult>> hung_; // guarded by mu_
 };
 
 } // namespace hgj::api::testing

@@ -64,9 +64,7 @@ struct Harness {
   std::unique_ptr<api::HttpServer> server;
 
   explicit Harness(api::HttpConfig config = {}, bool publish = true)
-      : db(dir.path + "/gateway.db"),
-        compound(api::testing::makeCompound()),
-        live(compound, kNow),
+      : db(dir.path + "/gateway.db"), compound(api::testing::makeCompound()), live(compound, kNow),
         sink(db, &read_model, kNow + 1000) {
     api::testing::createAlertsTable(db);
     live.fillDefaults();
@@ -191,7 +189,8 @@ std::map<std::string, double> parsePrometheus(const std::string& text) {
   for (const auto& [key, v] : values) {
     auto pos = key.find("_bucket{");
     if (pos != std::string::npos && key.find("le=\"+Inf\"") != std::string::npos) {
-      std::string series = std::regex_replace(key.substr(pos + 7), std::regex(R"(,?le="\+Inf")"), "");
+      std::string series =
+          std::regex_replace(key.substr(pos + 7), std::regex(R"(,?le="\+Inf")"), "");
       if (series == "{}") {
         series.clear();
       }
@@ -287,8 +286,7 @@ TEST_CASE("api http: bad parking filters are refused", "[api][http]") {
   getJson(c, "/api/v1/parking/spaces?level=" + std::string(40, 'x'), 400);
 }
 
-TEST_CASE("api http: without a published snapshot the state endpoints answer 503",
-          "[api][http]") {
+TEST_CASE("api http: without a published snapshot the state endpoints answer 503", "[api][http]") {
   Harness h({}, false);
   auto c = h.client();
   for (const char* path : {"/api/v1/parking", "/api/v1/parking/spaces", "/api/v1/devices",
@@ -365,8 +363,7 @@ TEST_CASE("api http: EV piles show state, power and blocked spaces", "[api][http
   CHECK(ev["power_kw"].get<double>() >= 7.0);
 }
 
-TEST_CASE("api http: e-bike sheds show ports in use, cut ports and temperatures",
-          "[api][http]") {
+TEST_CASE("api http: e-bike sheds show ports in use, cut ports and temperatures", "[api][http]") {
   Harness h;
   auto c = h.client();
   h.live.setPoint("S02/P03", "temp_c", 72.5);
@@ -399,8 +396,8 @@ TEST_CASE("api http: e-bike sheds show ports in use, cut ports and temperatures"
 TEST_CASE("api http: alerts are listed by state in the fixed shape", "[api][http]") {
   Harness h;
   auto c = h.client();
-  auto a1 = api::testing::insertAlert(h.db, "port_over_temp", "S02/P03", "G2", "critical",
-                                      "active", "S02/P03 温度 72.5°C", "72.5", kNow - 60'000);
+  auto a1 = api::testing::insertAlert(h.db, "port_over_temp", "S02/P03", "G2", "critical", "active",
+                                      "S02/P03 温度 72.5°C", "72.5", kNow - 60'000);
   api::testing::insertAlert(h.db, "device_offline", "EV-03", "G1", "warning", "cleared",
                             "EV-03 offline", "\"offline\"", kNow - 120'000);
   json active = getJson(c, "/api/v1/alerts?state=active");
@@ -506,8 +503,7 @@ TEST_CASE("api http: point writes are validated against the profile", "[api][htt
   CHECK(postJson(c, "/api/v1/devices/S01/P02/points/temp_c", R"({"value":1})")->status == 403);
   CHECK(postJson(c, "/api/v1/devices/S01/P02/points/nope", R"({"value":1})")->status == 404);
   CHECK(postJson(c, "/api/v1/devices/NOPE/points/relay", R"({"value":true})")->status == 404);
-  CHECK(postJson(c, "/api/v1/devices/S01/P02/points/relay", R"({"value":"maybe"})")->status ==
-        400);
+  CHECK(postJson(c, "/api/v1/devices/S01/P02/points/relay", R"({"value":"maybe"})")->status == 400);
   CHECK(postJson(c, "/api/v1/devices/S01/P02/points/relay", R"({"value":[1]})")->status == 400);
   CHECK(postJson(c, "/api/v1/devices/S01/P02/points/relay", R"({})")->status == 400);
   CHECK(postJson(c, "/api/v1/devices/S01/P02/points/relay", R"({"value":true,"x":1})")->status ==
@@ -535,8 +531,8 @@ TEST_CASE("api http: tokens: no token 401, viewer reads, viewer ack 403, operato
   std::string ack = "/api/v1/alerts/" + std::to_string(id) + "/ack";
   auto anon = h.client();
   for (const char* path : {"/api/v1/parking", "/api/v1/parking/spaces", "/api/v1/devices",
-                           "/api/v1/devices/EV-01", "/api/v1/ev", "/api/v1/ebike",
-                           "/api/v1/alerts", "/api/v1/events", "/healthz", "/metrics"}) {
+                           "/api/v1/devices/EV-01", "/api/v1/ev", "/api/v1/ebike", "/api/v1/alerts",
+                           "/api/v1/events", "/healthz", "/metrics"}) {
     auto r = anon.Get(path);
     REQUIRE(r);
     INFO(path);
@@ -583,12 +579,12 @@ TEST_CASE("api http: cross-origin posts are refused, CORS is closed by default",
                                       "true", kNow);
   std::string ack = "/api/v1/alerts/" + std::to_string(id) + "/ack";
   auto c = h.client();
-  auto r = c.Post(ack, {{"Origin", "https://evil.example.com"}}, R"({"by":"x"})",
-                  "application/json");
+  auto r =
+      c.Post(ack, {{"Origin", "https://evil.example.com"}}, R"({"by":"x"})", "application/json");
   REQUIRE(r);
   CHECK(r->status == 403);
-  auto pre = c.Options(ack, {{"Origin", "https://evil.example.com"},
-                             {"Access-Control-Request-Method", "POST"}});
+  auto pre = c.Options(
+      ack, {{"Origin", "https://evil.example.com"}, {"Access-Control-Request-Method", "POST"}});
   CHECK(pre->status == 403);
   auto get = c.Get("/api/v1/parking", {{"Origin", "https://evil.example.com"}});
   CHECK(get->status == 200);
@@ -605,7 +601,7 @@ TEST_CASE("api http: listed CORS origins get preflight and allow headers",
   Harness h(cfg);
   auto c = h.client();
   auto pre = c.Options("/api/v1/alerts/1/ack", {{"Origin", "https://pm.example.com"},
-                                               {"Access-Control-Request-Method", "POST"}});
+                                                {"Access-Control-Request-Method", "POST"}});
   REQUIRE(pre);
   CHECK(pre->status == 204);
   CHECK(pre->get_header_value("Access-Control-Allow-Origin") == "https://pm.example.com");
@@ -757,9 +753,12 @@ TEST_CASE("api http: events stream live changes and replay after Last-Event-ID",
   h.live.setPoint("P-B2-0007", "occupied", true);
   h.live.publish(h.read_model);
   h.read_model.pushEvent("spaces", R"(["P-B2-0007","NOPE"])");
-  CHECK(waitFor([&] { return has("event: space\ndata: {\"id\":\"P-B2-0007\",\"level\":\"B2\","
-                                 "\"zone\":\"A\",\"state\":\"occupied\""); },
-                std::chrono::seconds(3)));
+  CHECK(waitFor(
+      [&] {
+        return has("event: space\ndata: {\"id\":\"P-B2-0007\",\"level\":\"B2\","
+                   "\"zone\":\"A\",\"state\":\"occupied\"");
+      },
+      std::chrono::seconds(3)));
   h.read_model.pushEvent("snapshot", R"({"version":99})");
   h.read_model.pushEvent("device", R"({"id":"EV-01"})");
   CHECK(waitFor([&] { return has("event: device"); }, std::chrono::seconds(3)));
@@ -781,6 +780,23 @@ TEST_CASE("api http: events stream live changes and replay after Last-Event-ID",
   });
   CHECK(replay.find("id: 1\nevent: space") != std::string::npos);
   CHECK(replay.find("event: alert") != std::string::npos);
+}
+
+TEST_CASE("api http: event streams end when the read model closes", "[api][http][sse]") {
+  Harness h;
+  auto c = h.client();
+  std::atomic<bool> connected{false};
+  std::thread reader([&] {
+    c.Get("/api/v1/events", [&](const char*, size_t) {
+      connected = true;
+      return true;
+    });
+  });
+  REQUIRE(waitFor([&] { return connected.load(); }, std::chrono::seconds(5)));
+  h.read_model.close();
+  reader.join(); // the server ended the stream
+  CHECK(waitFor([&] { return h.metrics.value("hgj_http_sse_clients") == 0; },
+                std::chrono::seconds(3)));
 }
 
 TEST_CASE("api http: event streams are capped and need the token in the query",
@@ -818,8 +834,8 @@ TEST_CASE("api http: start fails clearly when the port is taken", "[api][http]")
   core::MetricsRegistry metrics;
   api::testing::TestCommandSink sink(h.db, nullptr, kNow);
   api::HttpServer second(cfg, rm, sink, metrics, h.db, nullptr);
-  CHECK_THROWS_WITH(second.start(),
-                    Catch::Contains("http: cannot listen on 127.0.0.1:" + std::to_string(cfg.port)));
+  CHECK_THROWS_WITH(second.start(), Catch::Contains("http: cannot listen on 127.0.0.1:" +
+                                                    std::to_string(cfg.port)));
   h.server->stop();
   h.server->stop();
 }
