@@ -7,7 +7,7 @@ const I18N = {
     title: '小区看板', nav_parking: '车位', nav_ev: '充电桩', nav_ebike: '电动车棚',
     nav_alerts: '告警', nav_health: '设备', parking: '地下车位', free: '空闲', occupied: '占用',
     unknown: '未知', total: '总数', ev_space: '充电车位', ev: '新能源充电桩',
-    ebike: '电动自行车充电棚', alerts: '告警', show_acked: '显示已确认', no_alerts: '当前没有告警',
+    ebike: '电动自行车充电棚', alerts: '告警', show_acked: '显示已确认', no_alerts: '当前没有告警', alerts_unavailable: '告警暂不可用（数据库未就绪）',
     health: '设备健康', offline_devices: '离线设备', ack_title: '确认告警', ack_by: '处理人',
     ack_note: '备注', operator_token: '操作员令牌（未配置可留空）', cancel: '取消', ack: '确认',
     token_title: '需要访问令牌', token: '令牌', ok: '确定', conn_live: '实时', conn_connecting: '连接中',
@@ -26,7 +26,8 @@ const I18N = {
     nav_alerts: 'Alerts', nav_health: 'Devices', parking: 'Underground parking', free: 'Free',
     occupied: 'Occupied', unknown: 'Unknown', total: 'Total', ev_space: 'EV space',
     ev: 'EV charging piles', ebike: 'E-bike charging sheds', alerts: 'Alerts',
-    show_acked: 'Show acknowledged', no_alerts: 'No alerts', health: 'Device health',
+    show_acked: 'Show acknowledged', no_alerts: 'No alerts',
+    alerts_unavailable: 'Alerts unavailable (database not ready)', health: 'Device health',
     offline_devices: 'Offline devices', ack_title: 'Acknowledge alert', ack_by: 'Your name',
     ack_note: 'Note', operator_token: 'Operator token (leave empty if none configured)',
     cancel: 'Cancel', ack: 'Ack', token_title: 'Access token required', token: 'Token', ok: 'OK',
@@ -51,6 +52,7 @@ const state = {
   ev: null,
   ebike: null,
   alerts: [],
+  alertsError: false,
   devices: null,
   source: null,
   timers: {},
@@ -296,8 +298,18 @@ const SEVERITY = { critical: 0, warning: 1, info: 2 };
 
 async function loadAlerts() {
   const showAcked = document.getElementById('show-acked').checked;
-  const active = await api('/api/v1/alerts?state=active');
-  const acked = showAcked ? await api('/api/v1/alerts?state=acked&limit=50') : [];
+  let active;
+  let acked = [];
+  try {
+    active = await api('/api/v1/alerts?state=active');
+    if (showAcked) acked = await api('/api/v1/alerts?state=acked&limit=50');
+    state.alertsError = false;
+  } catch (e) {
+    // Keep what is shown, and say that it may be out of date.
+    state.alertsError = true;
+    renderAlerts();
+    throw e;
+  }
   active.sort((a, b) => (SEVERITY[a.severity] ?? 3) - (SEVERITY[b.severity] ?? 3) ||
     Date.parse(b.raised_at) - Date.parse(a.raised_at));
   state.alerts = active.concat(acked);
@@ -307,7 +319,10 @@ async function loadAlerts() {
 function renderAlerts() {
   const active = state.alerts.filter((a) => a.state === 'active').length;
   document.getElementById('alert-count').textContent = active;
-  document.getElementById('alerts-empty').classList.toggle('hidden', state.alerts.length > 0);
+  const empty = document.getElementById('alerts-empty');
+  empty.textContent = t(state.alertsError ? 'alerts_unavailable' : 'no_alerts');
+  empty.classList.toggle('error', !!state.alertsError);
+  empty.classList.toggle('hidden', state.alerts.length > 0 && !state.alertsError);
   document.getElementById('alert-list').replaceChildren(...state.alerts.map((a) => el('li', {
     class: 'alert ' + a.state, 'data-alert-id': a.id, 'data-state': a.state,
   },
