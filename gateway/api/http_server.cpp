@@ -107,6 +107,16 @@ bool isApiPath(const std::string& path) {
   return path.rfind("/api/", 0) == 0 || path == "/healthz" || path == "/metrics";
 }
 
+// A request path as it may appear in the log: decoded paths can hold control characters that
+// would forge log lines, and their length is the client's choice.
+std::string printable(const std::string& s) {
+  std::string out;
+  for (unsigned char c : s.substr(0, 200)) {
+    out += (c < 0x20 || c == 0x7f) ? '?' : static_cast<char>(c);
+  }
+  return out;
+}
+
 std::string singleLine(std::string data) {
   for (char& c : data) {
     if (c == '\n' || c == '\r') {
@@ -228,8 +238,8 @@ void HttpServer::Impl::reject(httplib::Response& res, int status, const std::str
       .inc();
   // Security-relevant, so logged; only method, path and peer (never headers, query or body,
   // which may hold a token).
-  reject_log.warn("http: refused {} {} from {}: {}", req.method, req.path, req.remote_addr,
-                  message);
+  reject_log.warn("http: refused {} {} from {}: {}", req.method, printable(req.path),
+                  req.remote_addr, message);
   setError(res, status, message);
 }
 
@@ -824,7 +834,7 @@ void HttpServer::Impl::routes() {
           what = e.what();
         } catch (...) {
         }
-        error_log.warn("http: {} {} failed: {}", req.method, req.path, what);
+        error_log.warn("http: {} {} failed: {}", req.method, printable(req.path), what);
         setError(res, 500, "internal error");
       });
   s.set_post_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
@@ -850,7 +860,7 @@ void HttpServer::Impl::routes() {
     }
     t_request_start = {};
     // Path only: the query may carry an access token.
-    spdlog::debug("http: {} {} -> {}", req.method, req.path, res.status);
+    spdlog::debug("http: {} {} -> {}", req.method, printable(req.path), res.status);
   });
 }
 

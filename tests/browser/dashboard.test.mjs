@@ -47,9 +47,13 @@ function check(name, ok, detail) {
 
 let fixture = null;
 let fixtureLines = null;
-async function startFixture() {
+async function startFixture(extraArgs) {
   if (!fixturePath || args.indexOf('--fixture') < 0) throw new Error('missing --fixture PATH');
-  fixture = spawn(fixturePath, [], { stdio: ['pipe', 'pipe', 'inherit'] });
+  if (fixture) {
+    fixture.stdin.end('quit\n');
+    await new Promise((resolve) => fixture.once('exit', resolve));
+  }
+  fixture = spawn(fixturePath, extraArgs || [], { stdio: ['pipe', 'pipe', 'inherit'] });
   const rl = createInterface({ input: fixture.stdout });
   const queue = [];
   const waiters = [];
@@ -78,8 +82,9 @@ async function changeSpace(id, occupied) {
     .replaceAll('{ts}', String(Date.now())), { stdio: 'inherit', timeout: 10_000 });
 }
 
-async function getJson(base, path) {
-  const res = await fetch(base + path, { headers: token ? { Authorization: 'Bearer ' + token } : {} });
+async function getJson(base, path, bearer) {
+  const t = bearer !== undefined ? bearer : token;
+  const res = await fetch(base + path, { headers: t ? { Authorization: 'Bearer ' + t } : {} });
   if (!res.ok) throw new Error(`${path}: ${res.status}`);
   return res.json();
 }
@@ -108,8 +113,7 @@ function apiCounts(p) {
   return out;
 }
 
-async function main() {
-  const base = external || (await startFixture());
+async function launch() {
   const profile = mkdtempSync(join(tmpdir(), 'hgj-chromium-'));
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
@@ -119,6 +123,59 @@ async function main() {
     viewport: { width: 1280, height: 900 },
     locale: 'zh-CN',
   });
+  return {
+    context,
+    close: async () => {
+      await context.close();
+      rmSync(profile, { recursive: true, force: true });
+    },
+  };
+}
+
+// With tokens: the page asks for the viewer token, refuses an ack with it, accepts the
+// operator's.
+async function tokenScenario() {
+  const viewer = 'viewer-token-browser-0123';
+  const operator = 'operator-token-browser-0123';
+  const base = await startFixture(['--viewer-token', viewer, '--operator-token', operator]);
+  const { context, close } = await launch();
+  try {
+    const page = context.pages()[0] || (await context.newPage());
+    await page.goto(base + '/');
+    await page.waitForSelector('#token-dialog[open]', { timeout: 10_000 });
+    check('with tokens the page asks for one', true);
+    await page.fill('#token-input', viewer);
+    await page.click('#token-dialog button[type=submit]');
+    await page.waitForFunction(() => document.getElementById('conn').classList.contains('conn-live'),
+      null, { timeout: 10_000 });
+    const api0 = await getJson(base, '/api/v1/parking', viewer);
+    await page.waitForFunction((n) => document.getElementById('total-free').textContent === String(n),
+      api0.free, { timeout: 5000 }).catch(() => {});
+    check('with the viewer token the counts equal the API', Number(await page.textContent('#total-free')) === api0.free);
+    const active = await getJson(base, '/api/v1/alerts?state=active', viewer);
+    const id = active[0].id;
+    await page.click(`[data-alert-id="${id}"] button.ack`);
+    await page.fill('#ack-by', '值班员');
+    await page.click('#ack-submit');
+    await page.waitForFunction(() => document.getElementById('ack-error').textContent !== '', null, { timeout: 5000 });
+    check('an ack with the viewer token is refused on the page',
+      (await getJson(base, '/api/v1/alerts?state=active', viewer)).some((a) => a.id === id));
+    await page.fill('#ack-token', operator);
+    await page.click('#ack-submit');
+    await page.waitForFunction(() => !document.getElementById('ack-dialog').open, null, { timeout: 5000 }).catch(() => {});
+    const acked = await getJson(base, '/api/v1/alerts?state=acked', viewer);
+    check('the operator token acks the alert', acked.some((a) => a.id === id && a.acked_by === '值班员'));
+    check('the operator token is kept for the session',
+      (await page.evaluate(() => sessionStorage.getItem('hgj_operator_token'))) === operator);
+    await page.screenshot({ path: join(artifacts, 'dashboard-tokens.png') });
+  } finally {
+    await close();
+  }
+}
+
+async function main() {
+  const base = external || (await startFixture());
+  const { context, close } = await launch();
   try {
     const page = context.pages()[0] || (await context.newPage());
     const consoleErrors = [];
@@ -207,8 +264,10 @@ async function main() {
     await page.locator('#alerts').screenshot({ path: join(artifacts, 'dashboard-phone-alerts.png') });
     check('no script errors in the page', consoleErrors.length === 0, consoleErrors.join(' | '));
   } finally {
-    await context.close();
-    rmSync(profile, { recursive: true, force: true });
+    await close();
+  }
+  if (!external) {
+    await tokenScenario();
   }
 }
 

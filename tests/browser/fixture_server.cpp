@@ -1,7 +1,7 @@
 // A stand-in daemon for the dashboard's browser test: the real HttpServer over a hand-built
 // compound of the example size, a read model the test changes through stdin, and an alerts table
 // in a temp directory. Prints "PORT <n>" once listening on 127.0.0.1, then answers one line per
-// command:
+// command (options: --static-dir DIR, --viewer-token T, --operator-token T):
 //   space <id> occupied|free|unknown   -> "ok"     (publishes a snapshot and a "space" event)
 //   alert <rule> <device> <severity> <message...> -> "alert <id>"
 //   quit
@@ -47,8 +47,15 @@ int main(int argc, char** argv) {
     core::MetricsRegistry metrics;
     api::HttpConfig cfg;
     cfg.port = 0;
-    if (argc > 1) {
-      cfg.static_dir = argv[1];
+    for (int i = 1; i + 1 < argc; i += 2) {
+      std::string flag = argv[i];
+      if (flag == "--static-dir") {
+        cfg.static_dir = argv[i + 1];
+      } else if (flag == "--viewer-token") {
+        cfg.viewer_token = argv[i + 1];
+      } else if (flag == "--operator-token") {
+        cfg.operator_token = argv[i + 1];
+      }
     }
     api::HttpServer server(cfg, read_model, sink, metrics, db, [] {
       return nlohmann::json{{"status", "ok"}};
