@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <future>
 #include <sstream>
 #include <stdexcept>
@@ -186,6 +187,8 @@ struct HttpServer::Impl {
   core::RateLimitedLog reject_log;
   mutable core::RateLimitedLog error_log;
   core::Histogram* latency = nullptr;
+  /// Request counters of the usual status codes, looked up once (the registry takes a lock).
+  std::map<int, core::Counter*> by_status;
 
   void registerMetrics();
   void routes();
@@ -225,6 +228,11 @@ void HttpServer::Impl::registerMetrics() {
   auto clients = sse_clients;
   metrics.gaugeFn("hgj_http_sse_clients", "Open server-sent event streams.",
                   [clients] { return static_cast<double>(clients->load()); });
+  for (int code : {200, 204, 304, 400, 401, 403, 404, 405, 409, 413, 415, 500, 503, 504}) {
+    by_status[code] = &metrics.counter("hgj_http_requests_total",
+                                       "HTTP requests answered, by status code.",
+                                       {{"code", std::to_string(code)}});
+  }
   latency = &metrics.histogram("hgj_http_request_duration_seconds",
                                "Time to handle an HTTP request (event streams excluded).",
                                {0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5});
@@ -851,10 +859,15 @@ void HttpServer::Impl::routes() {
     }
   });
   s.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
-    metrics
-        .counter("hgj_http_requests_total", "HTTP requests answered, by status code.",
-                 {{"code", std::to_string(res.status)}})
-        .inc();
+    auto it = by_status.find(res.status);
+    if (it != by_status.end()) {
+      it->second->inc();
+    } else {
+      metrics
+          .counter("hgj_http_requests_total", "HTTP requests answered, by status code.",
+                   {{"code", std::to_string(res.status)}})
+          .inc();
+    }
     if (req.path != "/api/v1/events" && t_request_start != Clock::time_point{}) {
       latency->observe(std::chrono::duration<double>(Clock::now() - t_request_start).count());
     }
