@@ -498,7 +498,7 @@ void parseStorage(const core::ConfigNode& n, StorageConfig& c, const std::string
                                     std::chrono::milliseconds(5), std::chrono::milliseconds(200))
                              .count();
   c.batch_max_rows = static_cast<size_t>(n.integer("batch_max_rows", 5000, 1, 1'000'000));
-  c.queue_max_rows = static_cast<size_t>(n.integer("queue_max_rows", 500'000, 1000, 50'000'000));
+  c.queue_max_rows = static_cast<size_t>(n.integer("queue_max_rows", 50'000, 1000, 50'000'000));
   core::ConfigNode r = n.child("retention");
   r.allowKeys({"max_age", "max_size_mb", "check_interval"});
   c.retention_max_age_ms = r.duration("max_age", std::chrono::hours(24 * 30),
@@ -614,7 +614,28 @@ GatewayConfig loadConfig(const std::string& path, const std::vector<Override>& o
   parseStorage(root.child("storage"), cfg.storage, path);
   parseLog(root.child("log"), cfg.log);
   parsePipeline(root.child("pipeline"), cfg.pipeline);
-  cfg.modbus = root.child("modbus");
+  cfg.modbus = drivers::modbus::parseModbusConfig(root.child("modbus"));
+  // Every Modbus device must be on a configured line.
+  {
+    std::vector<std::string> line_ids;
+    for (const auto& l : cfg.modbus.lines) {
+      line_ids.push_back(l.id);
+    }
+    for (const auto& d : cfg.compound->devices) {
+      if (d.modbus.line.empty() || d.parent != model::kNoDevice ||
+          cfg.modbus.line(d.modbus.line) != nullptr) {
+        continue;
+      }
+      std::string msg = "device " + d.id + " is on Modbus line \"" + d.modbus.line +
+                        "\", which modbus.lines does not define";
+      if (auto m = core::closestMatch(d.modbus.line, line_ids)) {
+        msg += " (did you mean \"" + *m + "\"?)";
+      }
+      auto colon = d.source.rfind(':');
+      diag.error({d.source.substr(0, colon), std::atoi(d.source.c_str() + colon + 1)},
+                 "modbus.line", msg);
+    }
+  }
   cfg.uplink = root.child("uplink");
   cfg.http = root.child("http");
 

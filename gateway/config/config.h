@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/config_node.h"
+#include "drivers/modbus/modbus_config.h"
 #include "model/compound.h"
 
 namespace hgj::config {
@@ -29,7 +30,7 @@ struct StorageConfig {
   std::string path = "var/hgj.db";
   int64_t commit_interval_ms = 100;
   size_t batch_max_rows = 5000;
-  size_t queue_max_rows = 500'000;
+  size_t queue_max_rows = 50'000;
   int64_t retention_max_age_ms = 30LL * 86'400'000;
   int64_t retention_max_mb = 2048;
   int64_t retention_check_ms = 60'000;
@@ -59,7 +60,7 @@ struct GatewayConfig {
   StorageConfig storage;
   LogConfig log;
   PipelineConfig pipeline;
-  std::optional<core::ConfigNode> modbus;  ///< `modbus:` of gateway.yaml
+  drivers::modbus::ModbusConfig modbus;
   std::optional<core::ConfigNode> rules;   ///< root of the rules file
   std::optional<core::ConfigNode> alerts;  ///< `alerts:` of the alerts file
   std::optional<core::ConfigNode> uplink;  ///< `uplink:` of gateway.yaml
