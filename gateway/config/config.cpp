@@ -637,7 +637,7 @@ GatewayConfig loadConfig(const std::string& path, const std::vector<Override>& o
     }
   }
   cfg.uplink = root.child("uplink");
-  cfg.http = root.child("http");
+  cfg.http = api::parseHttpConfig(root.child("http"));
 
   // A problem in a value that came from --set is reported at the override, not in the file.
   auto& problems = diag.mutableProblems();

@@ -9,6 +9,7 @@
 #include "core/config_node.h"
 #include "drivers/modbus/modbus_config.h"
 #include "gateway/alerts/alerts_config.h"
+#include "gateway/api/http_config.h"
 #include "rules/rules_config.h"
 #include "model/compound.h"
 
@@ -66,7 +67,7 @@ struct GatewayConfig {
   rules::RulesConfig rules;
   alerts::AlertsConfig alerts;
   std::optional<core::ConfigNode> uplink;  ///< `uplink:` of gateway.yaml
-  std::optional<core::ConfigNode> http;    ///< `http:` of gateway.yaml
+  api::HttpConfig http;
   std::string rules_path;
 };
 
