@@ -696,6 +696,11 @@ void Uplink::answer(const ParsedCommand& cmd, bool ok, int status, const std::st
       (cmd.route == ParsedCommand::Route::TbDeviceRpc && cmd.tb_request_id.empty())) {
     return;  // nowhere to answer
   }
+  if (cmd.route != ParsedCommand::Route::Native && cmd.method.empty()) {
+    // On a plain broker our own RPC answers come back on v1/gateway/rpc; answering them would
+    // loop.
+    return;
+  }
   const int64_t ts = clock_.wallMs();
   std::vector<Outbox::Entry> entries;
   entries.push_back({Kind::CmdResult, [&](const std::string& msg_id, std::string& topic,
