@@ -1,6 +1,7 @@
 #include "gateway/uplink/uplink.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <random>
 
