@@ -437,6 +437,10 @@ void Uplink::tryConnect() {
       ssl.set_error_handler([raw](const std::string& msg) {
         std::lock_guard lock(raw->owner.mu_);
         raw->tls_error = msg;
+        while (!raw->tls_error.empty() &&
+               std::isspace(static_cast<unsigned char>(raw->tls_error.back())) != 0) {
+          raw->tls_error.pop_back();
+        }
       });
       opts.set_ssl(std::move(ssl));
     }
