@@ -614,6 +614,9 @@ void Uplink::handleIncoming() {
     std::vector<std::string> allowed = config_.commands.enabled ? config_.commands.allow
                                                                 : std::vector<std::string>{};
     ParsedCommand p = parseCommand(format_, topic, payload, allowed);
+    if (p.is_response) {
+      continue;
+    }
     if (!p.ok) {
       commands_refused_.inc();
       refused_log_.warn("uplink: refused command {} on {}: {}", p.id.empty() ? "(no id)" : p.id,
@@ -701,11 +704,7 @@ void Uplink::answer(const ParsedCommand& cmd, bool ok, int status, const std::st
       (cmd.route == ParsedCommand::Route::TbDeviceRpc && cmd.tb_request_id.empty())) {
     return;  // nowhere to answer
   }
-  if (cmd.route != ParsedCommand::Route::Native && cmd.method.empty()) {
-    // On a plain broker our own RPC answers come back on v1/gateway/rpc; answering them would
-    // loop.
-    return;
-  }
+
   const int64_t ts = clock_.wallMs();
   std::vector<Outbox::Entry> entries;
   entries.push_back({Kind::CmdResult, [&](const std::string& msg_id, std::string& topic,

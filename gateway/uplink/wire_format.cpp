@@ -306,6 +306,10 @@ ParsedCommand parseCommand(const WireFormat& format, const std::string& topic,
     if (data == j.end() || !data->is_object()) {
       return refuse(std::move(p), 400, "gateway rpc needs a \"data\" object");
     }
+    if (!data->contains("method") && data->contains("success")) {
+      p.is_response = true;
+      return refuse(std::move(p), 400, "an rpc response, not a request");
+    }
     if (auto id = data->find("id"); id != data->end()) {
       p.id = idText(*id).value_or("");
     }

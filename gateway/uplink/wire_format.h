@@ -68,6 +68,8 @@ struct ParsedCommand {
   enum class Route { Native, TbGatewayRpc, TbDeviceRpc } route = Route::Native;
   std::string tb_device;
   std::string tb_request_id;
+  /// An RPC answer (ours, echoed by a plain broker on v1/gateway/rpc), not a request: skip it.
+  bool is_response = false;
 };
 
 constexpr size_t kMaxCommandBytes = 16 * 1024;
