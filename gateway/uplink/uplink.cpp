@@ -25,6 +25,8 @@ constexpr milliseconds kMaxIdle(200);
 // A connection that lasted this long resets the backoff; a flapping one keeps backing off.
 constexpr milliseconds kStableConnection(30'000);
 constexpr milliseconds kSummaryCheckEvery(500);
+constexpr size_t kDeleteBatch = 512;
+constexpr milliseconds kDeleteDelay(20);
 
 std::string normaliseUrl(const std::string& url) {
   if (url.rfind("mqtts://", 0) == 0) {
@@ -51,9 +53,11 @@ std::string ageText(int64_t ms) {
 /// One connection attempt's Paho client and its callbacks. Destroyed on the uplink thread (never
 /// from a callback), so no callback of it can run afterwards.
 struct Uplink::Link : public mqtt::iaction_listener {
-  explicit Link(Uplink& owner, const std::string& url, const std::string& client_id)
+  Link(Uplink& owner, const std::string& url, const std::string& client_id, int window)
       : owner(owner),
-        client(url, client_id, mqtt::create_options(MQTTVERSION_3_1_1),
+        // Paho queues every publish as a command and refuses more than maxBufferedMessages of
+        // them (default 100), even while connected: size it to the window.
+        client(url, client_id, mqtt::create_options(MQTTVERSION_3_1_1, window + 64),
                static_cast<mqtt::iclient_persistence*>(nullptr)) {
     client.set_connection_lost_handler([this](const std::string& cause) {
       std::lock_guard lock(this->owner.mu_);
@@ -80,8 +84,11 @@ struct Uplink::Link : public mqtt::iaction_listener {
     auto seq = static_cast<int64_t>(reinterpret_cast<intptr_t>(tok.get_user_context()));
     std::lock_guard lock(owner.mu_);
     owner.acked_.push_back(seq);
-    owner.work_ = true;
-    owner.wake_.notify_one();
+    // One wake-up per batch of acks: the uplink thread takes all of them at once.
+    if (!owner.work_) {
+      owner.work_ = true;
+      owner.wake_.notify_one();
+    }
   }
   void on_failure(const mqtt::token& tok) override {
     std::lock_guard lock(owner.mu_);
@@ -270,7 +277,7 @@ void Uplink::run() {
     work_ = false;
   }
   // Orderly shutdown: say we are leaving, keep what is unacknowledged for the next start.
-  processAcks();
+  processAcks(true);
   if (link_) {
     try {
       if (config_.mode == Mode::Native && link_->client.is_connected()) {
@@ -281,7 +288,7 @@ void Uplink::run() {
     } catch (const std::exception& e) {
       spdlog::debug("uplink: disconnect: {}", e.what());
     }
-    processAcks();
+    processAcks(true);
     link_.reset();
   }
   connected_ = false;
@@ -300,6 +307,9 @@ core::SteadyTime Uplink::nextWake() const {
   }
   if (!pending_.empty()) {
     next = std::min(next, now + milliseconds(20));
+  }
+  if (!to_delete_.empty()) {
+    next = std::min(next, to_delete_since_ + kDeleteDelay);
   }
   return next;
 }
@@ -372,7 +382,7 @@ void Uplink::dropLink(const std::string& why) {
   if (clock_.steadyNow() - connected_at_ >= kStableConnection) {
     attempt_ = 0;
   }
-  processAcks();
+  processAcks(true);
   // Everything unacknowledged is sent again from the oldest row on the next connection.
   inflight_ = 0;
   rows_.clear();
@@ -392,7 +402,7 @@ void Uplink::tryConnect() {
   std::string error;
   std::unique_ptr<Link> link;
   try {
-    link = std::make_unique<Link>(*this, url, client_id);
+    link = std::make_unique<Link>(*this, url, client_id, config_.inflight);
     mqtt::connect_options opts;
     opts.set_mqtt_version(MQTTVERSION_3_1_1);
     // A clean session: the outbox, not the broker's session, is the source of truth, and after
@@ -537,21 +547,35 @@ void Uplink::announceDevices() {
   }
 }
 
-void Uplink::processAcks() {
+void Uplink::processAcks(bool force) {
   std::vector<int64_t> acked;
   {
     std::lock_guard lock(mu_);
     acked.swap(acked_);
   }
-  if (acked.empty()) {
+  const auto now = clock_.steadyNow();
+  if (!acked.empty()) {
+    inflight_ = std::max(0, inflight_ - static_cast<int>(acked.size()));
+    acked_total_.inc(acked.size());
+    if (to_delete_.empty()) {
+      to_delete_since_ = now;
+    }
+    for (int64_t seq : acked) {
+      if (seq != 0) {
+        to_delete_.push_back(seq);
+      }
+    }
+  }
+  // Deleting is one durable transaction (an fsync): batch it while a backlog drains. A crash
+  // before the delete only means those rows are sent again, with the same msg_id.
+  if (to_delete_.empty() || !(force || inflight_ == 0 || to_delete_.size() >= kDeleteBatch ||
+                              now - to_delete_since_ >= kDeleteDelay)) {
     return;
   }
-  inflight_ = std::max(0, inflight_ - static_cast<int>(acked.size()));
-  acked_total_.inc(acked.size());
-  acked.erase(std::remove(acked.begin(), acked.end(), 0), acked.end());
   // A failed delete leaves the rows in place: they are sent again after the next reconnect, a
   // duplicate with the same msg_id, never a loss.
-  outbox_->remove(acked);
+  outbox_->remove(to_delete_);
+  to_delete_.clear();
 }
 
 void Uplink::fillWindow() {
@@ -589,9 +613,26 @@ void Uplink::fillWindow() {
       retained = r.kind == Kind::Status;
       rows_.pop_front();
     }
+    auto msg = mqtt::make_message(std::move(topic), std::move(payload), 1, retained);
     try {
-      auto msg = mqtt::make_message(std::move(topic), std::move(payload), 1, retained);
       link_->client.publish(msg, reinterpret_cast<void*>(static_cast<intptr_t>(seq)), *link_);
+    } catch (const mqtt::exception& e) {
+      if (e.get_return_code() == MQTTASYNC_MAX_BUFFERED_MESSAGES) {
+        // Paho's queue is full: try this message again once acks have drained it.
+        if (seq != 0) {
+          OutboxRow back;
+          back.seq = seq;
+          back.topic = msg->get_topic();
+          back.payload = msg->get_payload_str();
+          back.kind = retained ? Kind::Status : Kind::Alert;
+          rows_.push_front(std::move(back));
+        } else {
+          session_.push_front({msg->get_topic(), msg->get_payload_str(), retained});
+        }
+        return;
+      }
+      dropLink(std::string("publish: ") + e.what());
+      return;
     } catch (const std::exception& e) {
       dropLink(std::string("publish: ") + e.what());
       return;

@@ -104,7 +104,7 @@ private:
   void loopOnce();
   void tryConnect();
   void dropLink(const std::string& why);
-  void processAcks();
+  void processAcks(bool force = false);
   void fillWindow();
   void handleIncoming();
   void pollCommands();
@@ -156,6 +156,8 @@ private:
   int attempt_ = 0;
   core::SteadyTime connected_at_{};
   int inflight_ = 0;
+  std::vector<int64_t> to_delete_;  // acknowledged, not yet deleted
+  core::SteadyTime to_delete_since_{};
   int64_t cursor_ = 0;
   std::deque<OutboxRow> rows_;
   std::deque<SessionMessage> session_;
