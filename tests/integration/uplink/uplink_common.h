@@ -19,7 +19,7 @@ inline UplinkConfig testConfig(const std::string& url) {
   c.backoff_min = std::chrono::milliseconds(50);
   c.backoff_max = std::chrono::milliseconds(300);
   c.keepalive = std::chrono::seconds(5);
-  c.connect_timeout = std::chrono::seconds(2);
+  c.connect_timeout = std::chrono::seconds(5);
   c.replay_rate = 0;
   c.summaries.parking = c.summaries.ev = c.summaries.ebike = c.summaries.health =
       std::chrono::milliseconds(0);
