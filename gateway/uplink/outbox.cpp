@@ -84,8 +84,9 @@ Outbox::Outbox(const std::string& db_path, const std::string& site_id, Limits li
     exec("PRAGMA journal_mode=WAL");
     // An outbox commit (and a deletion after PUBACK) must survive a power cut, not only a crash.
     exec("PRAGMA synchronous=FULL");
+    // Same definition as the store's: whichever component opens the file first creates it.
     exec("CREATE TABLE IF NOT EXISTS schema_versions(component TEXT PRIMARY KEY, "
-         "version INTEGER NOT NULL)");
+         "version INTEGER NOT NULL, updated_ms INTEGER)");
     exec("CREATE TABLE IF NOT EXISTS outbox(seq INTEGER PRIMARY KEY, msg_id TEXT NOT NULL, "
          "kind TEXT NOT NULL, topic TEXT NOT NULL, payload TEXT NOT NULL, "
          "created_ms INTEGER NOT NULL)");
@@ -93,10 +94,11 @@ Outbox::Outbox(const std::string& db_path, const std::string& site_id, Limits li
     exec("CREATE INDEX IF NOT EXISTS outbox_kind_seq ON outbox(kind, seq)");
     exec("CREATE TABLE IF NOT EXISTS outbox_sequence(site TEXT PRIMARY KEY, "
          "last_seq INTEGER NOT NULL)");
-    exec("INSERT INTO schema_versions(component, version) VALUES('uplink_outbox', 1) "
-         "ON CONFLICT(component) DO NOTHING");
+    exec(("INSERT INTO schema_versions(component, version, updated_ms) VALUES('uplink', 1, " +
+          std::to_string(clock_.wallMs()) + ") ON CONFLICT(component) DO NOTHING")
+             .c_str());
 
-    sqlite3_stmt* s = prepare("SELECT version FROM schema_versions WHERE component='uplink_outbox'");
+    sqlite3_stmt* s = prepare("SELECT version FROM schema_versions WHERE component='uplink'");
     int version = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int(s, 0) : 0;
     sqlite3_finalize(s);
     if (version > kSchemaVersion) {

@@ -65,7 +65,7 @@ TEST_CASE("outbox: msg_id strictly increases across reopen, even when emptied",
   REQUIRE(sqlite3_open(db.c_str(), &h) == SQLITE_OK);
   sqlite3_stmt* s = nullptr;
   REQUIRE(sqlite3_prepare_v2(h,
-                             "SELECT version FROM schema_versions WHERE component='uplink_outbox'",
+                             "SELECT version FROM schema_versions WHERE component='uplink'",
                              -1, &s, nullptr) == SQLITE_OK);
   REQUIRE(sqlite3_step(s) == SQLITE_ROW);
   CHECK(sqlite3_column_int(s, 0) == 1);
