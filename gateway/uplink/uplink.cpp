@@ -352,24 +352,23 @@ void Uplink::loopOnce() {
                             : 0.0);
 }
 
-std::chrono::milliseconds Uplink::backoffDelay() {
-  // Exponential with "equal jitter": half the step is fixed, half random, so a district's
-  // gateways that lost the same broker do not come back in lockstep.
-  const int64_t min_ms = config_.backoff_min.count();
-  const int64_t max_ms = config_.backoff_max.count();
-  int64_t step = min_ms;
-  for (int i = 0; i < attempt_ && step < max_ms; ++i) {
+std::chrono::milliseconds reconnectDelay(int attempt, milliseconds min, milliseconds max,
+                                         uint64_t random) {
+  int64_t step = min.count();
+  for (int i = 0; i < attempt && step < max.count(); ++i) {
     step *= 2;
   }
-  step = std::min(step, max_ms);
+  step = std::min(step, max.count());
+  const int64_t half = step / 2;
+  const int64_t jitter = static_cast<int64_t>(random % static_cast<uint64_t>(half + 1));
+  return milliseconds(step - half + jitter);
+}
+
+std::chrono::milliseconds Uplink::backoffDelay() {
   rng_state_ ^= rng_state_ << 13;
   rng_state_ ^= rng_state_ >> 7;
   rng_state_ ^= rng_state_ << 17;
-  const int64_t half = step / 2;
-  const int64_t jitter = half > 0 ? static_cast<int64_t>(rng_state_ % static_cast<uint64_t>(half + 1))
-                                  : 0;
-  attempt_ += 1;
-  return milliseconds(step - half + jitter);
+  return reconnectDelay(attempt_++, config_.backoff_min, config_.backoff_max, rng_state_);
 }
 
 void Uplink::dropLink(const std::string& why) {

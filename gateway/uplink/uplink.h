@@ -25,6 +25,13 @@
 
 namespace hgj::uplink {
 
+/// The delay before reconnect attempt number `attempt` (0-based): `min * 2^attempt` capped at
+/// `max`, half of it fixed and half drawn from `random` ("equal jitter"), so a district's
+/// gateways that lost the same broker do not come back in lockstep, and none retries faster
+/// than `min / 2`.
+std::chrono::milliseconds reconnectDelay(int attempt, std::chrono::milliseconds min,
+                                         std::chrono::milliseconds max, uint64_t random);
+
 /// The link to the district platform: a second MQTT connection (Paho async client, QoS 1) fed
 /// from the durable outbox.
 ///

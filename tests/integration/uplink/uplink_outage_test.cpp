@@ -269,3 +269,26 @@ TEST_CASE("uplink outage: past the outbox cap summaries are dropped oldest first
   CHECK(summaries.front() > 180);
   CHECK(summaries.back() == 219);
 }
+
+TEST_CASE("uplink outage: the replay after an outage is paced by replay_rate",
+          "[uplink][integration]") {
+  TestBroker broker;
+  REQUIRE(broker.start());
+  Recorder rec(broker.url(), {"hgj/site1/alerts"});
+  TempDir dir("uplink");
+  World w;
+  auto cfg = testConfig(broker.url());
+  cfg.replay_rate = 200;  // burst of 20, then 200/s
+  uplink::Uplink up(cfg, "site1", dir.file("gw.db"), w.read_model, w.sink,
+                    core::SystemClock::instance(), w.metrics);
+  enqueueAlerts(up, 1, 120);
+  up.start();
+  REQUIRE(waitFor([&] { return up.connected(); }));
+  const auto start = std::chrono::steady_clock::now();
+  REQUIRE(waitFor([&] { return firstSeen(rec, "hgj/site1/alerts").size() == 120; }));
+  const auto took = std::chrono::steady_clock::now() - start;
+  // 100 messages past the burst at 200/s take at least 0.5 s (minus what went out before
+  // `start` was taken).
+  CHECK(took >= milliseconds(350));
+  CHECK(firstSeen(rec, "hgj/site1/alerts") == range(1, 120));
+}
