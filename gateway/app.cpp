@@ -8,6 +8,7 @@
 #include "gateway/alerts/notifier.h"
 #include "gateway/api/http_server.h"
 #include "gateway/pipeline/pipeline.h"
+#include "gateway/uplink/uplink.h"
 #include "gateway/pipeline/read_model.h"
 #include "gateway/storage/store.h"
 
@@ -53,10 +54,24 @@ void App::start() {
   pipeline_->setAlerts(alerts_.get());
   http_ = std::make_unique<api::HttpServer>(cfg_.http, *read_model_, *pipeline_, metrics_,
                                             cfg_.storage.path, [this] { return health(); });
+  uplink_ = std::make_unique<uplink::Uplink>(cfg_.uplink, cfg_.compound->site_id,
+                                             cfg_.storage.path, *read_model_, *pipeline_, clock_,
+                                             metrics_);
+  // Alert events go to the platform through the outbox (committed before anyone is told).
+  pipeline_->setAlertForward([this](const alerts::AlertEvent& event) {
+    nlohmann::json body = alerts::toJson(event);
+    uplink_->enqueue(uplink::Kind::Alert, "alerts", std::move(body));
+  });
+  // RELIABILITY row 4: an outage longer than the outbox holds drops the oldest summaries, and
+  // the people responsible must know. Runs on the thread that enqueued (the pipeline's own).
+  uplink_->setDropHandler([this](uplink::Kind kind, uint64_t total) {
+    pipeline_->noteOutboxDrop(uplink::kindName(kind), total);
+  });
   store_->start();
   notifier_->start();
   pipeline_->start();
   http_->start();
+  uplink_->start();
   // Southbound last: nothing arrives before it can be handled.
   mqtt_->start();
   if (modbus_) {
@@ -77,6 +92,7 @@ void App::stop() {
     modbus_->stop();
   }
   pipeline_->stop();
+  uplink_->stop();
   notifier_->stop();
   store_->stop();
   read_model_->close();
@@ -90,6 +106,11 @@ nlohmann::json App::health() const {
   }
   h["pipeline"] = pipeline_->health();
   h["storage"] = store_->health();
+  if (!cfg_.uplink.enabled) {
+    h["uplink"] = "disabled";
+  } else {
+    h["uplink"] = uplink_ && uplink_->connected() ? "ok" : (uplink_ ? uplink_->health() : "off");
+  }
   if (notifier_) {
     nlohmann::json channels = nlohmann::json::object();
     bool channels_ok = true;
@@ -104,7 +125,7 @@ nlohmann::json App::health() const {
   bool ok = true;
   for (const auto& [k, v] : h.items()) {
     if (v.is_string()) {
-      ok = ok && v == "ok";
+      ok = ok && (v == "ok" || v == "disabled");
     }
   }
   h["status"] = ok ? "ok" : "degraded";

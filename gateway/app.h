@@ -32,6 +32,9 @@ class Notifier;
 namespace api {
 class HttpServer;
 }
+namespace uplink {
+class Uplink;
+}
 
 /// Builds every stage from a validated config, wires them and owns them: the only place besides
 /// the pipeline that knows every stage. start() brings them up in dependency order (storage,
@@ -63,6 +66,7 @@ private:
   std::unique_ptr<alerts::AlertManager> alerts_;
   std::unique_ptr<alerts::Notifier> notifier_;
   std::unique_ptr<api::HttpServer> http_;
+  std::unique_ptr<uplink::Uplink> uplink_;
   bool started_ = false;
 };
 

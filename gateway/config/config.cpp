@@ -636,7 +636,7 @@ GatewayConfig loadConfig(const std::string& path, const std::vector<Override>& o
                  "modbus.line", msg);
     }
   }
-  cfg.uplink = root.child("uplink");
+  cfg.uplink = uplink::parseUplinkConfig(root.child("uplink"));
   cfg.http = api::parseHttpConfig(root.child("http"));
 
   // A problem in a value that came from --set is reported at the override, not in the file.

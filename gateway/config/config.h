@@ -10,6 +10,7 @@
 #include "drivers/modbus/modbus_config.h"
 #include "gateway/alerts/alerts_config.h"
 #include "gateway/api/http_config.h"
+#include "gateway/uplink/uplink_config.h"
 #include "rules/rules_config.h"
 #include "model/compound.h"
 
@@ -66,7 +67,7 @@ struct GatewayConfig {
   drivers::modbus::ModbusConfig modbus;
   rules::RulesConfig rules;
   alerts::AlertsConfig alerts;
-  std::optional<core::ConfigNode> uplink;  ///< `uplink:` of gateway.yaml
+  uplink::UplinkConfig uplink;
   api::HttpConfig http;
   std::string rules_path;
 };

@@ -500,7 +500,27 @@ void Pipeline::onAlertEvent(const alerts::AlertEvent& event) {
   changed_ = true;
 }
 
+void Pipeline::noteOutboxDrop(const std::string& kind, uint64_t total) {
+  (void)kind;
+  uint64_t cur = outbox_dropped_.load();
+  while (total > cur && !outbox_dropped_.compare_exchange_weak(cur, total)) {
+  }
+}
+
 void Pipeline::handleStorageEvents() {
+  uint64_t dropped = outbox_dropped_.load();
+  if (dropped > outbox_dropped_alerted_ && alerts_ != nullptr) {
+    outbox_dropped_alerted_ = dropped;
+    alerts::AlertRaise r;
+    r.rule = "uplink_outbox_full";
+    r.device_id = "uplink";
+    r.severity = alerts::Severity::Warning;
+    r.message = "上行链路中断过久，发件箱已满：已丢弃最早的 " + std::to_string(dropped) +
+                " 条汇总消息（告警消息全部保留）";
+    r.value = static_cast<double>(dropped);
+    r.source_ms = clock_.wallMs();
+    alerts_->raise(r);
+  }
   for (auto& e : store_.takeEvents()) {
     spdlog::error("storage: {}: {}", e.kind, e.message);
     if (alerts_ == nullptr) {

@@ -56,6 +56,10 @@ public:
     alert_forward_ = std::move(forward);
   }
 
+  /// The uplink's outbox dropped messages of `kind` (`total` so far). Any thread; the pipeline
+  /// raises an alert for it on its next tick.
+  void noteOutboxDrop(const std::string& kind, uint64_t total);
+
   /// alerts::AlertListener: every committed alert change (pipeline thread).
   void onAlertEvent(const alerts::AlertEvent& event) override;
   /// Restores persisted point states (since-when survives restarts). Before start().
@@ -114,6 +118,8 @@ private:
   std::function<void(const alerts::AlertEvent&)> alert_forward_;
   core::SteadyTime next_alert_tick_{};
   void handleStorageEvents();
+  std::atomic<uint64_t> outbox_dropped_{0};
+  uint64_t outbox_dropped_alerted_ = 0;
   core::Counter& rule_visits_;
   core::Counter& rule_raises_;
   uint64_t visits_seen_ = 0;

@@ -22,8 +22,7 @@ TEST_CASE("alerts delivery: smoke in shed S03 of the shipped compound reaches gr
   auto cfg = config::loadConfig(std::string(HGJ_SOURCE_DIR) + "/conf/gateway.yaml", {}, diag);
   INFO(diag.format());
   REQUIRE(diag.ok());
-  REQUIRE(cfg.alerts);
-  AlertsConfig alerts = parseAlertsConfig(*cfg.alerts, *cfg.compound);
+  AlertsConfig alerts = cfg.alerts;
   REQUIRE(diag.ok());
   // The shipped robots point at 127.0.0.1 placeholders; aim them at this test's servers.
   FakeRobot wecom;

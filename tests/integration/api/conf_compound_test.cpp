@@ -31,8 +31,7 @@ TEST_CASE("api conf: the example compound's http section parses and its views ad
   config::GatewayConfig cfg = config::loadConfig("conf/gateway.yaml", {}, diag);
   INFO(diag.format());
   REQUIRE(diag.ok());
-  REQUIRE(cfg.http);
-  api::HttpConfig http = api::parseHttpConfig(*cfg.http);
+  api::HttpConfig http = cfg.http;
   CHECK(diag.ok());
   CHECK(http.bind == "127.0.0.1");
   CHECK(http.port == 8080);
