@@ -28,6 +28,7 @@ constexpr EventName kEventNames[] = {
     {"co_rise", EventType::CoRise},
     {"ignore_commands", EventType::IgnoreCommands},
     {"set", EventType::SetPoint},
+    {"plug_in", EventType::PlugIn},
 };
 
 int64_t ms(milliseconds d) { return d.count(); }
@@ -213,6 +214,11 @@ std::optional<ScenarioEvent> parseEvent(const core::ConfigNode& n) {
   case EventType::ModbusException:
     n.allowKeys({"type", "at", "device", "for", "code"});
     ev.code = static_cast<int>(n.integer("code", 4, 1, 11));
+    break;
+  case EventType::PlugIn:
+    n.allowKeys({"type", "at", "device", "energy_wh", "power_w"});
+    ev.value = n.number("energy_wh", 600, 1, 5000);
+    ev.power = n.number("power_w", 200, 1, 2000);
     break;
   case EventType::SetPoint:
     n.allowKeys({"type", "at", "device", "for", "point", "value"});

@@ -22,6 +22,7 @@ enum class EventType {
   CoRise,           ///< a CO sensor's reading ramps to `value` ppm
   IgnoreCommands,   ///< a port ignores relay commands (read-back mismatch)
   SetPoint,         ///< forces a point of a device to `text`/`value`
+  PlugIn,           ///< an e-bike plugs into a port (`value` Wh to charge at `power` W peak)
 };
 
 const char* eventTypeName(EventType t);
@@ -30,7 +31,8 @@ struct ScenarioEvent {
   EventType type = EventType::Silent;
   int64_t at_ms = 0;           ///< scenario time after start
   std::string device;          ///< device id the event applies to
-  double value = 0;            ///< temp_c / co_ppm target
+  double value = 0;            ///< temp_c / co_ppm target; energy_wh of a plug_in
+  double power = 0;            ///< peak power_w of a plug_in
   int64_t ramp_ms = 0;         ///< time to reach `value`
   int64_t duration_ms = 0;     ///< how long it lasts; 0 = until the end of the run
   int code = 4;                ///< Modbus exception code

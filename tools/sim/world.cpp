@@ -480,6 +480,7 @@ void World::validateEvents(core::Diagnostics& diag) {
     bool ok = true;
     switch (ev.type) {
     case EventType::PortOverheat:
+    case EventType::PlugIn:
       ok = expect(s.kind == Kind::Port, "a charging port");
       break;
     case EventType::Smoke:
@@ -733,6 +734,18 @@ void World::applyEvent(const ScenarioEvent& ev, bool end, int64_t now) {
       }
     }
     break;
+  case EventType::PlugIn: {
+    Port& p = ports_[static_cast<size_t>(s.index)];
+    p.plugged = true;
+    p.full = false;
+    p.need_wh = ev.value;
+    p.peak_w = ev.power;
+    p.delivered_wh = 0;
+    p.session_start = now;
+    p.unplug_at = 0;
+    p.rep.dirty = true;
+    break;
+  }
   case EventType::SetPoint: {
     Slot copy = s;
     Report* r = reportOf(copy);
