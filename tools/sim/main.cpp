@@ -93,8 +93,9 @@ int main(int argc, char** argv) {
   std::unique_ptr<hgj::sim::Simulator> sim;
   try {
     auto scenario = hgj::sim::loadScenario(config, overrides);
-    auto compound = hgj::sim::loadCompound(scenario.gateway);
-    sim = std::make_unique<hgj::sim::Simulator>(std::move(scenario), compound);
+    auto gateway = hgj::sim::loadGateway(scenario.gateway);
+    hgj::sim::adoptGatewayLines(scenario, gateway);
+    sim = std::make_unique<hgj::sim::Simulator>(std::move(scenario), gateway.compound);
   } catch (const hgj::core::ConfigError& e) {
     std::fputs(e.diagnostics().format().c_str(), stderr);
     return 2;

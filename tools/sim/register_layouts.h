@@ -21,43 +21,56 @@ std::optional<Layout> parseLayout(std::string_view name);
 const char* layoutName(Layout l);
 UnitTables layoutTables(Layout l, int ports);
 
+// Eastron SDM120 (conf/profiles/eastron_sdm120.yaml): FC04, float32 ABCD.
 namespace sdm120 {
 constexpr int kVoltage = 0x0000;
 constexpr int kCurrent = 0x0006;
 constexpr int kActivePower = 0x000C;
+constexpr int kApparentPower = 0x0012;
+constexpr int kReactivePower = 0x0018;
+constexpr int kPowerFactor = 0x001E;
 constexpr int kFrequency = 0x0046;
 constexpr int kImportEnergy = 0x0048;
+constexpr int kExportEnergy = 0x004A;
 constexpr int kTotalEnergy = 0x0156;
 constexpr int kInputCount = 0x0158;
 } // namespace sdm120
 
+// HGJ M12 shed controller (conf/profiles/hgj_ebike_shed_m12.yaml), all words big endian.
 namespace shed {
-// Input registers (FC04), u16 unless stated.
-constexpr int kAmbientTemp = 0;   ///< i16, 0.1 °C
-constexpr int kTotalPower = 1;    ///< W
-constexpr int kPortCount = 2;
-constexpr int kSmokeReg = 3;      ///< 0/1 (also discrete input 0)
-constexpr int kPortBase = 100;    ///< port n's block at kPortBase + (n-1) * kPortStride
-constexpr int kPortStride = 10;
-constexpr int kCurrent = 0;       ///< 0.01 A
-constexpr int kPower = 1;         ///< W
-constexpr int kTemp = 2;          ///< i16, 0.1 °C
-constexpr int kSessionSeconds = 3;  ///< u32, high word first
-constexpr int kEnergyWh = 5;      ///< u32, high word first (session energy)
-constexpr int kState = 7;         ///< 0 idle, 1 charging, 2 full, 3 switched off
-constexpr int kRelayReg = 8;      ///< 0/1 mirror of the coil
-// Coils (FC01/05/15): coil n-1 = port n's relay (1 = on). Discrete input 0 = smoke.
+constexpr int kMainRelayCoil = 0x0000;  ///< 1 = shed supply on; 0 cuts every port
+constexpr int kPortCoilBase = 0x0010;   ///< coil 0x10 + (n-1): port n's relay
+constexpr int kSmokeInput = 0x0000;     ///< discrete input
+constexpr int kAmbientTemp = 0x0000;    ///< input, i16, 0.1 °C
+constexpr int kTotalPower = 0x0001;     ///< input, u32, W
+constexpr int kFaultCode = 0x0003;      ///< input, u16
+constexpr int kPortBase = 0x0100;       ///< port n's block at kPortBase + (n-1) * kPortStride
+constexpr int kPortStride = 0x0010;
+constexpr int kCurrent = 0;             ///< u16, 0.01 A
+constexpr int kPower = 1;               ///< u16, W
+constexpr int kTemp = 2;                ///< i16, 0.1 °C
+constexpr int kSessionSeconds = 3;      ///< u32
+constexpr int kEnergyWh = 5;            ///< u32
+constexpr int kStatus = 7;              ///< bit 0 plugged, bit 1 full
 constexpr int kMaxPorts = 24;
 } // namespace shed
 
+// Garage CO transmitter (conf/profiles/garage_co_sensor.yaml): holding registers.
 namespace co {
-constexpr int kPpm = 0;     ///< u16 ppm
-constexpr int kTemp = 1;    ///< i16, 0.1 °C
-constexpr int kStatus = 2;  ///< 0 ok, 1 warming up, 2 fault
+constexpr int kPpm = 0x0000;        ///< u16 ppm
+constexpr int kTemp = 0x0001;       ///< i16, 0.1 °C
+constexpr int kStatus = 0x0002;     ///< bit 0 sensor fault, bit 1 alarm (ppm >= threshold)
+constexpr int kThreshold = 0x0010;  ///< u16 ppm, writable
+constexpr int kDefaultThreshold = 100;
+constexpr int kHolding = 0x0020;
 } // namespace co
 
+// LED guidance display (conf/profiles/led_guidance_display.yaml): holding registers.
 namespace display {
-constexpr int kRegisters = 64;
+constexpr int kBrightness = 0x0100;
+constexpr int kRegisters = 0x0101;
+/// The board's name for a register, or empty for an unused address.
+const char* registerName(int addr);
 } // namespace display
 
 } // namespace hgj::sim

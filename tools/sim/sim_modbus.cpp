@@ -124,13 +124,13 @@ void ModbusTcpServer::setFault(int unit, UnitFault fault, int exception_code) {
   it->second.code = exception_code;
 }
 
-void ModbusTcpServer::setWritesIgnored(int unit, bool ignored) {
+void ModbusTcpServer::setIgnoredCoils(int unit, std::set<int> coils) {
   auto it = units_.find(unit);
   if (it == units_.end()) {
     return;
   }
   std::lock_guard lock(mu_);
-  it->second.writes_ignored = ignored;
+  it->second.ignored_coils = std::move(coils);
 }
 
 void ModbusTcpServer::run() {
@@ -217,16 +217,20 @@ void ModbusTcpServer::handle(int fd, std::vector<int>& closed) {
       modbus_reply_exception(ctx_, query, static_cast<unsigned int>(u.code));
       return;
     }
-    if (isWrite(function) && u.writes_ignored) {
-      std::vector<uint8_t> bits(u.map->tab_bits, u.map->tab_bits + u.map->nb_bits);
-      std::vector<uint16_t> regs(u.map->tab_registers,
-                                 u.map->tab_registers + u.map->nb_registers);
-      modbus_reply(ctx_, query, rc, u.map);
-      std::copy(bits.begin(), bits.end(), u.map->tab_bits);
-      std::copy(regs.begin(), regs.end(), u.map->tab_registers);
-      return;
+    std::vector<std::pair<int, uint8_t>> kept;
+    if (isWrite(function)) {
+      for (int c : u.ignored_coils) {
+        if (c >= 0 && c < u.map->nb_bits) {
+          kept.emplace_back(c, u.map->tab_bits[c]);
+        }
+      }
     }
-    if (modbus_reply(ctx_, query, rc, u.map) < 0) {
+    int replied = modbus_reply(ctx_, query, rc, u.map);
+    // An ignored coil acknowledges the write but keeps its state, as a stuck relay would.
+    for (const auto& [c, v] : kept) {
+      u.map->tab_bits[c] = v;
+    }
+    if (replied < 0) {
       closed.push_back(fd);
       return;
     }
@@ -238,7 +242,11 @@ void ModbusTcpServer::handle(int fd, std::vector<int>& closed) {
 }
 
 void putFloatAbcd(uint16_t* regs, int addr, double value) {
-  modbus_set_float_abcd(static_cast<float>(value), regs + addr);
+  // Not modbus_set_float_abcd: in libmodbus 3.1.6 it is not the inverse of the _get_ function.
+  auto f = static_cast<float>(value);
+  uint32_t bits = 0;
+  std::memcpy(&bits, &f, sizeof(bits));
+  putU32(regs, addr, bits);
 }
 
 void putU32(uint16_t* regs, int addr, uint32_t value) {

@@ -5,6 +5,7 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -54,9 +55,9 @@ public:
   /// Runs `f` on the unit's tables under the lock; false when the unit does not exist.
   bool withUnit(int unit, const std::function<void(modbus_mapping_t&)>& f);
   void setFault(int unit, UnitFault fault, int exception_code = 4);
-  /// While frozen, write requests are acknowledged but change nothing (a relay that ignores its
-  /// command, so the gateway's read-back sees the old value).
-  void setWritesIgnored(int unit, bool ignored);
+  /// Writes to these coils are acknowledged but change nothing (a relay that ignores its
+  /// command, so the gateway's read-back sees the old value). An empty set ends the fault.
+  void setIgnoredCoils(int unit, std::set<int> coils);
   /// Called on the server thread after a write request changed a unit's tables (to wake the
   /// simulation early). Set before start().
   void setWriteNotify(std::function<void()> notify) { notify_ = std::move(notify); }
@@ -68,7 +69,7 @@ private:
     modbus_mapping_t* map = nullptr;
     UnitFault fault = UnitFault::None;  // guarded by mu_
     int code = 4;                       // guarded by mu_
-    bool writes_ignored = false;        // guarded by mu_
+    std::set<int> ignored_coils;        // guarded by mu_
   };
 
   void run();

@@ -9,6 +9,7 @@ namespace hgj::sim {
 namespace {
 
 constexpr size_t kInboxLimit = 10'000;
+constexpr auto kConnectWait = std::chrono::seconds(5);
 
 } // namespace
 
@@ -55,6 +56,16 @@ void Simulator::start() {
     spdlog::info("modbus line {} listening on {}:{}", line, scenario_.modbus.bind, srv->port());
   }
   link_->start();
+  // The scenario clock starts once the broker hears the devices (or after a few seconds without
+  // one, while Paho keeps retrying), so early events are not played to nobody.
+  auto deadline = std::chrono::steady_clock::now() + kConnectWait;
+  while (!link_->connected() && std::chrono::steady_clock::now() < deadline) {
+    link_->maintain();
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  if (!link_->connected()) {
+    spdlog::warn("mqtt: {} not reachable yet; starting anyway and retrying", scenario_.mqtt.url);
+  }
   steady0_ = clock_.steadyNow();
   running_ = true;
   thread_ = std::thread([this] { run(); });

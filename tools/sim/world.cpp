@@ -149,12 +149,16 @@ World::World(const Scenario& scenario, std::shared_ptr<const model::Compound> co
 }
 
 ModbusTcpServer* World::serverFor(const Device& d, const ModbusServers& servers,
-                                  core::Diagnostics& diag, const std::string& what) {
+                                  core::Diagnostics& /*diag*/, const std::string& what) {
   auto it = servers.find(d.modbus.line);
   if (d.modbus.line.empty() || it == servers.end()) {
-    diag.error({scenario_.file, 0}, "modbus.lines",
-               "no port for Modbus line \"" + d.modbus.line + "\" of " + what + " " + d.id +
-                   " (add it under modbus.lines)");
+    // Not an error: a compound may have RTU lines the simulator cannot serve; the devices on
+    // them are simply not played.
+    if (missing_lines_.insert(d.modbus.line).second) {
+      spdlog::warn("no simulated Modbus TCP server for line \"{}\" (used by {} {}): its devices "
+                   "are not played; give it a port under modbus.lines of the scenario",
+                   d.modbus.line, what, d.id);
+    }
     return nullptr;
   }
   return it->second;
@@ -180,9 +184,11 @@ void World::build(const ModbusServers& servers, core::Diagnostics& diag) {
                      "\" (expected sdm120, shed_controller, co_sensor or display)");
     }
   }
+  auto unplayed = [&](const Device& d) { unplayed_.push_back(d.id); };
   auto addUnit = [&](const Device& d, Layout def, int ports) -> std::pair<ModbusTcpServer*, int> {
     ModbusTcpServer* srv = serverFor(d, servers, diag, d.type());
     if (!srv) {
+      unplayed(d);
       return {nullptr, 0};
     }
     if (srv->hasUnit(d.modbus.unit_id)) {
@@ -194,7 +200,6 @@ void World::build(const ModbusServers& servers, core::Diagnostics& diag) {
     modbus_units_[d.index] = {srv, d.modbus.unit_id};
     return {srv, d.modbus.unit_id};
   };
-  auto unplayed = [&](const Device& d) { unplayed_.push_back(d.id); };
 
   for (const auto& d : devices) {
     if (!d.profile) {
@@ -232,6 +237,9 @@ void World::build(const ModbusServers& servers, core::Diagnostics& diag) {
                                                   std::to_string(shed::kMaxPorts));
         }
         auto [srv, unit] = addUnit(d, Layout::ShedController, ports);
+        if (!srv) {
+          break;
+        }
         s.server = srv;
         s.unit = unit;
       }
@@ -244,6 +252,9 @@ void World::build(const ModbusServers& servers, core::Diagnostics& diag) {
       c.modbus = modbus;
       if (modbus) {
         auto [srv, unit] = addUnit(d, Layout::CoSensor, 0);
+        if (!srv) {
+          break;
+        }
         c.server = srv;
         c.unit = unit;
       }
@@ -266,6 +277,9 @@ void World::build(const ModbusServers& servers, core::Diagnostics& diag) {
       }
       Meter m{d.index};
       auto [srv, unit] = addUnit(d, Layout::Sdm120, 0);
+      if (!srv) {
+        break;
+      }
       m.server = srv;
       m.unit = unit;
       slot = {Kind::Meter, static_cast<int>(meters_.size())};
@@ -279,6 +293,9 @@ void World::build(const ModbusServers& servers, core::Diagnostics& diag) {
       }
       Display disp{d.index};
       auto [srv, unit] = addUnit(d, Layout::Display, 0);
+      if (!srv) {
+        break;
+      }
       disp.server = srv;
       disp.unit = unit;
       slot = {Kind::Display, static_cast<int>(displays_.size())};
@@ -427,12 +444,18 @@ void World::build(const ModbusServers& servers, core::Diagnostics& diag) {
   }
   for (auto& c : cos_) {
     c.ppm = beh.co.baseline_ppm;
+    if (c.server) {
+      c.server->withUnit(c.unit, [](modbus_mapping_t& m) {
+        m.tab_registers[co::kThreshold] = co::kDefaultThreshold;
+      });
+    }
   }
   for (auto& s : sheds_) {
     if (s.modbus && s.server) {
       s.server->withUnit(s.unit, [&](modbus_mapping_t& m) {
+        m.tab_bits[shed::kMainRelayCoil] = 1;
         for (int idx : s.ports) {
-          m.tab_bits[ports_[static_cast<size_t>(idx)].number - 1] = 1;
+          m.tab_bits[shed::kPortCoilBase + ports_[static_cast<size_t>(idx)].number - 1] = 1;
         }
       });
     }
@@ -714,26 +737,33 @@ void World::applyEvent(const ScenarioEvent& ev, bool end, int64_t now) {
     c.rep.dirty = true;
     break;
   }
-  case EventType::IgnoreCommands:
+  case EventType::IgnoreCommands: {
+    Shed* sh = nullptr;
     if (s.kind == Kind::Port) {
       Port& p = ports_[static_cast<size_t>(s.index)];
       p.ignore_commands = !end;
-      if (p.modbus) {
-        Shed& sh = sheds_[static_cast<size_t>(p.shed)];
-        if (sh.server) {
-          sh.server->setWritesIgnored(sh.unit, !end);
-        }
-      }
+      sh = p.modbus ? &sheds_[static_cast<size_t>(p.shed)] : nullptr;
     } else {
-      Shed& sh = sheds_[static_cast<size_t>(s.index)];
-      for (int idx : sh.ports) {
+      sh = &sheds_[static_cast<size_t>(s.index)];
+      sh->ignore_main = !end;
+      for (int idx : sh->ports) {
         ports_[static_cast<size_t>(idx)].ignore_commands = !end;
       }
-      if (sh.server) {
-        sh.server->setWritesIgnored(sh.unit, !end);
+    }
+    if (sh && sh->server) {
+      std::set<int> coils;
+      if (sh->ignore_main) {
+        coils.insert(shed::kMainRelayCoil);
       }
+      for (int idx : sh->ports) {
+        if (ports_[static_cast<size_t>(idx)].ignore_commands) {
+          coils.insert(shed::kPortCoilBase + ports_[static_cast<size_t>(idx)].number - 1);
+        }
+      }
+      sh->server->setIgnoredCoils(sh->unit, std::move(coils));
     }
     break;
+  }
   case EventType::PlugIn: {
     Port& p = ports_[static_cast<size_t>(s.index)];
     p.plugged = true;
@@ -898,6 +928,7 @@ void World::stepShed(Shed& s, int64_t now, double dt) {
 void World::stepPort(Port& p, int64_t now, double dt) {
   const auto& eb = scenario_.behaviour.ebike;
   double h = localHour(now);
+  bool powered = p.relay && (p.shed < 0 || sheds_[static_cast<size_t>(p.shed)].main_relay);
   if (!p.plugged) {
     p.power_w = 0;
     if (scenario_.realistic) {
@@ -913,7 +944,7 @@ void World::stepPort(Port& p, int64_t now, double dt) {
         p.rep.dirty = true;
       }
     }
-  } else if (p.relay && !p.full) {
+  } else if (powered && !p.full) {
     // Constant power, then the charger's constant-voltage phase: power falls as the battery
     // fills, and the charger cuts itself off below the "full" threshold.
     double f = p.need_wh > 0 ? p.delivered_wh / p.need_wh : 1.0;
@@ -929,7 +960,7 @@ void World::stepPort(Port& p, int64_t now, double dt) {
     p.delivered_wh += p.power_w * dt / kHourMs;
   } else {
     p.power_w = 0;
-    if (!p.relay && p.unplug_at == 0) {
+    if (!powered && p.unplug_at == 0) {
       p.unplug_at = now + static_cast<int64_t>(p.rng.exponential(
                               static_cast<double>(eb.unplug_after_ms)));
     }
@@ -942,7 +973,7 @@ void World::stepPort(Port& p, int64_t now, double dt) {
     p.rep.dirty = true;
   }
   double amb = p.shed >= 0 ? sheds_[static_cast<size_t>(p.shed)].temp_c : ambient(now);
-  if (p.heat.active && (p.relay || p.ignore_commands)) {
+  if (p.heat.active && (powered || p.ignore_commands)) {
     p.temp_c = p.heat.at(now) + p.rng.normal(0, 0.1);
   } else {
     // Once the relay is open the hot connector cools toward the shed's air.
@@ -966,15 +997,22 @@ void World::stepCo(CoSensor& c, int64_t now, double dt) {
 }
 
 void World::syncModbus(int64_t now) {
+  const double volts = scenario_.behaviour.ebike.volts;
   for (auto& s : sheds_) {
-    if (!s.modbus || !s.server || s.rep.silent_until > now) {
+    if (!s.modbus || !s.server) {
       continue;
     }
     s.server->withUnit(s.unit, [&](modbus_mapping_t& m) {
+      bool main_on = m.tab_bits[shed::kMainRelayCoil] != 0;
+      if (main_on != s.main_relay) {
+        ++stats_.commands;
+        s.main_relay = main_on;
+        spdlog::info("shed {} main relay {} (Modbus write)", dev(s.dev).id, main_on ? "on" : "off");
+      }
       double total = 0;
       for (int idx : s.ports) {
         Port& p = ports_[static_cast<size_t>(idx)];
-        bool coil = m.tab_bits[p.number - 1] != 0;
+        bool coil = m.tab_bits[shed::kPortCoilBase + p.number - 1] != 0;
         if (coil != p.relay) {
           ++stats_.commands;
           p.relay = coil;
@@ -985,24 +1023,21 @@ void World::syncModbus(int64_t now) {
           }
           spdlog::info("port {} relay {} (Modbus write)", dev(p.dev).id, coil ? "on" : "off");
         }
-        double power = p.relay ? p.power_w : 0.0;
+        double power = p.relay && s.main_relay ? p.power_w : 0.0;
         total += power;
         uint16_t* r = m.tab_input_registers + shed::kPortBase + (p.number - 1) * shed::kPortStride;
-        putU16(r, shed::kCurrent, power / scenario_.behaviour.ebike.volts * 100.0);
+        putU16(r, shed::kCurrent, power / volts * 100.0);
         putU16(r, shed::kPower, power);
         putI16(r, shed::kTemp, p.temp_c * 10.0);
         putU32(r, shed::kSessionSeconds,
                p.plugged ? static_cast<uint32_t>((now - p.session_start) / 1000) : 0);
         putU32(r, shed::kEnergyWh, p.plugged ? static_cast<uint32_t>(p.delivered_wh) : 0);
-        int state = !p.relay ? 3 : !p.plugged ? 0 : p.full ? 2 : 1;
-        r[shed::kState] = static_cast<uint16_t>(state);
-        r[shed::kRelayReg] = p.relay ? 1 : 0;
+        r[shed::kStatus] = static_cast<uint16_t>((p.plugged ? 1 : 0) | (p.full ? 2 : 0));
       }
       putI16(m.tab_input_registers, shed::kAmbientTemp, s.temp_c * 10.0);
-      putU16(m.tab_input_registers, shed::kTotalPower, total);
-      m.tab_input_registers[shed::kPortCount] = static_cast<uint16_t>(s.ports.size());
-      m.tab_input_registers[shed::kSmokeReg] = s.smoke ? 1 : 0;
-      m.tab_input_bits[0] = s.smoke ? 1 : 0;
+      putU32(m.tab_input_registers, shed::kTotalPower, static_cast<uint32_t>(std::lround(total)));
+      m.tab_input_registers[shed::kFaultCode] = 0;
+      m.tab_input_bits[shed::kSmokeInput] = s.smoke ? 1 : 0;
     });
   }
   for (auto& mt : meters_) {
@@ -1026,9 +1061,15 @@ void World::syncModbus(int64_t now) {
       uint16_t* r = m.tab_input_registers;
       putFloatAbcd(r, sdm120::kVoltage, volts);
       putFloatAbcd(r, sdm120::kCurrent, kw * 1000.0 / volts);
+      double pf = kw > 0 ? 0.99 : 1.0;
+      double va = kw * 1000.0 / pf;
       putFloatAbcd(r, sdm120::kActivePower, kw * 1000.0);
+      putFloatAbcd(r, sdm120::kApparentPower, va);
+      putFloatAbcd(r, sdm120::kReactivePower, std::sqrt(std::max(0.0, va * va - kw * kw * 1e6)));
+      putFloatAbcd(r, sdm120::kPowerFactor, pf);
       putFloatAbcd(r, sdm120::kFrequency, hz);
       putFloatAbcd(r, sdm120::kImportEnergy, kwh);
+      putFloatAbcd(r, sdm120::kExportEnergy, 0);
       putFloatAbcd(r, sdm120::kTotalEnergy, kwh);
     });
   }
@@ -1038,9 +1079,11 @@ void World::syncModbus(int64_t now) {
     }
     double temp = ambient(now) - 4.0;
     c.server->withUnit(c.unit, [&](modbus_mapping_t& m) {
-      putU16(m.tab_input_registers, co::kPpm, c.ppm);
-      putI16(m.tab_input_registers, co::kTemp, temp * 10.0);
-      m.tab_input_registers[co::kStatus] = 0;
+      uint16_t* r = m.tab_registers;
+      putU16(r, co::kPpm, c.ppm);
+      putI16(r, co::kTemp, temp * 10.0);
+      bool alarm = r[co::kThreshold] > 0 && c.ppm >= r[co::kThreshold];
+      r[co::kStatus] = static_cast<uint16_t>(alarm ? 2 : 0);
     });
   }
   for (auto& d : displays_) {
@@ -1053,14 +1096,15 @@ void World::syncModbus(int64_t now) {
     });
     if (regs != d.regs) {
       std::string shown;
-      size_t last = regs.size();
-      while (last > 0 && regs[last - 1] == 0) {
-        --last;
+      for (size_t i = 0; i < regs.size(); ++i) {
+        const char* name = display::registerName(static_cast<int>(i));
+        bool changed = i >= d.regs.size() || d.regs[i] != regs[i];
+        if (*name && (changed || regs[i] != 0)) {
+          shown += fmt::format("{}{}={}", shown.empty() ? "" : " ", name,
+                               regs[i] == 0xFFFF ? std::string("----") : std::to_string(regs[i]));
+        }
       }
-      for (size_t i = 0; i < last; ++i) {
-        shown += (i ? " " : "") + std::to_string(regs[i]);
-      }
-      spdlog::info("display {} shows [{}]", dev(d.dev).id, shown);
+      spdlog::info("display {} shows {}", dev(d.dev).id, shown);
       d.regs = std::move(regs);
     }
   }
@@ -1144,7 +1188,7 @@ bool World::sendSpace(Space& s, int64_t stamp) {
   j["fPort"] = 1;
   j["confirmed"] = false;
   j["data"] = base64(raw);
-  j["object"] = {{"occupied", shown}, {"battery", round2(battery)}};
+  j["object"] = {{"occupied", shown}, {"battery_v", round2(battery)}};
   double rssi = -70.0 - static_cast<double>(std::hash<std::string>{}(d.id) % 40) +
                 rng_.normal(0, 2);
   j["rxInfo"] = ojson::array({{{"gatewayId", "0016c001f1500001"},
@@ -1192,6 +1236,8 @@ bool World::sendReport(const Slot& slot, int64_t stamp) {
     j["power_w"] = round1(power);
     j["temp_c"] = round1(p.temp_c);
     j["relay"] = p.relay;
+    j["session_s"] = p.plugged ? (now_ms_ - p.session_start) / 1000 : 0;
+    j["energy_kwh"] = p.plugged ? std::round(p.delivered_wh) / 1000.0 : 0.0;
     j["ts"] = stamp;
     return send(topicFor(topics.port, dev(p.dev)), std::move(j), p.rep);
   }

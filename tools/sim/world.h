@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <map>
+#include <set>
 #include <memory>
 #include <string>
 #include <vector>
@@ -47,8 +48,8 @@ struct WorldStats {
 class World {
 public:
   /// Builds the devices from the compound and adds their units to `servers` (which must not be
-  /// started yet). Throws core::ConfigError when an event names a missing or unsuitable device
-  /// or a Modbus device's line has no server.
+  /// started yet). Throws core::ConfigError when an event names a missing or unsuitable device.
+  /// Devices on a Modbus line without a server are not played (a warning names the line).
   World(const Scenario& scenario, std::shared_ptr<const model::Compound> compound,
         Publisher& publisher, const ModbusServers& servers, int64_t start_ms);
 
@@ -133,6 +134,8 @@ private:
     ModbusTcpServer* server = nullptr;
     int unit = 0;
     bool smoke = false;
+    bool main_relay = true;  ///< Modbus controllers: the shed's supply
+    bool ignore_main = false;
     double temp_c = 22;
     std::vector<int> ports;
     Report rep;
@@ -248,6 +251,7 @@ private:
   WorldStats stats_;
   size_t played_ = 0;
   std::vector<std::string> unplayed_;
+  std::set<std::string> missing_lines_;
 
   std::vector<Space> spaces_;
   std::vector<Pile> piles_;

@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -116,13 +117,17 @@ events:
   }
 }
 
-TEST_CASE("sim world: a Modbus line without a port in the scenario is a config error", "[sim]") {
+TEST_CASE("sim world: devices on a Modbus line without a server are not played", "[sim]") {
   auto s = scenarioFromText("modbus: {lines: {sheds: 0}}\n");
   RecordingPublisher pub;
   ModbusTcpServer sheds("sheds", "127.0.0.1", 0);
   ModbusServers servers{{"sheds", &sheds}};
-  CHECK_THROWS_WITH(World(s, smallCompound(), pub, servers, 0),
-                    Catch::Contains("no port for Modbus line \"garage\""));
+  World w(s, smallCompound(), pub, servers, 0);
+  auto un = w.unplayed();
+  CHECK(std::count(un.begin(), un.end(), "MT-EV-01") == 1);
+  CHECK(std::count(un.begin(), un.end(), "DSP-01") == 1);
+  CHECK(std::count(un.begin(), un.end(), "M01") == 0);
+  CHECK(sheds.hasUnit(1));
 }
 
 TEST_CASE("sim world: the same seed replays the same run, another seed does not", "[sim]") {

@@ -64,12 +64,14 @@ bool canConnect(int port) {
 Mosquitto::Mosquitto() : port_(freePort()) {
   char tmpl[] = "/tmp/hgj-sim-mosq-XXXXXX";
   dir_ = mkdtemp(tmpl);
-  std::ofstream conf(dir_ + "/mosquitto.conf");
-  conf << "listener " << port_ << " 127.0.0.1\n"
-       << "allow_anonymous true\n"
-       << "persistence false\n"
-       << "max_queued_messages 100000\n"
-       << "log_dest none\n";
+  {
+    std::ofstream conf(dir_ + "/mosquitto.conf");
+    conf << "listener " << port_ << " 127.0.0.1\n"
+         << "allow_anonymous true\n"
+         << "persistence false\n"
+         << "max_queued_messages 100000\n"
+         << "log_dest none\n";
+  }
   start();
 }
 
