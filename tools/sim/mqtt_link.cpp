@@ -52,7 +52,10 @@ MqttLink::MqttLink(const MqttSettings& settings, std::vector<std::string> subscr
   client_->set_callback(*callback_);
 }
 
-MqttLink::~MqttLink() { stop(); }
+MqttLink::~MqttLink() {
+  stop();
+  client_.reset();
+}
 
 void MqttLink::start() {
   if (started_.exchange(true)) {
@@ -98,12 +101,11 @@ void MqttLink::stop() {
   if (!started_.exchange(false)) {
     return;
   }
+  // Also when not connected: disconnect() ends Paho's automatic reconnect attempts.
   try {
-    if (client_->is_connected()) {
-      client_->disconnect(std::chrono::seconds(2))->wait_for(std::chrono::seconds(3));
-    }
+    client_->disconnect(std::chrono::seconds(2))->wait_for(std::chrono::seconds(3));
   } catch (const mqtt::exception& e) {
-    spdlog::warn("mqtt: disconnect: {}", e.what());
+    spdlog::debug("mqtt: disconnect: {}", e.what());
   }
 }
 

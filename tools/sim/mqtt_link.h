@@ -54,8 +54,9 @@ private:
   MqttSettings settings_;
   std::vector<std::string> subscriptions_;
   MessageFn on_message_;
-  std::unique_ptr<mqtt::async_client> client_;
+  // The callback outlives the client: Paho's threads may call it until the client is gone.
   std::unique_ptr<Callback> callback_;
+  std::unique_ptr<mqtt::async_client> client_;
   std::atomic<uint64_t> failed_{0};
   std::atomic<bool> started_{false};
   std::atomic<bool> ever_connected_{false};
