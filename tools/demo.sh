@@ -117,7 +117,7 @@ fi
 
 pids=()
 stop_all() {
-  trap - INT TERM EXIT
+  trap - EXIT
   if ((${#pids[@]})); then
     say "stopping"
     # Reverse order: simulator, gateway, then the broker (which saves its persistence).
@@ -134,7 +134,9 @@ stop_all() {
     done
   fi
 }
-trap stop_all INT TERM EXIT
+# Ctrl-C reaches the whole process group; exiting runs stop_all for whatever is still running.
+trap 'exit 130' INT TERM
+trap stop_all EXIT
 
 wait_port() {
   for _ in $(seq 100); do
