@@ -330,14 +330,27 @@ Scenario loadScenario(const std::string& path, const std::vector<std::string>& o
   for (const auto& o : overrides) {
     std::string err;
     if (!applyOverride(yaml, o, err)) {
-      diag.error({"--set", 0}, o.substr(0, o.find('=')), err);
+      diag.error({"--set", static_cast<int>(&o - overrides.data()) + 1},
+                 o.substr(0, o.find('=')), err);
     }
   }
   core::ConfigNode node(yaml, std::make_shared<const std::string>(path), "", &diag);
   auto base = std::filesystem::path(path).parent_path().string();
   Scenario s = parseScenario(node, base.empty() ? "." : base);
   if (!diag.ok()) {
-    throw core::ConfigError(std::move(diag));
+    // A value set on the command line has no line in the file: report it at `--set:N`, the
+    // override's position, as the gateway does.
+    core::Diagnostics located;
+    for (const auto& p : diag.problems()) {
+      core::SourceLocation where = p.where;
+      for (size_t i = 0; i < overrides.size(); ++i) {
+        if (where.line == 0 && overrides[i].substr(0, overrides[i].find('=')) == p.key_path) {
+          where = {"--set", static_cast<int>(i + 1)};
+        }
+      }
+      located.error(where, p.key_path, p.message);
+    }
+    throw core::ConfigError(std::move(located));
   }
   return s;
 }

@@ -536,8 +536,7 @@ void World::validateEvents(core::Diagnostics& diag) {
                   "a charging port or a Modbus shed controller");
       break;
     case EventType::SetPoint: {
-      Slot copy = s;
-      ok = expect(reportOf(copy) != nullptr &&
+      ok = expect(reportOf(s) != nullptr &&
                       !(s.kind == Kind::Port && ports_[static_cast<size_t>(s.index)].modbus) &&
                       !(s.kind == Kind::Shed && sheds_[static_cast<size_t>(s.index)].modbus) &&
                       !(s.kind == Kind::Co && cos_[static_cast<size_t>(s.index)].modbus),
@@ -637,8 +636,7 @@ void World::fireEvents(int64_t now) {
 
 void World::setSilent(DeviceIndex di, bool on, int64_t until, bool end) {
   const Slot& s = slots_[di];
-  Slot copy = s;
-  if (Report* r = reportOf(copy)) {
+  if (Report* r = reportOf(s)) {
     r->silent_until = on ? until : 0;
     if (end) {
       r->dirty = true;
@@ -777,8 +775,7 @@ void World::applyEvent(const ScenarioEvent& ev, bool end, int64_t now) {
     break;
   }
   case EventType::SetPoint: {
-    Slot copy = s;
-    Report* r = reportOf(copy);
+    Report* r = reportOf(s);
     if (end) {
       r->overrides.erase(ev.point);
     } else {

@@ -89,7 +89,7 @@ TEST_CASE("sim scenario: --set overrides any value and is validated like the fil
     loadScenario(file, {"speed=fast"});
     FAIL("expected a config error");
   } catch (const hgj::core::ConfigError& e) {
-    CHECK_THAT(e.diagnostics().format(), Catch::Contains("speed:"));
+    CHECK_THAT(e.diagnostics().format(), Catch::Contains("--set:1: speed:"));
   }
   std::filesystem::remove_all(dir);
 }

@@ -120,7 +120,7 @@ Recorder::Recorder(const std::string& url, const std::string& filter) {
                   .clean_session(true)
                   .automatic_reconnect(std::chrono::milliseconds(100), std::chrono::seconds(1))
                   .finalize();
-  client_->connect(opts)->wait();
+  client_->connect(opts)->wait_for(std::chrono::seconds(10));
   waitUntil([&] { return client_->is_connected(); });
 }
 
