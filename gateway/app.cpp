@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "drivers/modbus/modbus_driver.h"
 #include "drivers/mqtt/mqtt_driver.h"
 #include "gateway/pipeline/pipeline.h"
 #include "gateway/pipeline/read_model.h"
@@ -15,8 +16,8 @@ App::App(config::GatewayConfig cfg, const core::Clock& clock)
                    [] { return core::processResidentBytes(); });
   store_ = std::make_unique<storage::Store>(cfg_.storage, cfg_.compound, metrics_, clock_);
   read_model_ = std::make_unique<pipeline::ReadModel>();
-  pipeline_ = std::make_unique<pipeline::Pipeline>(cfg_, cfg_.compound, *store_, *read_model_,
-                                                   metrics_, clock_);
+  pipeline_ = std::make_unique<pipeline::Pipeline>(cfg_, cfg_.compound, cfg_.rules, *store_,
+                                                   *read_model_, metrics_, clock_);
   drivers::mqtt::MqttDriverConfig mc;
   mc.url = cfg_.mqtt.url;
   mc.client_id = cfg_.mqtt.client_id;
@@ -29,16 +30,24 @@ App::App(config::GatewayConfig cfg, const core::Clock& clock)
   mqtt_ = std::make_unique<drivers::mqtt::MqttDriver>(mc, *cfg_.compound, *pipeline_, metrics_,
                                                       clock_);
   pipeline_->addDriver(mqtt_.get());
+  if (!cfg_.modbus.lines.empty()) {
+    modbus_ = std::make_unique<drivers::modbus::ModbusDriver>(cfg_.modbus, *cfg_.compound,
+                                                              *pipeline_, metrics_, clock_);
+    pipeline_->addDriver(modbus_.get());
+  }
 }
 
 App::~App() { stop(); }
 
 void App::start() {
   store_->open();
-  pipeline_->restore(store_->loadState());
+  pipeline_->restore(store_->loadState(), store_->loadLatches());
   store_->start();
   pipeline_->start();
   mqtt_->start();
+  if (modbus_) {
+    modbus_->start();
+  }
   started_ = true;
 }
 
@@ -49,6 +58,9 @@ void App::stop() {
   started_ = false;
   // Southbound first (nothing new arrives), then drain the pipeline, then the store.
   mqtt_->stop();
+  if (modbus_) {
+    modbus_->stop();
+  }
   pipeline_->stop();
   store_->stop();
   read_model_->close();
@@ -57,6 +69,9 @@ void App::stop() {
 nlohmann::json App::health() const {
   nlohmann::json h;
   h["ingest"] = mqtt_->health();
+  if (modbus_) {
+    h["modbus"] = modbus_->health();
+  }
   h["pipeline"] = pipeline_->health();
   h["storage"] = store_->health();
   bool ok = true;

@@ -7,6 +7,8 @@
 #include <vector>
 
 #include "core/config_node.h"
+#include "drivers/modbus/modbus_config.h"
+#include "rules/rules_config.h"
 #include "model/compound.h"
 
 namespace hgj::config {
@@ -59,8 +61,8 @@ struct GatewayConfig {
   StorageConfig storage;
   LogConfig log;
   PipelineConfig pipeline;
-  std::optional<core::ConfigNode> modbus;  ///< `modbus:` of gateway.yaml
-  std::optional<core::ConfigNode> rules;   ///< root of the rules file
+  drivers::modbus::ModbusConfig modbus;
+  rules::RulesConfig rules;
   std::optional<core::ConfigNode> alerts;  ///< `alerts:` of the alerts file
   std::optional<core::ConfigNode> uplink;  ///< `uplink:` of gateway.yaml
   std::optional<core::ConfigNode> http;    ///< `http:` of gateway.yaml

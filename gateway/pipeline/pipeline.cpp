@@ -21,12 +21,16 @@ constexpr auto kLinger = std::chrono::microseconds(300);
 } // namespace
 
 Pipeline::Pipeline(const config::GatewayConfig& cfg, std::shared_ptr<const model::Compound> compound,
-                   storage::Store& store, ReadModel& read_model, core::MetricsRegistry& metrics,
-                   const core::Clock& clock)
+                   const rules::RulesConfig& rules, storage::Store& store, ReadModel& read_model,
+                   core::MetricsRegistry& metrics, const core::Clock& clock)
     : cfg_(cfg), compound_(std::move(compound)), store_(store), read_model_(read_model),
       clock_(clock), queue_(cfg.mqtt.queue_capacity),
       decoder_(*compound_, cfg.mqtt.max_payload_bytes, cfg.mqtt.max_topic_length),
       state_(*compound_), actuator_(*compound_, store, metrics, clock),
+      engine_(rules, *compound_, clock),
+      rule_visits_(metrics.counter("hgj_rule_evaluations_total",
+                                   "rule instances evaluated for readings")),
+      rule_raises_(metrics.counter("hgj_rule_alerts_total", "alerts the rules raised")),
       received_(metrics.counter("hgj_readings_received_total",
                                 "readings decoded from device messages")),
       bad_fields_(metrics.counter("hgj_payload_bad_fields_total",
@@ -62,14 +66,25 @@ void Pipeline::addDriver(drivers::Driver* driver) {
   actuator_.addDriver(driver);
 }
 
-void Pipeline::restore(const std::vector<storage::StoredPoint>& points) {
+void Pipeline::restore(const std::vector<storage::StoredPoint>& points,
+                       const std::vector<storage::LatchRecord>& latches) {
   int64_t now_ms = clock_.wallMs();
   auto now = clock_.steadyNow();
   for (const auto& p : points) {
     state_.restore(p.device, p.point, p.value, model::Quality::Stale, p.source_ms, p.since_ms,
                    p.updated_ms, now_ms, now);
   }
-  spdlog::info("pipeline: restored {} point states", points.size());
+  for (const auto& l : latches) {
+    rules::Latch latch;
+    latch.device = l.device;
+    latch.point = l.point;
+    latch.value = l.value;
+    latch.rule = l.rule;
+    latch.since_ms = l.since_ms;
+    engine_.restoreLatch(latch);
+  }
+  spdlog::info("pipeline: restored {} point states and {} safety latches", points.size(),
+               latches.size());
 }
 
 void Pipeline::start() {
@@ -192,11 +207,13 @@ void Pipeline::handleSample(drivers::Sample& sample) {
   } else if (auto* h = std::get_if<drivers::DeviceHealth>(&sample)) {
     if (h->device < compound_->devices.size()) {
       if (h->online) {
-        state_.markOnline(h->device, h->ts_ms, clock_.steadyNow());
+        if (state_.markOnline(h->device, h->ts_ms, clock_.steadyNow())) {
+          engine_.onDeviceOnline(h->device, state_, *this);
+        }
         offline_reported_[h->device] = 0;
-      } else if (state_.markOffline(h->device) || !offline_reported_[h->device]) {
-        offline_reported_[h->device] = 1;
+      } else if (!offline_reported_[h->device]) {
         spdlog::warn("device {} offline: {}", compound_->devices[h->device].id, h->reason);
+        deviceOffline(h->device);
       }
       changed_ = true;
     }
@@ -248,6 +265,10 @@ void Pipeline::applyReading(const model::Reading& r) {
     dirty_[flat] = 1;
     dirty_list_.emplace_back(r.device, slot);
   }
+  if (res.came_online) {
+    engine_.onDeviceOnline(r.device, state_, *this);
+  }
+  engine_.onReading(r, res, state_, *this);
   if (res.value_changed || res.came_online) {
     changed_ = true;
     if (has_occupied_ && r.point == occupied_point_ && changed_spaces_.size() < 256) {
@@ -275,9 +296,23 @@ void Pipeline::handleCommand(CommandEnvelope& env) {
       return;
     }
     std::string err;
+    if (!engine_.mayWrite(d, *p, c.value, c.override_safety, &err)) {
+      reply(false, 409, err);
+      return;
+    }
     auto promise = env.promise;
-    auto id = actuator_.write(d, *p, c.value, c.origin + ":" + c.by,
-                              [promise](const ActuationOutcome& o) {
+    bool override_latch = c.override_safety;
+    model::PointId point = *p;
+    auto id = actuator_.write(d, point, c.value, c.origin + ":" + c.by,
+                              [this, promise, override_latch, d, point](const ActuationOutcome& o) {
+                                if (o.ok && override_latch && engine_.clearLatch(d, point)) {
+                                  storage::LatchRecord cleared;
+                                  cleared.device = d;
+                                  cleared.point = point;
+                                  cleared.set = false;
+                                  store_.submitLatch(std::move(cleared));
+                                  changed_ = true;
+                                }
                                 promise->set_value({o.ok, o.ok ? 200 : 502,
                                                     o.ok ? "written and confirmed by the device"
                                                          : "write failed: " + o.error});
@@ -301,7 +336,14 @@ void Pipeline::handleCommand(CommandEnvelope& env) {
 
 void Pipeline::tick() {
   auto now = clock_.steadyNow();
+  if (now < next_tick_) {
+    return;
+  }
+  next_tick_ = now + core::Millis(cfg_.pipeline.tick_interval_ms);
   actuator_.tick();
+  engine_.tick(state_, *this);
+  rule_visits_.inc(engine_.stats().visits - visits_seen_);
+  visits_seen_ = engine_.stats().visits;
   if (now >= next_offline_check_) {
     checkOffline();
     next_offline_check_ = now + std::chrono::seconds(1);
@@ -331,10 +373,56 @@ void Pipeline::checkOffline() {
     }
     auto last = ds.online ? ds.last_seen_steady : std::max(ds.last_seen_steady, started_);
     if (now - last > core::Millis(d.expectedIntervalMs())) {
-      state_.markOffline(d.index);
-      offline_reported_[d.index] = 1;
-      changed_ = true;
+      deviceOffline(d.index);
     }
+  }
+}
+
+void Pipeline::deviceOffline(model::DeviceIndex device) {
+  state_.markOffline(device);
+  offline_reported_[device] = 1;
+  changed_ = true;
+  engine_.onDeviceOffline(device, state_, *this);
+}
+
+void Pipeline::raiseAlert(const rules::AlertRaise& a) {
+  rule_raises_.inc();
+  const std::string& dev = a.device != model::kNoDevice ? compound_->devices[a.device].id : a.scope;
+  spdlog::warn("alert {} [{}] {}: {}{}", a.rule, rules::severityName(a.severity), dev, a.message,
+               a.actions_taken.empty() ? "" : " (" + a.actions_taken + ")");
+  changed_ = true;
+}
+
+void Pipeline::clearAlert(const rules::AlertClear& c) {
+  const std::string dev = c.device != model::kNoDevice ? compound_->devices[c.device].id : "";
+  spdlog::info("alert {} {} cleared: {}", c.rule, dev, c.reason);
+  changed_ = true;
+}
+
+void Pipeline::writePoint(const rules::WriteAction& w) {
+  if (w.safety) {
+    storage::LatchRecord latch;
+    latch.device = w.device;
+    latch.point = w.point;
+    latch.rule = std::string(w.rule);
+    latch.value = w.value;
+    latch.since_ms = clock_.wallMs();
+    store_.submitLatch(std::move(latch));
+  }
+  std::string err;
+  model::DeviceIndex device = w.device;
+  model::PointId point = w.point;
+  model::Value value = w.value;
+  auto id = actuator_.write(
+      device, point, value, "rule:" + std::string(w.rule),
+      [this](const ActuationOutcome& o) {
+        rules::WriteOutcome out{o.device, o.point, o.value, o.ok, o.error, clock_.wallMs()};
+        engine_.onWriteResult(out, *this);
+      },
+      &err);
+  if (!id) {
+    rules::WriteOutcome out{device, point, value, false, err, clock_.wallMs()};
+    engine_.onWriteResult(out, *this);
   }
 }
 
@@ -372,6 +460,7 @@ void Pipeline::publishSnapshot() {
     const model::DeviceState& ds = state_.device(d.index);
     DeviceView& v = snap->devices[d.index];
     v.online = ds.online;
+    v.safety_cut = engine_.safetyCut(d.index);
     v.last_seen_ms = ds.ever_seen ? ds.last_seen_ms : 0;
     v.points.resize(ds.points.size());
     for (size_t i = 0; i < ds.points.size(); ++i) {

@@ -22,6 +22,9 @@
 #include "gateway/pipeline/read_model.h"
 #include "gateway/storage/store.h"
 #include "model/state_table.h"
+#include "rules/action.h"
+#include "rules/engine.h"
+#include "rules/rules_config.h"
 
 namespace hgj::pipeline {
 
@@ -34,16 +37,17 @@ namespace hgj::pipeline {
 ///
 /// Driver threads call deliver() (blocking while the queue is full: backpressure); the HTTP API
 /// and the uplink call submit(). Everything else runs on the pipeline thread.
-class Pipeline final : public drivers::SampleSink, public CommandSink {
+class Pipeline final : public drivers::SampleSink, public CommandSink, private rules::ActionSink {
 public:
   Pipeline(const config::GatewayConfig& cfg, std::shared_ptr<const model::Compound> compound,
-           storage::Store& store, ReadModel& read_model, core::MetricsRegistry& metrics,
-           const core::Clock& clock);
+           const rules::RulesConfig& rules, storage::Store& store, ReadModel& read_model,
+           core::MetricsRegistry& metrics, const core::Clock& clock);
   ~Pipeline() override;
 
   void addDriver(drivers::Driver* driver);
   /// Restores persisted point states (since-when survives restarts). Before start().
-  void restore(const std::vector<storage::StoredPoint>& points);
+  void restore(const std::vector<storage::StoredPoint>& points,
+               const std::vector<storage::LatchRecord>& latches);
 
   void start();
   /// Drains what is queued, flushes state to the store and joins the thread.
@@ -76,6 +80,12 @@ private:
   void flushStore(bool all_state);
   void publishSnapshot();
   void noteDrop(drivers::profiles::DropReason reason, std::string_view topic);
+  void deviceOffline(model::DeviceIndex device);
+
+  // rules::ActionSink: what the rules decided.
+  void raiseAlert(const rules::AlertRaise& alert) override;
+  void clearAlert(const rules::AlertClear& clear) override;
+  void writePoint(const rules::WriteAction& write) override;
 
   const config::GatewayConfig& cfg_;
   std::shared_ptr<const model::Compound> compound_;
@@ -86,6 +96,10 @@ private:
   drivers::profiles::MqttDecoder decoder_;
   model::StateTable state_;
   Actuator actuator_;
+  rules::Engine engine_;
+  core::Counter& rule_visits_;
+  core::Counter& rule_raises_;
+  uint64_t visits_seen_ = 0;
   std::vector<drivers::Driver*> drivers_;
 
   core::Counter& received_;
@@ -106,6 +120,7 @@ private:
   uint64_t snapshot_version_ = 0;
   core::SteadyTime started_{};
   core::SteadyTime next_snapshot_{};
+  core::SteadyTime next_tick_{};
   core::SteadyTime next_state_flush_{};
   core::SteadyTime next_offline_check_{};
   model::PointId occupied_point_ = 0;
