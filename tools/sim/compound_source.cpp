@@ -20,22 +20,9 @@ GatewayView loadGateway(const std::string& gateway_path) {
   }
   GatewayView view;
   view.compound = cfg.compound;
-  // Only the line endpoints matter here; the Modbus driver's parser validates the section.
-  if (cfg.modbus && cfg.modbus->defined()) {
-    const YAML::Node& lines = cfg.modbus->yaml()["lines"];
-    if (lines.IsDefined() && lines.IsSequence()) {
-      for (const auto& line : lines) {
-        if (!line.IsMap()) {
-          continue;
-        }
-        std::string id = line["id"].as<std::string>("");
-        std::string type = line["type"].as<std::string>("tcp");
-        std::string host = line["host"].as<std::string>("");
-        int port = line["port"].as<int>(502);
-        if (!id.empty() && type == "tcp" && isLoopback(host)) {
-          view.tcp_lines[id] = port;
-        }
-      }
+  for (const auto& line : cfg.modbus.lines) {
+    if (line.kind == drivers::modbus::LineKind::Tcp && isLoopback(line.host)) {
+      view.tcp_lines[line.id] = line.port;
     }
   }
   return view;

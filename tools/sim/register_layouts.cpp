@@ -17,6 +17,12 @@ std::optional<Layout> parseLayout(std::string_view name) {
   if (name == "display") {
     return Layout::Display;
   }
+  if (name == "ddsu666") {
+    return Layout::Ddsu666;
+  }
+  if (name == "fan") {
+    return Layout::Fan;
+  }
   return std::nullopt;
 }
 
@@ -30,6 +36,10 @@ const char* layoutName(Layout l) {
     return "co_sensor";
   case Layout::Display:
     return "display";
+  case Layout::Ddsu666:
+    return "ddsu666";
+  case Layout::Fan:
+    return "fan";
   }
   return "?";
 }
@@ -45,6 +55,10 @@ UnitTables layoutTables(Layout l, int ports) {
     return {0, 0, co::kHolding, 0};
   case Layout::Display:
     return {0, 0, display::kRegisters, 0};
+  case Layout::Ddsu666:
+    return {0, 0, ddsu666::kHolding, 0};
+  case Layout::Fan:
+    return {2, 2, 0, 0};
   }
   return {};
 }

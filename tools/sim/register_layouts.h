@@ -15,6 +15,8 @@ enum class Layout {
   ShedController,  ///< our e-bike shed controller: per-port relay coils and telemetry blocks
   CoSensor,        ///< garage CO sensor: FC04 u16 ppm
   Display,         ///< guidance display: FC03/06/16 holding registers written by the gateway
+  Ddsu666,         ///< CHINT DDSU666 energy meter: holding registers, float32 ABCD, power in kW
+  Fan,             ///< garage fan controller: stage coils, running/fault discrete inputs
 };
 
 std::optional<Layout> parseLayout(std::string_view name);
@@ -35,6 +37,24 @@ constexpr int kExportEnergy = 0x004A;
 constexpr int kTotalEnergy = 0x0156;
 constexpr int kInputCount = 0x0158;
 } // namespace sdm120
+
+// CHINT DDSU666 (conf/profiles/chint_ddsu666.yaml): holding registers, float32 ABCD.
+namespace ddsu666 {
+constexpr int kVoltage = 0x2000;
+constexpr int kCurrent = 0x2002;
+constexpr int kPowerKw = 0x2004;
+constexpr int kFrequency = 0x200E;
+constexpr int kImportEnergy = 0x4000;
+constexpr int kHolding = 0x4002;
+} // namespace ddsu666
+
+// Garage fan controller (conf/profiles/garage_fan_controller.yaml).
+namespace fan {
+constexpr int kStage1Coil = 0;
+constexpr int kStage2Coil = 1;
+constexpr int kRunningInput = 0;
+constexpr int kFaultInput = 1;
+} // namespace fan
 
 // HGJ M12 shed controller (conf/profiles/hgj_ebike_shed_m12.yaml), all words big endian.
 namespace shed {

@@ -88,7 +88,7 @@ const char* pileStateName(int st) {
 }
 
 /// Device types the simulator plays, with the names profiles commonly use for them.
-enum class Type { Unknown, Parking, Pile, Shed, Port, Co, Smoke, Meter, Display };
+enum class Type { Unknown, Parking, Pile, Shed, Port, Co, Smoke, Meter, Display, Fan };
 
 Type typeOf(const std::string& t) {
   if (t == "parking_sensor" || t == "parking" || t == "parking_space") {
@@ -114,6 +114,9 @@ Type typeOf(const std::string& t) {
   }
   if (t == "display" || t == "guidance_display" || t == "led_display") {
     return Type::Display;
+  }
+  if (t == "fan" || t == "fan_controller") {
+    return Type::Fan;
   }
   return Type::Unknown;
 }
@@ -276,7 +279,10 @@ void World::build(const ModbusServers& servers, core::Diagnostics& diag) {
         break;
       }
       Meter m{d.index};
-      auto [srv, unit] = addUnit(d, Layout::Sdm120, 0);
+      m.layout = layoutFor(d, d.profile->name.find("ddsu666") != std::string::npos
+                                  ? Layout::Ddsu666
+                                  : Layout::Sdm120);
+      auto [srv, unit] = addUnit(d, m.layout, 0);
       if (!srv) {
         break;
       }
@@ -300,6 +306,22 @@ void World::build(const ModbusServers& servers, core::Diagnostics& diag) {
       disp.unit = unit;
       slot = {Kind::Display, static_cast<int>(displays_.size())};
       displays_.push_back(disp);
+      break;
+    }
+    case Type::Fan: {
+      if (!modbus) {
+        unplayed(d);
+        break;
+      }
+      Fan f{d.index};
+      auto [srv, unit] = addUnit(d, Layout::Fan, 0);
+      if (!srv) {
+        break;
+      }
+      f.server = srv;
+      f.unit = unit;
+      slot = {Kind::Fan, static_cast<int>(fans_.size())};
+      fans_.push_back(f);
       break;
     }
     case Type::Port:
@@ -350,6 +372,16 @@ void World::build(const ModbusServers& servers, core::Diagnostics& diag) {
       spaces_[static_cast<size_t>(b.index)].pile = a.index;
     } else if (a.kind == Kind::Meter && b.kind == Kind::Pile) {
       meters_[static_cast<size_t>(a.index)].pile = b.index;
+    }
+  }
+  // A meter may name its pile in a tag instead (`tags: {pile: EV-01}`).
+  for (auto& m : meters_) {
+    auto it = dev(m.dev).tags.find("pile");
+    if (m.pile < 0 && it != dev(m.dev).tags.end()) {
+      DeviceIndex pi = compound_->deviceIndex(it->second);
+      if (pi != kNoDevice && slots_[pi].kind == Kind::Pile) {
+        m.pile = slots_[pi].index;
+      }
     }
   }
   played_ = devices.size() - unplayed_.size();
@@ -1055,6 +1087,15 @@ void World::syncModbus(int64_t now) {
     double volts = 228.0 + 4.0 * std::sin(static_cast<double>(now) / 7.0e5);
     double hz = 50.0 + 0.02 * std::sin(static_cast<double>(now) / 1.3e5);
     mt.server->withUnit(mt.unit, [&](modbus_mapping_t& m) {
+      if (mt.layout == Layout::Ddsu666) {
+        uint16_t* r = m.tab_registers;
+        putFloatAbcd(r, ddsu666::kVoltage, volts);
+        putFloatAbcd(r, ddsu666::kCurrent, kw * 1000.0 / volts);
+        putFloatAbcd(r, ddsu666::kPowerKw, kw);
+        putFloatAbcd(r, ddsu666::kFrequency, hz);
+        putFloatAbcd(r, ddsu666::kImportEnergy, kwh);
+        return;
+      }
       uint16_t* r = m.tab_input_registers;
       putFloatAbcd(r, sdm120::kVoltage, volts);
       putFloatAbcd(r, sdm120::kCurrent, kw * 1000.0 / volts);
@@ -1068,6 +1109,21 @@ void World::syncModbus(int64_t now) {
       putFloatAbcd(r, sdm120::kImportEnergy, kwh);
       putFloatAbcd(r, sdm120::kExportEnergy, 0);
       putFloatAbcd(r, sdm120::kTotalEnergy, kwh);
+    });
+  }
+  for (auto& f : fans_) {
+    f.server->withUnit(f.unit, [&](modbus_mapping_t& m) {
+      bool s1 = m.tab_bits[fan::kStage1Coil] != 0;
+      bool s2 = m.tab_bits[fan::kStage2Coil] != 0;
+      if (s1 != f.stage1 || s2 != f.stage2) {
+        ++stats_.commands;
+        spdlog::info("fans {}: stage 1 {}, stage 2 {}", dev(f.dev).id, s1 ? "on" : "off",
+                     s2 ? "on" : "off");
+        f.stage1 = s1;
+        f.stage2 = s2;
+      }
+      m.tab_input_bits[fan::kRunningInput] = (s1 || s2) ? 1 : 0;
+      m.tab_input_bits[fan::kFaultInput] = 0;
     });
   }
   for (auto& c : cos_) {

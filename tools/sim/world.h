@@ -183,8 +183,17 @@ private:
     model::DeviceIndex dev;
     ModbusTcpServer* server = nullptr;
     int unit = 0;
+    Layout layout = Layout::Sdm120;
     int pile = -1;  ///< -1: measures every pile (the garage's feeder)
     double total_kwh = 0;
+  };
+
+  struct Fan {
+    model::DeviceIndex dev;
+    ModbusTcpServer* server = nullptr;
+    int unit = 0;
+    bool stage1 = false;
+    bool stage2 = false;
   };
 
   struct Display {
@@ -221,7 +230,7 @@ private:
   void startPileSession(Pile& p, int64_t now);
   void setPileState(Pile& p, PileState st, int64_t now);
 
-  enum class Kind { None, Space, Pile, Shed, Port, Co, Smoke, Meter, Display };
+  enum class Kind { None, Space, Pile, Shed, Port, Co, Smoke, Meter, Display, Fan };
   struct Slot {
     Kind kind = Kind::None;
     int index = -1;
@@ -261,6 +270,7 @@ private:
   std::vector<SmokeDetector> smokes_;
   std::vector<Meter> meters_;
   std::vector<Display> displays_;
+  std::vector<Fan> fans_;
   /// Device index -> (kind, slot) for events and commands.
   std::vector<Slot> slots_;
   /// Devices that publish over MQTT, in a fixed order; periodic reports resume at `cursor_`

@@ -140,6 +140,16 @@ events:
   }));
   CHECK(queryNumber(db, "SELECT COUNT(*) FROM readings WHERE device='P-B1-0042'") ==
         silent_before);
+  // The shipped safety rule (above 60 C held 10 s) cuts the hot port: the gateway publishes the
+  // /set command, the simulated port opens its relay and its telemetry confirms it.
+  CHECK(waitUntil([&] {
+    return queryNumber(db, "SELECT COUNT(*) FROM readings WHERE device='S03/P07' AND "
+                           "point='relay' AND value=0") >= 1;
+  }, std::chrono::seconds(30)));
+  sim.inspect([](const World& w) {
+    CHECK(w.relay("S03/P07") == false);
+    CHECK(w.portPower("S03/P07") == 0.0);
+  });
   sim.stop();
   std::filesystem::remove_all(dir);
 }
