@@ -22,6 +22,7 @@ constexpr double kHourMs = 3'600'000.0;
 constexpr int64_t kForever = INT64_MAX;
 constexpr int64_t kMaxChunkMs = 60'000;
 constexpr int64_t kMaxQuantaPerStep = 5000;
+constexpr int64_t kDisplayLogMs = 1000;
 
 double round1(double x) { return std::round(x * 10.0) / 10.0; }
 double round2(double x) { return std::round(x * 100.0) / 100.0; }
@@ -1148,17 +1149,23 @@ void World::syncModbus(int64_t now) {
       regs.assign(m.tab_registers, m.tab_registers + m.nb_registers);
     });
     if (regs != d.regs) {
+      d.regs = std::move(regs);
+      d.log_pending = true;
+    }
+    // The gateway writes a board register by register: log the board once it has settled.
+    if (d.log_pending && now - d.logged_ms >= kDisplayLogMs) {
       std::string shown;
-      for (size_t i = 0; i < regs.size(); ++i) {
+      for (size_t i = 0; i < d.regs.size(); ++i) {
         const char* name = display::registerName(static_cast<int>(i));
-        bool changed = i >= d.regs.size() || d.regs[i] != regs[i];
-        if (*name && (changed || regs[i] != 0)) {
+        if (*name && d.regs[i] != 0) {
           shown += fmt::format("{}{}={}", shown.empty() ? "" : " ", name,
-                               regs[i] == 0xFFFF ? std::string("----") : std::to_string(regs[i]));
+                               d.regs[i] == 0xFFFF ? std::string("----")
+                                                   : std::to_string(d.regs[i]));
         }
       }
-      spdlog::info("display {} shows {}", dev(d.dev).id, shown);
-      d.regs = std::move(regs);
+      spdlog::info("display {} shows {}", dev(d.dev).id, shown.empty() ? "nothing" : shown);
+      d.log_pending = false;
+      d.logged_ms = now;
     }
   }
 }

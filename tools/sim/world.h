@@ -201,6 +201,8 @@ private:
     ModbusTcpServer* server = nullptr;
     int unit = 0;
     std::vector<uint16_t> regs;
+    bool log_pending = false;
+    int64_t logged_ms = INT64_MIN / 2;
   };
 
   struct Pending {
