@@ -332,7 +332,7 @@ class Bench:
     def __init__(self, a):
         self.a = a
         self.bin = os.path.join(a.build_dir, "tools", "bench")
-        self.gateway = os.path.join(a.build_dir, "hgj-gateway")
+        self.gateway = a.gateway or os.path.join(a.build_dir, "hgj-gateway")
         self.config = os.path.abspath(a.config)
         self.rules = os.path.abspath(a.rules)
         self.site = "bench"
@@ -345,6 +345,7 @@ class Bench:
         self.points = None                      # rows per message of each kind (calibrated)
         self.notes = []
         self.gw_ok = self._gateway_usable()
+        self.load0 = os.getloadavg()[0]
         log("run dir", self.rundir, "broker ports", self.port, self.port2)
 
     def _gateway_usable(self):
@@ -756,15 +757,7 @@ class Bench:
     # ---- (7) the peers ----------------------------------------------------------------------------
     def peers_prepare(self):
         dst = os.path.join(self.a.workdir, "peers")
-        digest = hashlib.sha256()
-        for base, dirs, files in os.walk(PEERS_SRC):
-            dirs[:] = sorted(d for d in dirs if d not in ("node_modules", "results", "bin"))
-            for fn in sorted(files):
-                p = os.path.join(base, fn)
-                digest.update(p.encode())
-                with open(p, "rb") as f:
-                    digest.update(f.read())
-        stamp = digest.hexdigest()
+        stamp = peers_digest()
         marker = os.path.join(dst, ".hgj-setup-done")
         if os.path.exists(marker) and open(marker).read().strip() == stamp:
             subprocess.run(["make", "-s", "-C", os.path.join(dst, "src")], check=True, timeout=120)
@@ -942,11 +935,58 @@ class Bench:
             self.notes.append(str(e) + ": the table holds what was measured until then")
             log("WARNING:", self.notes[-1])
         self.raw.close()
+        self.notes.append("machine: %s; load average at start %.1f, at end %.1f (other work on "
+                          "the box shares the 2 cores)" % (machine_info(), self.load0, os.getloadavg()[0]))
+        self.notes.append("command: %s" % " ".join(sys.argv))
         table = make_report(self.results, a, self.notes)
         with open(os.path.join(self.rundir, "table.md"), "w") as f:
             f.write(table)
         print("\n" + table)
         log("raw results:", os.path.join(self.rundir, "raw.jsonl"))
+
+
+def machine_info():
+    model = "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    mem = proc_meminfo_gib()
+    try:
+        mosq = subprocess.run(["mosquitto", "-h"], capture_output=True, text=True, timeout=5).stdout
+        mosq = mosq.splitlines()[0].strip() if mosq else "?"
+    except (OSError, subprocess.SubprocessError):
+        mosq = "?"
+    return "%s, %d cores, %.1f GiB RAM, Linux %s, %s" % (model, os.cpu_count() or 0, mem,
+                                                         os.uname().release, mosq)
+
+
+def proc_meminfo_gib():
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) / 1024.0 / 1024.0
+    except OSError:
+        pass
+    return float("nan")
+
+
+def peers_digest():
+    """Identifies the peers' harness version, so its copy is set up again only when it changed."""
+    digest = hashlib.sha256()
+    for base, dirs, files in os.walk(PEERS_SRC):
+        dirs[:] = sorted(d for d in dirs if d not in ("node_modules", "results", "bin"))
+        for fn in sorted(files):
+            p = os.path.join(base, fn)
+            digest.update(p.encode())
+            with open(p, "rb") as f:
+                digest.update(f.read())
+    return digest.hexdigest()
 
 
 def parse_strace(path):
@@ -1024,6 +1064,7 @@ def make_report(results, a, notes):
                ("peer-nodered", "Node-RED 5.0.7 + node-red-node-sqlite"),
                ("peer-nodejs", "Node.js 22 + mqtt.js 5 + better-sqlite3")]
     broker1 = med(vals("broker-q1", "burst", "throughput"))
+    peers_broker1 = med(vals("peers-broker-q1", "burst", "throughput"))
     floor_rate = med(vals("paho-floor", "drain", "throughput"))
     floor_cpu = med(vals("paho-floor", "drain", "cpu_us_per_msg"))
     gw = {
@@ -1041,8 +1082,9 @@ def make_report(results, a, notes):
 
     L = ["Median (min-max) over %d repetition(s); every repetition uses fresh brokers and fresh "
          "processes; QoS 1 end to end unless said. CPU %% = share of one core (2 cores here). "
-         "Ratios: sustained (or burst) rate / broker QoS 1 limit; drain and CPU per message / "
-         "the Paho floor; last column = hgj-gateway / that row." % a.reps, "",
+         "Ratios: sustained (or burst) rate / broker QoS 1 limit measured with the same generator "
+         "(ours for hgj-gateway, the peers' libmosquitto one for the peers); drain and CPU per "
+         "message / the Paho floor; last column = hgj-gateway / that row." % a.reps, "",
          "| system | verified sustained msg/s | burst msg/s (gen. concurrent) | / broker QoS 1 | "
          "backlog drain msg/s | / Paho floor | CPU µs/msg (drain) | / Paho floor | CPU %% (burst) | "
          "peak RSS MiB (burst) | alert p50 / p99 / max ms @ %d msg/s | lost | hgj-gateway vs this: "
@@ -1076,7 +1118,8 @@ def make_report(results, a, notes):
             vs = "%s, %s, –, –" % (ratio(gw["drain"], drain), ratio(gw["cpu"], cpu))
         L.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %d | %s |" % (
             label, sus_txt, median_range(vals(sysname, "burst", "throughput")),
-            ratio(base_rate, broker1) if not sysname.startswith("broker") else "–",
+            ("–" if "broker" in sysname else
+             ratio(base_rate, peers_broker1 if sysname.startswith("peer-") and peers_broker1 else broker1)),
             median_range(vals(sysname, "drain", "throughput")),
             ratio(drain, floor_rate),
             median_range(vals(sysname, "drain", "cpu_us_per_msg"), "%.1f"),
@@ -1163,25 +1206,26 @@ def make_report(results, a, notes):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--build-dir", default=os.path.join(ROOT, "build"))
+    ap.add_argument("--gateway", default="", help="gateway binary (default BUILD/hgj-gateway)")
     ap.add_argument("--config", default=os.path.join(ROOT, "conf", "gateway.yaml"))
     ap.add_argument("--rules", default=os.path.join(ROOT, "conf", "rules-bench.yaml"))
     ap.add_argument("--workdir", default="/tmp/hgj-bench", help="run dirs and the peers' copy")
     ap.add_argument("--port", type=int, default=19830, help="first loopback port to try")
-    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--reps", type=int, default=None, help="default 3, --quick 1")
     ap.add_argument("--quick", action="store_true",
                     help="1 repetition, smaller loads, 10 s latency runs, no strace")
     ap.add_argument("--only", default="", help="comma list of: broker,drain,burst,sus,lat,cold,"
                     "outbox,peers,strace")
     ap.add_argument("--no-peers", action="store_true")
     ap.add_argument("--no-gateway", action="store_true")
-    ap.add_argument("--broker-n", type=int, default=200000)
-    ap.add_argument("--drain-n", type=int, default=300000)
-    ap.add_argument("--gw-n", type=int, default=300000)
-    ap.add_argument("--sus-s", type=float, default=8)
+    ap.add_argument("--broker-n", type=int, default=None, help="default 200000, --quick 100000")
+    ap.add_argument("--drain-n", type=int, default=None, help="default 300000, --quick 100000")
+    ap.add_argument("--gw-n", type=int, default=None, help="default 300000, --quick 100000")
+    ap.add_argument("--sus-s", type=float, default=None, help="default 8, --quick 5")
     ap.add_argument("--sus-fracs", default="0.95,0.9,0.8,0.7,0.6,0.5",
                     help="sustained rates tried, as fractions of the broker QoS 1 limit")
     ap.add_argument("--lat-rate", type=int, default=2000)
-    ap.add_argument("--lat-s", type=float, default=30)
+    ap.add_argument("--lat-s", type=float, default=None, help="default 30, --quick 10")
     ap.add_argument("--lat-hot-every", type=int, default=100)
     ap.add_argument("--outbox", action="store_true", help="also measure the outbox drain (5)")
     ap.add_argument("--outage-s", type=float, default=20)
@@ -1192,19 +1236,25 @@ def main():
     ap.add_argument("--gw-set", action="append", default=[], help="extra --set for every gateway")
     ap.add_argument("--peers", default="broker,python,nodered,nodejs",
                     help="the peers' harness --peers list ('broker' = its own broker limit)")
-    ap.add_argument("--peer-py-n", type=int, default=200000)
-    ap.add_argument("--peer-nr-n", type=int, default=80000)
-    ap.add_argument("--peer-js-n", type=int, default=300000)
-    ap.add_argument("--peer-sus-s", type=float, default=8)
+    ap.add_argument("--peer-py-n", type=int, default=None, help="default 200000, --quick 60000")
+    ap.add_argument("--peer-nr-n", type=int, default=None, help="default 80000, --quick 20000")
+    ap.add_argument("--peer-js-n", type=int, default=None, help="default 300000, --quick 60000")
+    ap.add_argument("--peer-sus-s", type=float, default=None, help="default 8, --quick 4")
     ap.add_argument("--strace-n", type=int, default=100000)
     ap.add_argument("--keep-db", action="store_true")
     ap.add_argument("--max-minutes", type=float, default=45)
     a = ap.parse_args()
-    if a.quick:
+    a.reps_given = a.reps
+    a.reps = a.reps or 3
+    full = {"broker_n": 200000, "drain_n": 300000, "gw_n": 300000, "sus_s": 8, "lat_s": 30,
+            "peer_py_n": 200000, "peer_nr_n": 80000, "peer_js_n": 300000, "peer_sus_s": 8}
+    quick = {"broker_n": 100000, "drain_n": 100000, "gw_n": 100000, "sus_s": 5, "lat_s": 10,
+             "peer_py_n": 60000, "peer_nr_n": 20000, "peer_js_n": 60000, "peer_sus_s": 4}
+    for k, v in (quick if a.quick else full).items():
+        if getattr(a, k) is None:
+            setattr(a, k, v)
+    if a.quick and a.reps_given is None:
         a.reps = 1
-        a.broker_n, a.drain_n, a.gw_n = 100000, 100000, 100000
-        a.sus_s, a.lat_s, a.peer_sus_s = 5, 10, 4
-        a.peer_py_n, a.peer_nr_n, a.peer_js_n = 60000, 20000, 60000
     a.sus_fracs = [float(x) for x in a.sus_fracs.split(",") if x]
     DEADLINE[0] = time.time() + 60 * a.max_minutes
     for t in ("hgj_loadgen", "hgj_count_sub", "hgj_paho_floor", "hgj_alert_listener"):
