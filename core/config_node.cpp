@@ -169,7 +169,11 @@ ConfigNode ConfigNode::child(std::string_view key) const {
     return ConfigNode(YAML::Node(YAML::NodeType::Undefined), file_, std::move(p), diag_);
   }
   const YAML::Node& cn = node_;
-  return ConfigNode(cn[std::string(key)], file_, std::move(p), diag_);
+  YAML::Node found = cn[std::string(key)];
+  // yaml-cpp returns a "zombie" node for a missing key, on which most calls throw; and
+  // assigning to a Node assigns its content, so build the replacement instead of assigning.
+  return ConfigNode(found.IsDefined() ? found : YAML::Node(YAML::NodeType::Undefined), file_,
+                    std::move(p), diag_);
 }
 
 bool ConfigNode::has(std::string_view key) const { return child(key).defined(); }

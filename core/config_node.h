@@ -36,6 +36,7 @@ public:
   void error(const SourceLocation& where, std::string key_path, std::string message);
   bool ok() const { return problems_.empty(); }
   const std::vector<ConfigProblem>& problems() const { return problems_; }
+  std::vector<ConfigProblem>& mutableProblems() { return problems_; }
   /// Problems sorted by file and line, one per line.
   std::string format() const;
 

@@ -56,7 +56,7 @@ const Device* Compound::device(std::string_view id) const {
 }
 
 DeviceIndex Compound::deviceIndex(std::string_view id) const {
-  auto it = by_id_.find(std::string(id));
+  auto it = by_id_.find(id);
   return it == by_id_.end() ? kNoDevice : it->second;
 }
 
@@ -87,7 +87,7 @@ const Profile* Compound::profile(std::string_view name) const {
 }
 
 PointId Compound::internPoint(std::string_view name) {
-  auto it = point_ids_.find(std::string(name));
+  auto it = point_ids_.find(name);
   if (it != point_ids_.end()) {
     return it->second;
   }
@@ -98,7 +98,7 @@ PointId Compound::internPoint(std::string_view name) {
 }
 
 std::optional<PointId> Compound::pointId(std::string_view name) const {
-  auto it = point_ids_.find(std::string(name));
+  auto it = point_ids_.find(name);
   if (it == point_ids_.end()) {
     return std::nullopt;
   }

@@ -144,10 +144,18 @@ public:
   void buildIndexes();
 
 private:
+  /// Lets the indexes be searched with a string_view without building a std::string.
+  struct StringHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  template <typename V>
+  using StringMap = std::unordered_map<std::string, V, StringHash, std::equal_to<>>;
+
   std::vector<std::string> point_names_;
-  std::unordered_map<std::string, PointId> point_ids_;
-  std::unordered_map<std::string, DeviceIndex> by_id_;
-  std::unordered_map<std::string, DeviceIndex> by_dev_eui_;
+  StringMap<PointId> point_ids_;
+  StringMap<DeviceIndex> by_id_;
+  StringMap<DeviceIndex> by_dev_eui_;
 };
 
 } // namespace hgj::model

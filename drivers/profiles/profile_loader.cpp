@@ -1,0 +1,105 @@
+#include "drivers/profiles/profile_loader.h"
+
+#include <algorithm>
+#include <filesystem>
+
+#include "drivers/profiles/mqtt_profile.h"
+
+namespace hgj::drivers::profiles {
+
+namespace fs = std::filesystem;
+
+model::Profile* loadProfile(const std::string& path, model::Compound& compound,
+                            core::Diagnostics& diag) {
+  auto root = core::loadYamlFile(path, diag);
+  if (!root) {
+    return nullptr;
+  }
+  if (!root->allowKeys({"type", "transport", "description", "expected_interval", "points",
+                        "children", "mqtt", "modbus"})) {
+    return nullptr;
+  }
+  auto profile = std::make_unique<model::Profile>();
+  profile->name = fs::path(path).stem().string();
+  profile->source = path;
+  profile->device_type = root->requiredStr("type");
+  profile->transport = root->choice("transport", "mqtt", {"mqtt", "modbus"});
+  profile->description = root->str("description", "");
+  profile->expected_interval_ms =
+      root->duration("expected_interval", std::chrono::minutes(2), std::chrono::seconds(1),
+                     std::chrono::hours(24 * 30))
+          .count();
+  size_t before = diag.problems().size();
+
+  core::ConfigNode points = root->child("points");
+  if (!points.defined()) {
+    root->errorAt("points", "required (expected a mapping of point name: {type, unit}, got "
+                            "nothing)");
+  } else if (points.requireMap()) {
+    for (const auto& [name, p] : points.entries()) {
+      if (!p.allowKeys({"type", "unit", "writable", "min", "max", "description"})) {
+        continue;
+      }
+      model::PointDef def;
+      def.name = name;
+      def.id = compound.internPoint(name);
+      std::string type = p.choice("type", "number", {"bool", "number", "string"});
+      def.type = *model::parsePointType(type);
+      def.unit = p.str("unit", "");
+      def.writable = p.boolean("writable", false);
+      if (p.has("min")) {
+        def.min = p.number("min", 0, -1e300, 1e300);
+      }
+      if (p.has("max")) {
+        def.max = p.number("max", 0, -1e300, 1e300);
+      }
+      profile->points.push_back(std::move(def));
+    }
+  }
+  core::ConfigNode children = root->child("children");
+  if (children.defined() && children.allowKeys({"profile", "id"})) {
+    profile->child_profile = children.requiredStr("profile");
+    profile->child_id_template = children.str("id", "{parent}/P{n:02}");
+  }
+  core::ConfigNode mqtt = root->child("mqtt");
+  core::ConfigNode modbus = root->child("modbus");
+  if (profile->transport == "mqtt") {
+    if (modbus.defined()) {
+      modbus.error("a profile with transport mqtt cannot have a modbus section");
+    }
+    // A child profile (a shed's port) may be decoded entirely by its parent's topics.
+    if (mqtt.defined()) {
+      parseMqttSpec(mqtt, compound, *profile);
+    }
+  } else {
+    if (mqtt.defined()) {
+      mqtt.error("a profile with transport modbus cannot have an mqtt section");
+    }
+    // The register map is parsed by the Modbus driver's profile code (see docs/profiles.md).
+  }
+  if (diag.problems().size() != before) {
+    return nullptr;
+  }
+  compound.profiles.push_back(std::move(profile));
+  return compound.profiles.back().get();
+}
+
+void loadProfileDir(const std::string& dir, model::Compound& compound, core::Diagnostics& diag) {
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) {
+    diag.error({dir, 0}, "include.profiles", "not a directory");
+    return;
+  }
+  std::vector<std::string> files;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    if (entry.is_regular_file() && entry.path().extension() == ".yaml") {
+      files.push_back(entry.path().string());
+    }
+  }
+  std::sort(files.begin(), files.end());
+  for (const auto& f : files) {
+    loadProfile(f, compound, diag);
+  }
+}
+
+} // namespace hgj::drivers::profiles

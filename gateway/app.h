@@ -1,0 +1,55 @@
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/clock.h"
+#include "core/metrics.h"
+#include "gateway/config/config.h"
+
+namespace hgj {
+
+namespace storage {
+class Store;
+}
+namespace pipeline {
+class Pipeline;
+class ReadModel;
+} // namespace pipeline
+namespace drivers::mqtt {
+class MqttDriver;
+}
+
+/// Builds every stage from a validated config, wires them and owns them: the only place besides
+/// the pipeline that knows every stage. start() brings them up in dependency order (storage,
+/// pipeline, northbound, southbound last so nothing arrives before it can be handled); stop()
+/// takes them down in reverse, flushing what is queued.
+class App {
+public:
+  App(config::GatewayConfig cfg, const core::Clock& clock);
+  ~App();
+  App(const App&) = delete;
+  App& operator=(const App&) = delete;
+
+  void start();
+  void stop();
+  /// Per-subsystem status for /healthz and the log.
+  nlohmann::json health() const;
+  core::MetricsRegistry& metrics() { return metrics_; }
+  const config::GatewayConfig& config() const { return cfg_; }
+
+private:
+  config::GatewayConfig cfg_;
+  const core::Clock& clock_;
+  core::MetricsRegistry metrics_;
+  std::unique_ptr<storage::Store> store_;
+  std::unique_ptr<pipeline::ReadModel> read_model_;
+  std::unique_ptr<pipeline::Pipeline> pipeline_;
+  std::unique_ptr<drivers::mqtt::MqttDriver> mqtt_;
+  bool started_ = false;
+};
+
+} // namespace hgj

@@ -1,0 +1,632 @@
+#include "gateway/config/config.h"
+
+#include <algorithm>
+#include <cctype>
+#include <filesystem>
+#include <set>
+
+#include "drivers/profiles/profile_loader.h"
+
+namespace hgj::config {
+
+namespace fs = std::filesystem;
+
+std::optional<Override> parseOverride(const std::string& text) {
+  size_t eq = text.find('=');
+  if (eq == std::string::npos || eq == 0) {
+    return std::nullopt;
+  }
+  return Override{text.substr(0, eq), text.substr(eq + 1)};
+}
+
+std::string expandTemplate(const std::string& text, int64_t n, const std::string& parent) {
+  std::string out;
+  size_t i = 0;
+  while (i < text.size()) {
+    if (text[i] != '{') {
+      out += text[i++];
+      continue;
+    }
+    size_t close = text.find('}', i);
+    if (close == std::string::npos) {
+      out += text.substr(i);
+      break;
+    }
+    std::string inner = text.substr(i + 1, close - i - 1);
+    i = close + 1;
+    if (inner == "parent") {
+      out += parent;
+      continue;
+    }
+    if (inner.empty() || inner[0] != 'n') {
+      out += "{" + inner + "}";
+      continue;
+    }
+    int64_t v = n;
+    int width = 0;
+    size_t pos = 1;
+    if (pos < inner.size() && (inner[pos] == '+' || inner[pos] == '-')) {
+      bool neg = inner[pos] == '-';
+      ++pos;
+      int64_t k = 0;
+      while (pos < inner.size() && std::isdigit(static_cast<unsigned char>(inner[pos]))) {
+        k = k * 10 + (inner[pos++] - '0');
+      }
+      v = neg ? v - k : v + k;
+    }
+    if (pos < inner.size() && inner[pos] == ':') {
+      ++pos;
+      while (pos < inner.size() && std::isdigit(static_cast<unsigned char>(inner[pos]))) {
+        width = width * 10 + (inner[pos++] - '0');
+      }
+    }
+    std::string digits = std::to_string(v < 0 ? -v : v);
+    if (static_cast<int>(digits.size()) < width) {
+      digits.insert(0, static_cast<size_t>(width) - digits.size(), '0');
+    }
+    out += (v < 0 ? "-" : "") + digits;
+  }
+  return out;
+}
+
+namespace {
+
+bool validId(const std::string& id) {
+  if (id.empty() || id.size() > 64) {
+    return false;
+  }
+  return std::all_of(id.begin(), id.end(), [](unsigned char c) {
+    return std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '/' || c >= 0x80;
+  });
+}
+
+bool validSiteId(const std::string& id) {
+  return !id.empty() && id.size() <= 64 && std::all_of(id.begin(), id.end(), [](unsigned char c) {
+    return std::isalnum(c) || c == '-' || c == '_';
+  });
+}
+
+std::string resolve(const std::string& base_file, const std::string& rel) {
+  fs::path p(rel);
+  if (p.is_absolute()) {
+    return rel;
+  }
+  return (fs::path(base_file).parent_path() / p).lexically_normal().string();
+}
+
+void applyOverrides(YAML::Node root, const std::vector<Override>& overrides,
+                    core::Diagnostics& diag) {
+  for (size_t i = 0; i < overrides.size(); ++i) {
+    const Override& o = overrides[i];
+    std::vector<std::string> parts;
+    size_t start = 0;
+    while (true) {
+      size_t dot = o.key.find('.', start);
+      parts.push_back(o.key.substr(start, dot == std::string::npos ? std::string::npos
+                                                                   : dot - start));
+      if (dot == std::string::npos) {
+        break;
+      }
+      start = dot + 1;
+    }
+    if (std::any_of(parts.begin(), parts.end(), [](const auto& p) { return p.empty(); })) {
+      diag.error({"--set", static_cast<int>(i + 1)}, o.key, "bad key path");
+      continue;
+    }
+    YAML::Node value;
+    try {
+      value = YAML::Load(o.value);
+    } catch (const YAML::Exception&) {
+      value = YAML::Node(o.value);
+    }
+    if (!value.IsScalar() && !value.IsNull()) {
+      diag.error({"--set", static_cast<int>(i + 1)}, o.key,
+                 "--set takes a scalar value (got a list or mapping)");
+      continue;
+    }
+    if (value.IsNull()) {
+      value = YAML::Node(o.value);
+    }
+    // yaml-cpp's operator[] on a non-const node creates missing maps; walk with fresh handles
+    // so that assignment replaces the leaf instead of aliasing nodes.
+    std::vector<YAML::Node> chain{root};
+    bool ok = true;
+    for (size_t k = 0; k + 1 < parts.size(); ++k) {
+      YAML::Node next = chain.back()[parts[k]];
+      if (next.IsDefined() && !next.IsNull() && !next.IsMap()) {
+        diag.error({"--set", static_cast<int>(i + 1)}, o.key,
+                   "\"" + parts[k] + "\" is not a mapping in the config");
+        ok = false;
+        break;
+      }
+      if (!next.IsDefined() || next.IsNull()) {
+        chain.back()[parts[k]] = YAML::Node(YAML::NodeType::Map);
+        next = chain.back()[parts[k]];
+      }
+      chain.push_back(next);
+    }
+    if (ok) {
+      chain.back()[parts.back()] = value.Scalar();
+    }
+  }
+}
+
+void parseStaffList(const core::ConfigNode& list, std::vector<model::Staff>& out) {
+  if (!list.defined()) {
+    return;
+  }
+  if (!list.requireSeq()) {
+    return;
+  }
+  for (const auto& s : list.items()) {
+    if (!s.allowKeys({"name", "phone", "wecom_user", "dingtalk_mobile"})) {
+      continue;
+    }
+    model::Staff st;
+    st.name = s.requiredStr("name");
+    st.phone = s.str("phone", "");
+    st.wecom_user = s.str("wecom_user", "");
+    st.dingtalk_mobile = s.str("dingtalk_mobile", st.phone);
+    if (!st.phone.empty() &&
+        !std::all_of(st.phone.begin(), st.phone.end(), [](unsigned char c) {
+          return std::isdigit(c) || c == '+' || c == '-';
+        })) {
+      s.errorAt("phone", "expected a phone number of digits, got \"" + st.phone + "\"");
+    }
+    out.push_back(std::move(st));
+  }
+}
+
+void parseGrids(const core::ConfigNode& root, model::Compound& compound) {
+  if (!root.allowKeys({"grids"})) {
+    return;
+  }
+  core::ConfigNode grids = root.child("grids");
+  if (!grids.defined()) {
+    root.errorAt("grids", "required (expected a list of grids, got nothing)");
+    return;
+  }
+  if (!grids.requireSeq()) {
+    return;
+  }
+  std::set<std::string> seen;
+  for (const auto& g : grids.items()) {
+    if (!g.allowKeys({"id", "name", "staff", "escalation", "channels"})) {
+      continue;
+    }
+    model::Grid grid;
+    grid.id = g.requiredStr("id");
+    grid.name = g.str("name", grid.id);
+    if (!grid.id.empty() && !seen.insert(grid.id).second) {
+      g.errorAt("id", "duplicate grid id \"" + grid.id + "\"");
+      continue;
+    }
+    parseStaffList(g.child("staff"), grid.staff);
+    parseStaffList(g.child("escalation"), grid.escalation);
+    if (grid.staff.empty()) {
+      g.errorAt("staff", "a grid needs at least one staff member to alert");
+    }
+    grid.channels = g.strList("channels");
+    compound.grids.push_back(std::move(grid));
+  }
+}
+
+struct DeviceEntry {
+  model::Device device;
+  int ports = 0;
+  core::ConfigNode node;
+};
+
+std::vector<std::string> gridIds(const model::Compound& c) {
+  std::vector<std::string> ids;
+  for (const auto& g : c.grids) {
+    ids.push_back(g.id);
+  }
+  return ids;
+}
+
+std::vector<std::string> profileNames(const model::Compound& c) {
+  std::vector<std::string> names;
+  for (const auto& p : c.profiles) {
+    names.push_back(p->name);
+  }
+  return names;
+}
+
+void parseDevices(const core::ConfigNode& root, model::Compound& compound) {
+  if (!root.allowKeys({"devices"})) {
+    return;
+  }
+  core::ConfigNode devices = root.child("devices");
+  if (!devices.defined()) {
+    root.errorAt("devices", "required (expected a list of devices, got nothing)");
+    return;
+  }
+  if (!devices.requireSeq()) {
+    return;
+  }
+  std::set<std::string> seen;
+  std::vector<std::pair<model::Device, core::ConfigNode>> pending;
+  auto add = [&](model::Device d, const core::ConfigNode& node) {
+    if (!validId(d.id)) {
+      node.errorAt("id", "device id \"" + d.id +
+                             "\" must be 1-64 letters, digits, '-', '_', '.', '/' (no spaces or "
+                             "MQTT wildcards)");
+      return;
+    }
+    if (!seen.insert(d.id).second) {
+      node.errorAt("id", "duplicate device id \"" + d.id + "\"");
+      return;
+    }
+    pending.emplace_back(std::move(d), node);
+  };
+
+  for (const auto& e : devices.items()) {
+    if (!e.allowKeys({"id", "name", "profile", "grid", "location", "tags", "linked", "dev_eui",
+                      "modbus", "ports", "range", "expected_interval"})) {
+      continue;
+    }
+    std::string id_t = e.requiredStr("id");
+    std::string profile_name = e.requiredStr("profile");
+    std::string grid = e.requiredStr("grid");
+    if (id_t.empty() || profile_name.empty() || grid.empty()) {
+      continue;
+    }
+    const model::Profile* profile = compound.profile(profile_name);
+    if (profile == nullptr) {
+      std::string msg = "unknown profile \"" + profile_name + "\"";
+      if (auto m = core::closestMatch(profile_name, profileNames(compound))) {
+        msg += " (did you mean \"" + *m + "\"?)";
+      } else {
+        msg += " (no conf/profiles/" + profile_name + ".yaml)";
+      }
+      e.errorAt("profile", msg);
+      continue;
+    }
+    if (compound.grid(grid) == nullptr) {
+      std::string msg = "unknown grid \"" + grid + "\"";
+      if (auto m = core::closestMatch(grid, gridIds(compound))) {
+        msg += " (did you mean \"" + *m + "\"?)";
+      }
+      e.errorAt("grid", msg);
+      continue;
+    }
+    int64_t from = 1;
+    int64_t to = 1;
+    core::ConfigNode range = e.child("range");
+    bool ranged = range.defined();
+    if (ranged) {
+      auto items = range.items();
+      std::optional<double> a = items.size() == 2 ? items[0].asNumber() : std::nullopt;
+      std::optional<double> b = items.size() == 2 ? items[1].asNumber() : std::nullopt;
+      if (!a || !b || *a < 0 || *b < *a || *b - *a > 100'000) {
+        range.error("expected [from, to] with 0 <= from <= to (at most 100000 devices)");
+        continue;
+      }
+      from = static_cast<int64_t>(*a);
+      to = static_cast<int64_t>(*b);
+      if (id_t.find("{n") == std::string::npos) {
+        e.errorAt("id", "a ranged device id needs {n} (e.g. \"P-B1-{n:04}\")");
+        continue;
+      }
+    }
+    int64_t ports = e.integer("ports", 0, 0, 64);
+    if (ports > 0 && profile->child_profile.empty()) {
+      e.errorAt("ports", "profile \"" + profile->name + "\" has no children");
+    }
+    core::ConfigNode loc = e.child("location");
+    loc.allowKeys({"building", "level", "zone", "space"});
+    core::ConfigNode mb = e.child("modbus");
+    model::ModbusBinding binding;
+    if (profile->transport == "modbus") {
+      if (!mb.defined()) {
+        e.errorAt("modbus", "required for a Modbus device (expected {line, unit}, got nothing)");
+        continue;
+      }
+      if (mb.allowKeys({"line", "unit", "poll_interval", "timeout", "retries"})) {
+        binding.line = mb.requiredStr("line");
+        binding.unit_id = static_cast<int>(mb.integer("unit", 1, 0, 255));
+        binding.poll_interval_ms =
+            mb.duration("poll_interval", std::chrono::seconds(1), std::chrono::milliseconds(50),
+                        std::chrono::hours(24))
+                .count();
+        binding.timeout_ms = mb.duration("timeout", std::chrono::milliseconds(500),
+                                         std::chrono::milliseconds(10), std::chrono::seconds(30))
+                                 .count();
+        binding.retries = static_cast<int>(mb.integer("retries", 1, 0, 10));
+      }
+    } else if (mb.defined()) {
+      mb.error("profile \"" + profile->name + "\" is an MQTT profile; remove the modbus binding");
+    }
+    std::string dev_eui = e.str("dev_eui", "");
+    auto validEui = [](const std::string& eui) {
+      return eui.size() == 16 && std::all_of(eui.begin(), eui.end(), [](unsigned char c) {
+               return std::isxdigit(c);
+             });
+    };
+    if (!dev_eui.empty() && !validEui(expandTemplate(dev_eui, from))) {
+      e.errorAt("dev_eui", "expected 16 hex digits, got \"" + expandTemplate(dev_eui, from) +
+                               "\"");
+      dev_eui.clear();
+    }
+    if (!dev_eui.empty() && ranged && dev_eui.find("{n") == std::string::npos && from != to) {
+      e.errorAt("dev_eui", "a ranged entry cannot share one dev_eui");
+    }
+    std::map<std::string, std::string> tags;
+    core::ConfigNode tags_node = e.child("tags");
+    if (tags_node.defined() && tags_node.requireMap()) {
+      for (const auto& [k, v] : tags_node.entries()) {
+        auto s = v.asStr();
+        if (!s) {
+          v.error("expected a string tag value");
+          continue;
+        }
+        tags[k] = *s;
+      }
+    }
+    int64_t expected = e.duration("expected_interval", std::chrono::milliseconds(0),
+                                  std::chrono::milliseconds(0), std::chrono::hours(24 * 30))
+                           .count();
+    std::string src = e.file() + ":" + std::to_string(e.location().line);
+    for (int64_t n = from; n <= to; ++n) {
+      model::Device d;
+      d.id = ranged ? expandTemplate(id_t, n) : id_t;
+      d.name = expandTemplate(e.str("name", ""), n);
+      d.profile = profile;
+      d.grid = grid;
+      d.location.building = expandTemplate(loc.str("building", ""), n);
+      d.location.level = expandTemplate(loc.str("level", ""), n);
+      d.location.zone = expandTemplate(loc.str("zone", ""), n);
+      d.location.space = expandTemplate(loc.str("space", ""), n);
+      d.tags = tags;
+      d.linked_id = expandTemplate(e.str("linked", ""), n);
+      d.dev_eui = expandTemplate(dev_eui, n);
+      d.modbus = binding;
+      d.expected_interval_ms = expected;
+      d.source = src;
+      if (!binding.line.empty() && ranged) {
+        d.modbus.unit_id = static_cast<int>(binding.unit_id + (n - from));
+      }
+      std::string parent_id = d.id;
+      auto parent_node = e;
+      add(d, e);
+      if (ports > 0 && !profile->child_profile.empty()) {
+        const model::Profile* cp = compound.profile(profile->child_profile);
+        if (cp == nullptr) {
+          e.errorAt("ports", "child profile \"" + profile->child_profile + "\" of profile \"" +
+                                 profile->name + "\" is not defined");
+          continue;
+        }
+        for (int64_t k = 1; k <= ports; ++k) {
+          model::Device c;
+          c.id = expandTemplate(profile->child_id_template, k, parent_id);
+          c.profile = cp;
+          c.grid = grid;
+          c.location = d.location;
+          c.location.space = c.id.substr(c.id.rfind('/') + 1);
+          c.tags = tags;
+          c.modbus = d.modbus;
+          c.child_number = static_cast<int>(k);
+          c.source = src;
+          c.name = d.name.empty() ? "" : d.name + " " + c.location.space;
+          // The parent index is fixed up once every device has its final index.
+          c.linked_id.clear();
+          c.tags["parent"] = parent_id;
+          add(std::move(c), parent_node);
+        }
+      }
+    }
+  }
+  for (auto& [d, node] : pending) {
+    compound.devices.push_back(std::move(d));
+  }
+  compound.buildIndexes();
+  for (auto& d : compound.devices) {
+    auto it = d.tags.find("parent");
+    if (it != d.tags.end() && d.child_number > 0) {
+      d.parent = compound.deviceIndex(it->second);
+      d.tags.erase(it);
+      if (d.parent != model::kNoDevice) {
+        compound.devices[d.parent].children.push_back(d.index);
+      }
+    }
+  }
+  for (size_t i = 0; i < compound.devices.size(); ++i) {
+    auto& d = compound.devices[i];
+    if (d.linked_id.empty()) {
+      continue;
+    }
+    if (d.linked == model::kNoDevice) {
+      const auto& node = pending[i].second;
+      node.errorAt("linked", "linked device \"" + d.linked_id + "\" of \"" + d.id +
+                                 "\" is not defined");
+      continue;
+    }
+    auto& other = compound.devices[d.linked];
+    if (other.linked_id.empty()) {
+      other.linked_id = d.id;
+      other.linked = d.index;
+    }
+  }
+}
+
+void parseMqtt(const core::ConfigNode& n, MqttConfig& c, const std::string& site) {
+  n.allowKeys({"url", "client_id", "username", "password", "keepalive", "session_expiry",
+               "queue_capacity", "max_payload_bytes", "max_topic_length", "reconnect_min",
+               "reconnect_max"});
+  c.url = n.str("url", c.url);
+  if (c.url.rfind("tcp://", 0) != 0 && c.url.rfind("ssl://", 0) != 0 &&
+      c.url.rfind("mqtt://", 0) != 0 && c.url.rfind("mqtts://", 0) != 0) {
+    n.errorAt("url", "expected tcp://HOST:PORT or ssl://HOST:PORT, got \"" + c.url + "\"");
+  }
+  c.client_id = n.str("client_id", "hgj-gateway-" + site);
+  c.username = n.str("username", "");
+  c.password = n.str("password", "");
+  c.keepalive_s = static_cast<int>(
+      n.duration("keepalive", std::chrono::seconds(30), std::chrono::seconds(2),
+                 std::chrono::minutes(30))
+          .count() /
+      1000);
+  c.session_expiry_s =
+      n.duration("session_expiry", std::chrono::hours(24 * 7), std::chrono::seconds(0),
+                 std::chrono::hours(24 * 365))
+          .count() /
+      1000;
+  c.queue_capacity = static_cast<size_t>(n.integer("queue_capacity", 16384, 16, 10'000'000));
+  c.max_payload_bytes =
+      static_cast<size_t>(n.integer("max_payload_bytes", 64 * 1024, 64, 16 * 1024 * 1024));
+  c.max_topic_length = static_cast<size_t>(n.integer("max_topic_length", 256, 16, 65535));
+  c.reconnect_min_ms = n.duration("reconnect_min", std::chrono::milliseconds(500),
+                                  std::chrono::milliseconds(10), std::chrono::minutes(1))
+                           .count();
+  c.reconnect_max_ms = n.duration("reconnect_max", std::chrono::seconds(30),
+                                  std::chrono::milliseconds(100), std::chrono::hours(1))
+                           .count();
+}
+
+void parseStorage(const core::ConfigNode& n, StorageConfig& c, const std::string& main_file) {
+  n.allowKeys({"path", "commit_interval", "batch_max_rows", "queue_max_rows", "retention",
+               "state_flush_interval", "busy_timeout"});
+  c.path = n.str("path", c.path);
+  if (c.path.empty()) {
+    n.errorAt("path", "expected a file path, got an empty string");
+  } else if (c.path != ":memory:" && !fs::path(c.path).is_absolute()) {
+    // Relative to the working directory, as installers expect from a CLI; documented.
+  }
+  (void)main_file;
+  c.commit_interval_ms = n.duration("commit_interval", std::chrono::milliseconds(100),
+                                    std::chrono::milliseconds(5), std::chrono::milliseconds(200))
+                             .count();
+  c.batch_max_rows = static_cast<size_t>(n.integer("batch_max_rows", 5000, 1, 1'000'000));
+  c.queue_max_rows = static_cast<size_t>(n.integer("queue_max_rows", 500'000, 1000, 50'000'000));
+  core::ConfigNode r = n.child("retention");
+  r.allowKeys({"max_age", "max_size_mb", "check_interval"});
+  c.retention_max_age_ms = r.duration("max_age", std::chrono::hours(24 * 30),
+                                      std::chrono::minutes(1), std::chrono::hours(24 * 3650))
+                               .count();
+  c.retention_max_mb = r.integer("max_size_mb", 2048, 1, 10'000'000);
+  c.retention_check_ms = r.duration("check_interval", std::chrono::minutes(1),
+                                    std::chrono::milliseconds(100), std::chrono::hours(24))
+                             .count();
+  c.state_flush_ms = n.duration("state_flush_interval", std::chrono::seconds(5),
+                                std::chrono::milliseconds(100), std::chrono::minutes(10))
+                         .count();
+  c.busy_timeout_ms = n.duration("busy_timeout", std::chrono::seconds(5),
+                                 std::chrono::milliseconds(10), std::chrono::minutes(5))
+                          .count();
+}
+
+void parseLog(const core::ConfigNode& n, LogConfig& c) {
+  n.allowKeys({"level", "file", "max_size_mb", "max_files"});
+  c.level = n.choice("level", "info", {"trace", "debug", "info", "warn", "error", "critical",
+                                       "off"});
+  c.file = n.str("file", "");
+  c.max_size_mb = n.integer("max_size_mb", 10, 1, 10'000);
+  c.max_files = n.integer("max_files", 5, 1, 100);
+}
+
+void parsePipeline(const core::ConfigNode& n, PipelineConfig& c) {
+  n.allowKeys({"snapshot_interval", "tick_interval", "batch_max"});
+  c.snapshot_interval_ms = n.duration("snapshot_interval", std::chrono::milliseconds(250),
+                                      std::chrono::milliseconds(20), std::chrono::seconds(10))
+                               .count();
+  c.tick_interval_ms = n.duration("tick_interval", std::chrono::milliseconds(100),
+                                  std::chrono::milliseconds(10), std::chrono::seconds(5))
+                           .count();
+  c.batch_max = static_cast<size_t>(n.integer("batch_max", 4096, 1, 1'000'000));
+}
+
+std::optional<core::ConfigNode> loadInclude(const core::ConfigNode& include,
+                                            std::string_view key, const std::string& def,
+                                            const std::string& main_file, core::Diagnostics& diag,
+                                            std::string* path_out = nullptr) {
+  std::string rel = include.str(key, def);
+  std::string path = resolve(main_file, rel);
+  if (path_out != nullptr) {
+    *path_out = path;
+  }
+  if (!fs::exists(path)) {
+    include.errorAt(key, "file not found: " + path);
+    return std::nullopt;
+  }
+  (void)diag;
+  return core::loadYamlFile(path, diag);
+}
+
+} // namespace
+
+GatewayConfig loadConfig(const std::string& path, const std::vector<Override>& overrides,
+                         core::Diagnostics& diag) {
+  GatewayConfig cfg;
+  cfg.path = path;
+  cfg.compound = std::make_shared<model::Compound>();
+  size_t first_problem = diag.problems().size();
+  auto root_opt = core::loadYamlFile(path, diag);
+  if (!root_opt) {
+    return cfg;
+  }
+  applyOverrides(root_opt->yaml(), overrides, diag);
+  const core::ConfigNode& root = *root_opt;
+  root.allowKeys({"site", "include", "mqtt", "modbus", "storage", "http", "uplink", "log",
+                  "pipeline"});
+
+  core::ConfigNode site = root.child("site");
+  if (!site.defined()) {
+    root.errorAt("site", "required (expected {id, name}, got nothing)");
+  }
+  site.allowKeys({"id", "name"});
+  cfg.compound->site_id = site.requiredStr("id");
+  if (!cfg.compound->site_id.empty() && !validSiteId(cfg.compound->site_id)) {
+    site.errorAt("id", "expected letters, digits, '-' or '_' (it is part of MQTT topics), got \"" +
+                           cfg.compound->site_id + "\"");
+  }
+  cfg.compound->site_name = site.str("name", cfg.compound->site_id);
+
+  core::ConfigNode include = root.child("include");
+  include.allowKeys({"grids", "devices", "rules", "alerts", "profiles"});
+  std::string profiles_dir = resolve(path, include.str("profiles", "profiles"));
+  drivers::profiles::loadProfileDir(profiles_dir, *cfg.compound, diag);
+  // Child profiles must exist before devices expand their ports.
+  for (const auto& p : cfg.compound->profiles) {
+    if (!p->child_profile.empty() && cfg.compound->profile(p->child_profile) == nullptr) {
+      diag.error({p->source, 0}, "children.profile",
+                 "child profile \"" + p->child_profile + "\" is not defined");
+    }
+  }
+
+  if (auto grids = loadInclude(include, "grids", "grids.yaml", path, diag)) {
+    parseGrids(*grids, *cfg.compound);
+  }
+  if (auto devices = loadInclude(include, "devices", "devices.yaml", path, diag)) {
+    parseDevices(*devices, *cfg.compound);
+  }
+  if (auto rules = loadInclude(include, "rules", "rules.yaml", path, diag, &cfg.rules_path)) {
+    cfg.rules = rules;
+  }
+  if (auto alerts = loadInclude(include, "alerts", "alerts.yaml", path, diag)) {
+    alerts->allowKeys({"alerts"});
+    cfg.alerts = alerts->child("alerts");
+  }
+
+  parseMqtt(root.child("mqtt"), cfg.mqtt, cfg.compound->site_id);
+  parseStorage(root.child("storage"), cfg.storage, path);
+  parseLog(root.child("log"), cfg.log);
+  parsePipeline(root.child("pipeline"), cfg.pipeline);
+  cfg.modbus = root.child("modbus");
+  cfg.uplink = root.child("uplink");
+  cfg.http = root.child("http");
+
+  // A problem in a value that came from --set is reported at the override, not in the file.
+  auto& problems = diag.mutableProblems();
+  for (size_t i = first_problem; i < problems.size(); ++i) {
+    for (size_t k = 0; k < overrides.size(); ++k) {
+      const std::string& key = overrides[k].key;
+      if (problems[i].key_path == key || problems[i].key_path.rfind(key + ".", 0) == 0) {
+        problems[i].where = {"--set", static_cast<int>(k + 1)};
+      }
+    }
+  }
+  return cfg;
+}
+
+} // namespace hgj::config

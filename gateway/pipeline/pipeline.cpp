@@ -1,0 +1,383 @@
+#include "gateway/pipeline/pipeline.h"
+
+#include <algorithm>
+#include <map>
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+namespace hgj::pipeline {
+
+using drivers::profiles::DropReason;
+
+Pipeline::Pipeline(const config::GatewayConfig& cfg, std::shared_ptr<const model::Compound> compound,
+                   storage::Store& store, ReadModel& read_model, core::MetricsRegistry& metrics,
+                   const core::Clock& clock)
+    : cfg_(cfg), compound_(std::move(compound)), store_(store), read_model_(read_model),
+      clock_(clock), queue_(cfg.mqtt.queue_capacity),
+      decoder_(*compound_, cfg.mqtt.max_payload_bytes, cfg.mqtt.max_topic_length),
+      state_(*compound_), actuator_(*compound_, store, metrics, clock),
+      received_(metrics.counter("hgj_readings_received_total",
+                                "readings decoded from device messages")),
+      bad_fields_(metrics.counter("hgj_payload_bad_fields_total",
+                                  "fields dropped for a value of the wrong type")),
+      suspect_ts_(metrics.counter("hgj_payload_suspect_timestamps_total",
+                                  "readings whose device clock was implausible (ingest time used)")),
+      batches_(metrics.counter("hgj_pipeline_batches_total", "batches processed")) {
+  for (int r = 0; r < static_cast<int>(DropReason::Count); ++r) {
+    dropped_.push_back(&metrics.counter(
+        "hgj_readings_dropped_total", "readings dropped, by reason",
+        {{"reason", drivers::profiles::dropReasonName(static_cast<DropReason>(r))}}));
+  }
+  metrics.gaugeFn("hgj_pipeline_queue_depth", "samples waiting for the pipeline thread",
+                  [this] { return static_cast<double>(queue_.size()); });
+  uint32_t offset = 0;
+  for (const auto& d : compound_->devices) {
+    point_offset_.push_back(offset);
+    offset += static_cast<uint32_t>(d.profile->points.size());
+  }
+  dirty_.assign(offset, 0);
+  offline_reported_.assign(compound_->devices.size(), 0);
+  if (auto p = compound_->pointId("occupied")) {
+    occupied_point_ = *p;
+    has_occupied_ = true;
+  }
+  readings_.reserve(cfg.pipeline.batch_max * 4);
+}
+
+Pipeline::~Pipeline() { stop(); }
+
+void Pipeline::addDriver(drivers::Driver* driver) {
+  drivers_.push_back(driver);
+  actuator_.addDriver(driver);
+}
+
+void Pipeline::restore(const std::vector<storage::StoredPoint>& points) {
+  int64_t now_ms = clock_.wallMs();
+  auto now = clock_.steadyNow();
+  for (const auto& p : points) {
+    state_.restore(p.device, p.point, p.value, model::Quality::Stale, p.source_ms, p.since_ms,
+                   p.updated_ms, now_ms, now);
+  }
+  spdlog::info("pipeline: restored {} point states", points.size());
+}
+
+void Pipeline::start() {
+  if (running_.exchange(true)) {
+    return;
+  }
+  started_ = clock_.steadyNow();
+  next_snapshot_ = started_;
+  next_state_flush_ = started_ + core::Millis(cfg_.storage.state_flush_ms);
+  next_offline_check_ = started_ + std::chrono::seconds(1);
+  publishSnapshot();
+  thread_ = std::thread([this] {
+    try {
+      run();
+    } catch (const std::exception& e) {
+      failed_ = true;
+      spdlog::critical("pipeline thread stopped: {}", e.what());
+    }
+  });
+}
+
+void Pipeline::stop() {
+  if (!running_.exchange(false)) {
+    return;
+  }
+  queue_.close();
+  if (thread_.joinable()) {
+    thread_.join();
+  }
+}
+
+bool Pipeline::deliver(drivers::Sample&& sample) { return queue_.push(Event(std::move(sample))); }
+
+std::future<CommandResult> Pipeline::submit(Command command) {
+  auto promise = std::make_shared<std::promise<CommandResult>>();
+  auto fut = promise->get_future();
+  if (!queue_.pushFor(Event(CommandEnvelope{std::move(command), promise}),
+                      std::chrono::milliseconds(500))) {
+    promise->set_value({false, 503, "gateway busy or shutting down; try again"});
+  }
+  return fut;
+}
+
+std::string Pipeline::health() const {
+  if (failed_) {
+    return "pipeline thread stopped";
+  }
+  if (queue_.size() >= queue_.capacity()) {
+    return "queue full (backpressure on the local broker)";
+  }
+  return "ok";
+}
+
+void Pipeline::run() {
+  std::vector<Event> events;
+  events.reserve(cfg_.pipeline.batch_max);
+  while (true) {
+    events.clear();
+    size_t n = queue_.popAll(events, cfg_.pipeline.batch_max,
+                             core::Millis(cfg_.pipeline.tick_interval_ms));
+    for (auto& ev : events) {
+      if (auto* s = std::get_if<drivers::Sample>(&ev)) {
+        handleSample(*s);
+      } else {
+        handleCommand(std::get<CommandEnvelope>(ev));
+      }
+    }
+    if (!readings_.empty()) {
+      batches_.inc();
+      std::vector<model::Reading> batch;
+      batch.reserve(readings_.capacity());
+      batch.swap(readings_);
+      store_.submitReadings(std::move(batch));
+    }
+    tick();
+    if (n == 0 && queue_.closed()) {
+      break;
+    }
+  }
+  flushStore(true);
+  publishSnapshot();
+}
+
+void Pipeline::handleSample(drivers::Sample& sample) {
+  if (auto* m = std::get_if<drivers::MqttMessage>(&sample)) {
+    handleMessage(*m);
+  } else if (auto* b = std::get_if<drivers::ReadingBatch>(&sample)) {
+    for (auto& r : b->readings) {
+      received_.inc();
+      applyReading(r);
+      readings_.push_back(std::move(r));
+    }
+  } else if (auto* h = std::get_if<drivers::DeviceHealth>(&sample)) {
+    if (h->device < compound_->devices.size()) {
+      if (h->online) {
+        state_.markOnline(h->device, h->ts_ms, clock_.steadyNow());
+        offline_reported_[h->device] = 0;
+      } else if (state_.markOffline(h->device) || !offline_reported_[h->device]) {
+        offline_reported_[h->device] = 1;
+        spdlog::warn("device {} offline: {}", compound_->devices[h->device].id, h->reason);
+      }
+      changed_ = true;
+    }
+  } else if (auto* w = std::get_if<drivers::WriteResult>(&sample)) {
+    actuator_.onResult(*w);
+  }
+}
+
+void Pipeline::noteDrop(DropReason reason, std::string_view topic) {
+  dropped_[static_cast<size_t>(reason)]->inc();
+  std::string_view shown = topic.substr(0, 120);
+  drop_log_.warn("ingest: dropped a message on \"{}\": {}", shown,
+                 drivers::profiles::dropReasonName(reason));
+}
+
+void Pipeline::handleMessage(const drivers::MqttMessage& m) {
+  size_t first = readings_.size();
+  auto res = decoder_.decode(m.topic, m.payload, m.rx_ms, readings_);
+  if (res.bad_fields > 0) {
+    bad_fields_.inc(res.bad_fields);
+    if (res.drop == DropReason::None) {
+      drop_log_.warn("ingest: {} field(s) of a message on \"{}\" had the wrong type",
+                     res.bad_fields, std::string_view(m.topic).substr(0, 120));
+    }
+  }
+  if (res.drop != DropReason::None) {
+    noteDrop(res.drop, m.topic);
+    return;
+  }
+  if (res.suspect_ts) {
+    suspect_ts_.inc();
+  }
+  received_.inc(res.readings);
+  for (size_t i = first; i < readings_.size(); ++i) {
+    applyReading(readings_[i]);
+  }
+}
+
+void Pipeline::applyReading(const model::Reading& r) {
+  auto now = clock_.steadyNow();
+  model::ApplyResult res = state_.apply(r, now);
+  if (!res.known) {
+    return;
+  }
+  offline_reported_[r.device] = 0;
+  int slot = compound_->devices[r.device].profile->slot(r.point);
+  uint32_t flat = point_offset_[r.device] + static_cast<uint32_t>(slot);
+  if (!dirty_[flat]) {
+    dirty_[flat] = 1;
+    dirty_list_.emplace_back(r.device, slot);
+  }
+  if (res.value_changed || res.came_online) {
+    changed_ = true;
+    if (has_occupied_ && r.point == occupied_point_ && changed_spaces_.size() < 256) {
+      changed_spaces_.push_back(compound_->devices[r.device].id);
+    }
+  }
+  actuator_.onReading(r);
+}
+
+void Pipeline::handleCommand(CommandEnvelope& env) {
+  const Command& c = env.command;
+  auto reply = [&](bool ok, int status, std::string msg) {
+    env.promise->set_value({ok, status, std::move(msg)});
+  };
+  switch (c.kind) {
+  case Command::Kind::WritePoint: {
+    model::DeviceIndex d = compound_->deviceIndex(c.device);
+    if (d == model::kNoDevice) {
+      reply(false, 404, "unknown device " + c.device);
+      return;
+    }
+    auto p = compound_->pointId(c.point);
+    if (!p || compound_->devices[d].profile->point(*p) == nullptr) {
+      reply(false, 404, "device " + c.device + " has no point " + c.point);
+      return;
+    }
+    std::string err;
+    auto promise = env.promise;
+    auto id = actuator_.write(d, *p, c.value, c.origin + ":" + c.by,
+                              [promise](const ActuationOutcome& o) {
+                                promise->set_value({o.ok, o.ok ? 200 : 502,
+                                                    o.ok ? "written and confirmed by the device"
+                                                         : "write failed: " + o.error});
+                              },
+                              &err);
+    if (!id) {
+      bool forbidden = err.find("not writable") != std::string::npos;
+      reply(false, forbidden ? 403 : 409, err);
+    }
+    return;
+  }
+  case Command::Kind::AckAlert:
+    reply(false, 501, "alerts are not enabled in this build");
+    return;
+  case Command::Kind::SummaryNow:
+    changed_ = true;
+    reply(true, 200, "summary requested");
+    return;
+  }
+}
+
+void Pipeline::tick() {
+  auto now = clock_.steadyNow();
+  actuator_.tick();
+  if (now >= next_offline_check_) {
+    checkOffline();
+    next_offline_check_ = now + std::chrono::seconds(1);
+  }
+  if (now >= next_state_flush_) {
+    flushStore(false);
+    next_state_flush_ = now + core::Millis(cfg_.storage.state_flush_ms);
+  }
+  if (now >= next_snapshot_) {
+    if (changed_) {
+      publishSnapshot();
+    }
+    next_snapshot_ = now + core::Millis(cfg_.pipeline.snapshot_interval_ms);
+  }
+}
+
+void Pipeline::checkOffline() {
+  auto now = clock_.steadyNow();
+  for (const auto& d : compound_->devices) {
+    if (offline_reported_[d.index]) {
+      continue;
+    }
+    const model::DeviceState& ds = state_.device(d.index);
+    // A Modbus device's reachability is the poller's business (it knows timeouts and back-off).
+    if (!d.modbus.line.empty()) {
+      continue;
+    }
+    auto last = ds.online ? ds.last_seen_steady : std::max(ds.last_seen_steady, started_);
+    if (now - last > core::Millis(d.expectedIntervalMs())) {
+      state_.markOffline(d.index);
+      offline_reported_[d.index] = 1;
+      changed_ = true;
+    }
+  }
+}
+
+void Pipeline::flushStore(bool /*all_state*/) {
+  if (dirty_list_.empty()) {
+    return;
+  }
+  std::vector<storage::StoredPoint> out;
+  out.reserve(dirty_list_.size());
+  for (auto [d, slot] : dirty_list_) {
+    const model::PointState& ps = state_.device(d).points[static_cast<size_t>(slot)];
+    storage::StoredPoint sp;
+    sp.device = d;
+    sp.point = compound_->devices[d].profile->points[static_cast<size_t>(slot)].id;
+    sp.value = ps.value;
+    sp.quality = ps.quality;
+    sp.source_ms = ps.source_ms;
+    sp.since_ms = ps.since_ms;
+    sp.updated_ms = ps.updated_ms;
+    out.push_back(std::move(sp));
+    dirty_[point_offset_[d] + static_cast<uint32_t>(slot)] = 0;
+  }
+  dirty_list_.clear();
+  store_.submitState(std::move(out));
+}
+
+void Pipeline::publishSnapshot() {
+  auto snap = std::make_shared<Snapshot>();
+  snap->version = ++snapshot_version_;
+  snap->updated_ms = clock_.wallMs();
+  snap->compound = compound_;
+  snap->devices.resize(compound_->devices.size());
+  std::map<std::string, std::map<std::string, ParkingCounts>> parking;
+  for (const auto& d : compound_->devices) {
+    const model::DeviceState& ds = state_.device(d.index);
+    DeviceView& v = snap->devices[d.index];
+    v.online = ds.online;
+    v.last_seen_ms = ds.ever_seen ? ds.last_seen_ms : 0;
+    v.points.resize(ds.points.size());
+    for (size_t i = 0; i < ds.points.size(); ++i) {
+      const auto& ps = ds.points[i];
+      v.points[i] = {d.profile->points[i].id, ps.value, ps.quality, ps.since_ms, ps.updated_ms};
+    }
+    if (d.type() == "parking_sensor" && has_occupied_) {
+      ParkingCounts& z = parking[d.location.level][d.location.zone];
+      ++z.total;
+      const model::Value* occ = state_.goodValue(d.index, occupied_point_);
+      if (occ == nullptr || !ds.online) {
+        ++z.unknown;
+      } else if (model::asBool(*occ).value_or(false)) {
+        ++z.occupied;
+      } else {
+        ++z.free;
+      }
+    }
+  }
+  auto add = [](ParkingCounts& a, const ParkingCounts& b) {
+    a.total += b.total;
+    a.occupied += b.occupied;
+    a.free += b.free;
+    a.unknown += b.unknown;
+  };
+  for (const auto& [level, zones] : parking) {
+    ParkingLevel lv;
+    lv.level = level;
+    for (const auto& [zone, counts] : zones) {
+      lv.zones.push_back({zone, counts});
+      add(lv.counts, counts);
+    }
+    add(snap->parking, lv.counts);
+    snap->levels.push_back(std::move(lv));
+  }
+  read_model_.publish(std::move(snap));
+  changed_ = false;
+  if (!changed_spaces_.empty()) {
+    nlohmann::json spaces = changed_spaces_;
+    read_model_.pushEvent("spaces", spaces.dump());
+    changed_spaces_.clear();
+  }
+  read_model_.pushEvent("snapshot", "{\"version\":" + std::to_string(snapshot_version_) + "}");
+}
+
+} // namespace hgj::pipeline

@@ -1,0 +1,116 @@
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <future>
+#include <memory>
+#include <string>
+#include <thread>
+#include <variant>
+#include <vector>
+
+#include "core/bounded_queue.h"
+#include "core/clock.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "drivers/driver.h"
+#include "drivers/profiles/mqtt_decoder.h"
+#include "gateway/config/config.h"
+#include "gateway/pipeline/actuator.h"
+#include "gateway/pipeline/commands.h"
+#include "gateway/pipeline/read_model.h"
+#include "gateway/storage/store.h"
+#include "model/state_table.h"
+
+namespace hgj::pipeline {
+
+/// The gateway's one pipeline thread: it owns the live state and is the only place where the
+/// stages meet. Reading run() top to bottom is the data flow:
+///
+///   drivers -> bounded queue -> decode (profiles) -> state table -> rules -> actions
+///                                                        |-> storage (batched)
+///                                                        \-> read model (snapshots, live events)
+///
+/// Driver threads call deliver() (blocking while the queue is full: backpressure); the HTTP API
+/// and the uplink call submit(). Everything else runs on the pipeline thread.
+class Pipeline final : public drivers::SampleSink, public CommandSink {
+public:
+  Pipeline(const config::GatewayConfig& cfg, std::shared_ptr<const model::Compound> compound,
+           storage::Store& store, ReadModel& read_model, core::MetricsRegistry& metrics,
+           const core::Clock& clock);
+  ~Pipeline() override;
+
+  void addDriver(drivers::Driver* driver);
+  /// Restores persisted point states (since-when survives restarts). Before start().
+  void restore(const std::vector<storage::StoredPoint>& points);
+
+  void start();
+  /// Drains what is queued, flushes state to the store and joins the thread.
+  void stop();
+
+  bool deliver(drivers::Sample&& sample) override;
+  std::future<CommandResult> submit(Command command) override;
+
+  /// MQTT subscription filters that cover every profile's topics.
+  std::vector<std::string> subscriptions() const { return decoder_.subscriptions(); }
+  size_t queueDepth() const { return queue_.size(); }
+  /// "ok" or what is wrong with the pipeline thread.
+  std::string health() const;
+
+private:
+  struct CommandEnvelope {
+    Command command;
+    std::shared_ptr<std::promise<CommandResult>> promise;
+  };
+  using Event = std::variant<drivers::Sample, CommandEnvelope>;
+
+  void run();
+  void handleSample(drivers::Sample& sample);
+  void handleMessage(const drivers::MqttMessage& m);
+  void applyReading(const model::Reading& r);
+  void handleCommand(CommandEnvelope& env);
+  void tick();
+  void checkOffline();
+  void flushStore(bool all_state);
+  void publishSnapshot();
+  void noteDrop(drivers::profiles::DropReason reason, std::string_view topic);
+
+  const config::GatewayConfig& cfg_;
+  std::shared_ptr<const model::Compound> compound_;
+  storage::Store& store_;
+  ReadModel& read_model_;
+  const core::Clock& clock_;
+  core::BoundedQueue<Event> queue_;
+  drivers::profiles::MqttDecoder decoder_;
+  model::StateTable state_;
+  Actuator actuator_;
+  std::vector<drivers::Driver*> drivers_;
+
+  core::Counter& received_;
+  std::vector<core::Counter*> dropped_;  // by DropReason
+  core::Counter& bad_fields_;
+  core::Counter& suspect_ts_;
+  core::Counter& batches_;
+  core::RateLimitedLog drop_log_;
+
+  std::vector<model::Reading> readings_;           // the batch being built
+  std::vector<uint32_t> point_offset_;             // device -> first flat point slot
+  std::vector<uint8_t> dirty_;                     // flat point slot -> needs persisting
+  std::vector<std::pair<model::DeviceIndex, int>> dirty_list_;
+  std::vector<uint8_t> offline_reported_;          // device -> offline already handled
+  std::vector<std::string> changed_spaces_;        // for the next live event
+  bool changed_ = true;
+  uint64_t snapshot_version_ = 0;
+  core::SteadyTime started_{};
+  core::SteadyTime next_snapshot_{};
+  core::SteadyTime next_state_flush_{};
+  core::SteadyTime next_offline_check_{};
+  model::PointId occupied_point_ = 0;
+  bool has_occupied_ = false;
+
+  std::thread thread_;
+  std::atomic<bool> running_{false};
+  std::atomic<bool> failed_{false};
+};
+
+} // namespace hgj::pipeline
