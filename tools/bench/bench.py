@@ -204,7 +204,14 @@ def nearest_rank(xs, q):
 class Broker:
     """A mosquitto of our own: loopback listener, no persistence, unlimited queues."""
 
+    BASE_PORT = [19830]
+
     def __init__(self, rundir, port, tag):
+        """port None = the next free loopback port (a fresh one for every broker, so that a port
+        another program took meanwhile is never mistaken for ours)."""
+        if port is None:
+            port = free_port(Broker.BASE_PORT[0])
+            Broker.BASE_PORT[0] = port + 1
         self.port = port
         conf = os.path.join(rundir, "mosquitto-%s.conf" % tag)
         with open(conf, "w") as f:
@@ -223,14 +230,21 @@ class Broker:
                                   stderr=subprocess.STDOUT)
 
         def up():
+            # Our own log must show the probe connection: a listener of another program that
+            # took the port meanwhile would accept it too, but would not log it here.
+            if self.p.poll() is not None:
+                return True
+            with open(self.logpath) as f:
+                if "on port %d." % port in f.read():
+                    return True
             try:
                 socket.create_connection(("127.0.0.1", port), 0.2).close()
-                return True
             except OSError:
-                return False
-        if not wait_for(up, 10, 0.02):
+                pass
+            return False
+        if not wait_for(up, 10, 0.02) or self.p.poll() is not None:
             self.stop()
-            raise RuntimeError("mosquitto did not start, see " + self.logpath)
+            raise RuntimeError("mosquitto did not start on port %d, see %s" % (port, self.logpath))
 
     def cpu(self):
         return proc_cpu(self.p.pid)
@@ -427,14 +441,14 @@ class Bench:
         self.rundir = os.path.join(a.workdir, "runs", time.strftime("%Y%m%d-%H%M%S"))
         os.makedirs(self.rundir, exist_ok=True)
         self.raw = open(os.path.join(self.rundir, "raw.jsonl"), "w")
-        self.port = free_port(a.port)
-        self.port2 = free_port(self.port + 1, (self.port,))
+        self.port = a.port
+        Broker.BASE_PORT[0] = a.port
         self.results = []
         self.points = None                      # rows per message of each kind (calibrated)
         self.notes = []
         self.gw_ok = self._gateway_usable()
         self.load0 = os.getloadavg()[0]
-        log("run dir", self.rundir, "broker ports", self.port, self.port2)
+        log("run dir", self.rundir)
 
     def _gateway_usable(self):
         if self.a.no_gateway:
@@ -482,16 +496,16 @@ class Bench:
     # ---- (1) broker pass-through ------------------------------------------------------------
     def broker_limit(self, qos, rep):
         n = self.a.broker_n
-        b = Broker(self.rundir, self.port, "limit-q%d-%d" % (qos, rep))
+        b = Broker(self.rundir, None, "limit-q%d-%d" % (qos, rep))
         try:
             ready = os.path.join(self.rundir, "cs-q%d-%d.ready" % (qos, rep))
-            cs = subprocess.Popen([self.tool("hgj_count_sub"), "--port", str(self.port), "--qos",
+            cs = subprocess.Popen([self.tool("hgj_count_sub"), "--port", str(b.port), "--qos",
                                    str(qos), "--count", str(n), "--idle-s", "3", "--seconds",
                                    "120", "--ready-file", ready],
                                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
             wait_for(lambda: os.path.exists(ready), 10)
             bcpu0, t0 = b.cpu(), time.time()
-            g = self.loadgen(self.port, n, 0, qos, 1000, 120)
+            g = self.loadgen(b.port, n, 0, qos, 1000, 120)
             out, _ = cs.communicate(timeout=130)
             el = time.time() - t0
             c = last_json(out) or {"received": 0, "rate": 0, "cpu_s": 0}
@@ -512,29 +526,29 @@ class Bench:
     # ---- (1)+(2) one backlog, drained by each client in turn ------------------------------------
     def drain_phase(self, rep):
         n = self.a.drain_n
-        b = Broker(self.rundir, self.port, "drain-%d" % rep)
+        b = Broker(self.rundir, None, "drain-%d" % rep)
         db = os.path.join(self.rundir, "gw-drain-%d.db" % rep)
         remove_db(db)
         try:
-            subprocess.run([self.tool("hgj_paho_floor"), "--port", str(self.port), "--client-id",
+            subprocess.run([self.tool("hgj_paho_floor"), "--port", str(b.port), "--client-id",
                             "hgj-floor", "--register"], capture_output=True, timeout=30, check=True)
             for sess in ("raw-batched", "raw-packetwise"):
-                subprocess.run([self.tool("hgj_count_sub"), "--port", str(self.port), "--session",
+                subprocess.run([self.tool("hgj_count_sub"), "--port", str(b.port), "--session",
                                 sess, "--register"], capture_output=True, timeout=30, check=True)
             if self.gw_ok:
-                gw = Gateway(self, self.rundir, "drain-reg-%d" % rep, b, self.port, db)
+                gw = Gateway(self, self.rundir, "drain-reg-%d" % rep, b, b.port, db)
                 try:
                     gw.wait_ready()
                 finally:
                     gw.stop()
-            g = self.loadgen(self.port, n, 0, 1, 1000, 120)
+            g = self.loadgen(b.port, n, 0, 1, 1000, 120)
             order = ["floor", "raw-batched", "raw-packetwise"]
             if self.gw_ok:
                 order = ["gateway"] + order if rep % 2 == 0 else order + ["gateway"]
             for who in order:
                 check_deadline()
                 if who == "floor":
-                    r = subprocess.run([self.tool("hgj_paho_floor"), "--port", str(self.port),
+                    r = subprocess.run([self.tool("hgj_paho_floor"), "--port", str(b.port),
                                         "--client-id", "hgj-floor", "--count", str(g["sent"]),
                                         "--idle-s", "5", "--seconds", "120"],
                                        capture_output=True, text=True, timeout=150)
@@ -546,7 +560,7 @@ class Bench:
                                  "cpu_us_per_msg": c.get("cpu_us_per_msg")})
                 elif who.startswith("raw"):
                     extra = ["--paho-like"] if who == "raw-packetwise" else []
-                    r = subprocess.run([self.tool("hgj_count_sub"), "--port", str(self.port),
+                    r = subprocess.run([self.tool("hgj_count_sub"), "--port", str(b.port),
                                         "--session", who, "--count", str(g["sent"]), "--idle-s",
                                         "5", "--seconds", "120"] + extra,
                                        capture_output=True, text=True, timeout=150)
@@ -568,7 +582,7 @@ class Bench:
     def gateway_drain(self, b, db, g, rep):
         target = self.expected_rows(g)
         rows_per_msg = target / max(1, g["sent"])
-        gw = Gateway(self, self.rundir, "drain-%d" % rep, b, self.port, db)
+        gw = Gateway(self, self.rundir, "drain-%d" % rep, b, b.port, db)
         rdb = ReadingsDb(db)
         t_first = t_done = None
         r_first = 0
@@ -613,14 +627,14 @@ class Bench:
     def calibrate(self):
         """Publishes one cycle of the mix (16 parking, 3 e-bike, 1 EV) and learns how many rows
         each kind of message produces."""
-        b = Broker(self.rundir, self.port, "calibrate")
+        b = Broker(self.rundir, None, "calibrate")
         db = os.path.join(self.rundir, "gw-calibrate.db")
         remove_db(db)
         gw = None
         try:
-            gw = Gateway(self, self.rundir, "calibrate", b, self.port, db)
+            gw = Gateway(self, self.rundir, "calibrate", b, b.port, db)
             gw.wait_ready()
-            g = self.loadgen(self.port, 20, 0, 1, 1000, 10)
+            g = self.loadgen(b.port, 20, 0, 1, 1000, 10)
             rdb = ReadingsDb(db)
             last, t_stable = -1, time.time()
             t0 = time.time()
@@ -656,23 +670,25 @@ class Bench:
         """One load run against a fresh broker and a fresh gateway: every message must be stored.
         Returns the record."""
         tag = "%s-%s-%d" % (kind, rate, rep)
-        b = Broker(self.rundir, self.port, tag)
+        b = Broker(self.rundir, None, tag)
         db = os.path.join(self.rundir, "gw-%s.db" % tag)
         remove_db(db)
         gw = al = None
         rec = {"sys": "hgj-gateway", "kind": kind, "rep": rep, "rate": rate, "n": n,
                "hot_every": hot_every}
         try:
-            gw = Gateway(self, self.rundir, tag, b, self.port, db)
+            gw = Gateway(self, self.rundir, tag, b, b.port, db)
             rec["ready_ms"] = round(1000 * gw.wait_ready(), 1)
             if kind == "lat":
-                # idle RSS with the example compound loaded, before any load
-                time.sleep(2.0)
+                # idle RSS and CPU with the example compound loaded, before any load
+                c0, t_idle = gw.cpu(), time.time()
+                time.sleep(3.0)
+                rec["idle_cpu_pct"] = round(100 * (gw.cpu() - c0) / (time.time() - t_idle), 1)
                 rec["idle_rss_mib"] = round(gw.rss(), 1)
             stopf = os.path.join(self.rundir, tag + ".stop")
             readyf = os.path.join(self.rundir, tag + ".listener")
             latf = os.path.join(self.rundir, tag + ".lat")
-            al = subprocess.Popen([self.tool("hgj_alert_listener"), "--port", str(self.port),
+            al = subprocess.Popen([self.tool("hgj_alert_listener"), "--port", str(b.port),
                                    "--site", self.site, "--stop-file", stopf, "--grace-s", "1",
                                    "--seconds", str(max_s + 120), "--ready-file", readyf,
                                    "--lat-file", latf],
@@ -681,7 +697,7 @@ class Bench:
             rdb = ReadingsDb(db)
             base = rdb.progress()
             cpu0, bcpu0, t0 = gw.cpu(), b.cpu(), time.time()
-            g = self.loadgen(self.port, n, rate, 1, hot_every, max_s)
+            g = self.loadgen(b.port, n, rate, 1, hot_every, max_s)
             t_gen = time.time()
             target = base + self.expected_rows(g)
             last, t_prog, t_done = -1, time.time(), None
@@ -773,14 +789,14 @@ class Bench:
 
     # ---- (6) cold start ------------------------------------------------------------------------
     def cold_start(self, rep):
-        b = Broker(self.rundir, self.port, "cold-%d" % rep)
+        b = Broker(self.rundir, None, "cold-%d" % rep)
         db = os.path.join(self.rundir, "gw-cold-%d.db" % rep)
         remove_db(db)
         gen = gw = None
         try:
-            gen = self.loadgen_async(self.port, 20000, 2000, 1, 1000, 10)
+            gen = self.loadgen_async(b.port, 20000, 2000, 1, 1000, 10)
             time.sleep(0.3)
-            gw = Gateway(self, self.rundir, "cold-%d" % rep, b, self.port, db)
+            gw = Gateway(self, self.rundir, "cold-%d" % rep, b, b.port, db)
             rdb = ReadingsDb(db)
             t_first = None
             while time.time() - gw.t_exec < 15:
@@ -806,26 +822,27 @@ class Bench:
     # ---- (5) outbox drain after an uplink outage ------------------------------------------------
     def outbox_run(self, rep):
         a = self.a
-        b = Broker(self.rundir, self.port, "outbox-local-%d" % rep)
-        up = Broker(self.rundir, self.port2, "outbox-up-%d" % rep)
+        b = Broker(self.rundir, None, "outbox-local-%d" % rep)
+        up = Broker(self.rundir, None, "outbox-up-%d" % rep)
+        up_port = up.port
         db = os.path.join(self.rundir, "gw-outbox-%d.db" % rep)
         remove_db(db)
         gw = cs = None
         rec = {"sys": "hgj-gateway", "kind": "outbox", "rep": rep, "outage_s": a.outage_s}
         try:
-            gw = Gateway(self, self.rundir, "outbox-%d" % rep, b, self.port2, db, a.outbox_set)
+            gw = Gateway(self, self.rundir, "outbox-%d" % rep, b, up_port, db, a.outbox_set)
             gw.wait_ready()
             up.stop()
             up = None
             n = int(a.outage_rate * a.outage_s)
-            g = self.loadgen(self.port, n, a.outage_rate, 1, a.outage_hot_every, a.outage_s + 30)
+            g = self.loadgen(b.port, n, a.outage_rate, 1, a.outage_hot_every, a.outage_s + 30)
             time.sleep(1.5)
             depth = None
             m = re.search(r"^hgj_outbox_depth(?:\{[^}]*\})?\s+([0-9.e+]+)", gw.metrics(), re.M)
             if m:
                 depth = float(m.group(1))
-            up = Broker(self.rundir, self.port2, "outbox-up2-%d" % rep)
-            cs = subprocess.Popen([self.tool("hgj_count_sub"), "--port", str(self.port2),
+            up = Broker(self.rundir, up_port, "outbox-up2-%d" % rep)
+            cs = subprocess.Popen([self.tool("hgj_count_sub"), "--port", str(up_port),
                                    "--filter", "hgj/%s/#" % self.site, "--qos", "1",
                                    "--idle-s", "3", "--seconds", "120"],
                                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
@@ -872,7 +889,7 @@ class Bench:
     def peers_rep(self, dst, rep):
         a = self.a
         cmd = ["/usr/bin/python3", os.path.join(dst, "bench.py"), "--peers", a.peers, "--reps", "1",
-               "--port", str(free_port(self.port + 50, (self.port, self.port2))),
+               "--port", str(free_port(self.port + 50)),
                "--py-n", str(a.peer_py_n), "--nr-n", str(a.peer_nr_n), "--js-n", str(a.peer_js_n),
                "--broker-n", str(a.broker_n), "--sus-s", str(a.peer_sus_s),
                "--lat-s", str(a.lat_s), "--lat-rate", str(a.lat_rate),
@@ -925,22 +942,22 @@ class Bench:
             self.notes.append("strace not installed: system call counts skipped")
             return
         n = self.a.strace_n
-        b = Broker(self.rundir, self.port, "strace")
+        b = Broker(self.rundir, None, "strace")
         try:
-            subprocess.run([self.tool("hgj_paho_floor"), "--port", str(self.port), "--client-id",
+            subprocess.run([self.tool("hgj_paho_floor"), "--port", str(b.port), "--client-id",
                             "strace-floor", "--register"], capture_output=True, timeout=30, check=True)
             for sess in ("raw-batched", "raw-packetwise"):
-                subprocess.run([self.tool("hgj_count_sub"), "--port", str(self.port), "--session",
+                subprocess.run([self.tool("hgj_count_sub"), "--port", str(b.port), "--session",
                                 "strace-" + sess, "--register"], capture_output=True, timeout=30,
                                check=True)
-            g = self.loadgen(self.port, n, 0, 1, 1000, 60)
-            runs = [("paho-floor", [self.tool("hgj_paho_floor"), "--port", str(self.port),
+            g = self.loadgen(b.port, n, 0, 1, 1000, 60)
+            runs = [("paho-floor", [self.tool("hgj_paho_floor"), "--port", str(b.port),
                                     "--client-id", "strace-floor", "--count", str(g["sent"]),
                                     "--idle-s", "5", "--seconds", "120"]),
-                    ("raw-batched", [self.tool("hgj_count_sub"), "--port", str(self.port),
+                    ("raw-batched", [self.tool("hgj_count_sub"), "--port", str(b.port),
                                      "--session", "strace-raw-batched", "--count", str(g["sent"]),
                                      "--idle-s", "5", "--seconds", "120"]),
-                    ("raw-packetwise", [self.tool("hgj_count_sub"), "--port", str(self.port),
+                    ("raw-packetwise", [self.tool("hgj_count_sub"), "--port", str(b.port),
                                         "--session", "strace-raw-packetwise", "--paho-like",
                                         "--count", str(g["sent"]), "--idle-s", "5",
                                         "--seconds", "120"])]
@@ -966,7 +983,7 @@ class Bench:
             want.discard("peers")
         if not a.outbox:
             want.discard("outbox")
-        if a.quick:
+        if a.quick and not a.only:
             want.discard("strace")
         peers_dir = None
         if "peers" in want:
@@ -1226,9 +1243,10 @@ def make_report(results, a, notes):
                      "%s ms; exec -> `ready`: %s ms" % (median_range(vals("hgj-gateway", "cold", "cold_ms"), "%.0f"),
                                                         median_range(vals("hgj-gateway", "cold", "ready_ms"), "%.0f")))
     if R("hgj-gateway", "lat"):
-        extra.append("- idle RSS with the example compound loaded: %s MiB; at %d msg/s: CPU %s %%, "
+        extra.append("- idle with the example compound loaded: RSS %s MiB, CPU %s %%; at %d msg/s: CPU %s %%, "
                      "%s µs/msg, peak RSS %s MiB, summaries/s %s, alerts %d/%d" % (
-                         median_range(vals("hgj-gateway", "lat", "idle_rss_mib"), "%.1f"), a.lat_rate,
+                         median_range(vals("hgj-gateway", "lat", "idle_rss_mib"), "%.1f"),
+                         median_range(vals("hgj-gateway", "lat", "idle_cpu_pct"), "%.1f"), a.lat_rate,
                          median_range(vals("hgj-gateway", "lat", "cpu_pct"), "%.1f"),
                          median_range(vals("hgj-gateway", "lat", "cpu_us_per_msg"), "%.1f"),
                          median_range(vals("hgj-gateway", "lat", "peak_rss_mib"), "%.1f"),
