@@ -7,6 +7,7 @@
 
 #include <pthread.h>
 #include <spdlog/spdlog.h>
+#include <systemd/sd-daemon.h>
 
 #include "core/clock.h"
 #include "core/config_node.h"
@@ -124,10 +125,21 @@ int main(int argc, char** argv) {
     app.start();
     std::printf("hgj-gateway ready\n");
     std::fflush(stdout);
+    sd_notify(0, "READY=1");
+    uint64_t watchdog_usec = 0;
+    bool watchdog = sd_watchdog_enabled(0, &watchdog_usec) > 0;
     while (true) {
-      int sig = 0;
-      sigwait(&signals, &sig);
+      // Wake at least every second to feed systemd's watchdog while the stages are healthy.
+      timespec wait{1, 0};
+      int sig = sigtimedwait(&signals, nullptr, &wait);
+      if (sig < 0) {
+        if (watchdog && app.health().value("pipeline", "") == "ok") {
+          sd_notify(0, "WATCHDOG=1");
+        }
+        continue;
+      }
       if (sig == SIGHUP) {
+        sd_notify(0, "RELOADING=1");
         spdlog::info("SIGHUP: reloading the configuration");
         hgj::core::Diagnostics reload_diag;
         hgj::config::loadConfig(args.config, args.overrides, reload_diag);
@@ -137,9 +149,11 @@ int main(int argc, char** argv) {
         } else {
           spdlog::info("reload: configuration valid; restart to apply device changes");
         }
+        sd_notify(0, "READY=1");
         continue;
       }
       spdlog::info("{}: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+      sd_notify(0, "STOPPING=1");
       break;
     }
     app.stop();

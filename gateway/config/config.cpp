@@ -283,7 +283,7 @@ void parseDevices(const core::ConfigNode& root, model::Compound& compound) {
       e.errorAt("profile", msg);
       continue;
     }
-    if (compound.grid(grid) == nullptr) {
+    if (compound.grid(grid) == nullptr && !compound.grids.empty()) {
       std::string msg = "unknown grid \"" + grid + "\"";
       if (auto m = core::closestMatch(grid, gridIds(compound))) {
         msg += " (did you mean \"" + *m + "\"?)";
@@ -597,6 +597,8 @@ GatewayConfig loadConfig(const std::string& path, const std::vector<Override>& o
   if (auto grids = loadInclude(include, "grids", "grids.yaml", path, diag)) {
     parseGrids(*grids, *cfg.compound);
   }
+  // Without grids (a missing or broken grids file, already reported) every device would be
+  // reported again as "unknown grid"; device checks below skip that one problem then.
   if (auto devices = loadInclude(include, "devices", "devices.yaml", path, diag)) {
     parseDevices(*devices, *cfg.compound);
   }

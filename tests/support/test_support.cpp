@@ -1,1 +1,356 @@
 #include "tests/support/test_support.h"
+
+#include <atomic>
+#include <csignal>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <pwd.h>
+#include <sqlite3.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <mqtt/async_client.h>
+
+namespace hgj::test {
+
+namespace fs = std::filesystem;
+
+TempDir::TempDir() {
+  std::string tmpl = (fs::temp_directory_path() / "hgj-test-XXXXXX").string();
+  std::vector<char> buf(tmpl.begin(), tmpl.end());
+  buf.push_back('\0');
+  if (mkdtemp(buf.data()) == nullptr) {
+    throw std::runtime_error("mkdtemp failed");
+  }
+  path_ = buf.data();
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  fs::remove_all(path_, ec);
+}
+
+int freePort() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    ::close(fd);
+    throw std::runtime_error("bind to a free port failed");
+  }
+  socklen_t len = sizeof addr;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+bool waitFor(const std::function<bool()>& pred, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    if (pred()) {
+      return true;
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      return pred();
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+}
+
+bool portOpen(int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  ::close(fd);
+  return ok;
+}
+
+namespace {
+
+pid_t spawn(const std::vector<std::string>& argv, const std::string& log) {
+  pid_t pid = fork();
+  if (pid < 0) {
+    throw std::runtime_error("fork failed");
+  }
+  if (pid == 0) {
+    int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (fd >= 0) {
+      dup2(fd, 1);
+      dup2(fd, 2);
+      ::close(fd);
+    }
+    // The gateway blocks signals for sigwait; a child must start with none blocked.
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    std::vector<char*> args;
+    for (const auto& a : argv) {
+      args.push_back(const_cast<char*>(a.c_str()));
+    }
+    args.push_back(nullptr);
+    execvp(args[0], args.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+int waitPid(pid_t pid, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    int status = 0;
+    pid_t r = waitpid(pid, &status, WNOHANG);
+    if (r == pid) {
+      if (WIFEXITED(status)) {
+        return WEXITSTATUS(status);
+      }
+      if (WIFSIGNALED(status)) {
+        return 128 + WTERMSIG(status);
+      }
+      return -1;
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      return -1;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+}
+
+} // namespace
+
+Broker::Broker(bool persistence, const std::string& extra_config) : port_(freePort()) {
+  std::ofstream conf(dir_.file("mosquitto.conf"));
+  conf << "listener " << port_ << " 127.0.0.1\n"
+       << "allow_anonymous true\n"
+       << "max_queued_messages 0\n"
+       << "max_inflight_messages 100\n"
+       << "log_dest stderr\n"
+       << "log_type error\nlog_type warning\n";
+  // Run as root, mosquitto would drop to the "mosquitto" user, which cannot write our temp dir.
+  if (const passwd* pw = getpwuid(getuid()); pw != nullptr) {
+    conf << "user " << pw->pw_name << "\n";
+  }
+  if (persistence) {
+    conf << "persistence true\n"
+         << "persistence_location " << dir_.path() << "/\n"
+         << "autosave_interval 1\nautosave_on_changes true\n";
+  } else {
+    conf << "persistence false\n";
+  }
+  conf << extra_config;
+  conf.close();
+  start();
+}
+
+Broker::~Broker() {
+  if (pid_ > 0) {
+    kill();
+  }
+}
+
+void Broker::start() {
+  pid_ = spawn({"mosquitto", "-c", dir_.file("mosquitto.conf")}, dir_.file("mosquitto.log"));
+  if (!waitFor([&] { return portOpen(port_); }, std::chrono::seconds(10))) {
+    throw std::runtime_error("mosquitto did not start on port " + std::to_string(port_));
+  }
+}
+
+void Broker::stop() {
+  if (pid_ <= 0) {
+    return;
+  }
+  ::kill(pid_, SIGTERM);
+  waitPid(pid_, std::chrono::seconds(10));
+  pid_ = -1;
+}
+
+void Broker::kill() {
+  if (pid_ <= 0) {
+    return;
+  }
+  ::kill(pid_, SIGKILL);
+  waitPid(pid_, std::chrono::seconds(10));
+  pid_ = -1;
+}
+
+Process::Process(std::vector<std::string> argv, std::string log_file)
+    : argv_(std::move(argv)), log_(std::move(log_file)) {
+  pid_ = spawn(argv_, log_);
+}
+
+Process::~Process() {
+  if (running()) {
+    ::kill(pid_, SIGKILL);
+    waitPid(pid_, std::chrono::seconds(10));
+  }
+}
+
+void Process::signal(int sig) {
+  if (pid_ > 0) {
+    ::kill(pid_, sig);
+  }
+}
+
+int Process::wait(std::chrono::milliseconds timeout) {
+  if (status_ >= 0) {
+    return status_;
+  }
+  status_ = waitPid(pid_, timeout);
+  return status_;
+}
+
+bool Process::running() {
+  if (status_ >= 0 || pid_ <= 0) {
+    return false;
+  }
+  int st = waitPid(pid_, std::chrono::milliseconds(0));
+  if (st >= 0) {
+    status_ = st;
+    return false;
+  }
+  return true;
+}
+
+std::string Process::output() const {
+  std::ifstream in(log_);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string binary(const std::string& name) { return std::string(HGJ_BINARY_DIR) + "/" + name; }
+
+std::string sourcePath(const std::string& rel) { return std::string(HGJ_SOURCE_DIR) + "/" + rel; }
+
+std::unique_ptr<Process> startGateway(const std::string& broker_url, const std::string& db_path,
+                                      const std::string& log_file,
+                                      std::vector<std::string> extra_sets,
+                                      const std::string& config) {
+  std::vector<std::string> argv{binary("hgj-gateway"),
+                                "run",
+                                "-c",
+                                config.empty() ? sourcePath("conf/gateway.yaml") : config,
+                                "--set",
+                                "mqtt.url=" + broker_url,
+                                "--set",
+                                "storage.path=" + db_path,
+                                "--set",
+                                "http.port=" + std::to_string(freePort())};
+  for (auto& s : extra_sets) {
+    argv.push_back("--set");
+    argv.push_back(std::move(s));
+  }
+  auto p = std::make_unique<Process>(argv, log_file);
+  bool ready = waitFor(
+      [&] {
+        return p->output().find("hgj-gateway ready") != std::string::npos &&
+               p->output().find("mqtt: connected") != std::string::npos;
+      },
+      std::chrono::seconds(20));
+  if (!ready) {
+    throw std::runtime_error("gateway did not become ready:\n" + p->output());
+  }
+  return p;
+}
+
+struct TestClient::Impl {
+  std::unique_ptr<mqtt::async_client> client;
+  mutable std::mutex mu;
+  std::vector<Message> messages;
+};
+
+TestClient::TestClient(const std::string& url, const std::string& client_id, bool clean_session)
+    : impl_(std::make_unique<Impl>()) {
+  static std::atomic<int> counter{0};
+  std::string id = client_id.empty()
+                       ? "test-" + std::to_string(getpid()) + "-" + std::to_string(++counter)
+                       : client_id;
+  impl_->client = std::make_unique<mqtt::async_client>(
+      url, id, static_cast<mqtt::iclient_persistence*>(nullptr));
+  impl_->client->set_message_callback([this](mqtt::const_message_ptr m) {
+    std::lock_guard lock(impl_->mu);
+    impl_->messages.push_back({m->get_topic(), m->get_payload_str()});
+  });
+  auto opts = mqtt::connect_options_builder()
+                  .clean_session(clean_session)
+                  .connect_timeout(std::chrono::seconds(5))
+                  .finalize();
+  impl_->client->connect(opts)->wait();
+}
+
+TestClient::~TestClient() {
+  try {
+    impl_->client->disconnect()->wait_for(std::chrono::seconds(2));
+  } catch (...) {
+  }
+}
+
+void TestClient::publish(const std::string& topic, const std::string& payload, int qos,
+                         bool retained) {
+  impl_->client->publish(topic, payload, qos, retained)->wait_for(std::chrono::seconds(10));
+}
+
+void TestClient::subscribe(const std::string& filter, int qos) {
+  impl_->client->subscribe(filter, qos)->wait_for(std::chrono::seconds(10));
+}
+
+std::vector<TestClient::Message> TestClient::messages() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->messages;
+}
+
+size_t TestClient::count() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->messages.size();
+}
+
+std::vector<std::string> queryRows(const std::string& db_path, const std::string& sql) {
+  std::vector<std::string> rows;
+  sqlite3* db = nullptr;
+  if (sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
+    sqlite3_close(db);
+    return rows;
+  }
+  sqlite3_busy_timeout(db, 5000);
+  sqlite3_stmt* st = nullptr;
+  if (sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) == SQLITE_OK) {
+    while (sqlite3_step(st) == SQLITE_ROW) {
+      std::string row;
+      for (int i = 0; i < sqlite3_column_count(st); ++i) {
+        if (i > 0) {
+          row += '|';
+        }
+        const auto* t = sqlite3_column_text(st, i);
+        row += t != nullptr ? reinterpret_cast<const char*>(t) : "";
+      }
+      rows.push_back(std::move(row));
+    }
+  }
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  return rows;
+}
+
+long long queryInt(const std::string& db_path, const std::string& sql) {
+  auto rows = queryRows(db_path, sql);
+  if (rows.empty() || rows[0].empty()) {
+    return -1;
+  }
+  return std::atoll(rows[0].c_str());
+}
+
+} // namespace hgj::test

@@ -1,1 +1,120 @@
 #pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <sys/types.h>
+
+namespace mqtt {
+class async_client;
+}
+
+namespace hgj::test {
+
+/// A temporary directory removed with everything in it when destroyed.
+class TempDir {
+public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+  std::string file(const std::string& name) const { return path_ + "/" + name; }
+
+private:
+  std::string path_;
+};
+
+/// A free TCP port on 127.0.0.1 (bound to port 0 and released).
+int freePort();
+
+/// Polls `pred` every few milliseconds until it is true or `timeout` passes. The way tests wait
+/// for something to happen: never a bare sleep.
+bool waitFor(const std::function<bool()>& pred,
+             std::chrono::milliseconds timeout = std::chrono::seconds(10));
+
+/// Whether something accepts TCP connections on 127.0.0.1:port.
+bool portOpen(int port);
+
+/// A real mosquitto broker on a free loopback port, with its own config and data directory.
+class Broker {
+public:
+  /// `persistence`: keep sessions and queued QoS 1 messages across restarts (autosave on
+  /// every change, so a stop/start keeps everything).
+  explicit Broker(bool persistence = true, const std::string& extra_config = {});
+  ~Broker();
+  void start();
+  void stop();  ///< SIGTERM and wait (mosquitto writes its persistence file)
+  void kill();  ///< SIGKILL
+  int port() const { return port_; }
+  std::string url() const { return "tcp://127.0.0.1:" + std::to_string(port_); }
+  bool running() const { return pid_ > 0; }
+
+private:
+  TempDir dir_;
+  int port_;
+  pid_t pid_ = -1;
+};
+
+/// A child process with stdout+stderr captured to a file.
+class Process {
+public:
+  Process(std::vector<std::string> argv, std::string log_file);
+  ~Process();
+  void signal(int sig);
+  /// Waits for exit; returns the exit status (or 128+signal), -1 on timeout.
+  int wait(std::chrono::milliseconds timeout = std::chrono::seconds(15));
+  bool running();
+  std::string output() const;
+  pid_t pid() const { return pid_; }
+
+private:
+  std::vector<std::string> argv_;
+  std::string log_;
+  pid_t pid_ = -1;
+  int status_ = -1;
+};
+
+/// The built hgj-gateway on the example compound, pointed at a broker and a database file.
+/// Extra --set overrides can be given. Waits for "hgj-gateway ready".
+std::unique_ptr<Process> startGateway(const std::string& broker_url, const std::string& db_path,
+                                      const std::string& log_file,
+                                      std::vector<std::string> extra_sets = {},
+                                      const std::string& config = {});
+
+/// A Paho client for tests: connect, publish at QoS 1 and wait for the acks, subscribe and
+/// collect messages.
+class TestClient {
+public:
+  explicit TestClient(const std::string& url, const std::string& client_id = {},
+                      bool clean_session = true);
+  ~TestClient();
+  void publish(const std::string& topic, const std::string& payload, int qos = 1,
+               bool retained = false);
+  void subscribe(const std::string& filter, int qos = 1);
+  struct Message {
+    std::string topic;
+    std::string payload;
+  };
+  std::vector<Message> messages() const;
+  size_t count() const;
+
+private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+/// One integer from a SQL query on a database file (read-only connection).
+long long queryInt(const std::string& db_path, const std::string& sql);
+/// Rows of a query as text, columns joined with '|'.
+std::vector<std::string> queryRows(const std::string& db_path, const std::string& sql);
+
+/// Path of a built binary (build dir / name).
+std::string binary(const std::string& name);
+/// Path inside the source tree.
+std::string sourcePath(const std::string& rel);
+
+} // namespace hgj::test

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Builds and runs every test (unit, config cases, integration against real mosquitto and
+# libmodbus servers, browser tests in headless Chromium). Usage: tools/test.sh [ctest args]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+tools/install-deps.sh
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
+cmake --build build -j "$(nproc)"
+ctest --test-dir build --output-on-failure --timeout 600 -j "$(nproc)" "$@"
