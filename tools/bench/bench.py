@@ -264,7 +264,15 @@ class Broker:
                     n += 1
         return n
 
+    DEATHS = []
+
     def stop(self):
+        rc = self.p.poll()
+        if rc is not None:
+            # we had not stopped it: it crashed or something outside this run killed it
+            Broker.DEATHS.append("mosquitto on port %d (%s) exited by itself, rc %s" % (
+                self.port, os.path.basename(self.logpath), rc))
+            log("WARNING:", Broker.DEATHS[-1])
         stop_proc(self.p, 10)
         self.logf.close()
 
@@ -992,18 +1000,33 @@ class Bench:
             except (subprocess.SubprocessError, OSError) as e:
                 self.notes.append("peers skipped: setup failed (%s)" % e)
                 log("WARNING:", self.notes[-1])
-        def safe(what, fn, *args):
+        def safe(what, fn, *args, retry=True):
+            """Runs one step; a step during which one of our brokers died (crash, or killed from
+            outside) is discarded and run once more."""
+            first, deaths = len(self.results), len(Broker.DEATHS)
+            ok = True
             try:
                 r = fn(*args)
                 if isinstance(r, dict):
                     self.record(r)
-                return True
             except OutOfTime:
                 raise
             except Exception as e:                              # noqa: BLE001
                 self.notes.append("%s failed: %s: %s" % (what, type(e).__name__, e))
                 log("ERROR:", self.notes[-1])
+                ok = False
+            if len(Broker.DEATHS) > deaths:
+                for r in self.results[first:]:
+                    r["invalid"] = True
+                self.raw.write(json.dumps({"invalidated": what, "from": first}) + "\n")
+                self.notes.append("%s: a broker died during the step (%s); its results are "
+                                  "discarded%s" % (what, Broker.DEATHS[-1], ", step repeated" if retry else ""))
+                log("WARNING:", self.notes[-1])
+                if retry:
+                    check_deadline()
+                    return safe(what, fn, *args, retry=False)
                 return False
+            return ok
 
         try:
             if self.gw_ok and want & {"drain", "burst", "sus", "lat", "outbox", "cold"}:
@@ -1043,6 +1066,9 @@ class Bench:
             self.notes.append(str(e) + ": the table holds what was measured until then")
             log("WARNING:", self.notes[-1])
         self.raw.close()
+        for d in Broker.DEATHS:
+            if not any(d in n for n in self.notes):
+                self.notes.append(d)
         self.notes.append("machine: %s; load average at start %.1f, at end %.1f (other work on "
                           "the box shares the 2 cores)" % (machine_info(), self.load0, os.getloadavg()[0]))
         self.notes.append("command: %s" % " ".join(sys.argv))
@@ -1116,6 +1142,7 @@ def parse_strace(path):
 
 # --------------------------------------------------------------------------------------------
 def make_report(results, a, notes):
+    results = [r for r in results if not r.get("invalid")]
     def R(sysname, kind):
         return [r for r in results if r["sys"] == sysname and r["kind"] == kind]
 
