@@ -21,27 +21,32 @@ public:
   /// Blocks while full. Returns false only when the queue was closed.
   bool push(T&& item) {
     std::unique_lock lock(mu_);
-    not_full_.wait(lock, [&] { return closed_ || items_.size() < capacity_; });
+    if (!closed_ && items_.size() >= capacity_) {
+      ++waiting_producers_;
+      not_full_.wait(lock, [&] { return closed_ || items_.size() < capacity_; });
+      --waiting_producers_;
+    }
     if (closed_) {
       return false;
     }
     items_.push_back(std::move(item));
-    lock.unlock();
-    not_empty_.notify_one();
+    wakeConsumer(lock);
     return true;
   }
 
   /// Waits at most `timeout` for room. Returns false when full or closed.
   bool pushFor(T&& item, std::chrono::milliseconds timeout) {
     std::unique_lock lock(mu_);
-    if (!not_full_.wait_for(lock, timeout,
-                            [&] { return closed_ || items_.size() < capacity_; }) ||
-        closed_) {
+    if (!closed_ && items_.size() >= capacity_) {
+      ++waiting_producers_;
+      not_full_.wait_for(lock, timeout, [&] { return closed_ || items_.size() < capacity_; });
+      --waiting_producers_;
+    }
+    if (closed_ || items_.size() >= capacity_) {
       return false;
     }
     items_.push_back(std::move(item));
-    lock.unlock();
-    not_empty_.notify_one();
+    wakeConsumer(lock);
     return true;
   }
 
@@ -52,7 +57,12 @@ public:
   /// Returns the number taken; 0 on timeout or when closed and drained.
   size_t popAll(std::vector<T>& out, size_t max, std::chrono::milliseconds timeout) {
     std::unique_lock lock(mu_);
-    if (!not_empty_.wait_for(lock, timeout, [&] { return closed_ || !items_.empty(); })) {
+    if (!closed_ && items_.empty()) {
+      ++waiting_consumers_;
+      not_empty_.wait_for(lock, timeout, [&] { return closed_ || !items_.empty(); });
+      --waiting_consumers_;
+    }
+    if (items_.empty()) {
       return 0;
     }
     size_t n = 0;
@@ -61,8 +71,9 @@ public:
       items_.pop_front();
       ++n;
     }
+    bool wake = waiting_producers_ > 0;
     lock.unlock();
-    if (n > 0) {
+    if (n > 0 && wake) {
       not_full_.notify_all();
     }
     return n;
@@ -97,12 +108,24 @@ public:
   }
 
 private:
+  // Only a sleeping consumer needs the (system-call) wake-up; while it is busy draining, producers
+  // just append. This halves the cost of a hand-over under load.
+  void wakeConsumer(std::unique_lock<std::mutex>& lock) {
+    bool wake = waiting_consumers_ > 0;
+    lock.unlock();
+    if (wake) {
+      not_empty_.notify_one();
+    }
+  }
+
   const size_t capacity_;
   mutable std::mutex mu_;
   std::condition_variable not_full_;
   std::condition_variable not_empty_;
   std::deque<T> items_;  // guarded by mu_
   bool closed_ = false;  // guarded by mu_
+  int waiting_consumers_ = 0;  // guarded by mu_
+  int waiting_producers_ = 0;  // guarded by mu_
 };
 
 } // namespace hgj::core

@@ -1,7 +1,9 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
+#include <string_view>
 #include <variant>
 #include <vector>
 
@@ -11,11 +13,25 @@
 namespace hgj::drivers {
 
 /// A message exactly as the MQTT driver received it; the profile layer decodes it on the
-/// pipeline thread.
+/// pipeline thread. `topic` and `payload` point into storage kept alive by `owner` (the client
+/// library's own message object), so handing a message over copies no bytes.
 struct MqttMessage {
-  std::string topic;
-  std::string payload;
+  std::shared_ptr<const void> owner;
+  std::string_view topic;
+  std::string_view payload;
   int64_t rx_ms = 0;
+
+  /// A message owning copies of its text (tests, other drivers).
+  static MqttMessage copyOf(std::string topic, std::string payload, int64_t rx_ms) {
+    auto texts = std::make_shared<std::pair<std::string, std::string>>(std::move(topic),
+                                                                       std::move(payload));
+    MqttMessage m;
+    m.topic = texts->first;
+    m.payload = texts->second;
+    m.owner = std::move(texts);
+    m.rx_ms = rx_ms;
+    return m;
+  }
 };
 
 /// Readings a Modbus line thread decoded from one poll of one device (through the profile layer's

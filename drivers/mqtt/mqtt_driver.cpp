@@ -2,6 +2,8 @@
 
 #include <random>
 
+#include <pthread.h>
+
 #include <mqtt/async_client.h>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
@@ -41,13 +43,20 @@ void MqttDriver::start() {
     received_.inc();
     MqttMessage m;
     m.topic = msg->get_topic();
-    m.payload = msg->get_payload_str();
+    const auto& payload = msg->get_payload_ref();
+    if (payload) {
+      m.payload = std::string_view(payload.data(), payload.size());
+    }
     m.rx_ms = clock_.wallMs();
+    m.owner = std::move(msg);
     sink_.deliver(Sample(std::move(m)));
   });
   client_->set_connected_handler([this](const std::string&) { onConnected(); });
   client_->set_connection_lost_handler([this](const std::string& cause) { onLost(cause); });
-  reconnect_thread_ = std::thread([this] { reconnectLoop(); });
+  reconnect_thread_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "hgj-mqtt-conn");
+    reconnectLoop();
+  });
 }
 
 void MqttDriver::stop() {

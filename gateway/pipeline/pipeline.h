@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <future>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <variant>
@@ -68,6 +69,7 @@ private:
   void handleSample(drivers::Sample& sample);
   void handleMessage(const drivers::MqttMessage& m);
   void applyReading(const model::Reading& r);
+  void handOverReadings();
   void handleCommand(CommandEnvelope& env);
   void tick();
   void checkOffline();
@@ -94,6 +96,7 @@ private:
   core::RateLimitedLog drop_log_;
 
   std::vector<model::Reading> readings_;           // the batch being built
+  std::optional<core::SteadyTime> pending_since_;  // when readings_ got its first reading
   std::vector<uint32_t> point_offset_;             // device -> first flat point slot
   std::vector<uint8_t> dirty_;                     // flat point slot -> needs persisting
   std::vector<std::pair<model::DeviceIndex, int>> dirty_list_;

@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include <spdlog/spdlog.h>
@@ -87,7 +88,7 @@ Store::Store(const config::StorageConfig& cfg, std::shared_ptr<const model::Comp
                                         {0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5})),
       retention_deleted_(metrics.counter("hgj_storage_retention_deleted_total",
                                          "readings deleted by retention")),
-      queue_(4096) {
+      queue_(65536) {
   metrics.gaugeFn("hgj_storage_queue_rows", "readings waiting for the writer",
                   [this] { return static_cast<double>(queued_rows_.load()); });
 }
@@ -233,6 +234,7 @@ void Store::start() {
     return;
   }
   writer_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "hgj-store");
     try {
       run();
     } catch (const std::exception& e) {
@@ -246,6 +248,7 @@ void Store::stop() {
   if (!running_.exchange(false)) {
     return;
   }
+  space_cv_.notify_all();
   queue_.close();
   if (writer_.joinable()) {
     writer_.join();
@@ -257,17 +260,35 @@ bool Store::submitReadings(std::vector<model::Reading>&& batch) {
   if (n == 0) {
     return true;
   }
-  if (queued_rows_.load(std::memory_order_relaxed) + n > cfg_.queue_max_rows) {
-    dropped_backlog_.inc(n);
-    return false;
+  {
+    // Backpressure while the writer is merely behind (the pipeline queue then fills and the
+    // broker holds the rest); drop only when it stays stuck, so rules keep running on a dead disk.
+    std::unique_lock lock(space_mu_);
+    bool room = space_cv_.wait_for(lock, std::chrono::milliseconds(cfg_.busy_timeout_ms), [&] {
+      return queued_rows_.load() == 0 || queued_rows_.load() + n <= cfg_.queue_max_rows ||
+             !running_.load();
+    });
+    if (!room) {
+      dropped_backlog_.inc(n);
+      backlog_log_.warn("storage: the writer is stuck; dropped {} readings", n);
+      return false;
+    }
+    queued_rows_ += n;
   }
-  queued_rows_ += n;
-  if (!queue_.tryPush(Op(std::move(batch)))) {
-    queued_rows_ -= n;
+  if (!queue_.pushFor(Op(std::move(batch)), std::chrono::milliseconds(cfg_.busy_timeout_ms))) {
+    releaseRows(n);
     dropped_backlog_.inc(n);
     return false;
   }
   return true;
+}
+
+void Store::releaseRows(size_t n) {
+  {
+    std::lock_guard lock(space_mu_);
+    queued_rows_ -= n;
+  }
+  space_cv_.notify_all();
 }
 
 void Store::submitState(std::vector<StoredPoint>&& changed) {
@@ -374,7 +395,7 @@ void Store::apply(Op& op, std::vector<std::function<void()>>& callbacks, bool& d
                   std::vector<Flush>& flushes) {
   const model::Compound& c = *compound_;
   if (auto* readings = std::get_if<std::vector<model::Reading>>(&op)) {
-    queued_rows_ -= readings->size();
+    releaseRows(readings->size());
     begin();
     auto& ins = st_->insert_reading;
     for (const auto& r : *readings) {
@@ -500,7 +521,7 @@ void Store::run() {
         if (auto* r = std::get_if<std::vector<model::Reading>>(&ops[k])) {
           lost += r->size();
           if (k > i) {
-            queued_rows_ -= r->size();
+            releaseRows(r->size());
           }
         } else if (auto* a = std::get_if<ActuationOp>(&ops[k]); a != nullptr) {
           // Safety first: an unrecorded actuation is still executed.

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <future>
@@ -14,6 +15,7 @@
 
 #include "core/bounded_queue.h"
 #include "core/clock.h"
+#include "core/log.h"
 #include "core/metrics.h"
 #include "gateway/config/config.h"
 #include "model/compound.h"
@@ -84,9 +86,10 @@ public:
   /// Commits everything queued and joins the writer.
   void stop();
 
-  /// Pipeline thread. Never blocks: when the rows queued exceed `queue_max_rows` the batch is
-  /// dropped and counted (reason "storage_backlog"): rules and actuation must keep running when
-  /// the disk is slow or full.
+  /// Pipeline thread. Waits while more than `queue_max_rows` readings are queued (backpressure
+  /// through the pipeline queue to the broker); if the writer stays stuck for `busy_timeout`,
+  /// the batch is dropped and counted (reason "storage_backlog"), so rules and actuation keep
+  /// running on a dead disk.
   bool submitReadings(std::vector<model::Reading>&& batch);
   void submitState(std::vector<StoredPoint>&& changed);
   void submitLatch(LatchRecord latch);
@@ -133,6 +136,7 @@ private:
   void retention();
   void fail(const std::exception& e, size_t rows);
   void raise(std::string kind, std::string message);
+  void releaseRows(size_t n);
 
   config::StorageConfig cfg_;
   std::shared_ptr<const model::Compound> compound_;
@@ -149,6 +153,9 @@ private:
   std::unique_ptr<Statements> st_;
   core::BoundedQueue<Op> queue_;
   std::atomic<size_t> queued_rows_{0};
+  std::mutex space_mu_;
+  std::condition_variable space_cv_;
+  core::RateLimitedLog backlog_log_;
   std::thread writer_;
   std::atomic<bool> running_{false};
   bool in_txn_ = false;
