@@ -30,6 +30,7 @@ rep 2, ...) so that machine noise spreads over all systems:
 import argparse
 import hashlib
 import json
+import math
 import os
 import re
 import shutil
@@ -771,7 +772,7 @@ class Bench:
         if not ceiling:
             return
         for frac in a.sus_fracs:
-            rate = int(ceiling * frac / 100) * 100
+            rate = int(math.ceil(ceiling * frac / 100)) * 100
             if burst and rate > 1.1 * burst and frac != a.sus_fracs[-1]:
                 log("  sustained: skip %d msg/s (above 1.1 x the burst figure %d)" % (rate, burst))
                 continue
