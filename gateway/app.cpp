@@ -2,7 +2,11 @@
 
 #include <spdlog/spdlog.h>
 
+#include "drivers/modbus/modbus_driver.h"
 #include "drivers/mqtt/mqtt_driver.h"
+#include "gateway/alerts/alert_manager.h"
+#include "gateway/alerts/notifier.h"
+#include "gateway/api/http_server.h"
 #include "gateway/pipeline/pipeline.h"
 #include "gateway/pipeline/read_model.h"
 #include "gateway/storage/store.h"
@@ -15,8 +19,8 @@ App::App(config::GatewayConfig cfg, const core::Clock& clock)
                    [] { return core::processResidentBytes(); });
   store_ = std::make_unique<storage::Store>(cfg_.storage, cfg_.compound, metrics_, clock_);
   read_model_ = std::make_unique<pipeline::ReadModel>();
-  pipeline_ = std::make_unique<pipeline::Pipeline>(cfg_, cfg_.compound, *store_, *read_model_,
-                                                   metrics_, clock_);
+  pipeline_ = std::make_unique<pipeline::Pipeline>(cfg_, cfg_.compound, cfg_.rules, *store_,
+                                                   *read_model_, metrics_, clock_);
   drivers::mqtt::MqttDriverConfig mc;
   mc.url = cfg_.mqtt.url;
   mc.client_id = cfg_.mqtt.client_id;
@@ -29,16 +33,35 @@ App::App(config::GatewayConfig cfg, const core::Clock& clock)
   mqtt_ = std::make_unique<drivers::mqtt::MqttDriver>(mc, *cfg_.compound, *pipeline_, metrics_,
                                                       clock_);
   pipeline_->addDriver(mqtt_.get());
+  if (!cfg_.modbus.lines.empty()) {
+    modbus_ = std::make_unique<drivers::modbus::ModbusDriver>(cfg_.modbus, *cfg_.compound,
+                                                              *pipeline_, metrics_, clock_);
+    pipeline_->addDriver(modbus_.get());
+  }
 }
 
 App::~App() { stop(); }
 
 void App::start() {
+  // The store opens first: it moves a corrupt database aside before anyone else opens the file.
   store_->open();
-  pipeline_->restore(store_->loadState());
+  pipeline_->restore(store_->loadState(), store_->loadLatches());
+  alerts_ = std::make_unique<alerts::AlertManager>(cfg_.alerts, cfg_.compound, cfg_.storage.path,
+                                                   clock_, metrics_, *pipeline_);
+  notifier_ = std::make_unique<alerts::Notifier>(cfg_.alerts, cfg_.storage.path, clock_, metrics_);
+  alerts_->setWakeCallback([this] { notifier_->wake(); });
+  pipeline_->setAlerts(alerts_.get());
+  http_ = std::make_unique<api::HttpServer>(cfg_.http, *read_model_, *pipeline_, metrics_,
+                                            cfg_.storage.path, [this] { return health(); });
   store_->start();
+  notifier_->start();
   pipeline_->start();
+  http_->start();
+  // Southbound last: nothing arrives before it can be handled.
   mqtt_->start();
+  if (modbus_) {
+    modbus_->start();
+  }
   started_ = true;
 }
 
@@ -48,8 +71,13 @@ void App::stop() {
   }
   started_ = false;
   // Southbound first (nothing new arrives), then drain the pipeline, then the store.
+  http_->stop();
   mqtt_->stop();
+  if (modbus_) {
+    modbus_->stop();
+  }
   pipeline_->stop();
+  notifier_->stop();
   store_->stop();
   read_model_->close();
 }
@@ -57,11 +85,27 @@ void App::stop() {
 nlohmann::json App::health() const {
   nlohmann::json h;
   h["ingest"] = mqtt_->health();
+  if (modbus_) {
+    h["modbus"] = modbus_->health();
+  }
   h["pipeline"] = pipeline_->health();
   h["storage"] = store_->health();
+  if (notifier_) {
+    nlohmann::json channels = nlohmann::json::object();
+    bool channels_ok = true;
+    for (const auto& c : notifier_->status()) {
+      nlohmann::json cj = {{"pending", c.pending}, {"last_error", c.last_error}};
+      channels[c.id] = cj;
+      channels_ok = channels_ok && c.last_error.empty();
+    }
+    h["channels"] = channels_ok ? "ok" : "delivery errors (see channel_status)";
+    h["channel_status"] = channels;
+  }
   bool ok = true;
   for (const auto& [k, v] : h.items()) {
-    ok = ok && v == "ok";
+    if (v.is_string()) {
+      ok = ok && v == "ok";
+    }
   }
   h["status"] = ok ? "ok" : "degraded";
   return h;

@@ -22,6 +22,16 @@ class ReadModel;
 namespace drivers::mqtt {
 class MqttDriver;
 }
+namespace drivers::modbus {
+class ModbusDriver;
+}
+namespace alerts {
+class AlertManager;
+class Notifier;
+} // namespace alerts
+namespace api {
+class HttpServer;
+}
 
 /// Builds every stage from a validated config, wires them and owns them: the only place besides
 /// the pipeline that knows every stage. start() brings them up in dependency order (storage,
@@ -49,6 +59,10 @@ private:
   std::unique_ptr<pipeline::ReadModel> read_model_;
   std::unique_ptr<pipeline::Pipeline> pipeline_;
   std::unique_ptr<drivers::mqtt::MqttDriver> mqtt_;
+  std::unique_ptr<drivers::modbus::ModbusDriver> modbus_;
+  std::unique_ptr<alerts::AlertManager> alerts_;
+  std::unique_ptr<alerts::Notifier> notifier_;
+  std::unique_ptr<api::HttpServer> http_;
   bool started_ = false;
 };
 

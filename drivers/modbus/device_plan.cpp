@@ -13,8 +13,9 @@ DevicePlan buildDevicePlan(const model::Compound& compound, const model::Device&
                              " has no modbus section");
   }
   const profiles::ModbusSpec& spec = *device.profile->modbus;
-  for (const auto& problem : profiles::checkModbusBlocks(*device.profile, compound)) {
-    throw std::runtime_error(problem);
+  core::Diagnostics diag;
+  if (!profiles::checkModbusBlocks(*device.profile, compound, diag)) {
+    throw core::ConfigError(std::move(diag));
   }
   DevicePlan plan;
   plan.devices.push_back(device.index);

@@ -30,8 +30,9 @@ struct DevicePlan {
 };
 
 /// Builds the plan of a Modbus device (not a child). Throws std::runtime_error when the
-/// configuration cannot be polled (no modbus section, more children than a block describes,
-/// block points missing from the child profile). Start-up only.
+/// configuration cannot be polled (no modbus section, more children than a block describes;
+/// core::ConfigError, a runtime_error, for block points missing from the child profile).
+/// Start-up only.
 DevicePlan buildDevicePlan(const model::Compound& compound, const model::Device& device);
 
 /// Decodes the reply of read `read_index` of `plan` (registers, or one byte per bit for bit

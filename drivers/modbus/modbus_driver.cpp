@@ -17,17 +17,17 @@ ModbusDriver::ModbusDriver(const ModbusConfig& config, const model::Compound& co
     if (dev.modbus.line.empty() || dev.parent != model::kNoDevice || dev.child_number > 0) {
       continue;
     }
-    if (config.line(dev.modbus.line) == nullptr) {
+    if (config_.line(dev.modbus.line) == nullptr) {
       throw std::runtime_error(dev.source + ": device " + dev.id + ": unknown modbus line \"" +
                                dev.modbus.line + "\" (not in modbus.lines)");
     }
     per_line[dev.modbus.line].push_back(&dev);
   }
-  for (const auto& line : config.lines) {
+  for (const auto& line : config_.lines) {
     auto it = per_line.find(line.id);
     static const std::vector<const model::Device*> kNone;
     const auto& devices = it == per_line.end() ? kNone : it->second;
-    auto l = std::make_unique<ModbusLine>(line, config, compound, devices, sink, metrics, clock);
+    auto l = std::make_unique<ModbusLine>(line, config_, compound, devices, sink, metrics, clock);
     for (const model::Device* d : devices) {
       by_device_[d->index] = l.get();
       for (model::DeviceIndex c : d->children) {

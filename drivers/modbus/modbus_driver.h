@@ -23,7 +23,7 @@ class ModbusLine;
 /// DeviceHealth; writes are queued to the device's line thread and answered by a WriteResult
 /// after read-back. See drivers/modbus/README.md for the fault handling.
 ///
-/// `config`, `compound`, `sink`, `metrics` and `clock` must outlive the driver. The constructor
+/// `compound`, `sink`, `metrics` and `clock` must outlive the driver (`config` is copied). The constructor
 /// throws std::runtime_error when a device cannot be polled as configured (unknown line, no
 /// modbus section in its profile, more ports than its profile's blocks describe).
 class ModbusDriver : public drivers::Driver {
@@ -44,7 +44,7 @@ public:
   std::string health() const override;
 
 private:
-  const ModbusConfig& config_;
+  const ModbusConfig config_;  // the lines keep references into it
   std::vector<std::unique_ptr<ModbusLine>> lines_;
   std::unordered_map<model::DeviceIndex, ModbusLine*> by_device_;
   core::RateLimitedLog log_;

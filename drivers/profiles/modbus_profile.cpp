@@ -40,11 +40,6 @@ constexpr std::array<OrderName, 4> kOrders{{{ByteOrder::ABCD, "ABCD"},
                                              {ByteOrder::BADC, "BADC"},
                                              {ByteOrder::DCBA, "DCBA"}}};
 
-std::string where(const core::ConfigNode& n) {
-  auto loc = n.location();
-  return loc.file + ":" + std::to_string(loc.line);
-}
-
 // Parses one register entry; `in_block` makes the address an offset from the block base.
 std::optional<RegisterDef> parseRegister(const core::ConfigNode& n, model::Compound& compound,
                                          const model::Profile* points_of, bool in_block) {
@@ -55,7 +50,8 @@ std::optional<RegisterDef> parseRegister(const core::ConfigNode& n, model::Compo
   n.allowKeys({"point", "table", "address", "type", "order", "count", "bit", "mask", "scale",
                "offset", "values"});
   RegisterDef r;
-  r.source = where(n);
+  r.where = n.location();
+  r.key_path = n.path();
   r.point_name = n.requiredStr("point");
   std::string table = n.choice("table", "holding", {"coil", "discrete", "holding", "input"});
   r.table = *parseTable(table);
@@ -188,8 +184,8 @@ std::vector<RegisterDef> parseRegisterList(const core::ConfigNode& list, model::
     }
     for (const auto& prev : out) {
       if (prev.point == r->point) {
-        item.errorAt("point", "point " + r->point_name + " is mapped twice (first at " +
-                                  prev.source + ")");
+        item.errorAt("point", "point " + r->point_name + " is mapped twice (first at line " +
+                                  std::to_string(prev.where.line) + ")");
         ok = false;
       }
     }
@@ -337,12 +333,12 @@ bool parseModbusSpec(const core::ConfigNode& modbus_section, model::Compound& co
   return true;
 }
 
-std::vector<std::string> checkModbusBlocks(const model::Profile& profile,
-                                           const model::Compound& compound) {
-  std::vector<std::string> problems;
+bool checkModbusBlocks(const model::Profile& profile, const model::Compound& compound,
+                       core::Diagnostics& diag) {
   if (!profile.modbus) {
-    return problems;
+    return true;
   }
+  size_t before = diag.problems().size();
   const model::Profile* child = compound.profile(profile.child_profile);
   for (const auto& b : profile.modbus->blocks) {
     if (b.checked) {
@@ -350,22 +346,25 @@ std::vector<std::string> checkModbusBlocks(const model::Profile& profile,
     }
     for (const auto& r : b.registers) {
       if (child == nullptr) {
-        problems.push_back(r.source + ": children.profile: unknown profile \"" +
-                           profile.child_profile + "\" for the modbus blocks of " + profile.name);
-        return problems;
+        diag.error(r.where, r.key_path + ".point",
+                   "the blocks read children of profile \"" + profile.child_profile +
+                       "\", which is not defined");
+        return false;
       }
       const model::PointDef* p = child->point(r.point_name);
       if (p == nullptr) {
-        problems.push_back(r.source + ": point: unknown point \"" + r.point_name +
-                           "\" (not in the points of profile " + child->name + ")");
+        diag.error(r.where, r.key_path + ".point",
+                   "unknown point \"" + r.point_name + "\" (not in the points of profile " +
+                       child->name + ")");
       } else if (p->writable && r.table != RegisterTable::Coil &&
                  r.table != RegisterTable::Holding) {
-        problems.push_back(r.source + ": table: point " + r.point_name +
-                           " is writable, so it must be a coil or a holding register");
+        diag.error(r.where, r.key_path + ".table",
+                   "point " + r.point_name +
+                       " is writable, so it must be a coil or a holding register");
       }
     }
   }
-  return problems;
+  return diag.problems().size() == before;
 }
 
 } // namespace hgj::drivers::profiles

@@ -53,7 +53,8 @@ struct RegisterDef {
   /// Text for raw values (a text point): "3" -> "Charging", "C" -> "Charging". A raw value
   /// missing from the map is reported as its own text.
   std::vector<std::pair<std::string, std::string>> values;
-  std::string source;  ///< "file:line" of the entry, for errors found after parsing
+  core::SourceLocation where;  ///< the entry in its profile file, for problems found later
+  std::string key_path;        ///< "modbus.blocks[0].registers[2]"
 };
 
 /// Registers repeated once per child device (a port of a shed controller): child n (1-based)
@@ -97,9 +98,10 @@ uint32_t blockAddress(const RegisterBlock& block, const RegisterDef& reg, int ch
 bool parseModbusSpec(const core::ConfigNode& modbus_section, model::Compound& compound,
                      model::Profile& profile);
 
-/// Checks the points of blocks that could not be checked while parsing (child profile loaded
-/// later). Returns one "FILE:LINE: message" text per problem.
-std::vector<std::string> checkModbusBlocks(const model::Profile& profile,
-                                           const model::Compound& compound);
+/// Checks the points of blocks that could not be checked while parsing (the child profile was
+/// loaded after the parent): call once every profile is loaded. Problems go to `diag`; returns
+/// false when there was any.
+bool checkModbusBlocks(const model::Profile& profile, const model::Compound& compound,
+                       core::Diagnostics& diag);
 
 } // namespace hgj::drivers::profiles

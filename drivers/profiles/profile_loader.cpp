@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "drivers/profiles/modbus_profile.h"
 #include "drivers/profiles/mqtt_profile.h"
 
 namespace hgj::drivers::profiles {
@@ -75,7 +76,10 @@ model::Profile* loadProfile(const std::string& path, model::Compound& compound,
     if (mqtt.defined()) {
       mqtt.error("a profile with transport modbus cannot have an mqtt section");
     }
-    // The register map is parsed by the Modbus driver's profile code (see docs/profiles.md).
+    // A port profile has no map of its own: its parent's blocks describe its registers.
+    if (modbus.defined()) {
+      parseModbusSpec(modbus, compound, *profile);
+    }
   }
   if (diag.problems().size() != before) {
     return nullptr;

@@ -603,20 +603,41 @@ GatewayConfig loadConfig(const std::string& path, const std::vector<Override>& o
     parseDevices(*devices, *cfg.compound);
   }
   if (auto rules = loadInclude(include, "rules", "rules.yaml", path, diag, &cfg.rules_path)) {
-    cfg.rules = rules;
+    cfg.rules = rules::parseRulesConfig(*rules, *cfg.compound);
   }
   if (auto alerts = loadInclude(include, "alerts", "alerts.yaml", path, diag)) {
     alerts->allowKeys({"alerts"});
-    cfg.alerts = alerts->child("alerts");
+    cfg.alerts = alerts::parseAlertsConfig(alerts->child("alerts"), *cfg.compound);
   }
 
   parseMqtt(root.child("mqtt"), cfg.mqtt, cfg.compound->site_id);
   parseStorage(root.child("storage"), cfg.storage, path);
   parseLog(root.child("log"), cfg.log);
   parsePipeline(root.child("pipeline"), cfg.pipeline);
-  cfg.modbus = root.child("modbus");
+  cfg.modbus = drivers::modbus::parseModbusConfig(root.child("modbus"));
+  // Every Modbus device must be on a configured line.
+  {
+    std::vector<std::string> line_ids;
+    for (const auto& l : cfg.modbus.lines) {
+      line_ids.push_back(l.id);
+    }
+    for (const auto& d : cfg.compound->devices) {
+      if (d.modbus.line.empty() || d.parent != model::kNoDevice ||
+          cfg.modbus.line(d.modbus.line) != nullptr) {
+        continue;
+      }
+      std::string msg = "device " + d.id + " is on Modbus line \"" + d.modbus.line +
+                        "\", which modbus.lines does not define";
+      if (auto m = core::closestMatch(d.modbus.line, line_ids)) {
+        msg += " (did you mean \"" + *m + "\"?)";
+      }
+      auto colon = d.source.rfind(':');
+      diag.error({d.source.substr(0, colon), std::atoi(d.source.c_str() + colon + 1)},
+                 "modbus.line", msg);
+    }
+  }
   cfg.uplink = root.child("uplink");
-  cfg.http = root.child("http");
+  cfg.http = api::parseHttpConfig(root.child("http"));
 
   // A problem in a value that came from --set is reported at the override, not in the file.
   auto& problems = diag.mutableProblems();

@@ -7,6 +7,10 @@
 #include <vector>
 
 #include "core/config_node.h"
+#include "drivers/modbus/modbus_config.h"
+#include "gateway/alerts/alerts_config.h"
+#include "gateway/api/http_config.h"
+#include "rules/rules_config.h"
 #include "model/compound.h"
 
 namespace hgj::config {
@@ -59,11 +63,11 @@ struct GatewayConfig {
   StorageConfig storage;
   LogConfig log;
   PipelineConfig pipeline;
-  std::optional<core::ConfigNode> modbus;  ///< `modbus:` of gateway.yaml
-  std::optional<core::ConfigNode> rules;   ///< root of the rules file
-  std::optional<core::ConfigNode> alerts;  ///< `alerts:` of the alerts file
+  drivers::modbus::ModbusConfig modbus;
+  rules::RulesConfig rules;
+  alerts::AlertsConfig alerts;
   std::optional<core::ConfigNode> uplink;  ///< `uplink:` of gateway.yaml
-  std::optional<core::ConfigNode> http;    ///< `http:` of gateway.yaml
+  api::HttpConfig http;
   std::string rules_path;
 };
 

@@ -1,6 +1,7 @@
 #include "gateway/pipeline/pipeline.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <map>
 #include <thread>
 
@@ -21,12 +22,16 @@ constexpr auto kLinger = std::chrono::microseconds(300);
 } // namespace
 
 Pipeline::Pipeline(const config::GatewayConfig& cfg, std::shared_ptr<const model::Compound> compound,
-                   storage::Store& store, ReadModel& read_model, core::MetricsRegistry& metrics,
-                   const core::Clock& clock)
+                   const rules::RulesConfig& rules, storage::Store& store, ReadModel& read_model,
+                   core::MetricsRegistry& metrics, const core::Clock& clock)
     : cfg_(cfg), compound_(std::move(compound)), store_(store), read_model_(read_model),
       clock_(clock), queue_(cfg.mqtt.queue_capacity),
       decoder_(*compound_, cfg.mqtt.max_payload_bytes, cfg.mqtt.max_topic_length),
       state_(*compound_), actuator_(*compound_, store, metrics, clock),
+      engine_(rules, *compound_, clock),
+      rule_visits_(metrics.counter("hgj_rule_evaluations_total",
+                                   "rule instances evaluated for readings")),
+      rule_raises_(metrics.counter("hgj_rule_alerts_total", "alerts the rules raised")),
       received_(metrics.counter("hgj_readings_received_total",
                                 "readings decoded from device messages")),
       bad_fields_(metrics.counter("hgj_payload_bad_fields_total",
@@ -62,14 +67,25 @@ void Pipeline::addDriver(drivers::Driver* driver) {
   actuator_.addDriver(driver);
 }
 
-void Pipeline::restore(const std::vector<storage::StoredPoint>& points) {
+void Pipeline::restore(const std::vector<storage::StoredPoint>& points,
+                       const std::vector<storage::LatchRecord>& latches) {
   int64_t now_ms = clock_.wallMs();
   auto now = clock_.steadyNow();
   for (const auto& p : points) {
     state_.restore(p.device, p.point, p.value, model::Quality::Stale, p.source_ms, p.since_ms,
                    p.updated_ms, now_ms, now);
   }
-  spdlog::info("pipeline: restored {} point states", points.size());
+  for (const auto& l : latches) {
+    rules::Latch latch;
+    latch.device = l.device;
+    latch.point = l.point;
+    latch.value = l.value;
+    latch.rule = l.rule;
+    latch.since_ms = l.since_ms;
+    engine_.restoreLatch(latch);
+  }
+  spdlog::info("pipeline: restored {} point states and {} safety latches", points.size(),
+               latches.size());
 }
 
 void Pipeline::start() {
@@ -139,12 +155,19 @@ void Pipeline::run() {
     size_t n = queue_.popAll(events, cfg_.pipeline.batch_max,
                              busy ? core::Millis(0) : core::Millis(cfg_.pipeline.tick_interval_ms));
     busy = n >= kBusyBatch;
+    // Alerts raised by one batch share one durable commit (one fsync for a storm).
+    if (alerts_ != nullptr) {
+      alerts_->beginBatch();
+    }
     for (auto& ev : events) {
       if (auto* s = std::get_if<drivers::Sample>(&ev)) {
         handleSample(*s);
       } else {
         handleCommand(std::get<CommandEnvelope>(ev));
       }
+    }
+    if (alerts_ != nullptr) {
+      alerts_->commitBatch();
     }
     // Hand readings to the writer in batches of a good size: fewer hand-overs, larger inserts.
     // The writer commits on its own tick, so holding them up to 20 ms adds no loss window.
@@ -192,11 +215,13 @@ void Pipeline::handleSample(drivers::Sample& sample) {
   } else if (auto* h = std::get_if<drivers::DeviceHealth>(&sample)) {
     if (h->device < compound_->devices.size()) {
       if (h->online) {
-        state_.markOnline(h->device, h->ts_ms, clock_.steadyNow());
+        if (state_.markOnline(h->device, h->ts_ms, clock_.steadyNow())) {
+          engine_.onDeviceOnline(h->device, state_, *this);
+        }
         offline_reported_[h->device] = 0;
-      } else if (state_.markOffline(h->device) || !offline_reported_[h->device]) {
-        offline_reported_[h->device] = 1;
+      } else if (!offline_reported_[h->device]) {
         spdlog::warn("device {} offline: {}", compound_->devices[h->device].id, h->reason);
+        deviceOffline(h->device);
       }
       changed_ = true;
     }
@@ -248,6 +273,10 @@ void Pipeline::applyReading(const model::Reading& r) {
     dirty_[flat] = 1;
     dirty_list_.emplace_back(r.device, slot);
   }
+  if (res.came_online) {
+    engine_.onDeviceOnline(r.device, state_, *this);
+  }
+  engine_.onReading(r, res, state_, *this);
   if (res.value_changed || res.came_online) {
     changed_ = true;
     if (has_occupied_ && r.point == occupied_point_ && changed_spaces_.size() < 256) {
@@ -275,9 +304,23 @@ void Pipeline::handleCommand(CommandEnvelope& env) {
       return;
     }
     std::string err;
+    if (!engine_.mayWrite(d, *p, c.value, c.override_safety, &err)) {
+      reply(false, 409, err);
+      return;
+    }
     auto promise = env.promise;
-    auto id = actuator_.write(d, *p, c.value, c.origin + ":" + c.by,
-                              [promise](const ActuationOutcome& o) {
+    bool override_latch = c.override_safety;
+    model::PointId point = *p;
+    auto id = actuator_.write(d, point, c.value, c.origin + ":" + c.by,
+                              [this, promise, override_latch, d, point](const ActuationOutcome& o) {
+                                if (o.ok && override_latch && engine_.clearLatch(d, point)) {
+                                  storage::LatchRecord cleared;
+                                  cleared.device = d;
+                                  cleared.point = point;
+                                  cleared.set = false;
+                                  store_.submitLatch(std::move(cleared));
+                                  changed_ = true;
+                                }
                                 promise->set_value({o.ok, o.ok ? 200 : 502,
                                                     o.ok ? "written and confirmed by the device"
                                                          : "write failed: " + o.error});
@@ -289,9 +332,31 @@ void Pipeline::handleCommand(CommandEnvelope& env) {
     }
     return;
   }
-  case Command::Kind::AckAlert:
-    reply(false, 501, "alerts are not enabled in this build");
+  case Command::Kind::AckAlert: {
+    if (alerts_ == nullptr) {
+      reply(false, 503, "alerts are not available");
+      return;
+    }
+    auto res = alerts_->ack(c.alert_id, c.by.empty() ? c.origin : c.by, c.note);
+    switch (res.status) {
+    case alerts::AckStatus::Ok:
+      reply(true, 200, "acknowledged");
+      return;
+    case alerts::AckStatus::AlreadyAcked:
+      reply(true, 200, "already acknowledged");
+      return;
+    case alerts::AckStatus::UnknownId:
+      reply(false, 404, "no alert " + std::to_string(c.alert_id));
+      return;
+    case alerts::AckStatus::AlreadyCleared:
+      reply(false, 409, "alert " + std::to_string(c.alert_id) + " is already cleared");
+      return;
+    case alerts::AckStatus::Error:
+      reply(false, 500, "the acknowledgement could not be recorded");
+      return;
+    }
     return;
+  }
   case Command::Kind::SummaryNow:
     changed_ = true;
     reply(true, 200, "summary requested");
@@ -301,7 +366,25 @@ void Pipeline::handleCommand(CommandEnvelope& env) {
 
 void Pipeline::tick() {
   auto now = clock_.steadyNow();
+  if (now < next_tick_) {
+    return;
+  }
+  next_tick_ = now + core::Millis(cfg_.pipeline.tick_interval_ms);
   actuator_.tick();
+  if (alerts_ != nullptr) {
+    alerts_->beginBatch();
+  }
+  engine_.tick(state_, *this);
+  handleStorageEvents();
+  if (alerts_ != nullptr) {
+    if (now >= next_alert_tick_) {
+      alerts_->tick();
+      next_alert_tick_ = now + std::chrono::seconds(1);
+    }
+    alerts_->commitBatch();
+  }
+  rule_visits_.inc(engine_.stats().visits - visits_seen_);
+  visits_seen_ = engine_.stats().visits;
   if (now >= next_offline_check_) {
     checkOffline();
     next_offline_check_ = now + std::chrono::seconds(1);
@@ -331,10 +414,132 @@ void Pipeline::checkOffline() {
     }
     auto last = ds.online ? ds.last_seen_steady : std::max(ds.last_seen_steady, started_);
     if (now - last > core::Millis(d.expectedIntervalMs())) {
-      state_.markOffline(d.index);
-      offline_reported_[d.index] = 1;
-      changed_ = true;
+      deviceOffline(d.index);
     }
+  }
+}
+
+void Pipeline::deviceOffline(model::DeviceIndex device) {
+  state_.markOffline(device);
+  offline_reported_[device] = 1;
+  changed_ = true;
+  engine_.onDeviceOffline(device, state_, *this);
+}
+
+void Pipeline::raiseAlert(const rules::AlertRaise& a) {
+  rule_raises_.inc();
+  const std::string& dev = a.device != model::kNoDevice ? compound_->devices[a.device].id : a.scope;
+  spdlog::warn("alert {} [{}] {}: {}{}", a.rule, rules::severityName(a.severity), dev, a.message,
+               a.actions_taken.empty() ? "" : " (" + a.actions_taken + ")");
+  changed_ = true;
+  if (alerts_ == nullptr) {
+    return;
+  }
+  alerts::AlertRaise r;
+  r.rule = std::string(a.rule);
+  r.device = a.device;
+  r.device_id = a.device == model::kNoDevice ? a.scope : std::string();
+  r.severity = a.severity == rules::Severity::Critical  ? alerts::Severity::Critical
+               : a.severity == rules::Severity::Warning ? alerts::Severity::Warning
+                                                         : alerts::Severity::Info;
+  r.message = a.message;
+  char* end = nullptr;
+  double num = std::strtod(a.value.c_str(), &end);
+  if (!a.value.empty() && end == a.value.c_str() + a.value.size()) {
+    r.value = num;
+  } else if (!a.value.empty()) {
+    r.value = a.value;
+  }
+  r.source_ms = a.source_ms;
+  r.actions = a.actions_taken;
+  r.escalate_now = a.escalate_now;
+  auto res = alerts_->raise(r);
+  if (!res.ok) {
+    spdlog::error("alert {} {} could not be recorded: {}", a.rule, dev, res.error);
+  }
+}
+
+void Pipeline::clearAlert(const rules::AlertClear& c) {
+  const std::string dev = c.device != model::kNoDevice ? compound_->devices[c.device].id : "";
+  spdlog::info("alert {} {} cleared: {}", c.rule, dev, c.reason);
+  changed_ = true;
+  if (alerts_ == nullptr) {
+    return;
+  }
+  if (c.device != model::kNoDevice) {
+    alerts_->clear(std::string(c.rule), c.device);
+  } else {
+    // Occupancy alerts name their scope in the rule ("level_full:B1").
+    std::string rule(c.rule);
+    auto colon = rule.find(':');
+    alerts_->clear(rule, colon == std::string::npos ? std::string() : rule.substr(colon + 1));
+  }
+}
+
+void Pipeline::setAlerts(alerts::AlertManager* alerts) {
+  alerts_ = alerts;
+  if (alerts_ == nullptr) {
+    return;
+  }
+  // Alerts still active in the store are the rules' business again: they clear them when the
+  // condition ends (the rules' own state does not survive a restart, the alerts do).
+  for (const auto& a : alerts_->openAlerts()) {
+    model::DeviceIndex d = compound_->deviceIndex(a.device);
+    if (d != model::kNoDevice) {
+      engine_.restoreActive(a.rule, d);
+    }
+  }
+}
+
+void Pipeline::onAlertEvent(const alerts::AlertEvent& event) {
+  nlohmann::json j = alerts::toJson(event);
+  read_model_.pushEvent("alert", j.dump());
+  if (alert_forward_) {
+    alert_forward_(event);
+  }
+  changed_ = true;
+}
+
+void Pipeline::handleStorageEvents() {
+  for (auto& e : store_.takeEvents()) {
+    spdlog::error("storage: {}: {}", e.kind, e.message);
+    if (alerts_ == nullptr) {
+      continue;
+    }
+    alerts::AlertRaise r;
+    r.rule = "storage_" + e.kind;
+    r.device_id = "storage";
+    r.severity = e.kind == "retention" ? alerts::Severity::Info : alerts::Severity::Critical;
+    r.message = "网关存储: " + e.message;
+    r.source_ms = clock_.wallMs();
+    alerts_->raise(r);
+  }
+}
+
+void Pipeline::writePoint(const rules::WriteAction& w) {
+  if (w.safety) {
+    storage::LatchRecord latch;
+    latch.device = w.device;
+    latch.point = w.point;
+    latch.rule = std::string(w.rule);
+    latch.value = w.value;
+    latch.since_ms = clock_.wallMs();
+    store_.submitLatch(std::move(latch));
+  }
+  std::string err;
+  model::DeviceIndex device = w.device;
+  model::PointId point = w.point;
+  model::Value value = w.value;
+  auto id = actuator_.write(
+      device, point, value, "rule:" + std::string(w.rule),
+      [this](const ActuationOutcome& o) {
+        rules::WriteOutcome out{o.device, o.point, o.value, o.ok, o.error, clock_.wallMs()};
+        engine_.onWriteResult(out, *this);
+      },
+      &err);
+  if (!id) {
+    rules::WriteOutcome out{device, point, value, false, err, clock_.wallMs()};
+    engine_.onWriteResult(out, *this);
   }
 }
 
@@ -372,6 +577,7 @@ void Pipeline::publishSnapshot() {
     const model::DeviceState& ds = state_.device(d.index);
     DeviceView& v = snap->devices[d.index];
     v.online = ds.online;
+    v.safety_cut = engine_.safetyCut(d.index);
     v.last_seen_ms = ds.ever_seen ? ds.last_seen_ms : 0;
     v.points.resize(ds.points.size());
     for (size_t i = 0; i < ds.points.size(); ++i) {

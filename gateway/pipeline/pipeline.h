@@ -16,12 +16,16 @@
 #include "core/metrics.h"
 #include "drivers/driver.h"
 #include "drivers/profiles/mqtt_decoder.h"
+#include "gateway/alerts/alert_manager.h"
 #include "gateway/config/config.h"
 #include "gateway/pipeline/actuator.h"
 #include "gateway/pipeline/commands.h"
 #include "gateway/pipeline/read_model.h"
 #include "gateway/storage/store.h"
 #include "model/state_table.h"
+#include "rules/action.h"
+#include "rules/engine.h"
+#include "rules/rules_config.h"
 
 namespace hgj::pipeline {
 
@@ -34,16 +38,29 @@ namespace hgj::pipeline {
 ///
 /// Driver threads call deliver() (blocking while the queue is full: backpressure); the HTTP API
 /// and the uplink call submit(). Everything else runs on the pipeline thread.
-class Pipeline final : public drivers::SampleSink, public CommandSink {
+class Pipeline final : public drivers::SampleSink,
+                       public CommandSink,
+                       public alerts::AlertListener,
+                       private rules::ActionSink {
 public:
   Pipeline(const config::GatewayConfig& cfg, std::shared_ptr<const model::Compound> compound,
-           storage::Store& store, ReadModel& read_model, core::MetricsRegistry& metrics,
-           const core::Clock& clock);
+           const rules::RulesConfig& rules, storage::Store& store, ReadModel& read_model,
+           core::MetricsRegistry& metrics, const core::Clock& clock);
   ~Pipeline() override;
 
   void addDriver(drivers::Driver* driver);
+  /// The alert manager (owned by the App, created once the database is open). Before start().
+  void setAlerts(alerts::AlertManager* alerts);
+  /// Where alert events go besides the live view (the uplink's outbox). Before start().
+  void setAlertForward(std::function<void(const alerts::AlertEvent&)> forward) {
+    alert_forward_ = std::move(forward);
+  }
+
+  /// alerts::AlertListener: every committed alert change (pipeline thread).
+  void onAlertEvent(const alerts::AlertEvent& event) override;
   /// Restores persisted point states (since-when survives restarts). Before start().
-  void restore(const std::vector<storage::StoredPoint>& points);
+  void restore(const std::vector<storage::StoredPoint>& points,
+               const std::vector<storage::LatchRecord>& latches);
 
   void start();
   /// Drains what is queued, flushes state to the store and joins the thread.
@@ -76,6 +93,12 @@ private:
   void flushStore(bool all_state);
   void publishSnapshot();
   void noteDrop(drivers::profiles::DropReason reason, std::string_view topic);
+  void deviceOffline(model::DeviceIndex device);
+
+  // rules::ActionSink: what the rules decided.
+  void raiseAlert(const rules::AlertRaise& alert) override;
+  void clearAlert(const rules::AlertClear& clear) override;
+  void writePoint(const rules::WriteAction& write) override;
 
   const config::GatewayConfig& cfg_;
   std::shared_ptr<const model::Compound> compound_;
@@ -86,6 +109,14 @@ private:
   drivers::profiles::MqttDecoder decoder_;
   model::StateTable state_;
   Actuator actuator_;
+  rules::Engine engine_;
+  alerts::AlertManager* alerts_ = nullptr;
+  std::function<void(const alerts::AlertEvent&)> alert_forward_;
+  core::SteadyTime next_alert_tick_{};
+  void handleStorageEvents();
+  core::Counter& rule_visits_;
+  core::Counter& rule_raises_;
+  uint64_t visits_seen_ = 0;
   std::vector<drivers::Driver*> drivers_;
 
   core::Counter& received_;
@@ -106,6 +137,7 @@ private:
   uint64_t snapshot_version_ = 0;
   core::SteadyTime started_{};
   core::SteadyTime next_snapshot_{};
+  core::SteadyTime next_tick_{};
   core::SteadyTime next_state_flush_{};
   core::SteadyTime next_offline_check_{};
   model::PointId occupied_point_ = 0;

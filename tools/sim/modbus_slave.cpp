@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <stdexcept>
 
@@ -12,6 +13,8 @@
 #include <sys/select.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include "drivers/modbus/modbus_decode.h"
 
 namespace hgj::sim {
 
@@ -452,6 +455,105 @@ void ModbusSlave::setBit(int unit_id, RegisterTable table, uint16_t address, boo
 bool ModbusSlave::getBit(int unit_id, RegisterTable table, uint16_t address) const {
   std::lock_guard lock(mu_);
   return *bitPtr(const_cast<Unit&>(unit(unit_id)), table, address) != 0;
+}
+
+bool ModbusSlave::setValue(int unit_id, const drivers::profiles::RegisterDef& def,
+                           uint16_t address, const model::Value& value, std::string* error) {
+  using drivers::profiles::RegisterType;
+  std::string why;
+  auto fail = [&](std::string reason) {
+    if (error != nullptr) {
+      *error = std::move(reason);
+    }
+    return false;
+  };
+  if (drivers::profiles::isBitTable(def.table)) {
+    auto b = model::asBool(value);
+    if (!b) {
+      return fail("expected a bool");
+    }
+    setBit(unit_id, def.table, address, *b);
+    return true;
+  }
+  if (def.type == RegisterType::Bool && def.bit >= 0) {
+    auto b = model::asBool(value);
+    if (!b) {
+      return fail("expected a bool");
+    }
+    std::lock_guard lock(mu_);
+    uint16_t* r = regPtr(unit(unit_id), def.table, address);
+    *r = static_cast<uint16_t>(*b ? (*r | (1U << def.bit)) : (*r & ~(1U << def.bit)));
+    return true;
+  }
+  drivers::profiles::RegisterDef plain = def;
+  model::Value raw = value;
+  if (!def.values.empty()) {
+    // A mapped status: store the raw value whose text is `value`.
+    std::string text = model::toText(value);
+    auto it = std::find_if(def.values.begin(), def.values.end(),
+                           [&](const auto& kv) { return kv.second == text; });
+    std::string key = it != def.values.end() ? it->first : text;
+    if (def.type == RegisterType::String) {
+      raw = model::Value(key);
+    } else {
+      char* end = nullptr;
+      double n = std::strtod(key.c_str(), &end);
+      if (end == key.c_str() || *end != '\0') {
+        return fail("\"" + text + "\" is not in the value map");
+      }
+      raw = model::Value(n * def.scale + def.offset);
+    }
+    plain.values.clear();
+  }
+  plain.mask = 0;
+  auto regs = drivers::modbus::encodeRegisters(plain, raw, why);
+  if (!regs) {
+    return fail(why);
+  }
+  setRegisters(unit_id, def.table, address, *regs);
+  return true;
+}
+
+bool ModbusSlave::setPoint(int unit_id, const model::Profile& profile, std::string_view point,
+                           const model::Value& value, int child, std::string* error) {
+  if (!profile.modbus) {
+    if (error != nullptr) {
+      *error = "profile " + profile.name + " has no modbus section";
+    }
+    return false;
+  }
+  const auto& spec = *profile.modbus;
+  if (child == 0) {
+    for (const auto& r : spec.registers) {
+      if (r.point_name == point) {
+        return setValue(unit_id, r, r.address, value, error);
+      }
+    }
+  } else {
+    for (const auto& b : spec.blocks) {
+      for (const auto& r : b.registers) {
+        if (r.point_name == point) {
+          return setValue(unit_id, r,
+                          static_cast<uint16_t>(drivers::profiles::blockAddress(b, r, child)),
+                          value, error);
+        }
+      }
+    }
+  }
+  if (error != nullptr) {
+    *error = "no register for point " + std::string(point) + " in profile " + profile.name;
+  }
+  return false;
+}
+
+std::optional<model::Value> ModbusSlave::getValue(int unit_id,
+                                                  const drivers::profiles::RegisterDef& def,
+                                                  uint16_t address) const {
+  if (drivers::profiles::isBitTable(def.table)) {
+    return model::Value(getBit(unit_id, def.table, address));
+  }
+  auto regs = getRegisters(unit_id, def.table, address, def.count);
+  return drivers::modbus::decodeRegisters(def, regs);
 }
 
 void ModbusSlave::setFaults(int unit_id, const UnitFaults& faults) {

@@ -7,12 +7,15 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "drivers/profiles/modbus_profile.h"
+#include "model/compound.h"
+#include "model/value.h"
 
 typedef struct _modbus modbus_t;
 typedef struct _modbus_mapping_t modbus_mapping_t;
@@ -99,6 +102,19 @@ public:
   /// Coils and discrete inputs.
   void setBit(int unit, RegisterTable table, uint16_t address, bool value);
   bool getBit(int unit, RegisterTable table, uint16_t address) const;
+
+  /// Stores `value` the way register entry `def` describes it at `address` (for a block entry:
+  /// the child's absolute address): encoding, bit fields and value maps included. Returns false,
+  /// with the reason in `error`, when the value cannot be represented.
+  bool setValue(int unit, const drivers::profiles::RegisterDef& def, uint16_t address,
+                const model::Value& value, std::string* error = nullptr);
+  /// Sets a point of a device by its profile: `child` 0 for the device's own registers, n for
+  /// port n's block ("shed M01 port 7 heats to 75 C": setPoint(1, m12, "temp_c", 75.0, 7)).
+  bool setPoint(int unit, const model::Profile& profile, std::string_view point,
+                const model::Value& value, int child = 0, std::string* error = nullptr);
+  /// The value a register entry currently holds, decoded as the driver would.
+  std::optional<model::Value> getValue(int unit, const drivers::profiles::RegisterDef& def,
+                                       uint16_t address) const;
 
   void setFaults(int unit, const UnitFaults& faults);
   UnitFaults faults(int unit) const;

@@ -127,6 +127,7 @@ TEST_CASE("ingest: the broker is restarted mid-stream and ingest resumes by itse
   }
   // The messages published before the gateway re-connected were queued in its persistent
   // session by the broker, which kept the session across its own restart.
+  INFO(gw->output());
   REQUIRE(hgj::test::waitFor([&] { return rows(db) == 200; }, 20s));
   CHECK(queryInt(db, "SELECT count(DISTINCT ts_ms) FROM readings") == 200);
   gw->signal(SIGTERM);

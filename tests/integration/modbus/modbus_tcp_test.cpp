@@ -108,6 +108,44 @@ TEST_CASE("modbus tcp: every shipped profile is read and decoded from a real ser
   CHECK(rig.driver->health() == "ok");
 }
 
+TEST_CASE("modbus tcp: the test server sets points the way their profile maps them",
+          "[modbus][integration][sim]") {
+  auto slave = sim::ModbusSlave::tcp();
+  Rig rig;
+  loadProfile(rig.compound, "hgj_ebike_port_modbus");
+  const model::Profile& m12 = loadProfile(rig.compound, "hgj_ebike_shed_m12");
+  const model::Profile& abb = loadProfile(rig.compound, "abb_terra_ac");
+  addDevice(rig.compound, "M01", "hgj_ebike_shed_m12", binding("bus", 1, 50), 12);
+  addDevice(rig.compound, "EV-01", "abb_terra_ac", binding("bus", 2, 50));
+  slave->addUnit(1);
+  slave->addUnit(2);
+  std::string error;
+  CHECK(slave->setPoint(1, m12, "temp_c", model::Value(75.0), 7, &error));
+  CHECK(slave->setPoint(1, m12, "full", model::Value(true), 7, &error));
+  CHECK(slave->setPoint(1, m12, "plugged", model::Value(true), 7, &error));
+  CHECK(slave->setPoint(1, m12, "smoke", model::Value(true), 0, &error));
+  CHECK(slave->setPoint(2, abb, "state", model::Value(std::string("Charging")), 0, &error));
+  CHECK(slave->setPoint(2, abb, "power_kw", model::Value(6.8), 0, &error));
+  CHECK_FALSE(slave->setPoint(2, abb, "state", model::Value(std::string("Flying")), 0, &error));
+  CHECK_THAT(error, Catch::Contains("not in the value map"));
+  CHECK_FALSE(slave->setPoint(1, m12, "nope", model::Value(1.0), 0, &error));
+  slave->start();
+  rig.addTcpLine("bus", slave->port());
+  rig.start();
+  auto p07 = rig.dev("M01/P07");
+  auto ev = rig.dev("EV-01");
+  REQUIRE(waitUntil([&] { return !rig.sink.batchTimes(ev).empty() &&
+                                 !rig.sink.batchTimes(p07).empty(); },
+                    milliseconds(2000)));
+  CHECK(rig.sink.last(p07, rig.pt("temp_c")) == model::Value(75.0));
+  CHECK(rig.sink.last(p07, rig.pt("full")) == model::Value(true));
+  CHECK(rig.sink.last(p07, rig.pt("plugged")) == model::Value(true));
+  CHECK(rig.sink.last(rig.dev("M01/P06"), rig.pt("plugged")) == model::Value(false));
+  CHECK(rig.sink.last(rig.dev("M01"), rig.pt("smoke")) == model::Value(true));
+  CHECK(rig.sink.last(ev, rig.pt("state")) == model::Value(std::string("Charging")));
+  CHECK(matches(rig.sink.last(ev, rig.pt("power_kw")), model::Value(6.8)));
+}
+
 TEST_CASE("modbus tcp: a device that never answers does not hold up the others",
           "[modbus][integration]") {
   auto slave = sim::ModbusSlave::tcp();

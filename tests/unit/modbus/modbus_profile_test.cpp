@@ -192,9 +192,15 @@ TEST_CASE("modbus profile: blocks parsed before their child profile are checked 
   model::Profile& shed = loadProfile(c, "hgj_ebike_shed_m12");
   REQUIRE(shed.modbus);
   CHECK_FALSE(shed.modbus->blocks[0].checked);
-  CHECK_FALSE(checkModbusBlocks(shed, c).empty());  // the child profile is still missing
+  core::Diagnostics missing;
+  CHECK_FALSE(checkModbusBlocks(shed, c, missing));  // the child profile is still missing
+  CHECK_THAT(missing.format(), Catch::Contains("hgj_ebike_shed_m12.yaml:50: "
+                                               "modbus.blocks[0].registers[0].point: the blocks "
+                                               "read children of profile \"hgj_ebike_port_modbus\""));
   loadProfile(c, "hgj_ebike_port_modbus");
-  CHECK(checkModbusBlocks(shed, c).empty());
+  core::Diagnostics fine;
+  CHECK(checkModbusBlocks(shed, c, fine));
+  CHECK(fine.ok());
 }
 
 TEST_CASE("modbus profile: a 12-port shed expands into 12 child blocks in 5 reads",

@@ -1,0 +1,863 @@
+#include "gateway/uplink/uplink.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <random>
+
+#include <mqtt/async_client.h>
+#include <spdlog/spdlog.h>
+
+namespace hgj::uplink {
+
+namespace {
+
+using nlohmann::json;
+using std::chrono::milliseconds;
+
+constexpr size_t kFetchBatch = 512;
+constexpr size_t kMaxIncoming = 256;
+constexpr size_t kMaxPendingCommands = 64;
+constexpr size_t kRecentResults = 256;
+constexpr size_t kAttributesPerMessage = 100;
+// The loop wakes at least this often (to refresh gauges and notice a ManualClock moving).
+constexpr milliseconds kMaxIdle(200);
+// A connection that lasted this long resets the backoff; a flapping one keeps backing off.
+constexpr milliseconds kStableConnection(30'000);
+constexpr milliseconds kSummaryCheckEvery(500);
+constexpr size_t kDeleteBatch = 512;
+constexpr milliseconds kDeleteDelay(20);
+
+std::string normaliseUrl(const std::string& url) {
+  if (url.rfind("mqtts://", 0) == 0) {
+    return "ssl://" + url.substr(8);
+  }
+  if (url.rfind("mqtt://", 0) == 0) {
+    return "tcp://" + url.substr(7);
+  }
+  return url;
+}
+
+std::string ageText(int64_t ms) {
+  if (ms < 120'000) {
+    return std::to_string(ms / 1000) + "s";
+  }
+  if (ms < 7'200'000) {
+    return std::to_string(ms / 60'000) + "m";
+  }
+  return std::to_string(ms / 3'600'000) + "h";
+}
+
+} // namespace
+
+/// One connection attempt's Paho client and its callbacks. Destroyed on the uplink thread (never
+/// from a callback), so no callback of it can run afterwards.
+struct Uplink::Link : public mqtt::iaction_listener {
+  Link(Uplink& owner, const std::string& url, const std::string& client_id, int window)
+      : owner(owner),
+        // Paho queues every publish as a command and refuses more than maxBufferedMessages of
+        // them (default 100), even while connected: size it to the window.
+        client(url, client_id, mqtt::create_options(MQTTVERSION_3_1_1, window + 64),
+               static_cast<mqtt::iclient_persistence*>(nullptr)) {
+    client.set_connection_lost_handler([this](const std::string& cause) {
+      std::lock_guard lock(this->owner.mu_);
+      this->owner.lost_ = true;
+      this->owner.lost_cause_ = cause.empty() ? "connection lost" : cause;
+      this->owner.work_ = true;
+      this->owner.wake_.notify_one();
+    });
+    client.set_message_callback([this](mqtt::const_message_ptr msg) {
+      std::lock_guard lock(this->owner.mu_);
+      if (this->owner.incoming_.size() >= kMaxIncoming) {
+        this->owner.incoming_dropped_.inc();
+        return;
+      }
+      this->owner.incoming_.emplace_back(msg->get_topic(), msg->get_payload_str());
+      this->owner.work_ = true;
+      this->owner.wake_.notify_one();
+    });
+  }
+
+  // Publish acknowledged (PUBACK): the user context carries the outbox seq (0 for session
+  // messages that are not in the outbox).
+  void on_success(const mqtt::token& tok) override {
+    auto seq = static_cast<int64_t>(reinterpret_cast<intptr_t>(tok.get_user_context()));
+    std::lock_guard lock(owner.mu_);
+    owner.acked_.push_back(seq);
+    // One wake-up per batch of acks: the uplink thread takes all of them at once.
+    if (!owner.work_) {
+      owner.work_ = true;
+      owner.wake_.notify_one();
+    }
+  }
+  void on_failure(const mqtt::token& tok) override {
+    std::lock_guard lock(owner.mu_);
+    owner.lost_ = true;
+    owner.lost_cause_ = "publish failed (rc " + std::to_string(tok.get_return_code()) + ")";
+    owner.work_ = true;
+    owner.wake_.notify_one();
+  }
+
+  Uplink& owner;
+  mqtt::async_client client;
+  std::string tls_error;  // written by Paho's SSL error callback during connect
+};
+
+Uplink::Uplink(const UplinkConfig& config, const std::string& site_id, const std::string& db_path,
+               const pipeline::ReadModel& read_model, pipeline::CommandSink& commands,
+               const core::Clock& clock, core::MetricsRegistry& metrics)
+    : config_(config),
+      site_id_(site_id),
+      read_model_(read_model),
+      commands_(commands),
+      clock_(clock),
+      format_(config.mode, site_id),
+      published_(metrics.counter("hgj_uplink_published_total", "upstream publishes sent")),
+      acked_total_(metrics.counter("hgj_uplink_acked_total",
+                                   "upstream publishes acknowledged by the broker")),
+      connects_(metrics.counter("hgj_uplink_connects_total", "upstream connections made")),
+      connect_failures_(metrics.counter("hgj_uplink_connect_failures_total",
+                                        "failed upstream connection attempts")),
+      commands_ok_(metrics.counter("hgj_uplink_commands_total", "upstream commands by result",
+                                   {{"result", "ok"}})),
+      commands_failed_(metrics.counter("hgj_uplink_commands_total", "upstream commands by result",
+                                       {{"result", "failed"}})),
+      commands_refused_(metrics.counter("hgj_uplink_commands_total",
+                                        "upstream commands by result", {{"result", "refused"}})),
+      incoming_dropped_(metrics.counter("hgj_uplink_commands_dropped_total",
+                                        "upstream commands dropped because too many queued")),
+      connected_gauge_(metrics.gauge("hgj_uplink_connected", "1 when the upstream link is up")),
+      oldest_age_gauge_(metrics.gauge("hgj_outbox_oldest_age_seconds",
+                                      "age of the oldest message waiting in the outbox")),
+      summaries_(config.summaries),
+      rng_state_(std::random_device{}()) {
+  if (config_.enabled) {
+    outbox_ = std::make_unique<Outbox>(
+        db_path, site_id, Outbox::Limits{config_.outbox.max_rows, config_.outbox.max_bytes},
+        clock_, metrics);
+  }
+}
+
+Uplink::~Uplink() {
+  stop();
+}
+
+void Uplink::setDropHandler(Outbox::DropHandler handler) {
+  if (outbox_) {
+    outbox_->setDropHandler(std::move(handler));
+  }
+}
+
+OutboxStats Uplink::outboxStats() const {
+  return outbox_ ? outbox_->stats() : OutboxStats{};
+}
+
+void Uplink::start() {
+  if (!outbox_ || thread_.joinable()) {
+    return;
+  }
+  {
+    std::lock_guard lock(mu_);
+    stop_requested_ = false;
+    next_attempt_ = clock_.steadyNow();
+  }
+  thread_ = std::thread([this] { run(); });
+}
+
+void Uplink::stop() {
+  if (!thread_.joinable()) {
+    return;
+  }
+  {
+    std::lock_guard lock(mu_);
+    stop_requested_ = true;
+    work_ = true;
+  }
+  wake_.notify_one();
+  thread_.join();
+}
+
+bool Uplink::enqueue(Kind kind, const std::string& subtopic, json body) {
+  std::vector<Message> one;
+  one.push_back({kind, subtopic, std::move(body)});
+  return enqueueMany(std::move(one));
+}
+
+bool Uplink::enqueueMany(std::vector<Message> messages) {
+  if (!outbox_) {
+    return true;
+  }
+  const int64_t ts = clock_.wallMs();
+  std::vector<Outbox::Entry> entries;
+  entries.reserve(messages.size());
+  for (auto& m : messages) {
+    entries.push_back({m.kind, [this, &m, ts](const std::string& msg_id, std::string& topic,
+                                              std::string& payload) {
+                         format_.render(m.kind, m.subtopic, std::move(m.body), msg_id, ts, topic,
+                                        payload);
+                       }});
+  }
+  auto seqs = outbox_->append(std::move(entries));
+  {
+    std::lock_guard lock(mu_);
+    work_ = true;
+  }
+  wake_.notify_one();
+  if (!seqs) {
+    return false;
+  }
+  return std::none_of(seqs->begin(), seqs->end(), [](int64_t s) { return s == 0; });
+}
+
+void Uplink::requestSummaries() {
+  {
+    std::lock_guard lock(mu_);
+    summaries_requested_ = true;
+    work_ = true;
+  }
+  wake_.notify_one();
+}
+
+std::string Uplink::health() const {
+  if (!outbox_) {
+    return "disabled";
+  }
+  OutboxStats s = outbox_->stats();
+  std::string out;
+  if (connected_.load()) {
+    out = "connected to " + config_.url;
+  } else {
+    std::lock_guard lock(mu_);
+    out = "disconnected from " + config_.url;
+    if (!last_error_.empty()) {
+      out += " (" + last_error_ + ")";
+    }
+    auto wait = std::chrono::duration_cast<milliseconds>(next_attempt_ - clock_.steadyNow());
+    out += "; retry in " + ageText(std::max<int64_t>(0, wait.count()));
+  }
+  out += "; outbox " + std::to_string(s.rows);
+  if (s.rows > 0 && s.oldest_created_ms > 0) {
+    out += " (oldest " + ageText(std::max<int64_t>(0, clock_.wallMs() - s.oldest_created_ms)) +
+           ")";
+  }
+  uint64_t dropped = 0;
+  for (auto d : s.dropped) {
+    dropped += d;
+  }
+  if (dropped > 0) {
+    out += "; dropped " + std::to_string(dropped) + " while full";
+  }
+  return out;
+}
+
+void Uplink::run() {
+  spdlog::info("uplink: {} mode, {} ({} messages waiting)", modeName(config_.mode), config_.url,
+               outbox_->stats().rows);
+  while (true) {
+    {
+      std::unique_lock lock(mu_);
+      if (stop_requested_) {
+        break;
+      }
+    }
+    try {
+      loopOnce();
+    } catch (const std::exception& e) {
+      // One bad turn must not end the link: drop the connection and retry after a backoff.
+      spdlog::error("uplink: {}", e.what());
+      dropLink(e.what());
+    }
+    std::unique_lock lock(mu_);
+    if (!work_ && !stop_requested_) {
+      auto until = nextWake();
+      auto wait = std::clamp(std::chrono::duration_cast<milliseconds>(until - clock_.steadyNow()),
+                             milliseconds(0), kMaxIdle);
+      wake_.wait_for(lock, wait, [this] { return work_ || stop_requested_; });
+    }
+    work_ = false;
+  }
+  // Orderly shutdown: say we are leaving, keep what is unacknowledged for the next start.
+  processAcks(true);
+  if (link_) {
+    try {
+      if (config_.mode == Mode::Native && link_->client.is_connected()) {
+        link_->client.publish(format_.statusTopic(), "offline", 7, 1, true)
+            ->wait_for(milliseconds(1000));
+      }
+      link_->client.disconnect(milliseconds(500))->wait_for(milliseconds(1000));
+    } catch (const std::exception& e) {
+      spdlog::debug("uplink: disconnect: {}", e.what());
+    }
+    processAcks(true);
+    link_.reset();
+  }
+  connected_ = false;
+  connected_gauge_.set(0);
+}
+
+core::SteadyTime Uplink::nextWake() const {
+  auto now = clock_.steadyNow();
+  auto next = now + kMaxIdle;
+  if (!connected_.load()) {
+    next = std::min(next, next_attempt_);
+  } else if (config_.replay_rate > 0 && tokens_ < 1 && (!rows_.empty() || !session_.empty())) {
+    auto need = milliseconds(static_cast<int64_t>(std::ceil((1 - tokens_) * 1000.0 /
+                                                            config_.replay_rate)));
+    next = std::min(next, now + need);
+  }
+  if (!pending_.empty()) {
+    next = std::min(next, now + milliseconds(20));
+  }
+  if (!to_delete_.empty()) {
+    next = std::min(next, to_delete_since_ + kDeleteDelay);
+  }
+  return next;
+}
+
+void Uplink::loopOnce() {
+  bool lost = false;
+  std::string cause;
+  {
+    std::lock_guard lock(mu_);
+    std::swap(lost, lost_);
+    cause = lost_cause_;
+  }
+  processAcks();
+  if (lost && link_) {
+    dropLink(cause);
+  }
+  if (!link_) {
+    bool due;
+    {
+      std::lock_guard lock(mu_);
+      due = clock_.steadyNow() >= next_attempt_;
+    }
+    if (due) {
+      tryConnect();
+    }
+  }
+  handleIncoming();
+  pollCommands();
+  runSummaries();
+  runTelemetry();
+  if (link_) {
+    if (!announced_) {
+      announceDevices();
+    }
+    fillWindow();
+  }
+  auto s = outbox_->stats();
+  oldest_age_gauge_.set(s.rows > 0 && s.oldest_created_ms > 0
+                            ? static_cast<double>(clock_.wallMs() - s.oldest_created_ms) / 1000.0
+                            : 0.0);
+}
+
+std::chrono::milliseconds reconnectDelay(int attempt, milliseconds min, milliseconds max,
+                                         uint64_t random) {
+  int64_t step = min.count();
+  for (int i = 0; i < attempt && step < max.count(); ++i) {
+    step *= 2;
+  }
+  step = std::min(step, max.count());
+  const int64_t half = step / 2;
+  const int64_t jitter = static_cast<int64_t>(random % static_cast<uint64_t>(half + 1));
+  return milliseconds(step - half + jitter);
+}
+
+std::chrono::milliseconds Uplink::backoffDelay() {
+  rng_state_ ^= rng_state_ << 13;
+  rng_state_ ^= rng_state_ >> 7;
+  rng_state_ ^= rng_state_ << 17;
+  return reconnectDelay(attempt_++, config_.backoff_min, config_.backoff_max, rng_state_);
+}
+
+void Uplink::dropLink(const std::string& why) {
+  if (link_) {
+    spdlog::warn("uplink: connection to {} lost: {}", config_.url, why);
+    link_.reset();
+  }
+  connected_ = false;
+  connected_gauge_.set(0);
+  if (clock_.steadyNow() - connected_at_ >= kStableConnection) {
+    attempt_ = 0;
+  }
+  processAcks(true);
+  // Everything unacknowledged is sent again from the oldest row on the next connection.
+  inflight_ = 0;
+  rows_.clear();
+  session_.clear();
+  cursor_ = 0;
+  announced_ = false;
+  auto delay = backoffDelay();
+  std::lock_guard lock(mu_);
+  lost_ = false;
+  last_error_ = why;
+  next_attempt_ = clock_.steadyNow() + delay;
+}
+
+void Uplink::tryConnect() {
+  const std::string url = normaliseUrl(config_.url);
+  const std::string client_id = config_.client_id.empty() ? "hgj-" + site_id_ : config_.client_id;
+  std::string error;
+  std::unique_ptr<Link> link;
+  try {
+    link = std::make_unique<Link>(*this, url, client_id, config_.inflight);
+    mqtt::connect_options opts;
+    opts.set_mqtt_version(MQTTVERSION_3_1_1);
+    // A clean session: the outbox, not the broker's session, is the source of truth, and after
+    // a reconnect the uplink sends again from its oldest unacknowledged row, in order.
+    opts.set_clean_session(true);
+    opts.set_keep_alive_interval(
+        std::chrono::duration_cast<std::chrono::seconds>(config_.keepalive));
+    opts.set_connect_timeout(std::max<int64_t>(
+        1, std::chrono::duration_cast<std::chrono::seconds>(config_.connect_timeout).count()));
+    opts.set_automatic_reconnect(false);
+    opts.set_max_inflight(config_.inflight + 8);
+    std::string user = config_.username;
+    if (config_.mode == Mode::ThingsBoard && !config_.thingsboard_access_token.empty()) {
+      user = config_.thingsboard_access_token;
+    }
+    if (!user.empty()) {
+      opts.set_user_name(user);
+    }
+    if (!config_.password.empty()) {
+      opts.set_password(config_.password);
+    }
+    if (config_.mode == Mode::Native) {
+      opts.set_will(mqtt::will_options(format_.statusTopic(), std::string("offline"), 1, true));
+    }
+    if (config_.usesTls()) {
+      mqtt::ssl_options ssl;
+      if (!config_.tls.ca_file.empty()) {
+        ssl.set_trust_store(config_.tls.ca_file);
+      }
+      if (!config_.tls.cert_file.empty()) {
+        ssl.set_key_store(config_.tls.cert_file);
+      }
+      if (!config_.tls.key_file.empty()) {
+        ssl.set_private_key(config_.tls.key_file);
+      }
+      if (!config_.tls.key_password.empty()) {
+        ssl.set_private_key_password(config_.tls.key_password);
+      }
+      ssl.set_enable_server_cert_auth(config_.tls.verify);
+      ssl.set_verify(config_.tls.verify);
+      Link* raw = link.get();
+      ssl.set_error_handler([raw](const std::string& msg) {
+        std::lock_guard lock(raw->owner.mu_);
+        raw->tls_error = msg;
+        while (!raw->tls_error.empty() &&
+               std::isspace(static_cast<unsigned char>(raw->tls_error.back())) != 0) {
+          raw->tls_error.pop_back();
+        }
+      });
+      opts.set_ssl(std::move(ssl));
+    }
+    auto tok = link->client.connect(opts);
+    const auto give_up = clock_.steadyNow() + config_.connect_timeout + milliseconds(1000);
+    while (!tok->wait_for(milliseconds(50))) {
+      std::lock_guard lock(mu_);
+      if (stop_requested_) {
+        return;
+      }
+      if (clock_.steadyNow() > give_up) {
+        throw std::runtime_error("connect timed out");
+      }
+    }
+    for (const auto& t : format_.commandTopics()) {
+      link->client.subscribe(t, 1);
+    }
+    link_ = std::move(link);
+  } catch (const std::exception& e) {
+    error = e.what();
+    if (link) {
+      std::lock_guard lock(mu_);
+      if (!link->tls_error.empty()) {
+        error += " (tls: " + link->tls_error + ")";
+      }
+    }
+  }
+  if (!error.empty()) {
+    link.reset();
+    connect_failures_.inc();
+    auto delay = backoffDelay();
+    std::lock_guard lock(mu_);
+    last_error_ = error;
+    next_attempt_ = clock_.steadyNow() + delay;
+    spdlog::warn("uplink: cannot connect to {}: {}; retry in {} ms", config_.url, error,
+                 delay.count());
+    return;
+  }
+  connects_.inc();
+  connected_ = true;
+  connected_gauge_.set(1);
+  connected_at_ = clock_.steadyNow();
+  {
+    std::lock_guard lock(mu_);
+    last_error_.clear();
+  }
+  inflight_ = 0;
+  cursor_ = 0;
+  rows_.clear();
+  session_.clear();
+  announced_ = false;
+  tokens_ = std::max(1.0, config_.replay_rate / 10.0);
+  tokens_at_ = clock_.steadyNow();
+  if (config_.mode == Mode::Native) {
+    session_.push_back({format_.statusTopic(), "online", true});
+  }
+  spdlog::info("uplink: connected to {} ({} messages waiting)", config_.url,
+               outbox_->stats().rows);
+}
+
+void Uplink::announceDevices() {
+  if (config_.mode != Mode::ThingsBoard) {
+    announced_ = true;
+    return;
+  }
+  auto snap = read_model_.current();
+  if (!snap || !snap->compound) {
+    return;
+  }
+  announced_ = true;
+  json attrs = json::object();
+  for (const auto& d : snap->compound->devices) {
+    if (d.profile == nullptr) {
+      continue;
+    }
+    session_.push_back(
+        {"v1/gateway/connect", json{{"device", d.id}, {"type", d.type()}}.dump(), false});
+    json a = {{"type", d.type()}, {"profile", d.profile->name}, {"grid", d.grid}};
+    for (const auto& [k, v] : {std::pair{"building", &d.location.building},
+                               {"level", &d.location.level}, {"zone", &d.location.zone},
+                               {"space", &d.location.space}}) {
+      if (!v->empty()) {
+        a[k] = *v;
+      }
+    }
+    attrs[d.id] = std::move(a);
+    if (attrs.size() >= kAttributesPerMessage) {
+      session_.push_back({"v1/gateway/attributes", attrs.dump(), false});
+      attrs = json::object();
+    }
+  }
+  if (!attrs.empty()) {
+    session_.push_back({"v1/gateway/attributes", attrs.dump(), false});
+  }
+}
+
+void Uplink::processAcks(bool force) {
+  std::vector<int64_t> acked;
+  {
+    std::lock_guard lock(mu_);
+    acked.swap(acked_);
+  }
+  const auto now = clock_.steadyNow();
+  if (!acked.empty()) {
+    inflight_ = std::max(0, inflight_ - static_cast<int>(acked.size()));
+    acked_total_.inc(acked.size());
+    if (to_delete_.empty()) {
+      to_delete_since_ = now;
+    }
+    for (int64_t seq : acked) {
+      if (seq != 0) {
+        to_delete_.push_back(seq);
+      }
+    }
+  }
+  // Deleting is one durable transaction (an fsync): batch it while a backlog drains. A crash
+  // before the delete only means those rows are sent again, with the same msg_id.
+  if (to_delete_.empty() || !(force || inflight_ == 0 || to_delete_.size() >= kDeleteBatch ||
+                              now - to_delete_since_ >= kDeleteDelay)) {
+    return;
+  }
+  // A failed delete leaves the rows in place: they are sent again after the next reconnect, a
+  // duplicate with the same msg_id, never a loss.
+  outbox_->remove(to_delete_);
+  to_delete_.clear();
+}
+
+void Uplink::fillWindow() {
+  const auto now = clock_.steadyNow();
+  if (config_.replay_rate > 0) {
+    const double burst = std::max(1.0, config_.replay_rate / 10.0);
+    const double dt = std::chrono::duration<double>(now - tokens_at_).count();
+    tokens_ = std::min(burst, tokens_ + dt * config_.replay_rate);
+    tokens_at_ = now;
+  }
+  while (inflight_ < config_.inflight && (config_.replay_rate <= 0 || tokens_ >= 1)) {
+    std::string topic;
+    std::string payload;
+    bool retained = false;
+    int64_t seq = 0;
+    if (!session_.empty()) {
+      SessionMessage& m = session_.front();
+      topic = std::move(m.topic);
+      payload = std::move(m.payload);
+      retained = m.retained;
+      session_.pop_front();
+    } else {
+      if (rows_.empty()) {
+        auto rows = outbox_->fetchAfter(cursor_, kFetchBatch);
+        if (rows.empty()) {
+          return;
+        }
+        cursor_ = rows.back().seq;
+        rows_.assign(std::make_move_iterator(rows.begin()), std::make_move_iterator(rows.end()));
+      }
+      OutboxRow& r = rows_.front();
+      seq = r.seq;
+      topic = std::move(r.topic);
+      payload = std::move(r.payload);
+      retained = r.kind == Kind::Status;
+      rows_.pop_front();
+    }
+    auto msg = mqtt::make_message(std::move(topic), std::move(payload), 1, retained);
+    try {
+      link_->client.publish(msg, reinterpret_cast<void*>(static_cast<intptr_t>(seq)), *link_);
+    } catch (const mqtt::exception& e) {
+      if (e.get_return_code() == MQTTASYNC_MAX_BUFFERED_MESSAGES) {
+        // Paho's queue is full: try this message again once acks have drained it.
+        if (seq != 0) {
+          OutboxRow back;
+          back.seq = seq;
+          back.topic = msg->get_topic();
+          back.payload = msg->get_payload_str();
+          back.kind = retained ? Kind::Status : Kind::Alert;
+          rows_.push_front(std::move(back));
+        } else {
+          session_.push_front({msg->get_topic(), msg->get_payload_str(), retained});
+        }
+        return;
+      }
+      dropLink(std::string("publish: ") + e.what());
+      return;
+    } catch (const std::exception& e) {
+      dropLink(std::string("publish: ") + e.what());
+      return;
+    }
+    inflight_ += 1;
+    published_.inc();
+    if (config_.replay_rate > 0) {
+      tokens_ -= 1;
+    }
+  }
+}
+
+void Uplink::handleIncoming() {
+  std::deque<std::pair<std::string, std::string>> incoming;
+  {
+    std::lock_guard lock(mu_);
+    incoming.swap(incoming_);
+  }
+  for (auto& [topic, payload] : incoming) {
+    std::vector<std::string> allowed = config_.commands.enabled ? config_.commands.allow
+                                                                : std::vector<std::string>{};
+    ParsedCommand p = parseCommand(format_, topic, payload, allowed);
+    if (p.is_response) {
+      continue;
+    }
+    if (!p.ok) {
+      commands_refused_.inc();
+      refused_log_.warn("uplink: refused command {} on {}: {}", p.id.empty() ? "(no id)" : p.id,
+                        topic.substr(0, 200), p.reason);
+      answer(p, false, p.status, p.reason);
+      continue;
+    }
+    // The platform may send a command again (QoS 1 redelivery, its own retry): answer it with
+    // the first result instead of executing it twice.
+    auto seen = std::find_if(recent_results_.begin(), recent_results_.end(),
+                             [&](const auto& r) { return r.first == p.id; });
+    if (seen != recent_results_.end()) {
+      answer(p, seen->second.ok, seen->second.http_status, seen->second.message);
+      continue;
+    }
+    if (std::any_of(pending_.begin(), pending_.end(),
+                    [&](const PendingCommand& c) { return c.parsed.id == p.id; })) {
+      continue;
+    }
+    if (p.command.kind == pipeline::Command::Kind::SummaryNow) {
+      // Summaries are built here from the read model; nothing for the pipeline to do.
+      {
+        std::lock_guard lock(mu_);
+        summaries_requested_ = true;
+      }
+      commands_ok_.inc();
+      recent_results_.emplace_back(p.id, pipeline::CommandResult{true, 200, "summaries queued"});
+      answer(p, true, 200, "summaries queued");
+      continue;
+    }
+    if (pending_.size() >= kMaxPendingCommands) {
+      commands_refused_.inc();
+      answer(p, false, 503, "busy: too many commands in progress");
+      continue;
+    }
+    spdlog::info("uplink: command {} {} from upstream", p.id, p.method);
+    auto future = commands_.submit(p.command);
+    pending_.push_back({std::move(p), std::move(future),
+                        clock_.steadyNow() + config_.commands.timeout});
+  }
+}
+
+void Uplink::pollCommands() {
+  const auto now = clock_.steadyNow();
+  for (auto it = pending_.begin(); it != pending_.end();) {
+    pipeline::CommandResult result;
+    bool done = false;
+    if (!it->future.valid()) {
+      result = {false, 500, "command sink returned no result"};
+      done = true;
+    } else if (it->future.wait_for(std::chrono::seconds(0)) == std::future_status::ready) {
+      try {
+        result = it->future.get();
+      } catch (const std::exception& e) {
+        result = {false, 500, std::string("command failed: ") + e.what()};
+      }
+      done = true;
+    } else if (now >= it->deadline) {
+      result = {false, 504,
+                "timed out after " +
+                    std::to_string(std::chrono::duration_cast<milliseconds>(
+                                       config_.commands.timeout)
+                                       .count()) +
+                    " ms"};
+      done = true;
+    }
+    if (!done) {
+      ++it;
+      continue;
+    }
+    (result.ok ? commands_ok_ : commands_failed_).inc();
+    spdlog::info("uplink: command {} {}: {} {}", it->parsed.id, it->parsed.method,
+                 result.ok ? "ok" : "failed", result.message);
+    answer(it->parsed, result.ok, result.http_status, result.message);
+    recent_results_.emplace_back(it->parsed.id, result);
+    while (recent_results_.size() > kRecentResults) {
+      recent_results_.pop_front();
+    }
+    it = pending_.erase(it);
+  }
+}
+
+void Uplink::answer(const ParsedCommand& cmd, bool ok, int status, const std::string& message) {
+  if ((cmd.route == ParsedCommand::Route::TbGatewayRpc && cmd.tb_device.empty()) ||
+      (cmd.route == ParsedCommand::Route::TbDeviceRpc && cmd.tb_request_id.empty())) {
+    return;  // nowhere to answer
+  }
+
+  const int64_t ts = clock_.wallMs();
+  std::vector<Outbox::Entry> entries;
+  entries.push_back({Kind::CmdResult, [&](const std::string& msg_id, std::string& topic,
+                                          std::string& payload) {
+                       renderCommandResult(format_, cmd, ok, status, message, msg_id, ts, topic,
+                                           payload);
+                     }});
+  outbox_->append(std::move(entries));
+}
+
+void Uplink::runSummaries() {
+  const auto now = clock_.steadyNow();
+  bool forced;
+  {
+    std::lock_guard lock(mu_);
+    forced = summaries_requested_;
+    summaries_requested_ = false;
+  }
+  auto snap = read_model_.current();
+  if (!snap || !snap->compound) {
+    if (forced) {
+      std::lock_guard lock(mu_);
+      summaries_requested_ = true;  // keep the request until there is something to summarise
+    }
+    return;
+  }
+  const auto& sc = config_.summaries;
+  const std::array<milliseconds, kSummaryTypeCount> periods = {sc.parking, sc.ev, sc.ebike,
+                                                               sc.health};
+  bool periodic_due = false;
+  for (int i = 0; i < kSummaryTypeCount; ++i) {
+    if (periods[i].count() > 0 &&
+        (summary_sent_[i] == core::SteadyTime{} || now - summary_sent_[i] >= periods[i])) {
+      periodic_due = true;
+    }
+  }
+  const bool changed = sc.on_change && snap->version != summary_version_ &&
+                       now - summary_checked_ >= kSummaryCheckEvery;
+  if (!forced && !periodic_due && !changed) {
+    return;
+  }
+  summary_version_ = snap->version;
+  summary_checked_ = now;
+  const int64_t now_ms = clock_.wallMs();
+  std::vector<Message> out;
+  for (int i = 0; i < kSummaryTypeCount; ++i) {
+    auto type = static_cast<SummaryType>(i);
+    json body = summaries_.build(type, *snap, now_ms);
+    json sig = SummaryBuilder::signature(type, body);
+    const bool never = summary_sent_[i] == core::SteadyTime{};
+    const bool due = periods[i].count() > 0 && (never || now - summary_sent_[i] >= periods[i]);
+    const bool significant = sc.on_change && sig != summary_sig_[i] &&
+                             (never || now - summary_sent_[i] >= sc.min_interval);
+    if (forced || due || significant) {
+      summary_sent_[i] = now;
+      summary_sig_[i] = std::move(sig);
+      out.push_back({Kind::Summary, summarySubtopic(type), std::move(body)});
+    }
+  }
+  if (!out.empty()) {
+    enqueueMany(std::move(out));
+  }
+}
+
+void Uplink::runTelemetry() {
+  if (!config_.telemetry.enabled) {
+    return;
+  }
+  const auto now = clock_.steadyNow();
+  if (telemetry_at_ != core::SteadyTime{} && now - telemetry_at_ < config_.telemetry.period) {
+    return;
+  }
+  telemetry_at_ = now;
+  auto snap = read_model_.current();
+  if (!snap || !snap->compound) {
+    return;
+  }
+  std::vector<Message> out;
+  json readings = json::array();
+  int64_t newest = telemetry_after_ms_;
+  auto flush = [&] {
+    if (!readings.empty()) {
+      out.push_back({Kind::Telemetry, "telemetry", json{{"readings", std::move(readings)}}});
+      readings = json::array();
+    }
+  };
+  const auto& compound = *snap->compound;
+  for (const auto& d : compound.devices) {
+    if (d.profile == nullptr || d.index >= snap->devices.size()) {
+      continue;
+    }
+    const auto& points = snap->devices[d.index].points;
+    for (size_t slot = 0; slot < points.size() && slot < d.profile->points.size(); ++slot) {
+      const auto& p = points[slot];
+      if (p.updated_ms <= telemetry_after_ms_ || model::isEmpty(p.value)) {
+        continue;
+      }
+      newest = std::max(newest, p.updated_ms);
+      readings.push_back({{"device", d.id},
+                          {"point", d.profile->points[slot].name},
+                          {"value", model::toJson(p.value)},
+                          {"quality", model::qualityName(p.quality)},
+                          {"ts", p.updated_ms}});
+      if (static_cast<int>(readings.size()) >= config_.telemetry.max_batch) {
+        flush();
+      }
+    }
+  }
+  flush();
+  telemetry_after_ms_ = newest;
+  if (!out.empty()) {
+    enqueueMany(std::move(out));
+  }
+}
+
+} // namespace hgj::uplink

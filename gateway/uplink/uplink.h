@@ -1,0 +1,186 @@
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/clock.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "gateway/pipeline/commands.h"
+#include "gateway/pipeline/read_model.h"
+#include "gateway/uplink/outbox.h"
+#include "gateway/uplink/summaries.h"
+#include "gateway/uplink/uplink_config.h"
+#include "gateway/uplink/wire_format.h"
+
+namespace hgj::uplink {
+
+/// The delay before reconnect attempt number `attempt` (0-based): `min * 2^attempt` capped at
+/// `max`, half of it fixed and half drawn from `random` ("equal jitter"), so a district's
+/// gateways that lost the same broker do not come back in lockstep, and none retries faster
+/// than `min / 2`.
+std::chrono::milliseconds reconnectDelay(int attempt, std::chrono::milliseconds min,
+                                         std::chrono::milliseconds max, uint64_t random);
+
+/// The link to the district platform: a second MQTT connection (Paho async client, QoS 1) fed
+/// from the durable outbox.
+///
+/// Threads: start() launches one uplink thread that owns the MQTT client and does everything
+/// slow: connecting (TLS, credentials, keepalive, last will `hgj/{site}/status` = `offline`
+/// retained, `online` retained once connected), reconnecting with exponential backoff and
+/// jitter, draining the outbox in seq order with at most `inflight` unacknowledged publishes and
+/// at most `replay_rate` messages/s, deleting rows after their PUBACK, building summaries from
+/// the read model on their periods and on significant change, batching raw telemetry, and
+/// executing upstream commands through the CommandSink (waiting on each future with a deadline,
+/// without blocking the drain). Paho's callback threads only hand acks, lost connections and
+/// incoming commands to the uplink thread under a mutex.
+///
+/// Every message is committed to the outbox before it is sent; after a restart (or kill -9) the
+/// outbox is sent again from its oldest row, so the platform sees every msg_id at least once, in
+/// order, duplicates carrying the same msg_id.
+///
+/// Ownership: the ReadModel, CommandSink, Clock and MetricsRegistry must outlive this object.
+/// When `config.enabled` is false nothing is opened: enqueue() accepts and discards.
+class Uplink {
+public:
+  /// Opens the outbox in `db_path` (throws std::runtime_error when it cannot).
+  Uplink(const UplinkConfig& config, const std::string& site_id, const std::string& db_path,
+         const pipeline::ReadModel& read_model, pipeline::CommandSink& commands,
+         const core::Clock& clock, core::MetricsRegistry& metrics);
+  ~Uplink();
+  Uplink(const Uplink&) = delete;
+  Uplink& operator=(const Uplink&) = delete;
+
+  void start();
+  /// Publishes `offline` (native mode), disconnects and joins the thread. Idempotent. Rows not
+  /// yet acknowledged stay in the outbox for the next start.
+  void stop();
+
+  /// Commits one message to the outbox (adds `msg_id` and `ts`) and wakes the uplink thread.
+  /// Native topic `hgj/{site}/{subtopic}` (alerts: subtopic "alerts"). Thread-safe; costs one
+  /// SQLite transaction (fsync), so call it for events, not per reading. False when SQLite
+  /// failed (logged) or a droppable message was refused because the outbox is full of alerts.
+  bool enqueue(Kind kind, const std::string& subtopic, nlohmann::json body);
+
+  struct Message {
+    Kind kind = Kind::Summary;
+    std::string subtopic;
+    nlohmann::json body;
+  };
+  /// Commits several messages in one transaction (summaries of one tick, bulk loads).
+  bool enqueueMany(std::vector<Message> messages);
+
+  /// Sends every summary at the next turn of the uplink thread. Thread-safe.
+  void requestSummaries();
+
+  /// Called when the full outbox dropped messages, with the kind and the running total, on the
+  /// thread that enqueued (the pipeline thread for alerts): the wiring raises an alert from it.
+  /// Set before start().
+  void setDropHandler(Outbox::DropHandler handler);
+
+  /// "connected to ssl://..; outbox 0" or "disconnected (why); retry in 4s; outbox 1523 (oldest
+  /// 2h)". Thread-safe.
+  std::string health() const;
+  bool connected() const { return connected_.load(); }
+  OutboxStats outboxStats() const;
+
+private:
+  struct Link;
+  struct SessionMessage {
+    std::string topic;
+    std::string payload;
+    bool retained = false;
+  };
+  struct PendingCommand {
+    ParsedCommand parsed;
+    std::future<pipeline::CommandResult> future;
+    core::SteadyTime deadline;
+  };
+
+  void run();
+  void loopOnce();
+  void tryConnect();
+  void dropLink(const std::string& why);
+  void processAcks(bool force = false);
+  void fillWindow();
+  void handleIncoming();
+  void pollCommands();
+  void answer(const ParsedCommand& cmd, bool ok, int status, const std::string& message);
+  void runSummaries();
+  void runTelemetry();
+  void announceDevices();
+  core::SteadyTime nextWake() const;
+  std::chrono::milliseconds backoffDelay();
+
+  const UplinkConfig config_;
+  const std::string site_id_;
+  const pipeline::ReadModel& read_model_;
+  pipeline::CommandSink& commands_;
+  const core::Clock& clock_;
+  const WireFormat format_;
+  std::unique_ptr<Outbox> outbox_;  // null when disabled
+
+  core::Counter& published_;
+  core::Counter& acked_total_;
+  core::Counter& connects_;
+  core::Counter& connect_failures_;
+  core::Counter& commands_ok_;
+  core::Counter& commands_failed_;
+  core::Counter& commands_refused_;
+  core::Counter& incoming_dropped_;
+  core::Gauge& connected_gauge_;
+  core::Gauge& oldest_age_gauge_;
+  core::RateLimitedLog refused_log_{5, std::chrono::seconds(60)};
+
+  // Shared with Paho's callback threads and enqueue().
+  mutable std::mutex mu_;
+  std::condition_variable wake_;
+  bool stop_requested_ = false;          // guarded by mu_
+  bool work_ = false;                    // guarded by mu_: something to do now
+  std::vector<int64_t> acked_;           // guarded by mu_: seqs (0 = session message)
+  bool lost_ = false;                    // guarded by mu_
+  std::string lost_cause_;               // guarded by mu_
+  std::deque<std::pair<std::string, std::string>> incoming_;  // guarded by mu_
+  bool summaries_requested_ = false;     // guarded by mu_
+  std::string last_error_;               // guarded by mu_
+  core::SteadyTime next_attempt_{};      // guarded by mu_
+
+  std::atomic<bool> connected_{false};
+  std::thread thread_;
+
+  // Uplink thread only.
+  std::unique_ptr<Link> link_;
+  int attempt_ = 0;
+  core::SteadyTime connected_at_{};
+  int inflight_ = 0;
+  std::vector<int64_t> to_delete_;  // acknowledged, not yet deleted
+  core::SteadyTime to_delete_since_{};
+  int64_t cursor_ = 0;
+  std::deque<OutboxRow> rows_;
+  std::deque<SessionMessage> session_;
+  bool announced_ = false;
+  double tokens_ = 0;
+  core::SteadyTime tokens_at_{};
+  std::vector<PendingCommand> pending_;
+  std::deque<std::pair<std::string, pipeline::CommandResult>> recent_results_;
+  SummaryBuilder summaries_;
+  std::array<core::SteadyTime, kSummaryTypeCount> summary_sent_{};
+  std::array<nlohmann::json, kSummaryTypeCount> summary_sig_{};
+  uint64_t summary_version_ = 0;
+  core::SteadyTime summary_checked_{};
+  core::SteadyTime telemetry_at_{};
+  int64_t telemetry_after_ms_ = 0;
+  uint64_t rng_state_;
+};
+
+} // namespace hgj::uplink

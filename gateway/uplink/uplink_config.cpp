@@ -1,0 +1,179 @@
+#include "gateway/uplink/uplink_config.h"
+
+#include <filesystem>
+
+namespace hgj::uplink {
+
+namespace {
+
+using std::chrono::milliseconds;
+
+bool hasScheme(const std::string& url, std::string_view scheme) {
+  return url.rfind(scheme, 0) == 0;
+}
+
+// "+08:00", "-05:30", "0" -> minutes east of UTC.
+std::optional<int> parseUtcOffset(const std::string& text) {
+  if (text == "0" || text == "Z" || text == "+00:00") {
+    return 0;
+  }
+  if (text.size() != 6 || (text[0] != '+' && text[0] != '-') || text[3] != ':') {
+    return std::nullopt;
+  }
+  auto digit = [&](size_t i) { return text[i] >= '0' && text[i] <= '9'; };
+  if (!digit(1) || !digit(2) || !digit(4) || !digit(5)) {
+    return std::nullopt;
+  }
+  int hours = (text[1] - '0') * 10 + (text[2] - '0');
+  int minutes = (text[4] - '0') * 10 + (text[5] - '0');
+  if (hours > 14 || minutes > 59) {
+    return std::nullopt;
+  }
+  int total = hours * 60 + minutes;
+  return text[0] == '-' ? -total : total;
+}
+
+void checkReadable(const core::ConfigNode& node, std::string_view key, const std::string& path) {
+  if (path.empty()) {
+    return;
+  }
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) {
+    node.errorAt(key, "file not found (expected a readable PEM file, got \"" + path + "\")");
+  }
+}
+
+void parseTls(const core::ConfigNode& node, TlsConfig& tls) {
+  if (!node.defined()) {
+    return;
+  }
+  node.allowKeys({"ca_file", "cert_file", "key_file", "key_password", "verify"});
+  tls.ca_file = node.str("ca_file", "");
+  tls.cert_file = node.str("cert_file", "");
+  tls.key_file = node.str("key_file", "");
+  tls.key_password = node.str("key_password", "");
+  tls.verify = node.boolean("verify", true);
+  checkReadable(node, "ca_file", tls.ca_file);
+  checkReadable(node, "cert_file", tls.cert_file);
+  checkReadable(node, "key_file", tls.key_file);
+  if (!tls.key_file.empty() && tls.cert_file.empty()) {
+    node.errorAt("key_file", "a client key needs tls.cert_file too");
+  }
+}
+
+void parseSummaries(const core::ConfigNode& node, SummaryConfig& s) {
+  if (!node.defined()) {
+    return;
+  }
+  node.allowKeys({"parking", "ev", "ebike", "health", "on_change", "min_interval",
+                  "ev_blocked_after", "ebike_in_use_a", "utc_offset"});
+  s.parking = node.duration("parking", s.parking);
+  s.ev = node.duration("ev", s.ev);
+  s.ebike = node.duration("ebike", s.ebike);
+  s.health = node.duration("health", s.health);
+  s.on_change = node.boolean("on_change", s.on_change);
+  s.min_interval = node.duration("min_interval", s.min_interval, milliseconds(100));
+  s.ev_blocked_after = node.duration("ev_blocked_after", s.ev_blocked_after);
+  s.ebike_in_use_a = node.number("ebike_in_use_a", s.ebike_in_use_a, 0, 100);
+  std::string offset = node.str("utc_offset", "+08:00");
+  if (auto minutes = parseUtcOffset(offset)) {
+    s.utc_offset_minutes = *minutes;
+  } else {
+    node.errorAt("utc_offset", "expected an offset like \"+08:00\", got \"" + offset + "\"");
+  }
+}
+
+} // namespace
+
+bool UplinkConfig::usesTls() const {
+  return hasScheme(url, "ssl://") || hasScheme(url, "mqtts://") || hasScheme(url, "wss://");
+}
+
+const char* modeName(Mode mode) {
+  return mode == Mode::ThingsBoard ? "thingsboard" : "native";
+}
+
+UplinkConfig parseUplinkConfig(const core::ConfigNode& node) {
+  UplinkConfig c;
+  if (!node.defined()) {
+    return c;
+  }
+  node.allowKeys({"enabled", "url", "mode", "client_id", "username", "password", "keepalive",
+                  "connect_timeout", "tls", "backoff", "summaries", "telemetry", "outbox",
+                  "inflight", "replay_rate", "commands", "thingsboard"});
+  c.enabled = node.boolean("enabled", c.enabled);
+  c.url = node.str("url", c.url);
+  if (!hasScheme(c.url, "tcp://") && !hasScheme(c.url, "mqtt://") && !c.usesTls()) {
+    node.errorAt("url", "expected tcp://, mqtt://, ssl:// or mqtts://HOST:PORT, got \"" + c.url +
+                            "\"");
+  }
+  c.mode = node.choice("mode", "native", {"native", "thingsboard"}) == "thingsboard"
+               ? Mode::ThingsBoard
+               : Mode::Native;
+  c.client_id = node.str("client_id", "");
+  if (c.client_id.size() > 128) {
+    node.errorAt("client_id", "too long (expected at most 128 characters)");
+  }
+  c.username = node.str("username", "");
+  c.password = node.str("password", "");
+  c.keepalive = node.duration("keepalive", c.keepalive, std::chrono::seconds(2),
+                              std::chrono::hours(18));
+  c.connect_timeout = node.duration("connect_timeout", c.connect_timeout,
+                                    std::chrono::milliseconds(200), std::chrono::minutes(5));
+  parseTls(node.child("tls"), c.tls);
+  if (node.has("tls") && !c.usesTls()) {
+    node.errorAt("tls", "tls settings need an ssl:// or mqtts:// url");
+  }
+
+  if (auto b = node.child("backoff"); b.defined()) {
+    b.allowKeys({"min", "max"});
+    c.backoff_min = b.duration("min", c.backoff_min, milliseconds(10), std::chrono::hours(1));
+    c.backoff_max = b.duration("max", c.backoff_max, milliseconds(10), std::chrono::hours(1));
+    if (c.backoff_max < c.backoff_min) {
+      b.errorAt("max", "must not be below backoff.min");
+    }
+  }
+  parseSummaries(node.child("summaries"), c.summaries);
+  if (auto t = node.child("telemetry"); t.defined()) {
+    t.allowKeys({"enabled", "period", "max_batch"});
+    c.telemetry.enabled = t.boolean("enabled", c.telemetry.enabled);
+    c.telemetry.period = t.duration("period", c.telemetry.period, milliseconds(100));
+    c.telemetry.max_batch = static_cast<int>(t.integer("max_batch", c.telemetry.max_batch, 1,
+                                                       10'000));
+  }
+  if (auto o = node.child("outbox"); o.defined()) {
+    o.allowKeys({"max_rows", "max_bytes"});
+    c.outbox.max_rows = o.integer("max_rows", c.outbox.max_rows, 10, 100'000'000);
+    c.outbox.max_bytes = o.integer("max_bytes", c.outbox.max_bytes, 64 * 1024,
+                                   int64_t{64} * 1024 * 1024 * 1024);
+  }
+  c.inflight = static_cast<int>(node.integer("inflight", c.inflight, 1, 10'000));
+  c.replay_rate = node.number("replay_rate", c.replay_rate, 0, 1e7);
+  if (auto cmd = node.child("commands"); cmd.defined()) {
+    cmd.allowKeys({"enabled", "allow", "timeout"});
+    c.commands.enabled = cmd.boolean("enabled", c.commands.enabled);
+    if (cmd.has("allow")) {
+      c.commands.allow = cmd.strList("allow");
+      for (const auto& m : c.commands.allow) {
+        if (m != "write" && m != "ack_alert" && m != "summary_now") {
+          cmd.errorAt("allow", "unknown method \"" + m +
+                                   "\" (expected write, ack_alert or summary_now)");
+        }
+      }
+    }
+    c.commands.timeout = cmd.duration("timeout", c.commands.timeout, milliseconds(100),
+                                      std::chrono::minutes(5));
+  }
+  if (auto tb = node.child("thingsboard"); tb.defined()) {
+    tb.allowKeys({"access_token"});
+    c.thingsboard_access_token = tb.str("access_token", "");
+  }
+  if (c.enabled && c.mode == Mode::ThingsBoard && c.thingsboard_access_token.empty() &&
+      c.username.empty()) {
+    node.errorAt("mode", "thingsboard mode needs uplink.thingsboard.access_token (the gateway "
+                         "device's token)");
+  }
+  return c;
+}
+
+} // namespace hgj::uplink

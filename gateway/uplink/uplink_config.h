@@ -1,0 +1,81 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/config_node.h"
+
+namespace hgj::uplink {
+
+enum class Mode { Native, ThingsBoard };
+
+struct TlsConfig {
+  std::string ca_file;    ///< PEM CA bundle the broker's certificate must chain to
+  std::string cert_file;  ///< optional client certificate (PEM)
+  std::string key_file;   ///< its private key (PEM); may be omitted when in cert_file
+  std::string key_password;
+  bool verify = true;  ///< verify the broker's certificate and host name; off only for labs
+};
+
+struct SummaryConfig {
+  std::chrono::milliseconds parking{std::chrono::seconds(60)};  ///< 0 = never periodically
+  std::chrono::milliseconds ev{std::chrono::seconds(60)};
+  std::chrono::milliseconds ebike{std::chrono::seconds(60)};
+  std::chrono::milliseconds health{std::chrono::minutes(5)};
+  bool on_change = true;  ///< also send when the counts change significantly
+  std::chrono::milliseconds min_interval{std::chrono::seconds(5)};  ///< between change-driven ones
+  std::chrono::milliseconds ev_blocked_after{std::chrono::minutes(15)};
+  double ebike_in_use_a = 0.1;  ///< a port drawing more than this is in use
+  int utc_offset_minutes = 8 * 60;  ///< where "today" starts for energy totals (China: +08:00)
+};
+
+struct TelemetryConfig {
+  bool enabled = false;
+  std::chrono::milliseconds period{std::chrono::seconds(10)};
+  int max_batch = 500;  ///< readings per message
+};
+
+struct OutboxConfig {
+  int64_t max_rows = 200'000;
+  int64_t max_bytes = 64LL * 1024 * 1024;
+};
+
+struct CommandConfig {
+  bool enabled = true;
+  std::vector<std::string> allow{"write", "ack_alert", "summary_now"};
+  std::chrono::milliseconds timeout{std::chrono::seconds(15)};
+};
+
+/// The `uplink:` section. Plain data, copied into the Uplink at construction.
+struct UplinkConfig {
+  bool enabled = false;
+  std::string url = "tcp://127.0.0.1:1883";  ///< tcp:// mqtt:// ssl:// mqtts://
+  Mode mode = Mode::Native;
+  std::string client_id;  ///< empty = "hgj-{site}"
+  std::string username;
+  std::string password;
+  std::chrono::milliseconds keepalive{std::chrono::seconds(30)};
+  std::chrono::milliseconds connect_timeout{std::chrono::seconds(10)};
+  TlsConfig tls;
+  std::chrono::milliseconds backoff_min{std::chrono::seconds(1)};
+  std::chrono::milliseconds backoff_max{std::chrono::seconds(60)};
+  SummaryConfig summaries;
+  TelemetryConfig telemetry;
+  OutboxConfig outbox;
+  int inflight = 64;        ///< unacknowledged QoS 1 publishes at a time
+  double replay_rate = 2000;  ///< messages per second at most (0 = unlimited)
+  CommandConfig commands;
+  std::string thingsboard_access_token;  ///< thingsboard mode: the gateway device's token
+
+  bool usesTls() const;
+};
+
+/// Parses the `uplink:` section (undefined node -> all defaults). Problems go to
+/// `uplink_section.diag()` as `FILE:LINE: uplink.key: message`; unknown keys are rejected.
+UplinkConfig parseUplinkConfig(const core::ConfigNode& uplink_section);
+
+const char* modeName(Mode mode);
+
+} // namespace hgj::uplink

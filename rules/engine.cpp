@@ -1,0 +1,790 @@
+#include "rules/engine.h"
+
+#include <algorithm>
+#include <cctype>
+#include <set>
+
+#include "rules/condition/expression.h"
+#include "rules/rule_parse.h"
+
+namespace hgj::rules {
+
+namespace {
+
+uint64_t pointKey(model::DeviceIndex d, model::PointId p) {
+  return (static_cast<uint64_t>(d) << 16) | p;
+}
+
+bool equalsNoCase(const std::string& a, const std::string& b) {
+  if (a.size() != b.size()) {
+    return false;
+  }
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(a[i])) !=
+        std::tolower(static_cast<unsigned char>(b[i]))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// Text compares without case: devices say "charging" where the rules file says OCPP's
+// "Charging".
+bool sameValue(const model::Value& a, const model::Value& b) {
+  if (const auto* sa = std::get_if<std::string>(&a)) {
+    const auto* sb = std::get_if<std::string>(&b);
+    return sb != nullptr && equalsNoCase(*sa, *sb);
+  }
+  if (a.index() == b.index()) {
+    return a == b;
+  }
+  auto na = model::asNumber(a);
+  auto nb = model::asNumber(b);
+  return na && nb && *na == *nb;
+}
+
+} // namespace
+
+Engine::Engine(const RulesConfig& config, const model::Compound& compound,
+               const core::Clock& clock)
+    : config_(config),
+      compound_(compound),
+      clock_(clock),
+      interlocks_(config.actuation.min_interval),
+      occupancy_(config.occupancy, compound) {
+  started_ = clock_.steadyNow();
+  struct Dep {
+    model::DeviceIndex device;
+    model::PointId point;
+    uint32_t instance;
+  };
+  std::vector<Dep> deps;
+  // Instances are laid out by device, so the instances a reading visits share cache lines
+  // (measured: ordering them by rule made every visit a cache miss).
+  std::vector<std::pair<model::DeviceIndex, uint32_t>> order;
+  for (uint32_t r = 0; r < config_.rules.size(); ++r) {
+    for (auto d : config_.rules[r].devices) {
+      order.emplace_back(d, r);
+    }
+  }
+  std::stable_sort(order.begin(), order.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  rule_instances_.resize(config_.rules.size());
+  for (const auto& [d, r] : order) {
+    const RuleDef& rule = config_.rules[r];
+    auto id = static_cast<uint32_t>(instances_.size());
+    Instance inst;
+    inst.rule = r;
+    inst.device = d;
+    instances_.push_back(inst);
+    rule_instances_[r].push_back(id);
+    std::set<std::pair<model::DeviceIndex, model::PointId>> mine;
+    if (rule.kind == RuleKind::Offline) {
+      mine.insert({d, kAnyPoint});
+      offline_instances_.push_back(id);
+    }
+    for (const auto* preds : {&rule.when, &rule.clear_when}) {
+      for (const auto& p : *preds) {
+        for (auto rd : relatedDevices(compound_, d, p.on)) {
+          mine.insert({rd, p.point});
+        }
+      }
+    }
+    for (const auto* e : {rule.expr.get(), rule.guard.get(), rule.clear_expr.get()}) {
+      if (e != nullptr) {
+        for (auto p : e->points()) {
+          mine.insert({d, p});
+        }
+      }
+    }
+    for (const auto& [dev, pt] : mine) {
+      deps.push_back({dev, pt, id});
+    }
+  }
+  std::stable_sort(deps.begin(), deps.end(),
+                   [](const Dep& a, const Dep& b) { return a.device < b.device; });
+  dev_offsets_.assign(compound_.devices.size() + 1, 0);
+  entries_.reserve(deps.size());
+  size_t j = 0;
+  for (model::DeviceIndex d = 0; d < compound_.devices.size(); ++d) {
+    dev_offsets_[d] = static_cast<uint32_t>(entries_.size());
+    while (j < deps.size() && deps[j].device == d) {
+      entries_.push_back({deps[j].point, deps[j].instance});
+      ++j;
+    }
+  }
+  dev_offsets_[compound_.devices.size()] = static_cast<uint32_t>(entries_.size());
+  timed_.reserve(instances_.size());
+}
+
+Engine::~Engine() = default;
+
+Engine::Tri Engine::evalPredicate(const Predicate& p, model::DeviceIndex device,
+                                  const model::StateTable& state, core::SteadyTime* since) const {
+  auto one = [&](model::DeviceIndex d, core::SteadyTime* s) {
+    const model::PointState* ps = state.point(d, p.point);
+    if (ps == nullptr || ps->quality != model::Quality::Good || model::isEmpty(ps->value)) {
+      return Tri::Unknown;
+    }
+    bool ok = false;
+    switch (p.op) {
+    case CmpOp::Gt:
+    case CmpOp::Ge:
+    case CmpOp::Lt:
+    case CmpOp::Le: {
+      auto n = model::asNumber(ps->value);
+      if (!n) {
+        return Tri::Unknown;
+      }
+      ok = p.op == CmpOp::Gt   ? *n > p.number
+           : p.op == CmpOp::Ge ? *n >= p.number
+           : p.op == CmpOp::Lt ? *n < p.number
+                               : *n <= p.number;
+      break;
+    }
+    case CmpOp::Eq:
+    case CmpOp::In:
+      ok = std::any_of(p.values.begin(), p.values.end(),
+                       [&](const model::Value& v) { return sameValue(ps->value, v); });
+      break;
+    case CmpOp::Ne:
+    case CmpOp::NotIn:
+      ok = std::none_of(p.values.begin(), p.values.end(),
+                        [&](const model::Value& v) { return sameValue(ps->value, v); });
+      break;
+    }
+    *s = ps->since_steady;
+    return ok ? Tri::True : Tri::False;
+  };
+  const model::Device& dev = compound_.devices[device];
+  switch (p.on) {
+  case Relation::Self:
+    return one(device, since);
+  case Relation::Linked:
+    return dev.linked == model::kNoDevice ? Tri::Unknown : one(dev.linked, since);
+  case Relation::Parent:
+    return dev.parent == model::kNoDevice ? Tri::Unknown : one(dev.parent, since);
+  case Relation::ChildrenAny:
+  case Relation::ChildrenAll: {
+    if (dev.children.empty()) {
+      return Tri::Unknown;
+    }
+    bool any_true = false;
+    bool any_false = false;
+    bool any_unknown = false;
+    core::SteadyTime first_true = core::SteadyTime::max();
+    core::SteadyTime last_true = core::SteadyTime::min();
+    for (auto c : dev.children) {
+      core::SteadyTime s{};
+      Tri t = one(c, &s);
+      if (t == Tri::True) {
+        any_true = true;
+        first_true = std::min(first_true, s);
+        last_true = std::max(last_true, s);
+      } else if (t == Tri::False) {
+        any_false = true;
+      } else {
+        any_unknown = true;
+      }
+    }
+    if (p.on == Relation::ChildrenAny) {
+      if (any_true) {
+        *since = first_true;
+        return Tri::True;
+      }
+      return any_unknown ? Tri::Unknown : Tri::False;
+    }
+    if (any_false) {
+      return Tri::False;
+    }
+    if (any_unknown) {
+      return Tri::Unknown;
+    }
+    *since = last_true;
+    return Tri::True;
+  }
+  }
+  return Tri::Unknown;
+}
+
+Engine::Cond Engine::evalAll(const std::vector<Predicate>& preds, model::DeviceIndex device,
+                             const model::StateTable& state, bool definite) const {
+  Cond c;
+  bool any_false = false;
+  bool any_unknown = false;
+  for (const auto& p : preds) {
+    core::SteadyTime since{};
+    Tri t = evalPredicate(p, device, state, &since);
+    if (t == Tri::False) {
+      any_false = true;
+      break;
+    }
+    if (t == Tri::Unknown) {
+      any_unknown = true;
+      // Before the rule fires, unknown and false both mean "not now": the rest (a shed's ten
+      // ports) need not be read. Only an active rule needs a definite false to clear.
+      if (!definite) {
+        break;
+      }
+    } else if (p.timedByState()) {
+      c.state_since = c.has_state_since ? std::max(c.state_since, since) : since;
+      c.has_state_since = true;
+    } else {
+      c.observed = true;
+    }
+  }
+  // A definite False on good data wins over Unknown: the condition is over whatever the other
+  // part would say.
+  c.tri = any_false ? Tri::False : (any_unknown ? Tri::Unknown : Tri::True);
+  return c;
+}
+
+Engine::Cond Engine::evalWhen(const RuleDef& rule, model::DeviceIndex device,
+                              const model::StateTable& state, bool definite) const {
+  if (rule.kind == RuleKind::Condition) {
+    Cond c;
+    c.observed = true;
+    auto v = rule.expr ? rule.expr->evaluate(state, device) : std::nullopt;
+    c.tri = !v ? Tri::Unknown : (*v ? Tri::True : Tri::False);
+    return c;
+  }
+  return evalAll(rule.when, device, state, definite);
+}
+
+Engine::Tri Engine::evalClear(const RuleDef& rule, model::DeviceIndex device, const Cond& when,
+                              const model::StateTable& state) const {
+  if (!rule.clear_when.empty()) {
+    return evalAll(rule.clear_when, device, state, true).tri;
+  }
+  if (rule.clear_expr) {
+    auto v = rule.clear_expr->evaluate(state, device);
+    return !v ? Tri::Unknown : (*v ? Tri::True : Tri::False);
+  }
+  return when.tri == Tri::False ? Tri::True : (when.tri == Tri::True ? Tri::False : Tri::Unknown);
+}
+
+void Engine::schedule(Instance& inst, core::SteadyTime deadline) {
+  inst.deadline = deadline;
+  if (!inst.timed) {
+    inst.timed = true;
+    timed_.push_back(static_cast<uint32_t>(&inst - instances_.data()));
+  }
+}
+
+void Engine::step(Instance& inst, const model::StateTable& state, core::SteadyTime now,
+                  bool from_reading, ActionSink& sink) {
+  const RuleDef& rule = config_.rules[inst.rule];
+  if (rule.kind == RuleKind::Offline) {
+    stepOffline(inst, state, now, sink);
+    return;
+  }
+  Cond c = evalWhen(rule, inst.device, state, inst.active);
+  if (inst.active) {
+    Tri clr = evalClear(rule, inst.device, c, state);
+    if (clr != Tri::True) {
+      inst.clearing = false;
+      return;
+    }
+    if (!inst.clearing) {
+      inst.clearing = true;
+      inst.clear_start = now;
+    }
+    if (now - inst.clear_start >= rule.clear_hold) {
+      clear(inst, state, "condition ended", sink);
+    } else {
+      schedule(inst, inst.clear_start + rule.clear_hold);
+    }
+    return;
+  }
+  Tri go = c.tri;
+  if (go == Tri::True && rule.guard) {
+    auto g = rule.guard->evaluate(state, inst.device);
+    go = !g ? Tri::Unknown : (*g ? Tri::True : Tri::False);
+  }
+  if (go != Tri::True) {
+    inst.pending = false;
+    inst.samples = 0;
+    return;
+  }
+  if (!inst.pending) {
+    inst.pending = true;
+    inst.samples = 0;
+    inst.observed_start = now;
+  }
+  if (from_reading && inst.samples < UINT16_MAX) {
+    ++inst.samples;
+  }
+  core::SteadyTime start = c.observed || !c.has_state_since ? inst.observed_start : c.state_since;
+  if (c.has_state_since && c.state_since > start) {
+    start = c.state_since;
+  }
+  inst.start = start;
+  bool samples_ok = inst.samples >= rule.min_samples || (!c.observed && rule.min_samples <= 1);
+  core::SteadyTime due = start + rule.hold;
+  if (now >= due && samples_ok) {
+    raise(inst, state, now, sink);
+    return;
+  }
+  if (now < due) {
+    schedule(inst, due);
+  } else {
+    // Time is up but the condition still needs another confirming reading: only a reading
+    // can move it on.
+    inst.deadline = core::SteadyTime::max();
+  }
+}
+
+void Engine::stepOffline(Instance& inst, const model::StateTable& state, core::SteadyTime now,
+                         ActionSink& sink) {
+  const RuleDef& rule = config_.rules[inst.rule];
+  const model::DeviceState& ds = state.device(inst.device);
+  const model::Device& dev = compound_.devices[inst.device];
+  core::SteadyTime last = ds.ever_seen ? ds.last_seen_steady : started_;
+  core::Millis limit = rule.silent_for.count() > 0 ? rule.silent_for
+                                                   : core::Millis(dev.expectedIntervalMs());
+  bool silent = now - last > limit && (ds.ever_seen || rule.never_seen);
+  if (!inst.active && silent) {
+    inst.start = last;
+    raise(inst, state, now, sink);
+  }
+}
+
+void Engine::raise(Instance& inst, const model::StateTable& state, core::SteadyTime now,
+                   ActionSink& sink) {
+  const RuleDef& rule = config_.rules[inst.rule];
+  const model::Device& dev = compound_.devices[inst.device];
+  inst.active = true;
+  inst.pending = false;
+  inst.clearing = false;
+  ++stats_.raised;
+  int64_t source_ms = rule.kind == RuleKind::Offline ? state.device(inst.device).last_seen_ms
+                                                     : sourceMs(rule, inst.device, state);
+  std::string value = rule.kind == RuleKind::Offline ? "offline"
+                                                     : valueText(rule, inst.device, state);
+  std::string reason = rule.name + ": " + dev.id + " " +
+                       (rule.kind == RuleKind::Offline ? std::string("offline") : value) +
+                       (rule.threshold_text.empty() ? "" : " (limit " + rule.threshold_text + ")");
+  std::string done;
+  for (const auto& spec : rule.on_raise) {
+    bool any = false;
+    for (auto target : writeTargets(compound_, spec, inst.device)) {
+      any = write(rule, target, spec, reason, source_ms, now, sink) || any;
+    }
+    if (any && !spec.note.empty()) {
+      done += (done.empty() ? "" : "; ") + spec.note;
+    }
+  }
+  if (!rule.alert) {
+    return;
+  }
+  MessageFields f;
+  f.set(Field::Device, dev.id);
+  f.set(Field::Name, dev.name.empty() ? dev.id : dev.name);
+  f.set(Field::Location, dev.location.text());
+  f.set(Field::Grid, dev.grid);
+  f.set(Field::Value, value);
+  f.set(Field::Threshold, rule.threshold_text);
+  f.set(Field::Rule, rule.name);
+  f.set(Field::Held, formatDuration(
+                         std::chrono::duration_cast<core::Millis>(now - inst.start).count()));
+  if (!rule.when.empty()) {
+    f.set(Field::Point, compound_.pointName(rule.when.front().point));
+  }
+  for (const auto& p : rule.when) {
+    if (p.on == Relation::Linked || p.on == Relation::Parent) {
+      model::DeviceIndex o = p.on == Relation::Linked ? dev.linked : dev.parent;
+      f.set(Field::Other, compound_.devices[o].id);
+      const model::PointState* ps = state.point(o, p.point);
+      f.set(Field::OtherValue, ps ? model::toText(ps->value) : "");
+    } else if (p.on != Relation::Self) {
+      f.set(Field::Other, "ports");
+    }
+  }
+  AlertRaise a;
+  a.rule = rule.name;
+  a.device = inst.device;
+  a.severity = rule.severity;
+  a.message = rule.message.render(f);
+  a.value = value;
+  a.source_ms = source_ms;
+  a.actions_taken = std::move(done);
+  a.escalate_now = rule.escalate_now;
+  sink.raiseAlert(a);
+}
+
+void Engine::clear(Instance& inst, const model::StateTable& state, std::string reason,
+                   ActionSink& sink) {
+  const RuleDef& rule = config_.rules[inst.rule];
+  inst.active = false;
+  inst.clearing = false;
+  inst.pending = false;
+  inst.samples = 0;
+  ++stats_.cleared;
+  int64_t source_ms = rule.kind == RuleKind::Offline ? state.device(inst.device).last_seen_ms
+                                                     : sourceMs(rule, inst.device, state);
+  if (rule.alert) {
+    sink.clearAlert(AlertClear{rule.name, inst.device, std::move(reason), source_ms});
+  }
+  if (rule.on_clear.empty()) {
+    return;
+  }
+  core::SteadyTime now = clock_.steadyNow();
+  for (const auto& spec : rule.on_clear) {
+    for (auto target : writeTargets(compound_, spec, inst.device)) {
+      // Another device of the same rule still wants this target (two CO sensors, one fan): the
+      // clear of one must not undo the other's action.
+      bool wanted = false;
+      for (uint32_t i : rule_instances_[inst.rule]) {
+        const Instance& o = instances_[i];
+        if (wanted) {
+          break;
+        }
+        if (&o == &inst || !o.active) {
+          continue;
+        }
+        for (const auto& rs : rule.on_raise) {
+          if (rs.point != spec.point) {
+            continue;
+          }
+          auto ts = writeTargets(compound_, rs, o.device);
+          wanted = wanted || std::find(ts.begin(), ts.end(), target) != ts.end();
+        }
+      }
+      if (!wanted) {
+        write(rule, target, spec, rule.name + " cleared", source_ms, now, sink);
+      }
+    }
+  }
+}
+
+bool Engine::write(const RuleDef& rule, model::DeviceIndex target, const WriteSpec& spec,
+                   const std::string& reason, int64_t source_ms, core::SteadyTime now,
+                   ActionSink& sink) {
+  std::string why;
+  uint64_t key = pointKey(target, spec.point);
+  if (!interlocks_.mayWrite(target, spec.point, spec.value, false, &why)) {
+    deferred_.erase(key);
+    ++stats_.writes_refused;
+    refused_log_.warn("rule {}: not writing {}.{}={}: {}", rule.name, compound_.devices[target].id,
+                      compound_.pointName(spec.point), model::toText(spec.value), why);
+    return false;
+  }
+  switch (interlocks_.admitRuleWrite(target, spec.point, spec.value, spec.safety, now)) {
+  case Interlocks::Admit::Duplicate:
+    deferred_.erase(key);
+    return true;
+  case Interlocks::Admit::RateLimited:
+    // Held back, not dropped: a fan-off decided too soon after fan-on still happens later.
+    if (deferred_.count(key) == 0) {
+      ++stats_.writes_rate_limited;
+    }
+    deferred_[key] = Deferred{static_cast<uint32_t>(&rule - config_.rules.data()), target, &spec,
+                              reason, source_ms};
+    return false;
+  case Interlocks::Admit::Write:
+    deferred_.erase(key);
+    break;
+  }
+  if (spec.safety) {
+    interlocks_.latch(Latch{target, spec.point, spec.value, rule.name, reason, clock_.wallMs()});
+  }
+  pending_writes_[pointKey(target, spec.point)] =
+      static_cast<uint32_t>(&rule - config_.rules.data());
+  ++stats_.writes;
+  WriteAction w;
+  w.rule = rule.name;
+  w.device = target;
+  w.point = spec.point;
+  w.value = spec.value;
+  w.safety = spec.safety;
+  w.reason = reason;
+  w.source_ms = source_ms;
+  sink.writePoint(w);
+  return true;
+}
+
+int64_t Engine::sourceMs(const RuleDef& rule, model::DeviceIndex device,
+                         const model::StateTable& state) const {
+  model::PointId p = 0;
+  if (!rule.when.empty()) {
+    p = rule.when.front().point;
+  } else if (rule.expr && !rule.expr->points().empty()) {
+    p = rule.expr->points().front();
+  } else {
+    return state.device(device).last_seen_ms;
+  }
+  const model::PointState* ps = state.point(device, p);
+  return ps ? ps->source_ms : 0;
+}
+
+std::string Engine::valueText(const RuleDef& rule, model::DeviceIndex device,
+                              const model::StateTable& state) const {
+  if (rule.kind == RuleKind::Condition && rule.expr) {
+    std::string out;
+    for (auto p : rule.expr->points()) {
+      const model::PointState* ps = state.point(device, p);
+      out += (out.empty() ? "" : " ") + compound_.pointName(p) + "=" +
+             (ps ? model::toText(ps->value) : "");
+    }
+    return out;
+  }
+  if (rule.when.empty()) {
+    return "";
+  }
+  const model::PointState* ps = state.point(device, rule.when.front().point);
+  return ps ? model::toText(ps->value) : "";
+}
+
+void Engine::onReading(const model::Reading& reading, const model::ApplyResult& /*applied*/,
+                       const model::StateTable& state, ActionSink& sink) {
+  ++stats_.readings;
+  model::DeviceIndex d = reading.device;
+  if (d >= compound_.devices.size()) {
+    return;
+  }
+  core::SteadyTime now = clock_.steadyNow();
+  if (reading.point == config_.occupancy.point && occupancy_.isSpace(d)) {
+    occupancy_.onReading(d, state, now);
+  }
+  for (uint32_t i = dev_offsets_[d]; i < dev_offsets_[d + 1]; ++i) {
+    const IndexEntry& e = entries_[i];
+    Instance& inst = instances_[e.instance];
+    if (e.point == reading.point) {
+      ++stats_.visits;
+      step(inst, state, now, true, sink);
+    } else if (e.point == kAnyPoint && inst.active && inst.device == d) {
+      ++stats_.visits;
+      clear(inst, state, "device reporting again", sink);
+    }
+  }
+}
+
+void Engine::onDeviceOnline(model::DeviceIndex device, const model::StateTable& state,
+                            ActionSink& sink) {
+  if (device >= compound_.devices.size()) {
+    return;
+  }
+  occupancy_.onDeviceOnline(device, state, clock_.steadyNow());
+  for (uint32_t i = dev_offsets_[device]; i < dev_offsets_[device + 1]; ++i) {
+    const IndexEntry& e = entries_[i];
+    Instance& inst = instances_[e.instance];
+    if (e.point == kAnyPoint && inst.active && inst.device == device) {
+      clear(inst, state, "device back online", sink);
+    }
+  }
+}
+
+void Engine::onDeviceOffline(model::DeviceIndex device, const model::StateTable& state,
+                             ActionSink& sink) {
+  if (device >= compound_.devices.size()) {
+    return;
+  }
+  core::SteadyTime now = clock_.steadyNow();
+  occupancy_.onDeviceOffline(device);
+  uint32_t last_instance = UINT32_MAX;
+  for (uint32_t i = dev_offsets_[device]; i < dev_offsets_[device + 1]; ++i) {
+    const IndexEntry& e = entries_[i];
+    if (e.instance == last_instance) {
+      continue;
+    }
+    last_instance = e.instance;
+    Instance& inst = instances_[e.instance];
+    const RuleDef& rule = config_.rules[inst.rule];
+    if (rule.kind == RuleKind::Offline) {
+      if (!inst.active && inst.device == device) {
+        const model::DeviceState& ds = state.device(device);
+        inst.start = ds.ever_seen ? ds.last_seen_steady : started_;
+        raise(inst, state, now, sink);
+      }
+      continue;
+    }
+    // Its data is stale now: pending timers stop (an active alert stays until good data
+    // says the condition is over).
+    step(inst, state, now, false, sink);
+  }
+}
+
+void Engine::tick(const model::StateTable& state, ActionSink& sink) {
+  core::SteadyTime now = clock_.steadyNow();
+  if (!swept_) {
+    swept_ = true;
+    occupancy_.resync(state, now);
+    for (auto& inst : instances_) {
+      if (config_.rules[inst.rule].kind != RuleKind::Offline) {
+        step(inst, state, now, false, sink);
+      }
+    }
+  }
+  for (size_t i = 0; i < timed_.size();) {
+    Instance& inst = instances_[timed_[i]];
+    if ((inst.pending || inst.clearing) && inst.deadline <= now) {
+      step(inst, state, now, false, sink);
+    }
+    bool keep = (inst.pending || inst.clearing) && inst.deadline != core::SteadyTime::max();
+    if (!keep) {
+      inst.timed = false;
+      timed_[i] = timed_.back();
+      timed_.pop_back();
+    } else {
+      ++i;
+    }
+  }
+  if (now - last_offline_scan_ >= std::chrono::seconds(1)) {
+    last_offline_scan_ = now;
+    for (auto id : offline_instances_) {
+      Instance& inst = instances_[id];
+      if (!inst.active) {
+        stepOffline(inst, state, now, sink);
+      }
+    }
+  }
+  if (!deferred_.empty()) {
+    std::vector<Deferred> due;
+    for (const auto& kv : deferred_) {
+      due.push_back(kv.second);
+    }
+    for (const auto& d : due) {
+      write(config_.rules[d.rule], d.target, *d.spec, d.reason, d.source_ms, now, sink);
+    }
+  }
+  occupancy_.tick(state, now, clock_.wallMs(), sink);
+}
+
+void Engine::onWriteResult(const WriteOutcome& outcome, ActionSink& sink) {
+  auto it = pending_writes_.find(pointKey(outcome.device, outcome.point));
+  if (it == pending_writes_.end() || outcome.device >= compound_.devices.size()) {
+    return;
+  }
+  const RuleDef& rule = config_.rules[it->second];
+  pending_writes_.erase(it);
+  bool& failed = failed_active_[outcome.device];
+  if (outcome.ok) {
+    if (failed) {
+      failed = false;
+      sink.clearAlert(AlertClear{config_.actuation.failed_rule, outcome.device,
+                                 "write of " + compound_.pointName(outcome.point) + " confirmed",
+                                 outcome.ts_ms});
+    }
+    return;
+  }
+  ++stats_.write_failures;
+  const model::Device& dev = compound_.devices[outcome.device];
+  const Latch* l = interlocks_.latched(outcome.device, outcome.point);
+  MessageFields f;
+  f.set(Field::Device, dev.id);
+  f.set(Field::Name, dev.name.empty() ? dev.id : dev.name);
+  f.set(Field::Location, dev.location.text());
+  f.set(Field::Grid, dev.grid);
+  f.set(Field::Point, compound_.pointName(outcome.point));
+  f.set(Field::Value, model::toText(outcome.value));
+  f.set(Field::Rule, rule.name);
+  f.set(Field::OtherValue, outcome.error);
+  AlertRaise a;
+  a.rule = config_.actuation.failed_rule;
+  a.device = outcome.device;
+  a.severity = Severity::Critical;
+  a.message = config_.actuation.failed_message.render(f);
+  a.value = model::toText(outcome.value);
+  a.source_ms = outcome.ts_ms;
+  a.actions_taken = l != nullptr ? "safety cut not confirmed: the point may still be live" : "";
+  a.escalate_now = l != nullptr;
+  failed = true;
+  sink.raiseAlert(a);
+}
+
+bool Engine::mayWrite(model::DeviceIndex device, model::PointId point, const model::Value& value,
+                      bool operator_override, std::string* reason) const {
+  return interlocks_.mayWrite(device, point, value, operator_override, reason);
+}
+
+bool Engine::clearLatch(model::DeviceIndex device, model::PointId point) {
+  const Latch* l = interlocks_.latched(device, point);
+  if (l == nullptr) {
+    return false;
+  }
+  // The rule that cut the point is re-armed: if the danger is still there after the operator
+  // re-enabled it, the rule cuts again after its hold instead of staying quietly "active".
+  for (uint32_t r = 0; r < config_.rules.size(); ++r) {
+    const RuleDef& rule = config_.rules[r];
+    if (rule.name != l->rule) {
+      continue;
+    }
+    for (uint32_t i : rule_instances_[r]) {
+      Instance& inst = instances_[i];
+      if (!inst.active) {
+        continue;
+      }
+      for (const auto& spec : rule.on_raise) {
+        auto ts = writeTargets(compound_, spec, inst.device);
+        if (spec.point == point && std::find(ts.begin(), ts.end(), device) != ts.end()) {
+          inst.active = false;
+          inst.pending = false;
+          inst.clearing = false;
+          inst.samples = 0;
+        }
+      }
+    }
+  }
+  interlocks_.forget(device, point);
+  return interlocks_.clearLatch(device, point);
+}
+
+bool Engine::safetyCut(model::DeviceIndex device) const {
+  if (device >= compound_.devices.size()) {
+    return false;
+  }
+  for (const auto& p : compound_.devices[device].profile->points) {
+    if (interlocks_.latched(device, p.id) != nullptr) {
+      return true;
+    }
+  }
+  return false;
+}
+
+bool Engine::restoreActive(std::string_view rule, model::DeviceIndex device) {
+  for (uint32_t r = 0; r < config_.rules.size(); ++r) {
+    if (config_.rules[r].name != rule) {
+      continue;
+    }
+    for (uint32_t i : rule_instances_[r]) {
+      if (instances_[i].device == device) {
+        instances_[i].active = true;
+        instances_[i].pending = false;
+        return true;
+      }
+    }
+  }
+  if (rule == config_.actuation.failed_rule && device < compound_.devices.size()) {
+    failed_active_[device] = true;
+    return true;
+  }
+  return false;
+}
+
+void Engine::adopt(const Engine& previous, ActionSink& sink) {
+  for (const auto& l : previous.latches()) {
+    interlocks_.latch(l);
+  }
+  for (const auto& [rule, device] : previous.activeAlerts()) {
+    if (!restoreActive(rule, device)) {
+      sink.clearAlert(AlertClear{rule, device, "rule removed or changed by a config reload", 0});
+    }
+  }
+  for (const auto& [device, active] : previous.failed_active_) {
+    if (active) {
+      failed_active_[device] = true;
+    }
+  }
+}
+
+std::vector<std::pair<std::string, model::DeviceIndex>> Engine::activeAlerts() const {
+  std::vector<std::pair<std::string, model::DeviceIndex>> out;
+  for (const auto& inst : instances_) {
+    if (inst.active && config_.rules[inst.rule].alert) {
+      out.emplace_back(config_.rules[inst.rule].name, inst.device);
+    }
+  }
+  return out;
+}
+
+} // namespace hgj::rules

@@ -1,0 +1,69 @@
+#pragma once
+
+#include <set>
+
+#include <nlohmann/json.hpp>
+
+#include "core/metrics.h"
+#include "gateway/uplink/uplink.h"
+#include "tests/integration/uplink/uplink_harness.h"
+
+namespace hgj::uplink::testing {
+
+/// An enabled uplink to `url` that reconnects quickly and sends no summaries by itself.
+inline UplinkConfig testConfig(const std::string& url) {
+  UplinkConfig c;
+  c.enabled = true;
+  c.url = url;
+  c.client_id = "gw-test";
+  c.backoff_min = std::chrono::milliseconds(50);
+  c.backoff_max = std::chrono::milliseconds(300);
+  c.keepalive = std::chrono::seconds(5);
+  c.connect_timeout = std::chrono::seconds(5);
+  c.replay_rate = 0;
+  c.summaries.parking = c.summaries.ev = c.summaries.ebike = c.summaries.health =
+      std::chrono::milliseconds(0);
+  c.summaries.on_change = false;
+  return c;
+}
+
+/// What an uplink needs around it: the compound, a read model, a command sink, metrics.
+struct World {
+  std::shared_ptr<model::Compound> compound = makeCompound();
+  pipeline::ReadModel read_model;
+  FakeCommandSink sink{compound};
+  core::MetricsRegistry metrics;
+};
+
+inline int64_t seqOf(const std::string& payload) {
+  auto j = nlohmann::json::parse(payload, nullptr, false);
+  if (!j.is_object() || !j.contains("msg_id") || !j["msg_id"].is_string()) {
+    return -1;
+  }
+  std::string id = j["msg_id"].get<std::string>();
+  return std::stoll(id.substr(id.find(':') + 1));
+}
+
+/// The msg_ids seen on `topic`, first occurrences only, in arrival order.
+inline std::vector<int64_t> firstSeen(const Recorder& r, const std::string& topic) {
+  std::vector<int64_t> out;
+  std::set<int64_t> seen;
+  for (const auto& m : r.on(topic)) {
+    int64_t s = seqOf(m.payload);
+    if (seen.insert(s).second) {
+      out.push_back(s);
+    }
+  }
+  return out;
+}
+
+/// The payloads on `topic` parsed as JSON.
+inline std::vector<nlohmann::json> jsonOn(const Recorder& r, const std::string& topic) {
+  std::vector<nlohmann::json> out;
+  for (const auto& m : r.on(topic)) {
+    out.push_back(nlohmann::json::parse(m.payload, nullptr, false));
+  }
+  return out;
+}
+
+} // namespace hgj::uplink::testing

@@ -1,0 +1,46 @@
+#include <catch2/catch.hpp>
+
+#include <dirent.h>
+
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "gateway/api/static_assets.h"
+
+TEST_CASE("api static: embedded dashboard equals gateway/api/static", "[api][static]") {
+  std::string dir = std::string(HGJ_SOURCE_DIR) + "/gateway/api/static";
+  DIR* d = opendir(dir.c_str());
+  REQUIRE(d != nullptr);
+  std::set<std::string> names;
+  while (dirent* e = readdir(d)) {
+    if (e->d_name[0] != '.') {
+      names.insert(e->d_name);
+    }
+  }
+  closedir(d);
+  REQUIRE(names.count("index.html") == 1);
+  for (const auto& name : names) {
+    INFO(name << ": run gateway/api/embed_static.sh after editing the dashboard");
+    std::ifstream in(dir + "/" + name, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    const auto* a = hgj::api::embeddedAsset(name);
+    REQUIRE(a != nullptr);
+    CHECK(a->body == ss.str());
+  }
+  std::string embedded = hgj::api::embeddedAssetNames();
+  size_t count = embedded.empty() ? 0 : std::count(embedded.begin(), embedded.end(), ' ') + 1;
+  CHECK(count == names.size());
+}
+
+TEST_CASE("api static: only plain file names are served from a directory", "[api][static]") {
+  using hgj::api::safeAssetName;
+  CHECK(safeAssetName("app.js"));
+  CHECK(safeAssetName("index.html"));
+  CHECK_FALSE(safeAssetName("../etc/passwd"));
+  CHECK_FALSE(safeAssetName(".env"));
+  CHECK_FALSE(safeAssetName("a/b.js"));
+  CHECK_FALSE(safeAssetName("a..js"));
+  CHECK(hgj::api::contentTypeFor("app.css") == "text/css; charset=utf-8");
+}

@@ -1,0 +1,166 @@
+#include <catch2/catch.hpp>
+
+#include <sqlite3.h>
+
+#include "core/clock.h"
+#include "core/metrics.h"
+#include "gateway/uplink/outbox.h"
+#include "tests/unit/uplink/uplink_fixtures.h"
+
+using namespace hgj;
+using uplink::Kind;
+using uplink::Outbox;
+
+namespace {
+
+Outbox::Entry entry(Kind kind, std::string text) {
+  return {kind, [kind, text](const std::string& msg_id, std::string& topic, std::string& payload) {
+            topic = std::string("hgj/site1/") + uplink::kindName(kind);
+            payload = "{\"msg_id\":\"" + msg_id + "\",\"text\":\"" + text + "\"}";
+          }};
+}
+
+int64_t append1(Outbox& o, Kind kind, std::string text = "x") {
+  std::vector<Outbox::Entry> e;
+  e.push_back(entry(kind, std::move(text)));
+  auto seqs = o.append(std::move(e));
+  REQUIRE(seqs);
+  return seqs->at(0);
+}
+
+} // namespace
+
+TEST_CASE("outbox: msg_id strictly increases across reopen, even when emptied",
+          "[uplink][outbox]") {
+  uplink::testing::TempDir dir("outbox");
+  core::ManualClock clock;
+  core::MetricsRegistry metrics;
+  const std::string db = dir.file("gw.db");
+  int64_t last = 0;
+  {
+    Outbox o(db, "site1", {}, clock, metrics);
+    for (int i = 0; i < 5; ++i) {
+      int64_t seq = append1(o, Kind::Alert);
+      CHECK(seq == last + 1);
+      last = seq;
+    }
+    auto rows = o.fetchAfter(0, 100);
+    REQUIRE(rows.size() == 5);
+    CHECK(rows[0].msg_id == "site1:1");
+    CHECK(rows[4].payload.find("\"msg_id\":\"site1:5\"") != std::string::npos);
+    std::vector<int64_t> all;
+    for (auto& r : rows) {
+      all.push_back(r.seq);
+    }
+    REQUIRE(o.remove(all));
+    CHECK(o.stats().rows == 0);
+    CHECK(metrics.value("hgj_outbox_depth") == 0);
+  }
+  Outbox reopened(db, "site1", {}, clock, metrics);
+  CHECK(append1(reopened, Kind::Summary) == last + 1);
+  CHECK(reopened.fetchAfter(0, 10).at(0).msg_id == "site1:6");
+
+  // The schema version and the layout are what docs/uplink.md says.
+  sqlite3* h = nullptr;
+  REQUIRE(sqlite3_open(db.c_str(), &h) == SQLITE_OK);
+  sqlite3_stmt* s = nullptr;
+  REQUIRE(sqlite3_prepare_v2(h,
+                             "SELECT version FROM schema_versions WHERE component='uplink'",
+                             -1, &s, nullptr) == SQLITE_OK);
+  REQUIRE(sqlite3_step(s) == SQLITE_ROW);
+  CHECK(sqlite3_column_int(s, 0) == 1);
+  sqlite3_finalize(s);
+  REQUIRE(sqlite3_prepare_v2(h, "SELECT seq, msg_id, kind, topic, payload, created_ms FROM outbox",
+                             -1, &s, nullptr) == SQLITE_OK);
+  REQUIRE(sqlite3_step(s) == SQLITE_ROW);
+  CHECK(std::string(reinterpret_cast<const char*>(sqlite3_column_text(s, 2))) == "summary");
+  CHECK(sqlite3_column_int64(s, 5) == clock.wallMs());
+  sqlite3_finalize(s);
+  sqlite3_close(h);
+}
+
+TEST_CASE("outbox: when full, the oldest summaries go first, alerts are all kept and counted",
+          "[uplink][outbox]") {
+  uplink::testing::TempDir dir("outbox");
+  core::ManualClock clock;
+  core::MetricsRegistry metrics;
+  Outbox o(dir.file("gw.db"), "site1", {100, 1 << 30}, clock, metrics);
+  std::vector<std::pair<uplink::Kind, uint64_t>> notified;
+  o.setDropHandler([&](Kind k, uint64_t total) { notified.emplace_back(k, total); });
+  std::vector<int64_t> alerts;
+  std::vector<int64_t> summaries;
+  for (int i = 0; i < 330; ++i) {
+    if (i % 11 == 0) {
+      alerts.push_back(append1(o, Kind::Alert));
+    } else {
+      summaries.push_back(append1(o, Kind::Summary));
+    }
+  }
+  REQUIRE(alerts.size() == 30);
+  auto rows = o.fetchAfter(0, 1000);
+  CHECK(rows.size() == 100);
+  std::vector<int64_t> kept_summaries;
+  size_t kept_alerts = 0;
+  for (auto& r : rows) {
+    if (r.kind == Kind::Alert) {
+      ++kept_alerts;
+    } else {
+      kept_summaries.push_back(r.seq);
+    }
+  }
+  CHECK(kept_alerts == 30);
+  // The summaries kept are the newest 70.
+  REQUIRE(kept_summaries.size() == 70);
+  CHECK(kept_summaries.front() == summaries[summaries.size() - 70]);
+  CHECK(kept_summaries.back() == summaries.back());
+  CHECK(o.stats().dropped[0] == 230);
+  CHECK(metrics.value("hgj_outbox_dropped_total", {{"kind", "summary"}}) == 230);
+  CHECK(metrics.value("hgj_outbox_dropped_total", {{"kind", "alert"}}) == 0);
+  CHECK(metrics.value("hgj_outbox_depth") == 100);
+  REQUIRE_FALSE(notified.empty());
+  CHECK(notified.back() == std::pair<Kind, uint64_t>{Kind::Summary, 230});
+
+  // Full of alerts only: more alerts are still kept (over the cap), a summary is refused.
+  Outbox::Limits tiny{10, 1 << 30};
+  uplink::testing::TempDir dir2("outbox");
+  Outbox full(dir2.file("gw.db"), "site1", tiny, clock, metrics);
+  for (int i = 0; i < 12; ++i) {
+    CHECK(append1(full, Kind::Alert) > 0);
+  }
+  CHECK(full.stats().rows == 12);
+  CHECK(full.stats().over_cap_kept == 2);
+  CHECK(append1(full, Kind::Summary) == 0);
+}
+
+TEST_CASE("outbox: the byte cap is enforced and memory stays flat at the cap",
+          "[uplink][outbox]") {
+  uplink::testing::TempDir dir("outbox");
+  core::ManualClock clock;
+  core::MetricsRegistry metrics;
+  Outbox o(dir.file("gw.db"), "site1", {1'000'000, 200'000}, clock, metrics);
+  const std::string big(900, 'b');
+  auto fill = [&](int batches) {
+    for (int b = 0; b < batches; ++b) {
+      std::vector<Outbox::Entry> e;
+      for (int i = 0; i < 100; ++i) {
+        e.push_back(entry(i == 0 ? Kind::Alert : Kind::Summary, big));
+      }
+      REQUIRE(o.append(std::move(e)));
+    }
+  };
+  fill(20);  // reach the cap and warm SQLite's page cache
+  const double rss_before = core::processResidentBytes();
+  fill(100);  // 10,000 more at the cap
+  const double rss_after = core::processResidentBytes();
+  auto s = o.stats();
+  CHECK(s.bytes <= 200'000 + 2000);
+  CHECK(s.dropped[0] > 9000);
+  INFO("rss grew by " << (rss_after - rss_before) / 1024 << " KiB");
+  CHECK(rss_after - rss_before < 4.0 * 1024 * 1024);
+  // Alerts (one per batch, 120 in all) are never dropped.
+  size_t alerts = 0;
+  for (auto& r : o.fetchAfter(0, 100000)) {
+    alerts += r.kind == Kind::Alert ? 1 : 0;
+  }
+  CHECK(alerts == 120);
+}

@@ -1,0 +1,144 @@
+#include <catch2/catch.hpp>
+
+#include "gateway/uplink/wire_format.h"
+
+using namespace hgj;
+using nlohmann::json;
+using uplink::Kind;
+using uplink::Mode;
+using uplink::ParsedCommand;
+using uplink::WireFormat;
+
+namespace {
+const std::vector<std::string> kAll{"write", "ack_alert", "summary_now"};
+}
+
+TEST_CASE("wire format: native messages carry msg_id and ts on hgj/{site}/...", "[uplink][wire]") {
+  WireFormat f(Mode::Native, "site1");
+  std::string topic;
+  std::string payload;
+  f.render(Kind::Alert, "alerts", json{{"id", 3}, {"rule", "hot"}}, "site1:9", 1000, topic,
+           payload);
+  CHECK(topic == "hgj/site1/alerts");
+  CHECK(json::parse(payload) ==
+        json{{"id", 3}, {"rule", "hot"}, {"msg_id", "site1:9"}, {"ts", 1000}});
+  CHECK(f.commandTopics() == std::vector<std::string>{"hgj/site1/cmd"});
+}
+
+TEST_CASE("wire format: thingsboard shapes for summaries, alerts and telemetry",
+          "[uplink][wire]") {
+  WireFormat f(Mode::ThingsBoard, "site1");
+  std::string topic;
+  std::string payload;
+  json parking = {{"total", 4},
+                  {"free", 1},
+                  {"levels", json::array({{{"level", "B1"},
+                                           {"free", 1},
+                                           {"zones", json::array({{{"zone", "A"}, {"free", 1}}})}}})}};
+  f.render(Kind::Summary, "summary/parking", parking, "site1:1", 1000, topic, payload);
+  CHECK(topic == "v1/devices/me/telemetry");
+  CHECK(json::parse(payload) == json{{"ts", 1000},
+                                     {"values",
+                                      {{"parking_total", 4},
+                                       {"parking_free", 1},
+                                       {"parking_levels_B1_free", 1},
+                                       {"parking_levels_B1_zones_A_free", 1}}}});
+
+  f.render(Kind::Alert, "alerts",
+           json{{"device", "S01/P01"}, {"id", 5}, {"state", "raised"}, {"value", 75.0}},
+           "site1:2", 2000, topic, payload);
+  CHECK(topic == "v1/gateway/telemetry");
+  CHECK(json::parse(payload) ==
+        json{{"S01/P01",
+              json::array({{{"ts", 2000},
+                            {"values",
+                             {{"alert_id", 5}, {"alert_state", "raised"}, {"alert_value", 75.0}}}}})}});
+
+  json readings = {{"readings", json::array({{{"device", "P-B1-0001"}, {"point", "occupied"},
+                                              {"value", true}, {"ts", 10}},
+                                             {{"device", "EV-01"}, {"point", "power_kw"},
+                                              {"value", 6.8}, {"ts", 11}},
+                                             {{"device", "EV-01"}, {"point", "state"},
+                                              {"value", "charging"}, {"ts", 11}}})}};
+  f.render(Kind::Telemetry, "telemetry", readings, "site1:3", 3000, topic, payload);
+  CHECK(topic == "v1/gateway/telemetry");
+  CHECK(json::parse(payload) ==
+        json{{"P-B1-0001", json::array({{{"ts", 10}, {"values", {{"occupied", true}}}}})},
+             {"EV-01",
+              json::array({{{"ts", 11}, {"values", {{"power_kw", 6.8}, {"state", "charging"}}}}})}});
+}
+
+TEST_CASE("wire format: native commands are validated", "[uplink][wire][commands]") {
+  WireFormat f(Mode::Native, "site1");
+  const std::string t = "hgj/site1/cmd";
+  auto p = uplink::parseCommand(
+      f, t, R"({"id":"c1","method":"write","device":"S01/P01","point":"relay","value":false,"override":true})",
+      kAll);
+  REQUIRE(p.ok);
+  CHECK(p.command.kind == pipeline::Command::Kind::WritePoint);
+  CHECK(p.command.device == "S01/P01");
+  CHECK(p.command.value == model::Value(false));
+  CHECK(p.command.override_safety);
+  CHECK(p.command.origin == "upstream");
+
+  p = uplink::parseCommand(f, t, R"({"id":12,"method":"ack_alert","alert_id":"7","by":"Li"})", kAll);
+  REQUIRE(p.ok);
+  CHECK(p.id == "12");
+  CHECK(p.command.alert_id == 7);
+  CHECK(p.command.by == "Li");
+
+  struct Case {
+    const char* payload;
+    const char* reason_part;
+  };
+  for (auto c : {Case{"not json", "malformed"},
+                 Case{"[1,2]", "malformed"},
+                 Case{R"({"method":"write"})", "\"id\""},
+                 Case{R"({"id":"x","method":"reboot"})", "unknown method"},
+                 Case{R"({"id":"x","method":"write","device":"S01/P01","point":"relay"})", "value"},
+                 Case{R"({"id":"x","method":"write","device":"S01/P01","point":"relay","value":{}})",
+                      "value"},
+                 Case{R"({"id":"x","method":"write","device":"S01/P01","point":"relay","value":1,"override":"yes"})",
+                      "override"},
+                 Case{R"({"id":"x","method":"ack_alert","alert_id":-1,"by":"a"})", "alert_id"},
+                 Case{R"({"id":"x","method":"ack_alert","alert_id":3})", "by"}}) {
+    INFO(c.payload);
+    auto r = uplink::parseCommand(f, t, c.payload, kAll);
+    CHECK_FALSE(r.ok);
+    CHECK(r.reason.find(c.reason_part) != std::string::npos);
+  }
+  auto big = uplink::parseCommand(f, t, std::string(20'000, ' '), kAll);
+  CHECK(big.status == 413);
+  auto denied = uplink::parseCommand(
+      f, t, R"({"id":"x","method":"write","device":"a","point":"b","value":1})", {"ack_alert"});
+  CHECK_FALSE(denied.ok);
+  CHECK(denied.status == 403);
+  CHECK(denied.reason.find("unauthorized") != std::string::npos);
+}
+
+TEST_CASE("wire format: thingsboard RPC requests and their responses", "[uplink][wire][commands]") {
+  WireFormat f(Mode::ThingsBoard, "site1");
+  auto p = uplink::parseCommand(
+      f, "v1/gateway/rpc",
+      R"({"device":"S01/P01","data":{"id":42,"method":"write","params":{"point":"relay","value":false}}})",
+      kAll);
+  REQUIRE(p.ok);
+  CHECK(p.route == ParsedCommand::Route::TbGatewayRpc);
+  CHECK(p.command.device == "S01/P01");
+  std::string topic;
+  std::string payload;
+  uplink::renderCommandResult(f, p, true, 200, "done", "site1:1", 5, topic, payload);
+  CHECK(topic == "v1/gateway/rpc");
+  CHECK(json::parse(payload) ==
+        json{{"device", "S01/P01"},
+             {"id", 42},
+             {"data", {{"success", true}, {"status", 200}, {"message", "done"}}}});
+
+  p = uplink::parseCommand(f, "v1/devices/me/rpc/request/17",
+                           R"({"method":"ack_alert","params":{"alert_id":7,"by":"Wang"}})", kAll);
+  REQUIRE(p.ok);
+  uplink::renderCommandResult(f, p, false, 404, "unknown alert 7", "site1:2", 5, topic, payload);
+  CHECK(topic == "v1/devices/me/rpc/response/17");
+  CHECK(json::parse(payload) ==
+        json{{"success", false}, {"status", 404}, {"reason", "unknown alert 7"}});
+}
