@@ -1,5 +1,7 @@
 #include "gateway/app.h"
 
+#include <thread>
+
 #include <spdlog/spdlog.h>
 
 #include "drivers/modbus/modbus_driver.h"
@@ -76,6 +78,15 @@ void App::start() {
   mqtt_->start();
   if (modbus_) {
     modbus_->start();
+  }
+  // "Ready" means subscribed, so a device's first message is not missed on a fresh session; a
+  // broker that is down does not hold the gateway back (it keeps retrying on its own).
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+  while (!mqtt_->subscribed() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  if (!mqtt_->subscribed()) {
+    spdlog::warn("mqtt: not subscribed yet ({}); continuing, it keeps retrying", mqtt_->health());
   }
   started_ = true;
 }

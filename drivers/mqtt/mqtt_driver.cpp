@@ -25,6 +25,22 @@ MqttDriver::MqttDriver(MqttDriverConfig cfg, const model::Compound& compound, Sa
                   [this] { return connected_.load() ? 1.0 : 0.0; });
 }
 
+/// Paho calls this when the broker answered our SUBSCRIBE (on its own thread).
+class MqttDriver::SubscribeListener final : public ::mqtt::iaction_listener {
+public:
+  explicit SubscribeListener(MqttDriver& driver) : driver_(driver) {}
+  void on_success(const ::mqtt::token&) override {
+    driver_.subscribed_ = true;
+    spdlog::info("mqtt: subscribed to {} topic filters", driver_.cfg_.subscriptions.size());
+  }
+  void on_failure(const ::mqtt::token& tok) override {
+    spdlog::error("mqtt: subscribe refused by the broker (reason {})", tok.get_reason_code());
+  }
+
+private:
+  MqttDriver& driver_;
+};
+
 MqttDriver::~MqttDriver() { stop(); }
 
 bool MqttDriver::handles(const model::Device& device) const {
@@ -35,6 +51,7 @@ void MqttDriver::start() {
   if (running_.exchange(true)) {
     return;
   }
+  subscribe_listener_ = std::make_unique<SubscribeListener>(*this);
   // No Paho persistence: inbound QoS 1 state lives in the broker's persistent session, and the
   // commands we publish are tracked (and retried) by the pipeline's actuator.
   client_ = std::make_unique<::mqtt::async_client>(cfg_.url, cfg_.client_id,
@@ -87,7 +104,8 @@ void MqttDriver::onConnected() {
     if (!cfg_.subscriptions.empty()) {
       std::vector<int> qos(cfg_.subscriptions.size(), 1);
       auto filters = ::mqtt::string_collection::create(cfg_.subscriptions);
-      client_->subscribe(filters, qos);
+      subscribed_ = false;
+      client_->subscribe(filters, qos, nullptr, *subscribe_listener_);
     }
   } catch (const ::mqtt::exception& e) {
     spdlog::error("mqtt: subscribe failed: {}", e.what());
@@ -96,6 +114,7 @@ void MqttDriver::onConnected() {
 
 void MqttDriver::onLost(const std::string& cause) {
   connected_ = false;
+  subscribed_ = false;
   spdlog::warn("mqtt: connection to {} lost{}{}", cfg_.url, cause.empty() ? "" : ": ", cause);
   {
     std::lock_guard lock(mu_);

@@ -44,12 +44,15 @@ public:
   void write(const WriteRequest& request) override;
   std::string health() const override;
   bool connected() const { return connected_.load(); }
+  /// True once the subscriptions of the current connection are acknowledged by the broker.
+  bool subscribed() const { return subscribed_.load(); }
 
 private:
   void reconnectLoop();
   void onConnected();
   void onLost(const std::string& cause);
 
+  class SubscribeListener;
   MqttDriverConfig cfg_;
   const model::Compound& compound_;
   SampleSink& sink_;
@@ -57,8 +60,10 @@ private:
   core::Counter& received_;
   core::Counter& reconnects_;
   core::Counter& commands_;
+  std::unique_ptr<SubscribeListener> subscribe_listener_;
   std::unique_ptr<::mqtt::async_client> client_;
   std::atomic<bool> connected_{false};
+  std::atomic<bool> subscribed_{false};
   std::atomic<bool> running_{false};
   std::thread reconnect_thread_;
   mutable std::mutex mu_;

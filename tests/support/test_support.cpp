@@ -258,7 +258,7 @@ std::unique_ptr<Process> startGateway(const std::string& broker_url, const std::
   bool ready = waitFor(
       [&] {
         return p->output().find("hgj-gateway ready") != std::string::npos &&
-               p->output().find("mqtt: connected") != std::string::npos;
+               p->output().find("mqtt: subscribed") != std::string::npos;
       },
       std::chrono::seconds(20));
   if (!ready) {
