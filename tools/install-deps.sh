@@ -14,5 +14,11 @@ if ((${#missing[@]})); then
   apt-get update -q
   apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
+# Node.js runs the browser test. Machines that ship their own Node.js (as our build image does)
+# keep it: Debian's nodejs and npm packages conflict with such an install.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -q --no-install-recommends nodejs npm
+fi
 # The Debian package enables a system mosquitto on port 1883; the demo and the tests start their
 # own brokers on other ports and never use it.
