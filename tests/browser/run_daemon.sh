@@ -1,0 +1,68 @@
+#!/bin/sh
+# The dashboard test against the real daemon fed by the simulator: its own mosquitto on a free
+# loopback port, hgj-gateway on the example compound, hgj-sim playing it (quiet parking, one port
+# overheating so that there is a critical alert to acknowledge), then dashboard.test.mjs with
+# HGJ_DASHBOARD_URL. Skips (77) like run.sh when the browser or the npm packages are missing.
+# Usage: run_daemon.sh BUILD_DIR
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+build=${1:?usage: run_daemon.sh BUILD_DIR}
+chromium=${CHROMIUM:-/usr/bin/chromium}
+[ -x "$chromium" ] || { echo "SKIPPED: $chromium not found"; exit 77; }
+command -v node >/dev/null 2>&1 || { echo "SKIPPED: node not found"; exit 77; }
+[ -d "$here/node_modules/playwright-core" ] || { echo "SKIPPED: playwright-core missing (cd tests/browser && npm ci)"; exit 77; }
+
+tmp=$(mktemp -d /tmp/hgj-browser-XXXXXX)
+pids=""
+cleanup() {
+  for p in $pids; do kill "$p" 2>/dev/null; done
+  for p in $pids; do wait "$p" 2>/dev/null; done
+  rm -rf "$tmp"
+}
+trap cleanup EXIT INT TERM
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+wait_for() { # seconds, command...
+  n=$(($1 * 20)); shift
+  while [ "$n" -gt 0 ]; do "$@" >/dev/null 2>&1 && return 0; sleep 0.05; n=$((n - 1)); done
+  return 1
+}
+
+mport=$(free_port)
+hport=$(free_port)
+cat > "$tmp/mosquitto.conf" <<CONF
+listener $mport 127.0.0.1
+allow_anonymous true
+persistence false
+max_queued_messages 0
+user $(id -un)
+CONF
+mosquitto -c "$tmp/mosquitto.conf" > "$tmp/mosquitto.log" 2>&1 &
+pids="$pids $!"
+wait_for 10 mosquitto_pub -p "$mport" -t hgj/probe -m x || { echo "FAIL: mosquitto did not start"; exit 1; }
+
+"$build/hgj-gateway" run -c "$root/conf/gateway.yaml" --set "mqtt.url=tcp://127.0.0.1:$mport" \
+  --set "storage.path=$tmp/hgj.db" --set "http.port=$hport" > "$tmp/gateway.log" 2>&1 &
+pids="$pids $!"
+wait_for 20 curl -sf "http://127.0.0.1:$hport/healthz" || { echo "FAIL: gateway did not start"; cat "$tmp/gateway.log"; exit 1; }
+
+cat > "$tmp/scenario.yaml" <<SCEN
+gateway: $root/conf/gateway.yaml
+speed: 1
+realistic: false
+timestamps: wall
+mqtt: {url: "tcp://127.0.0.1:$mport", client_id: hgj-sim-browser}
+events:
+  - {at: 1s, type: port_overheat, device: S03/P07, temp_c: 75, ramp: 1s}
+SCEN
+"$build/tools/sim/hgj-sim" -c "$tmp/scenario.yaml" > "$tmp/sim.log" 2>&1 &
+pids="$pids $!"
+
+# Every space reported, and the overheating port's critical alert raised (after its 10 s hold).
+has_alert() { curl -sf "http://127.0.0.1:$hport/api/v1/alerts?state=active" | grep -q port_over_temperature; }
+all_known() { curl -sf "http://127.0.0.1:$hport/api/v1/parking" | grep -q '"unknown":0,"levels"'; }
+wait_for 60 has_alert || { echo "FAIL: no alert from the simulated overheating port"; tail -20 "$tmp/gateway.log"; exit 1; }
+wait_for 30 all_known || { echo "FAIL: not every space reported"; exit 1; }
+
+HGJ_DASHBOARD_URL="http://127.0.0.1:$hport" \
+HGJ_CHANGE_SPACE_CMD="mosquitto_pub -p $mport -q 1 -t compound/parking/{id}/state -m '{\"occupied\":{occupied},\"ts\":{ts}}'" \
+  node "$here/dashboard.test.mjs"
