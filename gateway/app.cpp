@@ -109,6 +109,36 @@ void App::stop() {
   read_model_->close();
 }
 
+std::string App::reload(config::GatewayConfig fresh) {
+  // Rule point and device references are indexes into the compound: the rules can be swapped
+  // only while devices and profiles are the same. Anything else needs a restart.
+  const model::Compound& a = *cfg_.compound;
+  const model::Compound& b = *fresh.compound;
+  bool same = a.devices.size() == b.devices.size() && a.pointCount() == b.pointCount() &&
+              a.profiles.size() == b.profiles.size();
+  for (size_t i = 0; same && i < a.devices.size(); ++i) {
+    same = a.devices[i].id == b.devices[i].id &&
+           a.devices[i].profile->name == b.devices[i].profile->name &&
+           a.devices[i].linked_id == b.devices[i].linked_id &&
+           a.devices[i].location.level == b.devices[i].location.level &&
+           a.devices[i].location.zone == b.devices[i].location.zone &&
+           a.devices[i].grid == b.devices[i].grid && a.devices[i].tags == b.devices[i].tags;
+  }
+  for (size_t i = 0; same && i < a.pointCount(); ++i) {
+    same = a.pointName(static_cast<model::PointId>(i)) ==
+           b.pointName(static_cast<model::PointId>(i));
+  }
+  if (!same) {
+    return "devices or profiles changed: restart the gateway to apply them (rules not reloaded)";
+  }
+  auto fut = pipeline_->reloadRules(std::move(fresh.rules));
+  if (fut.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
+    return "the pipeline did not take the new rules in time";
+  }
+  std::string r = fut.get();
+  return r == "ok" ? "rules reloaded; other changes apply at the next restart" : r;
+}
+
 nlohmann::json App::health() const {
   nlohmann::json h;
   h["ingest"] = mqtt_->health();

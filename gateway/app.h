@@ -49,6 +49,9 @@ public:
 
   void start();
   void stop();
+  /// SIGHUP: applies what can change without a restart (the rules) from a freshly loaded and
+  /// validated config; returns what was done or why not.
+  std::string reload(config::GatewayConfig fresh);
   /// Per-subsystem status for /healthz and the log.
   nlohmann::json health() const;
   core::MetricsRegistry& metrics() { return metrics_; }

@@ -142,12 +142,12 @@ int main(int argc, char** argv) {
         sd_notify(0, "RELOADING=1");
         spdlog::info("SIGHUP: reloading the configuration");
         hgj::core::Diagnostics reload_diag;
-        hgj::config::loadConfig(args.config, args.overrides, reload_diag);
+        auto fresh = hgj::config::loadConfig(args.config, args.overrides, reload_diag);
         if (!reload_diag.ok()) {
           spdlog::error("reload: the configuration has problems; keeping the running one:\n{}",
                         reload_diag.format());
         } else {
-          spdlog::info("reload: configuration valid; restart to apply device changes");
+          spdlog::info("reload: {}", app.reload(std::move(fresh)));
         }
         sd_notify(0, "READY=1");
         continue;

@@ -28,7 +28,8 @@ Pipeline::Pipeline(const config::GatewayConfig& cfg, std::shared_ptr<const model
       clock_(clock), queue_(cfg.mqtt.queue_capacity),
       decoder_(*compound_, cfg.mqtt.max_payload_bytes, cfg.mqtt.max_topic_length),
       state_(*compound_), actuator_(*compound_, store, metrics, clock),
-      engine_(rules, *compound_, clock),
+      rules_(std::make_shared<rules::RulesConfig>(rules)),
+      engine_(std::make_unique<rules::Engine>(*rules_, *compound_, clock)),
       rule_visits_(metrics.counter("hgj_rule_evaluations_total",
                                    "rule instances evaluated for readings")),
       rule_raises_(metrics.counter("hgj_rule_alerts_total", "alerts the rules raised")),
@@ -82,7 +83,7 @@ void Pipeline::restore(const std::vector<storage::StoredPoint>& points,
     latch.value = l.value;
     latch.rule = l.rule;
     latch.since_ms = l.since_ms;
-    engine_.restoreLatch(latch);
+    engine_->restoreLatch(latch);
   }
   spdlog::info("pipeline: restored {} point states and {} safety latches", points.size(),
                latches.size());
@@ -162,8 +163,10 @@ void Pipeline::run() {
     for (auto& ev : events) {
       if (auto* s = std::get_if<drivers::Sample>(&ev)) {
         handleSample(*s);
+      } else if (auto* c = std::get_if<CommandEnvelope>(&ev)) {
+        handleCommand(*c);
       } else {
-        handleCommand(std::get<CommandEnvelope>(ev));
+        handleReload(std::get<RulesReload>(ev));
       }
     }
     if (alerts_ != nullptr) {
@@ -216,7 +219,7 @@ void Pipeline::handleSample(drivers::Sample& sample) {
     if (h->device < compound_->devices.size()) {
       if (h->online) {
         if (state_.markOnline(h->device, h->ts_ms, clock_.steadyNow())) {
-          engine_.onDeviceOnline(h->device, state_, *this);
+          engine_->onDeviceOnline(h->device, state_, *this);
         }
         offline_reported_[h->device] = 0;
       } else if (!offline_reported_[h->device]) {
@@ -274,9 +277,9 @@ void Pipeline::applyReading(const model::Reading& r) {
     dirty_list_.emplace_back(r.device, slot);
   }
   if (res.came_online) {
-    engine_.onDeviceOnline(r.device, state_, *this);
+    engine_->onDeviceOnline(r.device, state_, *this);
   }
-  engine_.onReading(r, res, state_, *this);
+  engine_->onReading(r, res, state_, *this);
   if (res.value_changed || res.came_online) {
     changed_ = true;
     if (has_occupied_ && r.point == occupied_point_ && changed_spaces_.size() < 256) {
@@ -284,6 +287,36 @@ void Pipeline::applyReading(const model::Reading& r) {
     }
   }
   actuator_.onReading(r);
+}
+
+std::future<std::string> Pipeline::reloadRules(rules::RulesConfig rules) {
+  auto promise = std::make_shared<std::promise<std::string>>();
+  auto fut = promise->get_future();
+  RulesReload r{std::make_shared<rules::RulesConfig>(std::move(rules)), promise};
+  if (!queue_.pushFor(Event(std::move(r)), std::chrono::seconds(2))) {
+    promise->set_value("the pipeline is busy or stopping; rules not reloaded");
+  }
+  return fut;
+}
+
+void Pipeline::handleReload(RulesReload& r) {
+  // The new engine takes over the old one's latches and active alerts; alerts of rules that
+  // are gone are cleared through us. The old config must outlive the adopt() call.
+  auto next = std::make_unique<rules::Engine>(*r.rules, *compound_, clock_);
+  if (alerts_ != nullptr) {
+    alerts_->beginBatch();
+  }
+  next->adopt(*engine_, *this);
+  if (alerts_ != nullptr) {
+    alerts_->commitBatch();
+  }
+  engine_ = std::move(next);
+  rules_ = std::move(r.rules);
+  visits_seen_ = 0;
+  changed_ = true;
+  spdlog::info("rules reloaded: {} rules, {} instances", rules_->rules.size(),
+               engine_->instanceCount());
+  r.done->set_value("ok");
 }
 
 void Pipeline::handleCommand(CommandEnvelope& env) {
@@ -304,7 +337,7 @@ void Pipeline::handleCommand(CommandEnvelope& env) {
       return;
     }
     std::string err;
-    if (!engine_.mayWrite(d, *p, c.value, c.override_safety, &err)) {
+    if (!engine_->mayWrite(d, *p, c.value, c.override_safety, &err)) {
       reply(false, 409, err);
       return;
     }
@@ -313,7 +346,7 @@ void Pipeline::handleCommand(CommandEnvelope& env) {
     model::PointId point = *p;
     auto id = actuator_.write(d, point, c.value, c.origin + ":" + c.by,
                               [this, promise, override_latch, d, point](const ActuationOutcome& o) {
-                                if (o.ok && override_latch && engine_.clearLatch(d, point)) {
+                                if (o.ok && override_latch && engine_->clearLatch(d, point)) {
                                   storage::LatchRecord cleared;
                                   cleared.device = d;
                                   cleared.point = point;
@@ -374,7 +407,7 @@ void Pipeline::tick() {
   if (alerts_ != nullptr) {
     alerts_->beginBatch();
   }
-  engine_.tick(state_, *this);
+  engine_->tick(state_, *this);
   handleStorageEvents();
   if (alerts_ != nullptr) {
     if (now >= next_alert_tick_) {
@@ -383,8 +416,8 @@ void Pipeline::tick() {
     }
     alerts_->commitBatch();
   }
-  rule_visits_.inc(engine_.stats().visits - visits_seen_);
-  visits_seen_ = engine_.stats().visits;
+  rule_visits_.inc(engine_->stats().visits - visits_seen_);
+  visits_seen_ = engine_->stats().visits;
   if (now >= next_offline_check_) {
     checkOffline();
     next_offline_check_ = now + std::chrono::seconds(1);
@@ -423,7 +456,7 @@ void Pipeline::deviceOffline(model::DeviceIndex device) {
   state_.markOffline(device);
   offline_reported_[device] = 1;
   changed_ = true;
-  engine_.onDeviceOffline(device, state_, *this);
+  engine_->onDeviceOffline(device, state_, *this);
 }
 
 void Pipeline::raiseAlert(const rules::AlertRaise& a) {
@@ -486,7 +519,7 @@ void Pipeline::setAlerts(alerts::AlertManager* alerts) {
   for (const auto& a : alerts_->openAlerts()) {
     model::DeviceIndex d = compound_->deviceIndex(a.device);
     if (d != model::kNoDevice) {
-      engine_.restoreActive(a.rule, d);
+      engine_->restoreActive(a.rule, d);
     }
   }
 }
@@ -554,12 +587,12 @@ void Pipeline::writePoint(const rules::WriteAction& w) {
       device, point, value, "rule:" + std::string(w.rule),
       [this](const ActuationOutcome& o) {
         rules::WriteOutcome out{o.device, o.point, o.value, o.ok, o.error, clock_.wallMs()};
-        engine_.onWriteResult(out, *this);
+        engine_->onWriteResult(out, *this);
       },
       &err);
   if (!id) {
     rules::WriteOutcome out{device, point, value, false, err, clock_.wallMs()};
-    engine_.onWriteResult(out, *this);
+    engine_->onWriteResult(out, *this);
   }
 }
 
@@ -597,7 +630,7 @@ void Pipeline::publishSnapshot() {
     const model::DeviceState& ds = state_.device(d.index);
     DeviceView& v = snap->devices[d.index];
     v.online = ds.online;
-    v.safety_cut = engine_.safetyCut(d.index);
+    v.safety_cut = engine_->safetyCut(d.index);
     v.last_seen_ms = ds.ever_seen ? ds.last_seen_ms : 0;
     v.points.resize(ds.points.size());
     for (size_t i = 0; i < ds.points.size(); ++i) {

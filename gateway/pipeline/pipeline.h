@@ -70,6 +70,11 @@ public:
   /// Drains what is queued, flushes state to the store and joins the thread.
   void stop();
 
+  /// Replaces the rules (SIGHUP) on the pipeline thread, keeping latches and active alerts.
+  /// `rules` must have been parsed against a compound identical to this one. The future holds
+  /// "ok" or why nothing changed.
+  std::future<std::string> reloadRules(rules::RulesConfig rules);
+
   bool deliver(drivers::Sample&& sample) override;
   std::future<CommandResult> submit(Command command) override;
 
@@ -84,7 +89,12 @@ private:
     Command command;
     std::shared_ptr<std::promise<CommandResult>> promise;
   };
-  using Event = std::variant<drivers::Sample, CommandEnvelope>;
+  struct RulesReload {
+    std::shared_ptr<rules::RulesConfig> rules;
+    std::shared_ptr<std::promise<std::string>> done;
+  };
+  using Event = std::variant<drivers::Sample, CommandEnvelope, RulesReload>;
+  void handleReload(RulesReload& r);
 
   void run();
   void handleSample(drivers::Sample& sample);
@@ -113,7 +123,8 @@ private:
   drivers::profiles::MqttDecoder decoder_;
   model::StateTable state_;
   Actuator actuator_;
-  rules::Engine engine_;
+  std::shared_ptr<rules::RulesConfig> rules_;
+  std::unique_ptr<rules::Engine> engine_;
   alerts::AlertManager* alerts_ = nullptr;
   std::function<void(const alerts::AlertEvent&)> alert_forward_;
   core::SteadyTime next_alert_tick_{};
