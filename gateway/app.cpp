@@ -36,7 +36,7 @@ App::App(config::GatewayConfig cfg, const core::Clock& clock)
   mqtt_ = std::make_unique<drivers::mqtt::MqttDriver>(mc, *cfg_.compound, *pipeline_, metrics_,
                                                       clock_);
   pipeline_->addDriver(mqtt_.get());
-  if (!cfg_.modbus.lines.empty()) {
+  if (cfg_.modbus.enabled && !cfg_.modbus.lines.empty()) {
     modbus_ = std::make_unique<drivers::modbus::ModbusDriver>(cfg_.modbus, *cfg_.compound,
                                                               *pipeline_, metrics_, clock_);
     pipeline_->addDriver(modbus_.get());

@@ -77,9 +77,10 @@ ModbusConfig parseModbusConfig(const core::ConfigNode& modbus_section) {
   if (!n.defined()) {
     return c;
   }
-  if (!n.allowKeys({"lines", "write_min_interval", "write_queue"})) {
+  if (!n.allowKeys({"enabled", "lines", "write_min_interval", "write_queue"})) {
     return c;
   }
+  c.enabled = n.boolean("enabled", true);
   c.write_min_interval_ms =
       n.duration("write_min_interval", milliseconds(1000), milliseconds(0), milliseconds(600'000))
           .count();

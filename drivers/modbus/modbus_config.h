@@ -39,6 +39,9 @@ struct LineConfig {
 
 /// The gateway.yaml `modbus:` section.
 struct ModbusConfig {
+  /// false: the lines are configured (and validated) but not polled, e.g. while commissioning
+  /// the MQTT devices first, or in tests that share a machine with a simulator.
+  bool enabled = true;
   std::vector<LineConfig> lines;
   /// Writes to one point are at least this far apart; a newer write waiting for its turn
   /// replaces the older one (which is reported as superseded).

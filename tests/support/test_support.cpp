@@ -249,7 +249,11 @@ std::unique_ptr<Process> startGateway(const std::string& broker_url, const std::
                                 "--set",
                                 "storage.path=" + db_path,
                                 "--set",
-                                "http.port=" + std::to_string(freePort())};
+                                "http.port=" + std::to_string(freePort()),
+                                // The example's Modbus lines have fixed loopback ports that a
+                                // simulator test may be serving; tests that want them say so.
+                                "--set",
+                                "modbus.enabled=false"};
   for (auto& s : extra_sets) {
     argv.push_back("--set");
     argv.push_back(std::move(s));

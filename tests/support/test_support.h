@@ -79,7 +79,8 @@ private:
 };
 
 /// The built hgj-gateway on the example compound, pointed at a broker and a database file.
-/// Extra --set overrides can be given. Waits for "hgj-gateway ready".
+/// Extra --set overrides can be given (they win over the defaults). Modbus polling is off
+/// unless `modbus.enabled=true` is passed. Waits until the gateway is subscribed.
 std::unique_ptr<Process> startGateway(const std::string& broker_url, const std::string& db_path,
                                       const std::string& log_file,
                                       std::vector<std::string> extra_sets = {},

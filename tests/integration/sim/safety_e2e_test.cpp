@@ -97,7 +97,8 @@ TEST_CASE("sim + gateway: a Modbus port heating to 75 C is cut by the box itself
   // The uplink is on but its broker is unreachable: safety must not depend on it.
   auto gw = hgj::test::startGateway(
       broker.url(), db, dir.file("gw.log"),
-      {"uplink.enabled=true", "uplink.url=tcp://127.0.0.1:" + std::to_string(hgj::test::freePort()),
+      {"modbus.enabled=true", "uplink.enabled=true",
+       "uplink.url=tcp://127.0.0.1:" + std::to_string(hgj::test::freePort()),
        "include.alerts=" + alertsFileFor(dir, robots.port())});
   auto scenario = scenarioFor(broker.url(), R"(
   - {at: 0s, type: plug_in, device: M01/P05, energy_wh: 900, power_w: 240}
@@ -245,6 +246,136 @@ TEST_CASE("sim + gateway: a fuel car on an EV space raises the warning after the
   CHECK(raised - occupiedAt() >= 3'500);
   CHECK(queryRows(db, "SELECT state FROM alerts WHERE rule='ev_space_blocked'") ==
         std::vector<std::string>{"active"});
+  sim.stop();
+  gw->signal(SIGTERM);
+  CHECK(gw->wait() == 0);
+}
+
+TEST_CASE("sim + gateway: CO rising in the garage starts the fans and raises the alarm",
+          "[sim][e2e][rules]") {
+  hgj::test::Broker broker(false);
+  hgj::test::TempDir dir;
+  std::string db = dir.file("hgj.db");
+  auto gw = hgj::test::startGateway(broker.url(), db, dir.file("gw.log"), {"modbus.enabled=true"});
+  auto scenario = scenarioFor(broker.url(), R"(
+  - {at: 1s, type: co_rise, device: CO-B1-1, ppm: 120, ramp: 4s}
+)");
+  auto view = hgj::sim::loadGateway(scenario.gateway);
+  hgj::sim::adoptGatewayLines(scenario, view);
+  hgj::sim::Simulator sim(std::move(scenario), view.compound);
+  sim.start();
+  REQUIRE(hgj::test::waitFor(
+      [&] {
+        return queryInt(db, "SELECT count(*) FROM readings WHERE device='CO-B1-1' AND "
+                            "point='co_ppm' AND value >= 100") > 0;
+      },
+      30s));
+  // 100 ppm held 10 s: the critical alarm (shipped rule co_alarm).
+  CHECK(hgj::test::waitFor(
+      [&] {
+        return queryInt(db, "SELECT count(*) FROM alerts WHERE rule='co_alarm' AND "
+                            "device='CO-B1-1' AND severity='critical'") == 1;
+      },
+      30s));
+  // 35 ppm held 30 s: the level's exhaust fans start (a verified Modbus write), and 75 ppm the
+  // supply fans; the other level's fans stay off.
+  CHECK(hgj::test::waitFor(
+      [&] {
+        return queryInt(db, "SELECT count(*) FROM actuations WHERE device='FAN-B1' AND "
+                            "point='fan_stage1' AND value=1 AND state='confirmed'") == 1;
+      },
+      45s));
+  CHECK(hgj::test::waitFor(
+      [&] {
+        return queryInt(db, "SELECT count(*) FROM actuations WHERE device='FAN-B1' AND "
+                            "point='fan_stage2' AND value=1 AND state='confirmed'") == 1;
+      },
+      15s));
+  CHECK(queryInt(db, "SELECT count(*) FROM actuations WHERE device='FAN-B2'") == 0);
+  sim.stop();
+  gw->signal(SIGTERM);
+  CHECK(gw->wait() == 0);
+}
+
+TEST_CASE("sim + gateway: a Modbus meter answering with exceptions goes offline, the others "
+          "keep reporting",
+          "[sim][e2e][modbus]") {
+  hgj::test::Broker broker(false);
+  hgj::test::TempDir dir;
+  std::string db = dir.file("hgj.db");
+  auto gw = hgj::test::startGateway(broker.url(), db, dir.file("gw.log"), {"modbus.enabled=true"});
+  auto scenario = scenarioFor(broker.url(), R"(
+  - {at: 6s, type: modbus_exception, device: EVM-01, code: 4}
+)");
+  auto view = hgj::sim::loadGateway(scenario.gateway);
+  hgj::sim::adoptGatewayLines(scenario, view);
+  hgj::sim::Simulator sim(std::move(scenario), view.compound);
+  sim.start();
+  auto readingsOf = [&](const std::string& d) {
+    return queryInt(db, "SELECT count(*) FROM readings WHERE device='" + d + "'");
+  };
+  REQUIRE(hgj::test::waitFor([&] { return readingsOf("EVM-01") > 0; }, 20s));
+  // Slave device failure (04) on every request: the poll fails, the meter is offline, and the
+  // offline rule raises its warning. (The gateway started before the simulator's Modbus
+  // servers, so an earlier offline alert of the same meter was raised and cleared at start.)
+  REQUIRE(hgj::test::waitFor(
+      [&] {
+        return queryInt(db, "SELECT count(*) FROM alerts WHERE rule='device_offline' AND "
+                            "device='EVM-01' AND state='active'") == 1;
+      },
+      40s));
+  long long stuck = readingsOf("EVM-01");
+  long long other = readingsOf("EVM-02");
+  // The other meters on the same line keep their cadence (every 5 s).
+  CHECK(hgj::test::waitFor([&] { return readingsOf("EVM-02") >= other + 2; }, 20s));
+  CHECK(readingsOf("EVM-01") == stuck);
+  sim.stop();
+  gw->signal(SIGTERM);
+  CHECK(gw->wait() == 0);
+}
+
+TEST_CASE("sim + gateway: a car that stays is reported as a zombie vehicle after the held time",
+          "[sim][e2e][rules]") {
+  hgj::test::Broker broker(false);
+  hgj::test::TempDir dir;
+  std::string db = dir.file("hgj.db");
+  // The shipped zombie rule with its 7 days shortened to 3 s.
+  std::ofstream(dir.file("rules.yaml")) << R"yaml(rules:
+  - name: zombie_vehicle
+    kind: held
+    select: {type: parking_sensor}
+    point: occupied
+    equals: true
+    for: 3s
+    severity: info
+    message: "{device} {location}: 车辆已停放 {held} 未移动 (疑似僵尸车)"
+)yaml";
+  auto gw = hgj::test::startGateway(broker.url(), db, dir.file("gw.log"),
+                                    {"include.rules=" + dir.file("rules.yaml")});
+  auto scenario = scenarioFor(broker.url(), R"(
+  - {at: 1s, type: long_stay, device: P-B1-0100, for: 20d}
+)");
+  auto view = hgj::sim::loadGateway(scenario.gateway);
+  hgj::sim::adoptGatewayLines(scenario, view);
+  hgj::sim::Simulator sim(std::move(scenario), view.compound);
+  sim.start();
+  REQUIRE(hgj::test::waitFor(
+      [&] {
+        return queryInt(db, "SELECT count(*) FROM point_state WHERE device='P-B1-0100' AND "
+                            "point='occupied' AND value=1") == 1;
+      },
+      30s));
+  REQUIRE(hgj::test::waitFor(
+      [&] {
+        return queryInt(db, "SELECT count(*) FROM alerts WHERE rule='zombie_vehicle' AND "
+                            "device='P-B1-0100' AND severity='info'") == 1;
+      },
+      20s));
+  long long since = queryInt(db, "SELECT since_ms FROM point_state WHERE device='P-B1-0100' AND "
+                                 "point='occupied'");
+  long long raised = queryInt(db, "SELECT raised_at FROM alerts WHERE rule='zombie_vehicle' AND "
+                                  "device='P-B1-0100'");
+  CHECK(raised - since >= 2'500);
   sim.stop();
   gw->signal(SIGTERM);
   CHECK(gw->wait() == 0);
