@@ -85,6 +85,17 @@ events:
 )" + events);
 }
 
+/// The simulator on the example compound with `events`, started.
+std::unique_ptr<hgj::sim::Simulator> startSim(const std::string& broker_url,
+                                              const std::string& events) {
+  auto scenario = scenarioFor(broker_url, events);
+  auto view = hgj::sim::loadGateway(scenario.gateway);
+  hgj::sim::adoptGatewayLines(scenario, view);
+  auto sim = std::make_unique<hgj::sim::Simulator>(std::move(scenario), view.compound);
+  sim->start();
+  return sim;
+}
+
 } // namespace
 
 TEST_CASE("sim + gateway: a Modbus port heating to 75 C is cut by the box itself within its "
@@ -100,14 +111,10 @@ TEST_CASE("sim + gateway: a Modbus port heating to 75 C is cut by the box itself
       {"modbus.enabled=true", "uplink.enabled=true",
        "uplink.url=tcp://127.0.0.1:" + std::to_string(hgj::test::freePort()),
        "include.alerts=" + alertsFileFor(dir, robots.port())});
-  auto scenario = scenarioFor(broker.url(), R"(
+  auto sim = startSim(broker.url(), R"(
   - {at: 0s, type: plug_in, device: M01/P05, energy_wh: 900, power_w: 240}
   - {at: 3s, type: port_overheat, device: M01/P05, temp_c: 75, ramp: 2s}
 )");
-  auto view = hgj::sim::loadGateway(scenario.gateway);
-  hgj::sim::adoptGatewayLines(scenario, view);
-  hgj::sim::Simulator sim(std::move(scenario), view.compound);
-  sim.start();
 
   auto firstHot = [&] {
     return queryInt(db, "SELECT min(ingest_ms) FROM readings WHERE device='M01/P05' AND "
@@ -126,7 +133,7 @@ TEST_CASE("sim + gateway: a Modbus port heating to 75 C is cut by the box itself
   // within the poll interval (1 s) plus a second.
   CHECK(cut - hot >= 9'000);
   CHECK(cut - hot <= 10'000 + 1'000 + 1'000);
-  sim.inspect([](const hgj::sim::World& w) { CHECK(w.portPower("M01/P05") == 0.0); });
+  sim->inspect([](const hgj::sim::World& w) { CHECK(w.portPower("M01/P05") == 0.0); });
   // The decision was recorded, confirmed by read-back, and latched.
   CHECK(queryInt(db, "SELECT count(*) FROM actuations WHERE device='M01/P05' AND point='relay' "
                      "AND origin='rule:port_over_temperature' AND state='confirmed'") >= 1);
@@ -137,7 +144,7 @@ TEST_CASE("sim + gateway: a Modbus port heating to 75 C is cut by the box itself
                             "device='M01/P05' AND severity='critical'") == 1;
       },
       5s));
-  sim.stop();
+  sim->stop();
   gw->signal(SIGTERM);
   CHECK(gw->wait() == 0);
 }
@@ -151,13 +158,9 @@ TEST_CASE("sim + gateway: smoke in a shed cuts every port and reaches the grid's
   std::string db = dir.file("hgj.db");
   auto gw = hgj::test::startGateway(broker.url(), db, dir.file("gw.log"),
                                     {"include.alerts=" + alertsFileFor(dir, robots.port())});
-  auto scenario = scenarioFor(broker.url(), R"(
+  auto sim = startSim(broker.url(), R"(
   - {at: 2s, type: smoke, device: S05}
 )");
-  auto view = hgj::sim::loadGateway(scenario.gateway);
-  hgj::sim::adoptGatewayLines(scenario, view);
-  hgj::sim::Simulator sim(std::move(scenario), view.compound);
-  sim.start();
 
   auto smokeAt = [&] {
     return queryInt(db, "SELECT min(ingest_ms) FROM readings WHERE device='S05' AND "
@@ -199,7 +202,7 @@ TEST_CASE("sim + gateway: smoke in a shed cuts every port and reaches the grid's
       },
       30s));
   CHECK(queryInt(db, "SELECT count(*) FROM latches WHERE device LIKE 'S05/P%'") == 10);
-  sim.stop();
+  sim->stop();
   gw->signal(SIGTERM);
   CHECK(gw->wait() == 0);
 }
@@ -223,13 +226,9 @@ TEST_CASE("sim + gateway: a fuel car on an EV space raises the warning after the
   std::ofstream(dir.file("rules.yaml")) << rules;
   auto gw = hgj::test::startGateway(broker.url(), db, dir.file("gw.log"),
                                     {"include.rules=" + dir.file("rules.yaml")});
-  auto scenario = scenarioFor(broker.url(), R"(
+  auto sim = startSim(broker.url(), R"(
   - {at: 1s, type: fuel_car, device: P-B2-0440}
 )");
-  auto view = hgj::sim::loadGateway(scenario.gateway);
-  hgj::sim::adoptGatewayLines(scenario, view);
-  hgj::sim::Simulator sim(std::move(scenario), view.compound);
-  sim.start();
   auto occupiedAt = [&] {
     return queryInt(db, "SELECT max(ingest_ms) FROM readings WHERE device='P-B2-0440' AND "
                         "point='occupied' AND value = 1");
@@ -246,7 +245,7 @@ TEST_CASE("sim + gateway: a fuel car on an EV space raises the warning after the
   CHECK(raised - occupiedAt() >= 3'500);
   CHECK(queryRows(db, "SELECT state FROM alerts WHERE rule='ev_space_blocked'") ==
         std::vector<std::string>{"active"});
-  sim.stop();
+  sim->stop();
   gw->signal(SIGTERM);
   CHECK(gw->wait() == 0);
 }
@@ -257,13 +256,9 @@ TEST_CASE("sim + gateway: CO rising in the garage starts the fans and raises the
   hgj::test::TempDir dir;
   std::string db = dir.file("hgj.db");
   auto gw = hgj::test::startGateway(broker.url(), db, dir.file("gw.log"), {"modbus.enabled=true"});
-  auto scenario = scenarioFor(broker.url(), R"(
+  auto sim = startSim(broker.url(), R"(
   - {at: 1s, type: co_rise, device: CO-B1-1, ppm: 120, ramp: 4s}
 )");
-  auto view = hgj::sim::loadGateway(scenario.gateway);
-  hgj::sim::adoptGatewayLines(scenario, view);
-  hgj::sim::Simulator sim(std::move(scenario), view.compound);
-  sim.start();
   REQUIRE(hgj::test::waitFor(
       [&] {
         return queryInt(db, "SELECT count(*) FROM readings WHERE device='CO-B1-1' AND "
@@ -292,7 +287,7 @@ TEST_CASE("sim + gateway: CO rising in the garage starts the fans and raises the
       },
       15s));
   CHECK(queryInt(db, "SELECT count(*) FROM actuations WHERE device='FAN-B2'") == 0);
-  sim.stop();
+  sim->stop();
   gw->signal(SIGTERM);
   CHECK(gw->wait() == 0);
 }
@@ -304,13 +299,9 @@ TEST_CASE("sim + gateway: a Modbus meter answering with exceptions goes offline,
   hgj::test::TempDir dir;
   std::string db = dir.file("hgj.db");
   auto gw = hgj::test::startGateway(broker.url(), db, dir.file("gw.log"), {"modbus.enabled=true"});
-  auto scenario = scenarioFor(broker.url(), R"(
+  auto sim = startSim(broker.url(), R"(
   - {at: 6s, type: modbus_exception, device: EVM-01, code: 4}
 )");
-  auto view = hgj::sim::loadGateway(scenario.gateway);
-  hgj::sim::adoptGatewayLines(scenario, view);
-  hgj::sim::Simulator sim(std::move(scenario), view.compound);
-  sim.start();
   auto readingsOf = [&](const std::string& d) {
     return queryInt(db, "SELECT count(*) FROM readings WHERE device='" + d + "'");
   };
@@ -329,7 +320,7 @@ TEST_CASE("sim + gateway: a Modbus meter answering with exceptions goes offline,
   // The other meters on the same line keep their cadence (every 5 s).
   CHECK(hgj::test::waitFor([&] { return readingsOf("EVM-02") >= other + 2; }, 20s));
   CHECK(readingsOf("EVM-01") == stuck);
-  sim.stop();
+  sim->stop();
   gw->signal(SIGTERM);
   CHECK(gw->wait() == 0);
 }
@@ -352,13 +343,9 @@ TEST_CASE("sim + gateway: a car that stays is reported as a zombie vehicle after
 )yaml";
   auto gw = hgj::test::startGateway(broker.url(), db, dir.file("gw.log"),
                                     {"include.rules=" + dir.file("rules.yaml")});
-  auto scenario = scenarioFor(broker.url(), R"(
+  auto sim = startSim(broker.url(), R"(
   - {at: 1s, type: long_stay, device: P-B1-0100, for: 20d}
 )");
-  auto view = hgj::sim::loadGateway(scenario.gateway);
-  hgj::sim::adoptGatewayLines(scenario, view);
-  hgj::sim::Simulator sim(std::move(scenario), view.compound);
-  sim.start();
   REQUIRE(hgj::test::waitFor(
       [&] {
         return queryInt(db, "SELECT count(*) FROM point_state WHERE device='P-B1-0100' AND "
@@ -376,7 +363,7 @@ TEST_CASE("sim + gateway: a car that stays is reported as a zombie vehicle after
   long long raised = queryInt(db, "SELECT raised_at FROM alerts WHERE rule='zombie_vehicle' AND "
                                   "device='P-B1-0100'");
   CHECK(raised - since >= 2'500);
-  sim.stop();
+  sim->stop();
   gw->signal(SIGTERM);
   CHECK(gw->wait() == 0);
 }
