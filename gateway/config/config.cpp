@@ -246,8 +246,15 @@ void parseDevices(const core::ConfigNode& root, model::Compound& compound) {
     return;
   }
   std::set<std::string> seen;
-  std::vector<std::pair<model::Device, core::ConfigNode>> pending;
-  auto add = [&](model::Device d, const core::ConfigNode& node) {
+  // Devices in file order, with the entry they came from and, for a child, its parent's id
+  // (indexes are known only once every device is in).
+  struct Pending {
+    model::Device device;
+    core::ConfigNode node;
+    std::string parent;
+  };
+  std::vector<Pending> pending;
+  auto add = [&](model::Device d, const core::ConfigNode& node, std::string parent = {}) {
     if (!validId(d.id)) {
       node.errorAt("id", "device id \"" + d.id +
                              "\" must be 1-64 letters, digits, '-', '_', '.', '/' (no spaces or "
@@ -258,7 +265,7 @@ void parseDevices(const core::ConfigNode& root, model::Compound& compound) {
       node.errorAt("id", "duplicate device id \"" + d.id + "\"");
       return;
     }
-    pending.emplace_back(std::move(d), node);
+    pending.push_back({std::move(d), node, std::move(parent)});
   };
 
   for (const auto& e : devices.items()) {
@@ -388,7 +395,6 @@ void parseDevices(const core::ConfigNode& root, model::Compound& compound) {
         d.modbus.unit_id = static_cast<int>(binding.unit_id + (n - from));
       }
       std::string parent_id = d.id;
-      auto parent_node = e;
       add(d, e);
       if (ports > 0 && !profile->child_profile.empty()) {
         const model::Profile* cp = compound.profile(profile->child_profile);
@@ -409,26 +415,23 @@ void parseDevices(const core::ConfigNode& root, model::Compound& compound) {
           c.child_number = static_cast<int>(k);
           c.source = src;
           c.name = d.name.empty() ? "" : d.name + " " + c.location.space;
-          // The parent index is fixed up once every device has its final index.
-          c.linked_id.clear();
-          c.tags["parent"] = parent_id;
-          add(std::move(c), parent_node);
+          add(std::move(c), e, parent_id);
         }
       }
     }
   }
-  for (auto& [d, node] : pending) {
-    compound.devices.push_back(std::move(d));
+  for (auto& p : pending) {
+    compound.devices.push_back(p.device);
   }
   compound.buildIndexes();
-  for (auto& d : compound.devices) {
-    auto it = d.tags.find("parent");
-    if (it != d.tags.end() && d.child_number > 0) {
-      d.parent = compound.deviceIndex(it->second);
-      d.tags.erase(it);
-      if (d.parent != model::kNoDevice) {
-        compound.devices[d.parent].children.push_back(d.index);
-      }
+  for (size_t i = 0; i < pending.size(); ++i) {
+    if (pending[i].parent.empty()) {
+      continue;
+    }
+    auto& d = compound.devices[i];
+    d.parent = compound.deviceIndex(pending[i].parent);
+    if (d.parent != model::kNoDevice) {
+      compound.devices[d.parent].children.push_back(d.index);
     }
   }
   for (size_t i = 0; i < compound.devices.size(); ++i) {
@@ -437,7 +440,7 @@ void parseDevices(const core::ConfigNode& root, model::Compound& compound) {
       continue;
     }
     if (d.linked == model::kNoDevice) {
-      const auto& node = pending[i].second;
+      const auto& node = pending[i].node;
       node.errorAt("linked", "linked device \"" + d.linked_id + "\" of \"" + d.id +
                                  "\" is not defined");
       continue;
@@ -484,16 +487,14 @@ void parseMqtt(const core::ConfigNode& n, MqttConfig& c, const std::string& site
                            .count();
 }
 
-void parseStorage(const core::ConfigNode& n, StorageConfig& c, const std::string& main_file) {
+void parseStorage(const core::ConfigNode& n, StorageConfig& c) {
   n.allowKeys({"path", "commit_interval", "batch_max_rows", "queue_max_rows", "retention",
                "state_flush_interval", "busy_timeout"});
   c.path = n.str("path", c.path);
+  // A relative path is relative to the working directory, as with any CLI (documented).
   if (c.path.empty()) {
     n.errorAt("path", "expected a file path, got an empty string");
-  } else if (c.path != ":memory:" && !fs::path(c.path).is_absolute()) {
-    // Relative to the working directory, as installers expect from a CLI; documented.
   }
-  (void)main_file;
   c.commit_interval_ms = n.duration("commit_interval", std::chrono::milliseconds(100),
                                     std::chrono::milliseconds(5), std::chrono::milliseconds(200))
                              .count();
@@ -549,7 +550,6 @@ std::optional<core::ConfigNode> loadInclude(const core::ConfigNode& include,
     include.errorAt(key, "file not found: " + path);
     return std::nullopt;
   }
-  (void)diag;
   return core::loadYamlFile(path, diag);
 }
 
@@ -611,7 +611,7 @@ GatewayConfig loadConfig(const std::string& path, const std::vector<Override>& o
   }
 
   parseMqtt(root.child("mqtt"), cfg.mqtt, cfg.compound->site_id);
-  parseStorage(root.child("storage"), cfg.storage, path);
+  parseStorage(root.child("storage"), cfg.storage);
   parseLog(root.child("log"), cfg.log);
   parsePipeline(root.child("pipeline"), cfg.pipeline);
   cfg.modbus = drivers::modbus::parseModbusConfig(root.child("modbus"));
