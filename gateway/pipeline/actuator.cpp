@@ -182,7 +182,6 @@ void Actuator::onResult(const drivers::WriteResult& r) {
   Pending& p = it->second;
   if (p.attempts < 2) {
     ++p.attempts;
-    p.deadline = clock_.steadyNow() + (p.deadline - clock_.steadyNow());
     spdlog::warn("actuation {}: {} — retrying once", p.id, r.error);
     send(p);
     return;
