@@ -1,5 +1,6 @@
 #include "gateway/storage/store.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -19,6 +20,7 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr int kSchemaVersion = 1;
+constexpr int64_t kMaxStallMs = 500;
 
 // Version 1: readings, point state with since-when, actuations and safety latches.
 constexpr const char* kSchemaV1 = R"sql(
@@ -263,8 +265,11 @@ bool Store::submitReadings(std::vector<model::Reading>&& batch) {
   {
     // Backpressure while the writer is merely behind (the pipeline queue then fills and the
     // broker holds the rest); drop only when it stays stuck, so rules keep running on a dead disk.
+    // The wait is capped well below the rules' hold times: a stuck disk may cost readings, never
+    // more than half a second of the safety rules' attention per batch.
     std::unique_lock lock(space_mu_);
-    bool room = space_cv_.wait_for(lock, std::chrono::milliseconds(cfg_.busy_timeout_ms), [&] {
+    auto limit = std::chrono::milliseconds(std::min<int64_t>(cfg_.busy_timeout_ms, kMaxStallMs));
+    bool room = space_cv_.wait_for(lock, limit, [&] {
       return queued_rows_.load() == 0 || queued_rows_.load() + n <= cfg_.queue_max_rows ||
              !running_.load();
     });

@@ -87,8 +87,8 @@ public:
   void stop();
 
   /// Pipeline thread. Waits while more than `queue_max_rows` readings are queued (backpressure
-  /// through the pipeline queue to the broker); if the writer stays stuck for `busy_timeout`,
-  /// the batch is dropped and counted (reason "storage_backlog"), so rules and actuation keep
+  /// through the pipeline queue to the broker); if the writer stays stuck for `busy_timeout`
+  /// (at most 500 ms), the batch is dropped and counted (reason "storage_backlog"), so rules and actuation keep
   /// running on a dead disk.
   bool submitReadings(std::vector<model::Reading>&& batch);
   void submitState(std::vector<StoredPoint>&& changed);
