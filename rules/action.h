@@ -5,13 +5,14 @@
 #include <string_view>
 
 #include "model/compound.h"
+#include "model/severity.h"
 #include "model/value.h"
 
 namespace hgj::rules {
 
-enum class Severity : uint8_t { Info, Warning, Critical };
+using model::Severity;
+using model::severityName;
 
-const char* severityName(Severity s);
 
 /// An alert a rule raises. One active alert per (rule, device): occupancy alerts, which concern a
 /// level or zone rather than a device, carry kNoDevice and a rule name that includes the scope

@@ -13,18 +13,6 @@
 
 namespace hgj::rules {
 
-const char* severityName(Severity s) {
-  switch (s) {
-  case Severity::Info:
-    return "info";
-  case Severity::Warning:
-    return "warning";
-  case Severity::Critical:
-    return "critical";
-  }
-  return "warning";
-}
-
 const char* ruleKindName(RuleKind k) {
   switch (k) {
   case RuleKind::Threshold:

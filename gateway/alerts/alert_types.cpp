@@ -4,18 +4,6 @@
 
 namespace hgj::alerts {
 
-const char* severityName(Severity s) {
-  switch (s) {
-  case Severity::Info:
-    return "info";
-  case Severity::Warning:
-    return "warning";
-  case Severity::Critical:
-    return "critical";
-  }
-  return "warning";
-}
-
 const char* severityNameZh(Severity s) {
   switch (s) {
   case Severity::Info:

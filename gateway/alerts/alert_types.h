@@ -7,14 +7,15 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "model/severity.h"
 #include "model/value.h"
 
 namespace hgj::alerts {
 
-enum class Severity : uint8_t { Info, Warning, Critical };
+using model::Severity;
 enum class AlertState : uint8_t { Active, Acked, Cleared };
 
-const char* severityName(Severity s);        ///< "info" | "warning" | "critical"
+using model::severityName;  ///< "info" | "warning" | "critical"
 const char* severityNameZh(Severity s);      ///< "提示" | "警告" | "紧急"
 std::optional<Severity> parseSeverity(std::string_view s);
 const char* stateName(AlertState s);         ///< "active" | "acked" | "cleared"

@@ -472,9 +472,7 @@ void Pipeline::raiseAlert(const rules::AlertRaise& a) {
   r.rule = std::string(a.rule);
   r.device = a.device;
   r.device_id = a.device == model::kNoDevice ? a.scope : std::string();
-  r.severity = a.severity == rules::Severity::Critical  ? alerts::Severity::Critical
-               : a.severity == rules::Severity::Warning ? alerts::Severity::Warning
-                                                         : alerts::Severity::Info;
+  r.severity = a.severity;
   r.message = a.message;
   char* end = nullptr;
   double num = std::strtod(a.value.c_str(), &end);
