@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <deque>
 #include <filesystem>
 #include <set>
 
@@ -253,7 +254,7 @@ void parseDevices(const core::ConfigNode& root, model::Compound& compound) {
     core::ConfigNode node;
     std::string parent;
   };
-  std::vector<Pending> pending;
+  std::deque<Pending> pending;  // not a vector: no doubling copies of thousands of devices
   auto add = [&](model::Device d, const core::ConfigNode& node, std::string parent = {}) {
     if (!validId(d.id)) {
       node.errorAt("id", "device id \"" + d.id +
@@ -420,8 +421,10 @@ void parseDevices(const core::ConfigNode& root, model::Compound& compound) {
       }
     }
   }
+  // Reserved: a compound has thousands of devices and growing the vector would hold two copies.
+  compound.devices.reserve(pending.size());
   for (auto& p : pending) {
-    compound.devices.push_back(p.device);
+    compound.devices.push_back(std::move(p.device));
   }
   compound.buildIndexes();
   for (size_t i = 0; i < pending.size(); ++i) {

@@ -124,7 +124,7 @@ bool Pipeline::deliver(drivers::Sample&& sample) { return queue_.push(Event(std:
 std::future<CommandResult> Pipeline::submit(Command command) {
   auto promise = std::make_shared<std::promise<CommandResult>>();
   auto fut = promise->get_future();
-  if (!queue_.pushFor(Event(CommandEnvelope{std::move(command), promise}),
+  if (!queue_.pushFor(Event(std::make_unique<CommandEnvelope>(CommandEnvelope{std::move(command), promise})),
                       std::chrono::milliseconds(500))) {
     promise->set_value({false, 503, "gateway busy or shutting down; try again"});
   }
@@ -163,10 +163,10 @@ void Pipeline::run() {
     for (auto& ev : events) {
       if (auto* s = std::get_if<drivers::Sample>(&ev)) {
         handleSample(*s);
-      } else if (auto* c = std::get_if<CommandEnvelope>(&ev)) {
-        handleCommand(*c);
+      } else if (auto* c = std::get_if<std::unique_ptr<CommandEnvelope>>(&ev)) {
+        handleCommand(**c);
       } else {
-        handleReload(std::get<RulesReload>(ev));
+        handleReload(*std::get<std::unique_ptr<RulesReload>>(ev));
       }
     }
     if (alerts_ != nullptr) {
@@ -292,7 +292,8 @@ void Pipeline::applyReading(const model::Reading& r) {
 std::future<std::string> Pipeline::reloadRules(rules::RulesConfig rules) {
   auto promise = std::make_shared<std::promise<std::string>>();
   auto fut = promise->get_future();
-  RulesReload r{std::make_shared<rules::RulesConfig>(std::move(rules)), promise};
+  auto r = std::make_unique<RulesReload>(
+      RulesReload{std::make_shared<rules::RulesConfig>(std::move(rules)), promise});
   if (!queue_.pushFor(Event(std::move(r)), std::chrono::seconds(2))) {
     promise->set_value("the pipeline is busy or stopping; rules not reloaded");
   }

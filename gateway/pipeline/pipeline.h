@@ -93,7 +93,10 @@ private:
     std::shared_ptr<rules::RulesConfig> rules;
     std::shared_ptr<std::promise<std::string>> done;
   };
-  using Event = std::variant<drivers::Sample, CommandEnvelope, RulesReload>;
+  // The rare kinds are boxed so that a queue slot is the size of a sample, not of a command:
+  // the queue holds thousands of them under a burst.
+  using Event =
+      std::variant<drivers::Sample, std::unique_ptr<CommandEnvelope>, std::unique_ptr<RulesReload>>;
   void handleReload(RulesReload& r);
 
   void run();
