@@ -5,7 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include "drivers/modbus/modbus_driver.h"
-#include "drivers/mqtt/mqtt_driver.h"
+#include "drivers/mqtt/mqtt_ingest.h"
 #include "gateway/alerts/alert_manager.h"
 #include "gateway/alerts/notifier.h"
 #include "gateway/api/http_server.h"
@@ -33,8 +33,11 @@ App::App(config::GatewayConfig cfg, const core::Clock& clock)
   mc.reconnect_min_ms = cfg_.mqtt.reconnect_min_ms;
   mc.reconnect_max_ms = cfg_.mqtt.reconnect_max_ms;
   mc.subscriptions = pipeline_->subscriptions();
-  mqtt_ = std::make_unique<drivers::mqtt::MqttDriver>(mc, *cfg_.compound, *pipeline_, metrics_,
-                                                      clock_);
+  mc.client = cfg_.mqtt.client;
+  // The pipeline counts payloads over the limit as oversized; the batched client only refuses
+  // to buffer packets that could not pass it anyway.
+  mc.max_packet_bytes = cfg_.mqtt.max_payload_bytes + cfg_.mqtt.max_topic_length + 16;
+  mqtt_ = drivers::mqtt::makeMqttIngest(mc, *cfg_.compound, *pipeline_, metrics_, clock_);
   pipeline_->addDriver(mqtt_.get());
   if (cfg_.modbus.enabled && !cfg_.modbus.lines.empty()) {
     modbus_ = std::make_unique<drivers::modbus::ModbusDriver>(cfg_.modbus, *cfg_.compound,

@@ -20,7 +20,7 @@ class Pipeline;
 class ReadModel;
 } // namespace pipeline
 namespace drivers::mqtt {
-class MqttDriver;
+class MqttIngest;
 }
 namespace drivers::modbus {
 class ModbusDriver;
@@ -64,7 +64,7 @@ private:
   std::unique_ptr<storage::Store> store_;
   std::unique_ptr<pipeline::ReadModel> read_model_;
   std::unique_ptr<pipeline::Pipeline> pipeline_;
-  std::unique_ptr<drivers::mqtt::MqttDriver> mqtt_;
+  std::unique_ptr<drivers::mqtt::MqttIngest> mqtt_;
   std::unique_ptr<drivers::modbus::ModbusDriver> modbus_;
   std::unique_ptr<alerts::AlertManager> alerts_;
   std::unique_ptr<alerts::Notifier> notifier_;

@@ -457,12 +457,19 @@ void parseDevices(const core::ConfigNode& root, model::Compound& compound) {
 }
 
 void parseMqtt(const core::ConfigNode& n, MqttConfig& c, const std::string& site) {
-  n.allowKeys({"url", "client_id", "username", "password", "keepalive", "session_expiry",
-               "queue_capacity", "max_payload_bytes", "max_topic_length", "reconnect_min",
-               "reconnect_max"});
+  n.allowKeys({"client", "url", "client_id", "username", "password", "keepalive",
+               "session_expiry", "queue_capacity", "max_payload_bytes", "max_topic_length",
+               "reconnect_min", "reconnect_max"});
+  const bool paho = n.choice("client", "batched", {"batched", "paho"}) == "paho";
+  c.client = paho ? drivers::mqtt::MqttClient::Paho : drivers::mqtt::MqttClient::Batched;
   c.url = n.str("url", c.url);
-  if (c.url.rfind("tcp://", 0) != 0 && c.url.rfind("ssl://", 0) != 0 &&
-      c.url.rfind("mqtt://", 0) != 0 && c.url.rfind("mqtts://", 0) != 0) {
+  const bool tls = c.url.rfind("ssl://", 0) == 0 || c.url.rfind("mqtts://", 0) == 0;
+  std::string host;
+  std::string port;
+  if (tls && !paho) {
+    n.errorAt("url", "a TLS connection to the local broker needs `client: paho` (the batched "
+                     "client speaks plain TCP, for a broker on the box or the compound LAN)");
+  } else if (!tls && !drivers::mqtt::parseBrokerUrl(c.url, host, port)) {
     n.errorAt("url", "expected tcp://HOST:PORT or ssl://HOST:PORT, got \"" + c.url + "\"");
   }
   c.client_id = n.str("client_id", "hgj-gateway-" + site);
@@ -478,7 +485,7 @@ void parseMqtt(const core::ConfigNode& n, MqttConfig& c, const std::string& site
                  std::chrono::hours(24 * 365))
           .count() /
       1000;
-  c.queue_capacity = static_cast<size_t>(n.integer("queue_capacity", 16384, 16, 10'000'000));
+  c.queue_capacity = static_cast<size_t>(n.integer("queue_capacity", 2048, 16, 10'000'000));
   c.max_payload_bytes =
       static_cast<size_t>(n.integer("max_payload_bytes", 64 * 1024, 64, 16 * 1024 * 1024));
   c.max_topic_length = static_cast<size_t>(n.integer("max_topic_length", 256, 16, 65535));

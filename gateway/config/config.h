@@ -8,6 +8,7 @@
 
 #include "core/config_node.h"
 #include "drivers/modbus/modbus_config.h"
+#include "drivers/mqtt/mqtt_config.h"
 #include "gateway/alerts/alerts_config.h"
 #include "gateway/api/http_config.h"
 #include "gateway/uplink/uplink_config.h"
@@ -17,13 +18,14 @@
 namespace hgj::config {
 
 struct MqttConfig {
+  drivers::mqtt::MqttClient client = drivers::mqtt::MqttClient::Batched;
   std::string url = "tcp://127.0.0.1:1883";
   std::string client_id;  ///< default "hgj-gateway-<site>"
   std::string username;
   std::string password;
   int keepalive_s = 30;
   int64_t session_expiry_s = 7 * 24 * 3600;
-  size_t queue_capacity = 16384;
+  size_t queue_capacity = 2048;
   size_t max_payload_bytes = 64 * 1024;
   size_t max_topic_length = 256;
   int64_t reconnect_min_ms = 500;

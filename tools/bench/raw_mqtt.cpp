@@ -12,115 +12,6 @@
 #include <unistd.h>
 
 namespace hgj::bench::mqtt {
-namespace {
-
-void appendRemainingLength(std::vector<uint8_t>& out, size_t len) {
-  do {
-    uint8_t b = len % 128;
-    len /= 128;
-    if (len > 0) {
-      b |= 0x80;
-    }
-    out.push_back(b);
-  } while (len > 0);
-}
-
-void appendU16(std::vector<uint8_t>& out, uint16_t v) {
-  out.push_back(static_cast<uint8_t>(v >> 8));
-  out.push_back(static_cast<uint8_t>(v & 0xFF));
-}
-
-void appendString(std::vector<uint8_t>& out, std::string_view s) {
-  appendU16(out, static_cast<uint16_t>(s.size()));
-  out.insert(out.end(), s.begin(), s.end());
-}
-
-} // namespace
-
-void appendConnect(std::vector<uint8_t>& out, std::string_view client_id, bool clean_session,
-                   uint16_t keepalive_s) {
-  out.push_back(0x10);
-  appendRemainingLength(out, 10 + 2 + client_id.size());
-  appendString(out, "MQTT");
-  out.push_back(4);
-  out.push_back(clean_session ? 0x02 : 0x00);
-  appendU16(out, keepalive_s);
-  appendString(out, client_id);
-}
-
-void appendSubscribe(std::vector<uint8_t>& out, uint16_t packet_id, std::string_view filter,
-                     int qos) {
-  out.push_back(0x82);
-  appendRemainingLength(out, 2 + 2 + filter.size() + 1);
-  appendU16(out, packet_id);
-  appendString(out, filter);
-  out.push_back(static_cast<uint8_t>(qos));
-}
-
-void appendPublish(std::vector<uint8_t>& out, std::string_view topic, std::string_view payload,
-                   int qos, uint16_t packet_id) {
-  out.push_back(static_cast<uint8_t>(0x30 | (qos << 1)));
-  appendRemainingLength(out, 2 + topic.size() + (qos > 0 ? 2 : 0) + payload.size());
-  appendString(out, topic);
-  if (qos > 0) {
-    appendU16(out, packet_id);
-  }
-  out.insert(out.end(), payload.begin(), payload.end());
-}
-
-void appendPuback(std::vector<uint8_t>& out, uint16_t packet_id) {
-  out.push_back(0x40);
-  out.push_back(2);
-  appendU16(out, packet_id);
-}
-
-void appendPingreq(std::vector<uint8_t>& out) {
-  out.push_back(0xC0);
-  out.push_back(0);
-}
-
-void appendDisconnect(std::vector<uint8_t>& out) {
-  out.push_back(0xE0);
-  out.push_back(0);
-}
-
-uint16_t Packet::packetId() const {
-  if (type() == PacketType::kPuback) {
-    return body_len >= 2 ? static_cast<uint16_t>((body[0] << 8) | body[1]) : 0;
-  }
-  if (body_len < 2) {
-    return 0;
-  }
-  size_t tl = (static_cast<size_t>(body[0]) << 8) | body[1];
-  if (body_len < 2 + tl + 2) {
-    return 0;
-  }
-  return static_cast<uint16_t>((body[2 + tl] << 8) | body[3 + tl]);
-}
-
-std::string_view Packet::publishTopic() const {
-  if (body_len < 2) {
-    return {};
-  }
-  size_t tl = (static_cast<size_t>(body[0]) << 8) | body[1];
-  if (body_len < 2 + tl) {
-    return {};
-  }
-  return {reinterpret_cast<const char*>(body + 2), tl};
-}
-
-std::string_view Packet::publishPayload() const {
-  if (body_len < 2) {
-    return {};
-  }
-  size_t tl = (static_cast<size_t>(body[0]) << 8) | body[1];
-  size_t start = 2 + tl + (publishQos() > 0 ? 2 : 0);
-  if (body_len < start) {
-    return {};
-  }
-  return {reinterpret_cast<const char*>(body + start), body_len - start};
-}
-
 Connection::~Connection() { close(); }
 
 bool Connection::open(const std::string& host, int port, std::string_view client_id,
@@ -148,7 +39,7 @@ bool Connection::open(const std::string& host, int port, std::string_view client
     return false;
   }
   std::vector<uint8_t> pkt;
-  appendConnect(pkt, client_id, clean_session, keepalive_s);
+  drivers::mqtt::wire::appendConnect(pkt, {client_id, clean_session, keepalive_s, {}, {}});
   if (!writeAll(pkt)) {
     error_ = "write CONNECT failed";
     return false;

@@ -6,6 +6,8 @@
 #include <string_view>
 #include <vector>
 
+#include "drivers/mqtt/mqtt_wire.h"
+
 /// A deliberately minimal MQTT 3.1.1 client over a plain blocking TCP socket, for the load
 /// generator and the counting subscribers. It does exactly what the benchmark needs (CONNECT,
 /// SUBSCRIBE, PUBLISH QoS 0/1, PUBACK, PINGREQ, DISCONNECT) and lets the caller decide how many
@@ -13,64 +15,15 @@
 /// owner thread per connection.
 namespace hgj::bench::mqtt {
 
-enum class PacketType : uint8_t {
-  kConnack = 2,
-  kPublish = 3,
-  kPuback = 4,
-  kSuback = 9,
-  kPingresp = 13,
-};
-
-void appendConnect(std::vector<uint8_t>& out, std::string_view client_id, bool clean_session,
-                   uint16_t keepalive_s);
-void appendSubscribe(std::vector<uint8_t>& out, uint16_t packet_id, std::string_view filter,
-                     int qos);
-/// packet_id is ignored at QoS 0.
-void appendPublish(std::vector<uint8_t>& out, std::string_view topic, std::string_view payload,
-                   int qos, uint16_t packet_id);
-void appendPuback(std::vector<uint8_t>& out, uint16_t packet_id);
-void appendPingreq(std::vector<uint8_t>& out);
-void appendDisconnect(std::vector<uint8_t>& out);
-
-/// One complete packet inside a receive buffer (valid until the buffer changes).
-struct Packet {
-  uint8_t first_byte = 0;
-  const uint8_t* body = nullptr;
-  size_t body_len = 0;
-
-  PacketType type() const { return static_cast<PacketType>(first_byte >> 4); }
-  int publishQos() const { return (first_byte >> 1) & 3; }
-  /// For a PUBLISH at QoS > 0: its packet id. For PUBACK: the acked id.
-  uint16_t packetId() const;
-  std::string_view publishTopic() const;
-  std::string_view publishPayload() const;
-};
-
-/// Calls on_packet(const Packet&) for every complete packet in [buf, buf+n) and returns how many
-/// bytes were consumed (a trailing partial packet is left for the next read).
-template <typename F> size_t scanPackets(const uint8_t* buf, size_t n, F&& on_packet) {
-  size_t off = 0;
-  while (n - off >= 2) {
-    size_t len = 0;
-    size_t mul = 1;
-    size_t i = off + 1;
-    bool complete_header = false;
-    while (i < n && i - off <= 4) {
-      len += static_cast<size_t>(buf[i] & 0x7F) * mul;
-      mul *= 128;
-      if ((buf[i++] & 0x80) == 0) {
-        complete_header = true;
-        break;
-      }
-    }
-    if (!complete_header || n - i < len) {
-      break;
-    }
-    on_packet(Packet{buf[off], buf + i, len});
-    off = i + len;
-  }
-  return off;
-}
+// The packets themselves are the gateway's own (drivers/mqtt/mqtt_wire.h).
+using drivers::mqtt::wire::appendDisconnect;
+using drivers::mqtt::wire::appendPingreq;
+using drivers::mqtt::wire::appendPuback;
+using drivers::mqtt::wire::appendPublish;
+using drivers::mqtt::wire::appendSubscribe;
+using drivers::mqtt::wire::Packet;
+using drivers::mqtt::wire::PacketType;
+using drivers::mqtt::wire::scanPackets;
 
 /// A blocking TCP connection to a loopback broker.
 class Connection {

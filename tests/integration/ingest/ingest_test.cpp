@@ -1,5 +1,6 @@
 // The daemon against a real mosquitto: every built-in format stored, the persistent session
-// across gateway and broker restarts, and SIGKILL during ingest.
+// across gateway and broker restarts, and SIGKILL during ingest; each with both MQTT clients
+// (mqtt.client: batched, the default, and paho).
 #include <csignal>
 #include <set>
 
@@ -19,10 +20,12 @@ long long rows(const std::string& db) { return queryInt(db, "SELECT count(*) FRO
 
 TEST_CASE("ingest: each built-in format and a ChirpStack uplink reach SQLite and the state",
           "[integration][ingest]") {
+  const std::string client = GENERATE(as<std::string>{}, "batched", "paho");
+  INFO("mqtt.client=" << client);
   hgj::test::Broker broker(false);
   hgj::test::TempDir dir;
   std::string db = dir.file("hgj.db");
-  auto gw = hgj::test::startGateway(broker.url(), db, dir.file("gw.log"));
+  auto gw = hgj::test::startGateway(broker.url(), db, dir.file("gw.log"), {"mqtt.client=" + client});
   hgj::test::TestClient pub(broker.url());
   pub.publish("compound/parking/P-B1-0042/state", R"({"occupied":true,"ts":1764252000000})");
   pub.publish("compound/ebike/S03/P07/telemetry",
@@ -57,10 +60,12 @@ TEST_CASE("ingest: each built-in format and a ChirpStack uplink reach SQLite and
 TEST_CASE("ingest: malformed, mistyped, oversized and unknown messages are dropped and the rest "
           "kept",
           "[integration][ingest]") {
+  const std::string client = GENERATE(as<std::string>{}, "batched", "paho");
+  INFO("mqtt.client=" << client);
   hgj::test::Broker broker(false);
   hgj::test::TempDir dir;
   std::string db = dir.file("hgj.db");
-  auto gw = hgj::test::startGateway(broker.url(), db, dir.file("gw.log"));
+  auto gw = hgj::test::startGateway(broker.url(), db, dir.file("gw.log"), {"mqtt.client=" + client});
   hgj::test::TestClient pub(broker.url());
   pub.publish("compound/parking/P-B1-0001/state", "{not json");
   pub.publish("compound/parking/P-B1-0001/state", R"({"occupied":NaN})");
@@ -80,10 +85,12 @@ TEST_CASE("ingest: malformed, mistyped, oversized and unknown messages are dropp
 
 TEST_CASE("ingest: QoS 1 messages published while the gateway is down are stored after restart",
           "[integration][ingest]") {
+  const std::string client = GENERATE(as<std::string>{}, "batched", "paho");
+  INFO("mqtt.client=" << client);
   hgj::test::Broker broker(true);
   hgj::test::TempDir dir;
   std::string db = dir.file("hgj.db");
-  auto gw = hgj::test::startGateway(broker.url(), db, dir.file("gw1.log"));
+  auto gw = hgj::test::startGateway(broker.url(), db, dir.file("gw1.log"), {"mqtt.client=" + client});
   gw->signal(SIGTERM);
   REQUIRE(gw->wait() == 0);
   {
@@ -94,7 +101,7 @@ TEST_CASE("ingest: QoS 1 messages published while the gateway is down are stored
                       R"(,"ts":)" + std::to_string(1764252000000LL + i) + "}");
     }
   }
-  gw = hgj::test::startGateway(broker.url(), db, dir.file("gw2.log"));
+  gw = hgj::test::startGateway(broker.url(), db, dir.file("gw2.log"), {"mqtt.client=" + client});
   REQUIRE(hgj::test::waitFor([&] { return rows(db) == 500; }, 15s));
   CHECK(queryInt(db, "SELECT count(DISTINCT ts_ms) FROM readings") == 500);
   gw->signal(SIGTERM);
@@ -103,11 +110,13 @@ TEST_CASE("ingest: QoS 1 messages published while the gateway is down are stored
 
 TEST_CASE("ingest: the broker is restarted mid-stream and ingest resumes by itself",
           "[integration][ingest]") {
+  const std::string client = GENERATE(as<std::string>{}, "batched", "paho");
+  INFO("mqtt.client=" << client);
   hgj::test::Broker broker(true);
   hgj::test::TempDir dir;
   std::string db = dir.file("hgj.db");
   auto gw = hgj::test::startGateway(broker.url(), db, dir.file("gw.log"),
-                                    {"mqtt.reconnect_min=100ms", "mqtt.reconnect_max=500ms"});
+                                    {"mqtt.reconnect_min=100ms", "mqtt.reconnect_max=500ms", "mqtt.client=" + client});
   {
     hgj::test::TestClient pub(broker.url());
     for (int i = 1; i <= 100; ++i) {
@@ -136,10 +145,12 @@ TEST_CASE("ingest: the broker is restarted mid-stream and ingest resumes by itse
 
 TEST_CASE("ingest: SIGKILL during ingest loses at most the last batch and the database is intact",
           "[integration][ingest]") {
+  const std::string client = GENERATE(as<std::string>{}, "batched", "paho");
+  INFO("mqtt.client=" << client);
   hgj::test::Broker broker(true);
   hgj::test::TempDir dir;
   std::string db = dir.file("hgj.db");
-  auto gw = hgj::test::startGateway(broker.url(), db, dir.file("gw1.log"));
+  auto gw = hgj::test::startGateway(broker.url(), db, dir.file("gw1.log"), {"mqtt.client=" + client});
   constexpr int kTotal = 6000;
   constexpr long long kBase = 1764252000000LL;
   hgj::test::TestClient pub(broker.url());
@@ -157,7 +168,7 @@ TEST_CASE("ingest: SIGKILL during ingest loses at most the last batch and the da
   long long before_restart = queryInt(db, "SELECT count(*) FROM readings");
   // What was stored before the kill is a gap-free prefix of what was sent.
   CHECK(queryInt(db, "SELECT max(ts_ms) - min(ts_ms) + 1 FROM readings") == before_restart);
-  gw = hgj::test::startGateway(broker.url(), db, dir.file("gw2.log"));
+  gw = hgj::test::startGateway(broker.url(), db, dir.file("gw2.log"), {"mqtt.client=" + client});
   REQUIRE(hgj::test::waitFor(
       [&] { return queryInt(db, "SELECT max(ts_ms) FROM readings") == kBase + kTotal; }, 30s));
   gw->signal(SIGTERM);

@@ -1,4 +1,4 @@
-#include "drivers/mqtt/mqtt_driver.h"
+#include "drivers/mqtt/paho_ingest.h"
 
 #include <random>
 
@@ -12,7 +12,7 @@
 
 namespace hgj::drivers::mqtt {
 
-MqttDriver::MqttDriver(MqttDriverConfig cfg, const model::Compound& compound, SampleSink& sink,
+PahoIngest::PahoIngest(MqttDriverConfig cfg, const model::Compound& compound, SampleSink& sink,
                        core::MetricsRegistry& metrics, const core::Clock& clock)
     : cfg_(std::move(cfg)), compound_(compound), sink_(sink), clock_(clock),
       received_(metrics.counter("hgj_mqtt_messages_received_total",
@@ -26,9 +26,9 @@ MqttDriver::MqttDriver(MqttDriverConfig cfg, const model::Compound& compound, Sa
 }
 
 /// Paho calls this when the broker answered our SUBSCRIBE (on its own thread).
-class MqttDriver::SubscribeListener final : public ::mqtt::iaction_listener {
+class PahoIngest::SubscribeListener final : public ::mqtt::iaction_listener {
 public:
-  explicit SubscribeListener(MqttDriver& driver) : driver_(driver) {}
+  explicit SubscribeListener(PahoIngest& driver) : driver_(driver) {}
   void on_success(const ::mqtt::token&) override {
     driver_.subscribed_ = true;
     spdlog::info("mqtt: subscribed to {} topic filters", driver_.cfg_.subscriptions.size());
@@ -38,16 +38,12 @@ public:
   }
 
 private:
-  MqttDriver& driver_;
+  PahoIngest& driver_;
 };
 
-MqttDriver::~MqttDriver() { stop(); }
+PahoIngest::~PahoIngest() { stop(); }
 
-bool MqttDriver::handles(const model::Device& device) const {
-  return device.profile->transport == "mqtt";
-}
-
-void MqttDriver::start() {
+void PahoIngest::start() {
   if (running_.exchange(true)) {
     return;
   }
@@ -76,7 +72,7 @@ void MqttDriver::start() {
   });
 }
 
-void MqttDriver::stop() {
+void PahoIngest::stop() {
   if (!running_.exchange(false)) {
     return;
   }
@@ -94,7 +90,7 @@ void MqttDriver::stop() {
   connected_ = false;
 }
 
-void MqttDriver::onConnected() {
+void PahoIngest::onConnected() {
   connected_ = true;
   reconnects_.inc();
   spdlog::info("mqtt: connected to {} as {}", cfg_.url, cfg_.client_id);
@@ -112,7 +108,7 @@ void MqttDriver::onConnected() {
   }
 }
 
-void MqttDriver::onLost(const std::string& cause) {
+void PahoIngest::onLost(const std::string& cause) {
   connected_ = false;
   subscribed_ = false;
   spdlog::warn("mqtt: connection to {} lost{}{}", cfg_.url, cause.empty() ? "" : ": ", cause);
@@ -124,7 +120,7 @@ void MqttDriver::onLost(const std::string& cause) {
   cv_.notify_all();
 }
 
-void MqttDriver::reconnectLoop() {
+void PahoIngest::reconnectLoop() {
   std::mt19937_64 rng(std::random_device{}());
   int64_t backoff = cfg_.reconnect_min_ms;
   while (running_) {
@@ -174,7 +170,7 @@ void MqttDriver::reconnectLoop() {
   }
 }
 
-void MqttDriver::write(const WriteRequest& req) {
+void PahoIngest::write(const WriteRequest& req) {
   const model::Device& dev = compound_.devices[req.device];
   const auto& spec = dev.profile->mqtt;
   auto failNow = [&](std::string why) {
@@ -212,7 +208,7 @@ void MqttDriver::write(const WriteRequest& req) {
   }
 }
 
-std::string MqttDriver::health() const {
+std::string PahoIngest::health() const {
   if (connected_) {
     return "ok";
   }

@@ -11,6 +11,7 @@
 #include "core/metrics.h"
 #include "drivers/driver.h"
 #include "drivers/mqtt/mqtt_config.h"
+#include "drivers/mqtt/mqtt_ingest.h"
 #include "model/compound.h"
 
 namespace mqtt {
@@ -19,8 +20,9 @@ class async_client;
 
 namespace hgj::drivers::mqtt {
 
-/// MQTT ingest from the compound's local broker: a persistent session (clean session off) with
-/// QoS 1 subscriptions, so what the broker holds while the gateway is down arrives after restart.
+/// MQTT ingest through Paho MQTT C++ (MqttIngest, `mqtt.client: paho`): a persistent session
+/// (clean session off) with QoS 1 subscriptions, so what the broker holds while the gateway is
+/// down arrives after restart.
 ///
 /// Threads: Paho's receive thread runs the message callback, which only hands the raw message to
 /// the SampleSink; the sink blocks while the pipeline queue is full, so the message is acked to
@@ -31,21 +33,19 @@ namespace hgj::drivers::mqtt {
 /// Writes publish the command to the profile's command topic; success is confirmed later by a
 /// report showing the value (the pipeline's actuator watches for it). A publish that fails is
 /// reported at once as a failed WriteResult.
-class MqttDriver final : public Driver {
+class PahoIngest final : public MqttIngest {
 public:
-  MqttDriver(MqttDriverConfig cfg, const model::Compound& compound, SampleSink& sink,
+  PahoIngest(MqttDriverConfig cfg, const model::Compound& compound, SampleSink& sink,
              core::MetricsRegistry& metrics, const core::Clock& clock);
-  ~MqttDriver() override;
+  ~PahoIngest() override;
 
   const char* name() const override { return "mqtt"; }
   void start() override;
   void stop() override;
-  bool handles(const model::Device& device) const override;
   void write(const WriteRequest& request) override;
   std::string health() const override;
-  bool connected() const { return connected_.load(); }
-  /// True once the subscriptions of the current connection are acknowledged by the broker.
-  bool subscribed() const { return subscribed_.load(); }
+  bool connected() const override { return connected_.load(); }
+  bool subscribed() const override { return subscribed_.load(); }
 
 private:
   void reconnectLoop();

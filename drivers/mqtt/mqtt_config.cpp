@@ -1,0 +1,59 @@
+#include "drivers/mqtt/mqtt_config.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "drivers/mqtt/batched_ingest.h"
+#include "drivers/mqtt/mqtt_ingest.h"
+#include "drivers/mqtt/paho_ingest.h"
+
+namespace hgj::drivers::mqtt {
+
+bool parseBrokerUrl(const std::string& url, std::string& host, std::string& port) {
+  std::string rest;
+  for (const char* scheme : {"tcp://", "mqtt://"}) {
+    if (url.rfind(scheme, 0) == 0) {
+      rest = url.substr(std::strlen(scheme));
+      break;
+    }
+  }
+  if (rest.empty()) {
+    return false;
+  }
+  std::string hostpart = rest;
+  port = "1883";
+  if (rest.front() == '[') {
+    size_t close = rest.find(']');
+    if (close == std::string::npos) {
+      return false;
+    }
+    hostpart = rest.substr(1, close - 1);
+    if (close + 1 < rest.size()) {
+      if (rest[close + 1] != ':') {
+        return false;
+      }
+      port = rest.substr(close + 2);
+    }
+  } else if (size_t colon = rest.rfind(':'); colon != std::string::npos) {
+    hostpart = rest.substr(0, colon);
+    port = rest.substr(colon + 1);
+  }
+  if (!port.empty() && port.back() == '/') {
+    port.pop_back();
+  }
+  host = hostpart;
+  return !host.empty() && !port.empty() &&
+         std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+
+std::unique_ptr<MqttIngest> makeMqttIngest(MqttDriverConfig cfg, const model::Compound& compound,
+                                           SampleSink& sink, core::MetricsRegistry& metrics,
+                                           const core::Clock& clock) {
+  if (cfg.client == MqttClient::Paho) {
+    return std::make_unique<PahoIngest>(std::move(cfg), compound, sink, metrics, clock);
+  }
+  return std::make_unique<BatchedIngest>(std::move(cfg), compound, sink, metrics, clock);
+}
+
+} // namespace hgj::drivers::mqtt
