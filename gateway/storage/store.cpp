@@ -132,6 +132,9 @@ void Store::open() {
 
 void Store::migrate() {
   db_->exec("PRAGMA synchronous=NORMAL");
+  // Readings are appended (no index): the hot pages are few, and SQLite's default 2 MB cache
+  // would be a tenth of the gateway's memory.
+  db_->exec("PRAGMA cache_size=-512");
   db_->exec("CREATE TABLE IF NOT EXISTS schema_versions(component TEXT PRIMARY KEY, "
             "version INTEGER NOT NULL, updated_ms INTEGER)");
   Statement get = db_->prepare("SELECT version FROM schema_versions WHERE component='store'");
