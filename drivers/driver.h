@@ -71,8 +71,10 @@ struct WriteResult {
   int64_t ts_ms = 0;
 };
 
-/// What a driver hands to the pipeline.
-using Sample = std::variant<MqttMessage, ReadingBatch, DeviceHealth, WriteResult>;
+/// What a driver hands to the pipeline. Write results are rare and large, so they are boxed: a
+/// sample is the size of an MQTT message view, and the pipeline queue holds thousands of them.
+using Sample =
+    std::variant<MqttMessage, ReadingBatch, DeviceHealth, std::shared_ptr<const WriteResult>>;
 
 /// Where drivers deliver samples (the pipeline's bounded queue). `deliver` blocks while the queue
 /// is full (backpressure) and returns false only when the gateway is shutting down.

@@ -381,7 +381,7 @@ void ModbusLine::executeWrite(const WriteRequest& w) {
       r.attempts = attempt;
       r.ts_ms = wall;
       writes_ok_.inc();
-      deliver(std::move(r));
+      deliver(std::make_shared<const WriteResult>(std::move(r)));
       return;
     }
     error = "read-back mismatch (wrote " + model::toText(*value) + ", read " +
@@ -581,7 +581,7 @@ void ModbusLine::failWrite(const WriteRequest& w, const std::string& error, int 
   r.attempts = attempts;
   r.error = error;
   r.ts_ms = clock_.wallMs();
-  deliver(std::move(r));
+  deliver(std::make_shared<const WriteResult>(std::move(r)));
 }
 
 void ModbusLine::deliver(Sample&& s) {

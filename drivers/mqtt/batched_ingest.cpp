@@ -551,7 +551,7 @@ void BatchedIngest::write(const WriteRequest& req) {
     r.attempts = 1;
     r.error = std::move(why);
     r.ts_ms = clock_.wallMs();
-    sink_.deliver(Sample(std::move(r)));
+    sink_.deliver(Sample(std::make_shared<const WriteResult>(std::move(r))));
   };
   if (!spec || !spec->command) {
     failNow("profile " + dev.profile->name + " has no MQTT command topic");

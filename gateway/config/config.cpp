@@ -509,7 +509,7 @@ void parseStorage(const core::ConfigNode& n, StorageConfig& c) {
                                     std::chrono::milliseconds(5), std::chrono::milliseconds(200))
                              .count();
   c.batch_max_rows = static_cast<size_t>(n.integer("batch_max_rows", 5000, 1, 1'000'000));
-  c.queue_max_rows = static_cast<size_t>(n.integer("queue_max_rows", 50'000, 1000, 50'000'000));
+  c.queue_max_rows = static_cast<size_t>(n.integer("queue_max_rows", 10'000, 1000, 50'000'000));
   core::ConfigNode r = n.child("retention");
   r.allowKeys({"max_age", "max_size_mb", "check_interval"});
   c.retention_max_age_ms = r.duration("max_age", std::chrono::hours(24 * 30),

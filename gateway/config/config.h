@@ -36,7 +36,7 @@ struct StorageConfig {
   std::string path = "var/hgj.db";
   int64_t commit_interval_ms = 100;
   size_t batch_max_rows = 5000;
-  size_t queue_max_rows = 50'000;
+  size_t queue_max_rows = 10'000;
   int64_t retention_max_age_ms = 30LL * 86'400'000;
   int64_t retention_max_mb = 2048;
   int64_t retention_check_ms = 60'000;

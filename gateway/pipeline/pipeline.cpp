@@ -16,6 +16,8 @@ using drivers::profiles::DropReason;
 
 namespace {
 constexpr size_t kHandOverRows = 2048;
+// Room for one more message's readings past kHandOverRows without growing the vector.
+constexpr size_t kHandOverReserve = kHandOverRows + 64;
 constexpr auto kHandOverDelay = std::chrono::milliseconds(20);
 constexpr size_t kBusyBatch = 8;
 constexpr auto kLinger = std::chrono::microseconds(300);
@@ -58,7 +60,7 @@ Pipeline::Pipeline(const config::GatewayConfig& cfg, std::shared_ptr<const model
     occupied_point_ = *p;
     has_occupied_ = true;
   }
-  readings_.reserve(kHandOverRows + cfg.pipeline.batch_max);
+  readings_.reserve(kHandOverReserve);
 }
 
 Pipeline::~Pipeline() { stop(); }
@@ -163,6 +165,11 @@ void Pipeline::run() {
     for (auto& ev : events) {
       if (auto* s = std::get_if<drivers::Sample>(&ev)) {
         handleSample(*s);
+        // Full hand-overs go at once, even mid-batch: the vectors stay one size (each queued
+        // one is memory), and the writer starts while the rest of the batch is decoded.
+        if (readings_.size() >= kHandOverRows) {
+          handOverReadings();
+        }
       } else if (auto* c = std::get_if<std::unique_ptr<CommandEnvelope>>(&ev)) {
         handleCommand(**c);
       } else {
@@ -201,7 +208,7 @@ void Pipeline::handOverReadings() {
   }
   batches_.inc();
   std::vector<model::Reading> batch;
-  batch.reserve(kHandOverRows + cfg_.pipeline.batch_max);
+  batch.reserve(kHandOverReserve);
   batch.swap(readings_);
   store_.submitReadings(std::move(batch));
 }
@@ -228,8 +235,8 @@ void Pipeline::handleSample(drivers::Sample& sample) {
       }
       changed_ = true;
     }
-  } else if (auto* w = std::get_if<drivers::WriteResult>(&sample)) {
-    actuator_.onResult(*w);
+  } else if (auto* w = std::get_if<std::shared_ptr<const drivers::WriteResult>>(&sample)) {
+    actuator_.onResult(**w);
   }
 }
 

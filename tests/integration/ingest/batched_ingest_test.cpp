@@ -43,8 +43,8 @@ public:
     ++taken_;
     if (auto* m = std::get_if<MqttMessage>(&s)) {
       messages_.push_back(std::move(*m));
-    } else if (auto* w = std::get_if<hgj::drivers::WriteResult>(&s)) {
-      failed_writes_.push_back(w->error);
+    } else if (auto* w = std::get_if<std::shared_ptr<const hgj::drivers::WriteResult>>(&s)) {
+      failed_writes_.push_back((*w)->error);
     }
     return true;
   }

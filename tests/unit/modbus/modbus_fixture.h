@@ -186,8 +186,8 @@ public:
     std::vector<drivers::WriteResult> out;
     std::lock_guard lock(mu_);
     for (const auto& e : entries_) {
-      if (const auto* w = std::get_if<drivers::WriteResult>(&e.sample)) {
-        out.push_back(*w);
+      if (const auto* w = std::get_if<std::shared_ptr<const drivers::WriteResult>>(&e.sample)) {
+        out.push_back(**w);
       }
     }
     return out;
