@@ -544,7 +544,7 @@ void parsePipeline(const core::ConfigNode& n, PipelineConfig& c) {
   c.tick_interval_ms = n.duration("tick_interval", std::chrono::milliseconds(100),
                                   std::chrono::milliseconds(10), std::chrono::seconds(5))
                            .count();
-  c.batch_max = static_cast<size_t>(n.integer("batch_max", 4096, 1, 1'000'000));
+  c.batch_max = static_cast<size_t>(n.integer("batch_max", 1024, 1, 1'000'000));
 }
 
 std::optional<core::ConfigNode> loadInclude(const core::ConfigNode& include,

@@ -54,7 +54,7 @@ struct LogConfig {
 struct PipelineConfig {
   int64_t snapshot_interval_ms = 250;
   int64_t tick_interval_ms = 100;
-  size_t batch_max = 4096;
+  size_t batch_max = 1024;
 };
 
 /// The whole configuration, validated. Sections owned by other areas are parsed by their own

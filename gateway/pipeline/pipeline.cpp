@@ -165,11 +165,6 @@ void Pipeline::run() {
     for (auto& ev : events) {
       if (auto* s = std::get_if<drivers::Sample>(&ev)) {
         handleSample(*s);
-        // Full hand-overs go at once, even mid-batch: the vectors stay one size (each queued
-        // one is memory), and the writer starts while the rest of the batch is decoded.
-        if (readings_.size() >= kHandOverRows) {
-          handOverReadings();
-        }
       } else if (auto* c = std::get_if<std::unique_ptr<CommandEnvelope>>(&ev)) {
         handleCommand(**c);
       } else {
@@ -181,6 +176,8 @@ void Pipeline::run() {
     }
     // Hand readings to the writer in batches of a good size: fewer hand-overs, larger inserts.
     // The writer commits on its own tick, so holding them up to 20 ms adds no loss window.
+    // Never inside the loop above: an alert change there holds the database's write lock until
+    // commitBatch(), and waiting for the writer's room while holding it would stall both.
     if (!readings_.empty()) {
       auto now = clock_.steadyNow();
       if (!pending_since_) {
