@@ -544,16 +544,25 @@ class Bench:
             for sess in ("raw-batched", "raw-packetwise"):
                 subprocess.run([self.tool("hgj_count_sub"), "--port", str(b.port), "--session",
                                 sess, "--register"], capture_output=True, timeout=30, check=True)
+            # The gateway as shipped (batched MQTT client) and the same gateway on Paho
+            # (mqtt.client: paho), each with its own session and database.
+            variants = {"gateway": ("hgj-gateway", db, ()),
+                        "gateway-paho": ("hgj-gateway-paho", db + "-paho.db",
+                                         ("mqtt.client=paho", "mqtt.client_id=hgj-bench-paho"))}
             if self.gw_ok:
-                gw = Gateway(self, self.rundir, "drain-reg-%d" % rep, b, b.port, db)
-                try:
-                    gw.wait_ready()
-                finally:
-                    gw.stop()
+                for who, (sysname, vdb, sets) in variants.items():
+                    remove_db(vdb)
+                    gw = Gateway(self, self.rundir, "drain-reg-%s-%d" % (who, rep), b, b.port,
+                                 vdb, sets)
+                    try:
+                        gw.wait_ready()
+                    finally:
+                        gw.stop()
             g = self.loadgen(b.port, n, 0, 1, 1000, 120)
             order = ["floor", "raw-batched", "raw-packetwise"]
             if self.gw_ok:
-                order = ["gateway"] + order if rep % 2 == 0 else order + ["gateway"]
+                gws = ["gateway", "gateway-paho"]
+                order = gws + order if rep % 2 == 0 else order + gws[::-1]
             for who in order:
                 check_deadline()
                 if who == "floor":
@@ -582,16 +591,18 @@ class Bench:
                                  "reads_per_msg": round(c.get("reads", 0) / max(1, c.get("received", 1)), 3),
                                  "writes_per_msg": round(c.get("writes", 0) / max(1, c.get("received", 1)), 3)})
                 else:
-                    self.gateway_drain(b, db, g, rep)
+                    sysname, vdb, sets = variants[who]
+                    self.gateway_drain(b, vdb, g, rep, sysname, sets)
         finally:
             b.stop()
             if not self.a.keep_db:
                 remove_db(db)
+                remove_db(db + "-paho.db")
 
-    def gateway_drain(self, b, db, g, rep):
+    def gateway_drain(self, b, db, g, rep, sysname="hgj-gateway", sets=()):
         target = self.expected_rows(g)
         rows_per_msg = target / max(1, g["sent"])
-        gw = Gateway(self, self.rundir, "drain-%d" % rep, b, b.port, db)
+        gw = Gateway(self, self.rundir, "drain-%s-%d" % (sysname, rep), b, b.port, db, sets)
         rdb = ReadingsDb(db)
         t_first = t_done = None
         r_first = 0
@@ -621,7 +632,7 @@ class Bench:
         el = (t_end - t_first) if t_first else float("nan")
         msgs_in_window = (last if t_done is None else target) - r_first
         msgs_in_window = msgs_in_window / rows_per_msg
-        self.record({"sys": "hgj-gateway", "kind": "drain", "rep": rep, "sent": g["sent"],
+        self.record({"sys": sysname, "kind": "drain", "rep": rep, "sent": g["sent"],
                      "stored": stored, "lost": g["sent"] - stored, "complete": t_done is not None,
                      "throughput": round(msgs_in_window / el, 1) if t_first else 0,
                      "elapsed_s": round(el, 3),
@@ -1194,6 +1205,7 @@ def make_report(results, a, notes):
                ("raw-packetwise", "raw socket, packet-by-packet reads, 1 write per PUBACK"),
                ("raw-batched", "raw socket, 256 KiB reads, PUBACKs batched per read"),
                ("hgj-gateway", "**hgj-gateway** (QoS 1, every reading stored, rules)"),
+               ("hgj-gateway-paho", "hgj-gateway with `mqtt.client: paho` (drain only)"),
                ("peers-broker-q0", "peers' harness: broker alone, QoS 0 (libmosquitto gen.)"),
                ("peers-broker-q1", "peers' harness: broker alone, QoS 1 (libmosquitto gen.)"),
                ("peer-python", "Python 3.11 + paho-mqtt 1.6 + sqlite3"),
@@ -1250,7 +1262,7 @@ def make_report(results, a, notes):
         if sysname.startswith("peer-"):
             vs = "%s, %s, %s, %s" % (ratio(gw["drain"], drain), ratio(gw["cpu"], cpu),
                                      ratio(gw["rss"], rss), ratio(gw["p99"], p99))
-        elif sysname in ("paho-floor", "raw-batched", "raw-packetwise"):
+        elif sysname in ("paho-floor", "raw-batched", "raw-packetwise", "hgj-gateway-paho"):
             vs = "%s, %s, –, –" % (ratio(gw["drain"], drain), ratio(gw["cpu"], cpu))
         L.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %d | %s |" % (
             label, sus_txt, median_range(vals(sysname, "burst", "throughput")),
