@@ -19,6 +19,9 @@ constexpr size_t kHandOverRows = 2048;
 constexpr auto kHandOverDelay = std::chrono::milliseconds(20);
 constexpr size_t kBusyBatch = 8;
 constexpr auto kLinger = std::chrono::microseconds(300);
+// How long an alert change waits for the readings writer to commit its open transaction before
+// it queues for the write lock anyway (a stuck disk must not hold the rules up longer).
+constexpr auto kAlertStoreFlush = std::chrono::milliseconds(200);
 } // namespace
 
 Pipeline::Pipeline(const config::GatewayConfig& cfg, std::shared_ptr<const model::Compound> compound,
@@ -145,6 +148,12 @@ void Pipeline::run() {
   std::vector<Event> events;
   events.reserve(cfg_.pipeline.batch_max);
   bool busy = false;
+  // The readings writer keeps its transaction open until its commit tick (100 ms), and SQLite has
+  // one writer per file: an alert committed behind it would wait for that tick. Ask the writer
+  // to commit first (it is fed only from this thread, so it stays idle until the alert is in).
+  if (alerts_ != nullptr) {
+    alerts_->setBeforeWrite([this] { store_.flush(kAlertStoreFlush); });
+  }
   while (true) {
     events.clear();
     if (busy) {
@@ -192,6 +201,9 @@ void Pipeline::run() {
   handOverReadings();
   flushStore(true);
   publishSnapshot();
+  if (alerts_ != nullptr) {
+    alerts_->setBeforeWrite(nullptr);
+  }
 }
 
 void Pipeline::handOverReadings() {
