@@ -20,7 +20,10 @@ constexpr auto kHandOverDelay = std::chrono::milliseconds(20);
 constexpr size_t kBusyBatch = 8;
 constexpr auto kLinger = std::chrono::microseconds(300);
 // How long an alert change waits for the readings writer to commit its open transaction before
-// it queues for the write lock anyway (a stuck disk must not hold the rules up longer).
+// it queues for the write lock anyway (a stuck disk must not hold the rules up longer). Waiting
+// for the commit to finish (rather than polling for the lock while it runs) keeps the alert's
+// fsync clear of the writer's I/O; returning at once let the two writers fight over the lock
+// and stalled the readings writer into dropping readings.
 constexpr auto kAlertStoreFlush = std::chrono::milliseconds(200);
 } // namespace
 

@@ -107,6 +107,10 @@ Outbox::Outbox(const std::string& db_path, const std::string& site_id, Limits li
     exec("PRAGMA journal_mode=WAL");
     // An outbox commit (and a deletion after PUBACK) must survive a power cut, not only a crash.
     exec("PRAGMA synchronous=FULL");
+    // Checkpoints are the readings writer's job: a commit that crosses the WAL's 1000-page mark
+    // runs one on its own thread, copying and syncing the whole WAL (50-160 ms measured), and
+    // an alert or outbox commit must not be the one that pays for it.
+    exec("PRAGMA wal_autocheckpoint=0");
     // Same definition as the store's: whichever component opens the file first creates it.
     exec("CREATE TABLE IF NOT EXISTS schema_versions(component TEXT PRIMARY KEY, "
          "version INTEGER NOT NULL, updated_ms INTEGER)");
