@@ -55,7 +55,9 @@ private:
 
 /// One SQLite connection to the gateway's database for the alerts component: WAL,
 /// `synchronous=FULL` (an alert or a delivery state that was committed survives a power cut),
-/// `busy_timeout` so it waits for the readings writer instead of failing. Used by one thread.
+/// a busy timeout so it waits for the readings writer instead of failing (polling every 0.1 ms
+/// for the first 5 ms: SQLite's default handler sleeps up to 100 ms between tries). Used by one
+/// thread.
 class AlertDb {
 public:
   /// Opens (creating the file and the alerts tables when missing; `now_ms` stamps
@@ -84,7 +86,9 @@ public:
 
 private:
   void createSchema(int64_t now_ms);
+  static int busyHandler(void* self, int count);
   sqlite3* db_ = nullptr;
+  int busy_timeout_ms_ = 5000;
 };
 
 } // namespace hgj::alerts

@@ -88,8 +88,12 @@ void AlertManager::dbError(const char* what, const std::exception& e) {
 }
 
 AlertManager::Scope::Scope(AlertManager& m) {
-  if (!m.batch_tx_) {
-    tx_.emplace(m.db_);
+  if (!m.batch_open_) {
+    m.beginTx(tx_);
+  } else if (!m.batch_tx_) {
+    // The batch's transaction starts with its first change: a batch of readings that changes no
+    // alert takes no write lock at all.
+    m.beginTx(m.batch_tx_);
   }
 }
 
@@ -99,19 +103,14 @@ void AlertManager::Scope::commit() {
   }
 }
 
-void AlertManager::beginBatch() {
-  if (batch_open_) {
-    return;
+void AlertManager::beginTx(std::optional<AlertDb::Tx>& tx) {
+  if (before_write_) {
+    before_write_();
   }
-  batch_open_ = true;
-  try {
-    batch_tx_.emplace(db_);
-  } catch (const std::exception& e) {
-    // Without a batch transaction each change commits on its own; still correct, only slower.
-    db_errors_.inc();
-    log_.warn("alerts: begin batch failed: {}", e.what());
-  }
+  tx.emplace(db_);
 }
+
+void AlertManager::beginBatch() { batch_open_ = true; }
 
 bool AlertManager::commitBatch() {
   if (!batch_open_) {
@@ -153,11 +152,7 @@ void AlertManager::abortBatch() {
   } catch (const std::exception& e) {
     log_.warn("alerts: reload after a failed batch failed: {}", e.what());
   }
-  try {
-    batch_tx_.emplace(db_);
-  } catch (const std::exception& e) {
-    log_.warn("alerts: begin batch failed: {}", e.what());
-  }
+  // The batch stays open: its next change begins a fresh transaction.
 }
 
 void AlertManager::restore() {

@@ -89,11 +89,18 @@ public:
   /// Group commit: between beginBatch() and commitBatch() every change joins one transaction, and
   /// listener events and notifier wake-ups are held until it commits (so still nothing is sent
   /// or published before it is durable). The pipeline opens one around each batch of readings it
-  /// processes, so a storm of 200 alerts costs one fsync instead of 200. Results returned inside
-  /// a batch are provisional: if the commit fails, the batch is rolled back, the open alerts are
-  /// reloaded from the database and commitBatch() returns false.
+  /// processes, so a storm of 200 alerts costs one fsync instead of 200. The transaction begins
+  /// with the batch's first change: a batch without alert changes takes no write lock and costs
+  /// nothing. Results returned inside a batch are provisional: if the commit fails, the batch is
+  /// rolled back, the open alerts are reloaded from the database and commitBatch() returns false.
   void beginBatch();
   bool commitBatch();
+
+  /// Called (on the pipeline thread) right before this manager begins a write transaction
+  /// (BEGIN IMMEDIATE waits for any other writer of the file). The pipeline wires it to commit
+  /// the readings writer's open transaction, so an alert waits for that commit instead of the
+  /// writer's next commit tick. Empty: nothing is called.
+  void setBeforeWrite(std::function<void()> hook) { before_write_ = std::move(hook); }
 
   /// Called (on the pipeline thread) after a commit that queued notifications; the lead wires it
   /// to Notifier::wake().
@@ -131,6 +138,7 @@ private:
 
   void restore();
   void abortBatch();
+  void beginTx(std::optional<AlertDb::Tx>& tx);
   std::vector<std::string> channelsFor(const std::string& grid) const;
   std::map<std::string, std::string> vars(const AlertRecord& a) const;
   /// Queues one notification of `kind` for `a` on each channel of its grid (or holds it for a
@@ -154,6 +162,7 @@ private:
   AlertListener& listener_;
   AlertDb db_;
   std::function<void()> wake_;
+  std::function<void()> before_write_;
 
   std::map<Key, Open> open_;
   std::unordered_map<int64_t, Key> by_id_;

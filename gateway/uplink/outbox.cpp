@@ -1,6 +1,8 @@
 #include "gateway/uplink/outbox.h"
 
+#include <chrono>
 #include <stdexcept>
+#include <thread>
 
 #include <spdlog/spdlog.h>
 #include <sqlite3.h>
@@ -39,6 +41,36 @@ void bindText(sqlite3_stmt* s, int i, const std::string& v) {
   sqlite3_bind_text(s, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
 }
 
+constexpr int kBusyTimeoutMs = 5000;
+constexpr int kFinePolls = 50;  // 50 x 0.1 ms, then 1 ms steps
+
+// SQLite's own busy handler sleeps 1, 2, 5, 10, ... 100 ms between retries, so a writer that
+// waits for another's one-fsync transaction (under a millisecond) oversleeps by several ms. Poll
+// finely for the first 5 ms, where alerts and acks usually find the lock, then every ms.
+int busyHandler(void* /*unused*/, int count) {
+  const int waited_ms = count < kFinePolls ? count / 10 : kFinePolls / 10 + (count - kFinePolls);
+  if (waited_ms >= kBusyTimeoutMs) {
+    return 0;
+  }
+  std::this_thread::sleep_for(count < kFinePolls ? std::chrono::microseconds(100)
+                                                 : std::chrono::microseconds(1000));
+  return 1;
+}
+
+sqlite3* openConnection(const std::string& db_path) {
+  sqlite3* db = nullptr;
+  int rc = sqlite3_open_v2(db_path.c_str(), &db,
+                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                           nullptr);
+  if (rc != SQLITE_OK) {
+    std::string msg = db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+    sqlite3_close(db);
+    throw std::runtime_error("outbox: cannot open " + db_path + ": " + msg);
+  }
+  sqlite3_busy_handler(db, busyHandler, nullptr);
+  return db;
+}
+
 } // namespace
 
 const char* kindName(Kind kind) {
@@ -70,20 +102,15 @@ Outbox::Outbox(const std::string& db_path, const std::string& site_id, Limits li
         "hgj_outbox_dropped_total", "outbox messages dropped because the outbox was full",
         {{"kind", kKindNames[i]}});
   }
-  int rc = sqlite3_open_v2(db_path.c_str(), &db_,
-                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                           nullptr);
-  if (rc != SQLITE_OK) {
-    std::string msg = db_ != nullptr ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
-    sqlite3_close(db_);
-    db_ = nullptr;
-    throw std::runtime_error("outbox: cannot open " + db_path + ": " + msg);
-  }
+  db_ = openConnection(db_path);
   try {
-    sqlite3_busy_timeout(db_, 5000);
     exec("PRAGMA journal_mode=WAL");
     // An outbox commit (and a deletion after PUBACK) must survive a power cut, not only a crash.
     exec("PRAGMA synchronous=FULL");
+    // Checkpoints are the readings writer's job: a commit that crosses the WAL's 1000-page mark
+    // runs one on its own thread, copying and syncing the whole WAL (50-160 ms measured), and
+    // an alert or outbox commit must not be the one that pays for it.
+    exec("PRAGMA wal_autocheckpoint=0");
     // Same definition as the store's: whichever component opens the file first creates it.
     exec("CREATE TABLE IF NOT EXISTS schema_versions(component TEXT PRIMARY KEY, "
          "version INTEGER NOT NULL, updated_ms INTEGER)");
@@ -127,8 +154,15 @@ Outbox::Outbox(const std::string& db_path, const std::string& site_id, Limits li
                         "ON CONFLICT(site) DO UPDATE SET last_seq=excluded.last_seq");
     delete_ = prepare("DELETE FROM outbox WHERE seq=?1 RETURNING "
                       "length(CAST(topic AS BLOB)) + length(CAST(payload AS BLOB))");
-    fetch_ = prepare("SELECT seq, msg_id, kind, topic, payload, created_ms FROM outbox "
-                     "WHERE seq > ?1 ORDER BY seq LIMIT ?2");
+    // Fetching runs on a connection of its own: in WAL a reader never waits for a writer, so
+    // the uplink thread can send a just-committed alert while another thread's write (or this
+    // connection's, holding mu_) waits for the write lock.
+    read_db_ = openConnection(db_path);
+    if (sqlite3_prepare_v3(read_db_, "SELECT seq, msg_id, kind, topic, payload, created_ms "
+                                     "FROM outbox WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+                           -1, SQLITE_PREPARE_PERSISTENT, &fetch_, nullptr) != SQLITE_OK) {
+      throw std::runtime_error(std::string("outbox: ") + sqlite3_errmsg(read_db_));
+    }
     oldest_of_kind_ = prepare("SELECT seq, length(CAST(topic AS BLOB)) + "
                               "length(CAST(payload AS BLOB)) FROM outbox WHERE kind=?1 "
                               "ORDER BY seq LIMIT 1");
@@ -141,8 +175,10 @@ Outbox::Outbox(const std::string& db_path, const std::string& site_id, Limits li
                      commit_, rollback_}) {
       sqlite3_finalize(st);
     }
+    sqlite3_close(read_db_);
     sqlite3_close(db_);
     db_ = nullptr;
+    read_db_ = nullptr;
     throw;
   }
   std::lock_guard lock(mu_);
@@ -155,6 +191,7 @@ Outbox::~Outbox() {
                    rollback_}) {
     sqlite3_finalize(st);
   }
+  sqlite3_close(read_db_);
   sqlite3_close(db_);
 }
 
@@ -319,7 +356,7 @@ std::optional<std::vector<int64_t>> Outbox::append(std::vector<Entry> entries) {
 
 std::vector<OutboxRow> Outbox::fetchAfter(int64_t after_seq, int limit) {
   std::vector<OutboxRow> rows;
-  std::lock_guard lock(mu_);
+  std::lock_guard lock(read_mu_);
   StmtGuard g(fetch_);
   sqlite3_bind_int64(fetch_, 1, after_seq);
   sqlite3_bind_int(fetch_, 2, limit);
@@ -335,7 +372,7 @@ std::vector<OutboxRow> Outbox::fetchAfter(int64_t after_seq, int limit) {
     rows.push_back(std::move(r));
   }
   if (rc != SQLITE_DONE) {
-    spdlog::error("outbox: fetch failed: {}", sqlite3_errmsg(db_));
+    spdlog::error("outbox: fetch failed: {}", sqlite3_errmsg(read_db_));
   }
   return rows;
 }
@@ -394,11 +431,13 @@ void Outbox::refreshOldestLocked() {
 void Outbox::publishGaugesLocked() {
   depth_gauge_.set(static_cast<double>(stats_.rows));
   bytes_gauge_.set(static_cast<double>(stats_.bytes));
+  std::lock_guard lock(published_mu_);
+  published_ = stats_;
 }
 
 OutboxStats Outbox::stats() const {
-  std::lock_guard lock(mu_);
-  return stats_;
+  std::lock_guard lock(published_mu_);
+  return published_;
 }
 
 } // namespace hgj::uplink

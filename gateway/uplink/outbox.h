@@ -55,9 +55,12 @@ struct OutboxStats {
 /// (summary, telemetry, status; oldest first) are deleted and counted; alerts and command
 /// results are never dropped (they are kept over the cap and counted in `over_cap_kept`).
 ///
-/// Thread-safe: append() is called by the pipeline thread (alerts) and the uplink thread
-/// (summaries, results); fetchAfter()/remove() by the uplink thread. One mutex serialises the
-/// connection; a call holds it for one transaction.
+/// Thread-safe: append() is called by the pipeline thread (alerts) and the uplink threads
+/// (summaries, results); remove() by the uplink writer thread, fetchAfter() by the uplink thread.
+/// One mutex serialises the write connection (a call holds it for one transaction, including the
+/// wait for SQLite's write lock); fetchAfter() reads on a second connection and stats() reads a
+/// copy, so neither ever waits for a writer. Lock waits poll every 0.1 ms for the first 5 ms
+/// (SQLite's default handler sleeps up to 100 ms between tries), up to 5 s.
 class Outbox {
 public:
   struct Limits {
@@ -112,17 +115,21 @@ private:
   std::array<core::Counter*, kKindCount> dropped_counters_{};
 
   mutable std::mutex mu_;
-  sqlite3* db_ = nullptr;           // guarded by mu_
+  sqlite3* db_ = nullptr;           // guarded by mu_: the write connection
   sqlite3_stmt* insert_ = nullptr;  // guarded by mu_
   sqlite3_stmt* save_seq_ = nullptr;
   sqlite3_stmt* delete_ = nullptr;
-  sqlite3_stmt* fetch_ = nullptr;
+  std::mutex read_mu_;
+  sqlite3* read_db_ = nullptr;      // guarded by read_mu_
+  sqlite3_stmt* fetch_ = nullptr;   // guarded by read_mu_, on read_db_
   sqlite3_stmt* oldest_of_kind_ = nullptr;
   sqlite3_stmt* oldest_ = nullptr;
   sqlite3_stmt* begin_ = nullptr;
   sqlite3_stmt* commit_ = nullptr;
   sqlite3_stmt* rollback_ = nullptr;
-  OutboxStats stats_;  // guarded by mu_
+  OutboxStats stats_;  // guarded by mu_: the working copy
+  mutable std::mutex published_mu_;
+  OutboxStats published_;  // guarded by published_mu_: stats_ after the last commit
   DropHandler drop_handler_;  // set before use, read under mu_
 };
 

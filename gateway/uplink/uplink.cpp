@@ -161,6 +161,11 @@ void Uplink::start() {
     stop_requested_ = false;
     next_attempt_ = clock_.steadyNow();
   }
+  {
+    std::lock_guard lock(writer_mu_);
+    writer_stop_ = false;
+  }
+  writer_ = std::thread([this] { runWriter(); });
   thread_ = std::thread([this] { run(); });
 }
 
@@ -175,6 +180,64 @@ void Uplink::stop() {
   }
   wake_.notify_one();
   thread_.join();
+  // The uplink thread handed its last acks over on the way out: the writer deletes them first.
+  {
+    std::lock_guard lock(writer_mu_);
+    writer_stop_ = true;
+  }
+  writer_wake_.notify_one();
+  writer_.join();
+}
+
+void Uplink::wakeWriter() {
+  {
+    std::lock_guard lock(writer_mu_);
+    writer_work_ = true;
+  }
+  writer_wake_.notify_one();
+}
+
+void Uplink::waitForDeletes(milliseconds timeout) {
+  std::unique_lock lock(writer_mu_);
+  const uint64_t target = deletes_queued_;
+  deletes_done_.wait_for(lock, timeout, [&] { return deletes_done_count_ >= target; });
+}
+
+void Uplink::runWriter() {
+  while (true) {
+    std::vector<int64_t> deletes;
+    uint64_t batches = 0;
+    bool stop = false;
+    {
+      std::unique_lock lock(writer_mu_);
+      if (!writer_work_ && !writer_stop_) {
+        writer_wake_.wait_for(lock, kMaxIdle, [this] { return writer_work_ || writer_stop_; });
+      }
+      writer_work_ = false;
+      stop = writer_stop_;
+      deletes.swap(to_delete_);
+      batches = deletes_queued_;
+    }
+    if (!deletes.empty()) {
+      // A failed delete leaves the rows in place: they are sent again after the next reconnect,
+      // a duplicate with the same msg_id, never a loss.
+      outbox_->remove(deletes);
+    }
+    {
+      std::lock_guard lock(writer_mu_);
+      deletes_done_count_ = batches;
+    }
+    deletes_done_.notify_all();
+    if (stop) {
+      break;
+    }
+    try {
+      runSummaries();
+      runTelemetry();
+    } catch (const std::exception& e) {
+      spdlog::error("uplink: summaries: {}", e.what());
+    }
+  }
 }
 
 bool Uplink::enqueue(Kind kind, const std::string& subtopic, json body) {
@@ -213,9 +276,8 @@ void Uplink::requestSummaries() {
   {
     std::lock_guard lock(mu_);
     summaries_requested_ = true;
-    work_ = true;
   }
-  wake_.notify_one();
+  wakeWriter();
 }
 
 std::string Uplink::health() const {
@@ -308,8 +370,8 @@ core::SteadyTime Uplink::nextWake() const {
   if (!pending_.empty()) {
     next = std::min(next, now + milliseconds(20));
   }
-  if (!to_delete_.empty()) {
-    next = std::min(next, to_delete_since_ + kDeleteDelay);
+  if (!acked_rows_.empty()) {
+    next = std::min(next, acked_rows_since_ + kDeleteDelay);
   }
   return next;
 }
@@ -338,8 +400,6 @@ void Uplink::loopOnce() {
   }
   handleIncoming();
   pollCommands();
-  runSummaries();
-  runTelemetry();
   if (link_) {
     if (!announced_) {
       announceDevices();
@@ -382,6 +442,7 @@ void Uplink::dropLink(const std::string& why) {
     attempt_ = 0;
   }
   processAcks(true);
+  waitForDeletes(milliseconds(1000));
   // Everything unacknowledged is sent again from the oldest row on the next connection.
   inflight_ = 0;
   rows_.clear();
@@ -556,25 +617,30 @@ void Uplink::processAcks(bool force) {
   if (!acked.empty()) {
     inflight_ = std::max(0, inflight_ - static_cast<int>(acked.size()));
     acked_total_.inc(acked.size());
-    if (to_delete_.empty()) {
-      to_delete_since_ = now;
+    if (acked_rows_.empty()) {
+      acked_rows_since_ = now;
     }
     for (int64_t seq : acked) {
       if (seq != 0) {
-        to_delete_.push_back(seq);
+        acked_rows_.push_back(seq);
       }
     }
   }
   // Deleting is one durable transaction (an fsync): batch it while a backlog drains. A crash
-  // before the delete only means those rows are sent again, with the same msg_id.
-  if (to_delete_.empty() || !(force || inflight_ == 0 || to_delete_.size() >= kDeleteBatch ||
-                              now - to_delete_since_ >= kDeleteDelay)) {
+  // before the delete only means those rows are sent again, with the same msg_id. The writer
+  // thread deletes, so this thread never waits for the write lock.
+  if (acked_rows_.empty() || !(force || inflight_ == 0 || acked_rows_.size() >= kDeleteBatch ||
+                               now - acked_rows_since_ >= kDeleteDelay)) {
     return;
   }
-  // A failed delete leaves the rows in place: they are sent again after the next reconnect, a
-  // duplicate with the same msg_id, never a loss.
-  outbox_->remove(to_delete_);
-  to_delete_.clear();
+  {
+    std::lock_guard lock(writer_mu_);
+    to_delete_.insert(to_delete_.end(), acked_rows_.begin(), acked_rows_.end());
+    deletes_queued_ += 1;
+    writer_work_ = true;
+  }
+  writer_wake_.notify_one();
+  acked_rows_.clear();
 }
 
 void Uplink::fillWindow() {
@@ -682,6 +748,7 @@ void Uplink::handleIncoming() {
         std::lock_guard lock(mu_);
         summaries_requested_ = true;
       }
+      wakeWriter();
       commands_ok_.inc();
       recent_results_.emplace_back(p.id, pipeline::CommandResult{true, 200, "summaries queued"});
       answer(p, true, 200, "summaries queued");

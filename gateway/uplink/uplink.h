@@ -35,15 +35,18 @@ std::chrono::milliseconds reconnectDelay(int attempt, std::chrono::milliseconds 
 /// The link to the district platform: a second MQTT connection (Paho async client, QoS 1) fed
 /// from the durable outbox.
 ///
-/// Threads: start() launches one uplink thread that owns the MQTT client and does everything
-/// slow: connecting (TLS, credentials, keepalive, last will `hgj/{site}/status` = `offline`
-/// retained, `online` retained once connected), reconnecting with exponential backoff and
-/// jitter, draining the outbox in seq order with at most `inflight` unacknowledged publishes and
-/// at most `replay_rate` messages/s, deleting rows after their PUBACK, building summaries from
-/// the read model on their periods and on significant change, batching raw telemetry, and
-/// executing upstream commands through the CommandSink (waiting on each future with a deadline,
-/// without blocking the drain). Paho's callback threads only hand acks, lost connections and
-/// incoming commands to the uplink thread under a mutex.
+/// Threads: start() launches the uplink thread, which owns the MQTT client: connecting (TLS,
+/// credentials, keepalive, last will `hgj/{site}/status` = `offline` retained, `online` retained
+/// once connected), reconnecting with exponential backoff and jitter, draining the outbox in seq
+/// order with at most `inflight` unacknowledged publishes and at most `replay_rate` messages/s,
+/// and executing upstream commands through the CommandSink (waiting on each future with a
+/// deadline, without blocking the drain). It is woken as soon as a message is committed and
+/// never waits for SQLite's write lock on its way to a publish (it reads on its own
+/// connection). The writes it would otherwise wait for run on a second, uplink writer thread:
+/// deleting rows after their PUBACK (all acks queued meanwhile in one transaction), building
+/// summaries from the read model on their periods and on significant change, and batching raw
+/// telemetry. Paho's callback threads only hand acks, lost connections and incoming commands to
+/// the uplink thread under a mutex.
 ///
 /// Every message is committed to the outbox before it is sent; after a restart (or kill -9) the
 /// outbox is sent again from its oldest row, so the platform sees every msg_id at least once, in
@@ -118,6 +121,11 @@ private:
   void answer(const ParsedCommand& cmd, bool ok, int status, const std::string& message);
   void runSummaries();
   void runTelemetry();
+  void runWriter();
+  void wakeWriter();
+  /// Waits (uplink thread) until the writer has deleted every row acked so far, so that a
+  /// reconnect does not send acknowledged rows again.
+  void waitForDeletes(std::chrono::milliseconds timeout);
   void announceDevices();
   core::SteadyTime nextWake() const;
   std::chrono::milliseconds backoffDelay();
@@ -158,13 +166,24 @@ private:
   std::atomic<bool> connected_{false};
   std::thread thread_;
 
+  // Shared between the uplink thread (and requesters) and the writer thread.
+  std::mutex writer_mu_;
+  std::condition_variable writer_wake_;
+  std::condition_variable deletes_done_;
+  bool writer_stop_ = false;          // guarded by writer_mu_
+  bool writer_work_ = false;          // guarded by writer_mu_
+  std::vector<int64_t> to_delete_;    // guarded by writer_mu_: acked rows not yet deleted
+  uint64_t deletes_queued_ = 0;       // guarded by writer_mu_: batches handed over
+  uint64_t deletes_done_count_ = 0;   // guarded by writer_mu_: batches deleted (or failed)
+  std::thread writer_;
+
   // Uplink thread only.
   std::unique_ptr<Link> link_;
   int attempt_ = 0;
   core::SteadyTime connected_at_{};
   int inflight_ = 0;
-  std::vector<int64_t> to_delete_;  // acknowledged, not yet deleted
-  core::SteadyTime to_delete_since_{};
+  std::vector<int64_t> acked_rows_;  // acknowledged, not yet handed to the writer
+  core::SteadyTime acked_rows_since_{};
   int64_t cursor_ = 0;
   std::deque<OutboxRow> rows_;
   std::deque<SessionMessage> session_;
@@ -173,6 +192,8 @@ private:
   core::SteadyTime tokens_at_{};
   std::vector<PendingCommand> pending_;
   std::deque<std::pair<std::string, pipeline::CommandResult>> recent_results_;
+
+  // Writer thread only.
   SummaryBuilder summaries_;
   std::array<core::SteadyTime, kSummaryTypeCount> summary_sent_{};
   std::array<nlohmann::json, kSummaryTypeCount> summary_sig_{};

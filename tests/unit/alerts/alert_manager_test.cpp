@@ -419,3 +419,73 @@ TEST_CASE("alerts manager: the gateway's own alerts have no grid and go to the d
         std::vector<std::string>{"hook"});
   CHECK(m.clear("outbox_full", std::string("gateway")));
 }
+
+namespace {
+
+/// Another connection holding the database's write lock, as the readings writer does between
+/// its commit ticks.
+struct WriteLockHolder {
+  sqlite3* db = nullptr;
+  explicit WriteLockHolder(const std::string& path) {
+    REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+    REQUIRE(sqlite3_exec(db, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK);
+  }
+  ~WriteLockHolder() {
+    release();
+    sqlite3_close(db);
+  }
+  WriteLockHolder(const WriteLockHolder&) = delete;
+  WriteLockHolder& operator=(const WriteLockHolder&) = delete;
+  void release() {
+    if (sqlite3_get_autocommit(db) == 0) {
+      sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr);
+    }
+  }
+};
+
+} // namespace
+
+TEST_CASE("alerts manager: a batch without alert changes takes no write lock",
+          "[alerts][manager]") {
+  Env env;
+  WriteLockHolder other(env.dir.db());
+  int hook_calls = 0;
+  env.manager->setBeforeWrite([&] { ++hook_calls; });
+  const auto t0 = std::chrono::steady_clock::now();
+  env.manager->beginBatch();
+  CHECK(env.manager->commitBatch());
+  env.manager->beginBatch();
+  env.manager->tick();  // nothing dirty: nothing to write
+  CHECK(env.manager->commitBatch());
+  // Waiting for the lock would take the busy timeout (5 s).
+  CHECK(std::chrono::steady_clock::now() - t0 < 100ms);
+  CHECK(hook_calls == 0);
+  CHECK(env.metrics.value("hgj_alert_db_errors_total") == 0);
+}
+
+TEST_CASE("alerts manager: the before-write hook runs before the transaction begins, once per "
+          "batch, so an alert does not wait for another writer's commit tick",
+          "[alerts][manager]") {
+  Env env;
+  WriteLockHolder other(env.dir.db());
+  int hook_calls = 0;
+  // The pipeline's hook has the readings writer commit; here the other connection commits.
+  env.manager->setBeforeWrite([&] {
+    ++hook_calls;
+    other.release();
+  });
+  const auto t0 = std::chrono::steady_clock::now();
+  env.manager->beginBatch();
+  REQUIRE(env.manager->raise(env.overTemp("S03/P01")).ok);
+  REQUIRE(env.manager->raise(env.overTemp("S03/P02")).ok);
+  CHECK(env.manager->commitBatch());
+  CHECK(std::chrono::steady_clock::now() - t0 < 1s);
+  CHECK(hook_calls == 1);
+  CHECK(one(env.dir.db(), "SELECT COUNT(*) FROM alerts") == "2");
+  CHECK(env.listener.events.size() == 2);
+
+  // Outside a batch every change is its own transaction, each announced.
+  CHECK(env.manager->clear("port_over_temp", std::string("S03/P01")));
+  CHECK(hook_calls == 2);
+  CHECK(one(env.dir.db(), "SELECT state FROM alerts WHERE device='S03/P01'") == "cleared");
+}

@@ -1,5 +1,9 @@
 #include <catch2/catch.hpp>
 
+#include <atomic>
+#include <chrono>
+#include <thread>
+
 #include <sqlite3.h>
 
 #include "core/clock.h"
@@ -163,4 +167,53 @@ TEST_CASE("outbox: the byte cap is enforced and memory stays flat at the cap",
     alerts += r.kind == Kind::Alert ? 1 : 0;
   }
   CHECK(alerts == 120);
+}
+
+TEST_CASE("outbox: fetching and stats never wait for an append that waits for the write lock",
+          "[uplink][outbox]") {
+  uplink::testing::TempDir dir("outbox");
+  core::ManualClock clock;
+  core::MetricsRegistry metrics;
+  const std::string db = dir.file("gw.db");
+  Outbox o(db, "site1", {}, clock, metrics);
+  append1(o, Kind::Alert, "first");
+
+  // Another connection holds the write lock, as the readings writer does between its commits.
+  sqlite3* other = nullptr;
+  REQUIRE(sqlite3_open(db.c_str(), &other) == SQLITE_OK);
+  REQUIRE(sqlite3_exec(other, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK);
+  std::atomic<bool> appended{false};
+  std::atomic<bool> append_ok{false};
+  std::thread writer([&] {
+    std::vector<Outbox::Entry> e;
+    e.push_back(entry(Kind::Summary, "waits"));
+    append_ok = o.append(std::move(e)).has_value();
+    appended = true;
+  });
+
+  // For 50 ms the append waits for the lock (holding the outbox's write mutex); every fetch and
+  // stats() call meanwhile answers at once (SQLite's busy timeout would be 5 s).
+  auto slowest = std::chrono::steady_clock::duration::zero();
+  const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(50);
+  size_t fetched = 0;
+  int64_t rows_seen = 0;
+  int calls = 0;
+  while (std::chrono::steady_clock::now() < until && calls < 100'000) {
+    const auto t0 = std::chrono::steady_clock::now();
+    fetched = o.fetchAfter(0, 10).size();
+    rows_seen = o.stats().rows;
+    slowest = std::max(slowest, std::chrono::steady_clock::now() - t0);
+    ++calls;
+  }
+  CHECK_FALSE(appended.load());
+  CHECK(fetched == 1);
+  CHECK(rows_seen == 1);
+  CHECK(slowest < std::chrono::milliseconds(20));
+
+  REQUIRE(sqlite3_exec(other, "COMMIT", nullptr, nullptr, nullptr) == SQLITE_OK);
+  writer.join();
+  sqlite3_close(other);
+  CHECK(append_ok.load());
+  CHECK(o.fetchAfter(0, 10).size() == 2);
+  CHECK(o.stats().rows == 2);
 }

@@ -1,0 +1,75 @@
+#include <catch2/catch.hpp>
+
+#include <sqlite3.h>
+
+#include "core/clock.h"
+#include "core/metrics.h"
+#include "gateway/uplink/uplink.h"
+#include "tests/integration/uplink/uplink_common.h"
+
+using namespace hgj;
+using namespace hgj::uplink::testing;
+using nlohmann::json;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+TEST_CASE("uplink latency: the next alert is published while the delete of the last one waits "
+          "for the write lock",
+          "[uplink][integration]") {
+  TestBroker broker;
+  REQUIRE(broker.start());
+  Recorder rec(broker.url(), {"hgj/site1/alerts"});
+  TempDir dir("uplink");
+  World w;
+  auto cfg = testConfig(broker.url());
+  // One publish in flight: the second alert goes out only after the first one's PUBACK, which
+  // is when the first row's delete is due.
+  cfg.inflight = 1;
+  const std::string db = dir.file("gw.db");
+  uplink::Uplink up(cfg, "site1", db, w.read_model, w.sink, core::SystemClock::instance(),
+                    w.metrics);
+  for (int i = 1; i <= 2; ++i) {
+    REQUIRE(up.enqueue(uplink::Kind::Alert, "alerts", json{{"id", i}, {"state", "raised"}}));
+  }
+
+  // Another connection holds the write lock, as the readings writer does until its commit tick:
+  // the deletes after PUBACK wait for it, the publishes must not.
+  sqlite3* other = nullptr;
+  REQUIRE(sqlite3_open(db.c_str(), &other) == SQLITE_OK);
+  REQUIRE(sqlite3_exec(other, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK);
+  up.start();
+  REQUIRE(waitFor([&] { return up.connected(); }));
+  // The busy timeout is 5 s: an uplink thread that deleted before publishing again would miss this.
+  CHECK(waitFor([&] { return rec.on("hgj/site1/alerts").size() >= 2; }, milliseconds(2000)));
+  CHECK(up.outboxStats().rows == 2);  // not deleted yet: the writer waits for the lock
+
+  REQUIRE(sqlite3_exec(other, "COMMIT", nullptr, nullptr, nullptr) == SQLITE_OK);
+  sqlite3_close(other);
+  CHECK(waitFor([&] { return up.outboxStats().rows == 0; }, seconds(5)));
+  CHECK(firstSeen(rec, "hgj/site1/alerts") == std::vector<int64_t>{1, 2});
+  up.stop();
+}
+
+TEST_CASE("uplink latency: a committed alert is on the upstream broker well within the loop's "
+          "idle wake-up",
+          "[uplink][integration]") {
+  TestBroker broker;
+  REQUIRE(broker.start());
+  Recorder rec(broker.url(), {"hgj/site1/alerts"});
+  TempDir dir("uplink");
+  World w;
+  uplink::Uplink up(testConfig(broker.url()), "site1", dir.file("gw.db"), w.read_model, w.sink,
+                    core::SystemClock::instance(), w.metrics);
+  up.start();
+  REQUIRE(waitFor([&] { return up.connected(); }));
+  // Ten alerts, one at a time: each is published on enqueue's wake-up, not on the 200 ms idle
+  // wake-up of the uplink thread.
+  for (int i = 1; i <= 10; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    REQUIRE(up.enqueue(uplink::Kind::Alert, "alerts", json{{"id", i}, {"state", "raised"}}));
+    REQUIRE(waitFor([&] { return rec.on("hgj/site1/alerts").size() >= static_cast<size_t>(i); },
+                    seconds(5)));
+    CHECK(std::chrono::steady_clock::now() - t0 < milliseconds(100));
+  }
+  up.stop();
+}
