@@ -14,10 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
-
-#include "drivers/profiles/mqtt_profile.h"
 
 namespace hgj::drivers::mqtt {
 namespace {
@@ -539,33 +536,13 @@ std::string BatchedIngest::session() {
 }
 
 void BatchedIngest::write(const WriteRequest& req) {
-  const model::Device& dev = compound_.devices[req.device];
-  const auto& spec = dev.profile->mqtt;
-  auto failNow = [&](std::string why) {
-    WriteResult r;
-    r.request_id = req.id;
-    r.device = req.device;
-    r.point = req.point;
-    r.value = req.value;
-    r.ok = false;
-    r.attempts = 1;
-    r.error = std::move(why);
-    r.ts_ms = clock_.wallMs();
-    sink_.deliver(Sample(std::make_shared<const WriteResult>(std::move(r))));
-  };
-  if (!spec || !spec->command) {
-    failNow("profile " + dev.profile->name + " has no MQTT command topic");
+  CommandMessage cmd = commandMessage(compound_, req);
+  if (!cmd.error.empty()) {
+    reportWriteFailed(sink_, req, cmd.error, clock_.wallMs());
     return;
   }
-  std::string parent = dev.parent != model::kNoDevice ? compound_.devices[dev.parent].id : "";
-  std::string child = parent.empty() ? dev.id : dev.id.substr(parent.size() + 1);
-  std::string topic = spec->command->topic.expand(
-      {{"device", dev.id}, {"parent", parent.empty() ? dev.id : parent}, {"child", child}});
-  nlohmann::json body;
-  body[compound_.pointName(req.point)] = model::toJson(req.value);
-  body[spec->command->id_field] = std::to_string(req.id);
   if (!connected_) {
-    failNow("local broker not connected");
+    reportWriteFailed(sink_, req, "local broker not connected", clock_.wallMs());
     return;
   }
   std::vector<uint8_t> out;
@@ -575,9 +552,9 @@ void BatchedIngest::write(const WriteRequest& req) {
     id = next_packet_id_;
     next_packet_id_ = next_packet_id_ == 0xFFFF ? 2 : static_cast<uint16_t>(next_packet_id_ + 1);
   }
-  wire::appendPublish(out, topic, body.dump(), 1, id);
+  wire::appendPublish(out, cmd.topic, cmd.payload, 1, id);
   if (!sendAll(out.data(), out.size())) {
-    failNow("publish failed: local broker connection lost");
+    reportWriteFailed(sink_, req, "publish failed: local broker connection lost", clock_.wallMs());
     return;
   }
   commands_.inc();

@@ -3,9 +3,12 @@
 #include <algorithm>
 #include <cstring>
 
+#include <nlohmann/json.hpp>
+
 #include "drivers/mqtt/batched_ingest.h"
 #include "drivers/mqtt/mqtt_ingest.h"
 #include "drivers/mqtt/paho_ingest.h"
+#include "drivers/profiles/mqtt_profile.h"
 
 namespace hgj::drivers::mqtt {
 
@@ -46,6 +49,38 @@ bool parseBrokerUrl(const std::string& url, std::string& host, std::string& port
          std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
+
+CommandMessage commandMessage(const model::Compound& compound, const WriteRequest& req) {
+  const model::Device& dev = compound.devices[req.device];
+  const auto& spec = dev.profile->mqtt;
+  CommandMessage m;
+  if (!spec || !spec->command) {
+    m.error = "profile " + dev.profile->name + " has no MQTT command topic";
+    return m;
+  }
+  std::string parent = dev.parent != model::kNoDevice ? compound.devices[dev.parent].id : "";
+  std::string child = parent.empty() ? dev.id : dev.id.substr(parent.size() + 1);
+  m.topic = spec->command->topic.expand(
+      {{"device", dev.id}, {"parent", parent.empty() ? dev.id : parent}, {"child", child}});
+  nlohmann::json body;
+  body[compound.pointName(req.point)] = model::toJson(req.value);
+  body[spec->command->id_field] = std::to_string(req.id);
+  m.payload = body.dump();
+  return m;
+}
+
+void reportWriteFailed(SampleSink& sink, const WriteRequest& req, std::string why, int64_t ts_ms) {
+  WriteResult r;
+  r.request_id = req.id;
+  r.device = req.device;
+  r.point = req.point;
+  r.value = req.value;
+  r.ok = false;
+  r.attempts = 1;
+  r.error = std::move(why);
+  r.ts_ms = ts_ms;
+  sink.deliver(Sample(std::make_shared<const WriteResult>(std::move(r))));
+}
 
 std::unique_ptr<MqttIngest> makeMqttIngest(MqttDriverConfig cfg, const model::Compound& compound,
                                            SampleSink& sink, core::MetricsRegistry& metrics,

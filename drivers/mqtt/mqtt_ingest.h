@@ -1,6 +1,8 @@
 #pragma once
 
+#include <cstdint>
 #include <memory>
+#include <string>
 
 #include "core/clock.h"
 #include "core/metrics.h"
@@ -27,6 +29,20 @@ public:
   /// True once the subscriptions of the current connection are acknowledged by the broker.
   virtual bool subscribed() const = 0;
 };
+
+/// A write request as the MQTT message that carries it: the profile's command topic and
+/// `{"<point>": value, "<id_field>": "<request id>"}`. `error` is set (and the rest empty) when
+/// the device's profile has no MQTT command.
+struct CommandMessage {
+  std::string topic;
+  std::string payload;
+  std::string error;
+};
+CommandMessage commandMessage(const model::Compound& compound, const WriteRequest& request);
+
+/// Reports a write that could not even be sent as a failed WriteResult through the sink.
+void reportWriteFailed(SampleSink& sink, const WriteRequest& request, std::string why,
+                       int64_t ts_ms);
 
 std::unique_ptr<MqttIngest> makeMqttIngest(MqttDriverConfig cfg, const model::Compound& compound,
                                            SampleSink& sink, core::MetricsRegistry& metrics,

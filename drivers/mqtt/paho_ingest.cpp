@@ -5,10 +5,7 @@
 #include <pthread.h>
 
 #include <mqtt/async_client.h>
-#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
-
-#include "drivers/profiles/mqtt_profile.h"
 
 namespace hgj::drivers::mqtt {
 
@@ -171,40 +168,20 @@ void PahoIngest::reconnectLoop() {
 }
 
 void PahoIngest::write(const WriteRequest& req) {
-  const model::Device& dev = compound_.devices[req.device];
-  const auto& spec = dev.profile->mqtt;
-  auto failNow = [&](std::string why) {
-    WriteResult r;
-    r.request_id = req.id;
-    r.device = req.device;
-    r.point = req.point;
-    r.value = req.value;
-    r.ok = false;
-    r.attempts = 1;
-    r.error = std::move(why);
-    r.ts_ms = clock_.wallMs();
-    sink_.deliver(Sample(std::make_shared<const WriteResult>(std::move(r))));
-  };
-  if (!spec || !spec->command) {
-    failNow("profile " + dev.profile->name + " has no MQTT command topic");
+  CommandMessage cmd = commandMessage(compound_, req);
+  if (!cmd.error.empty()) {
+    reportWriteFailed(sink_, req, cmd.error, clock_.wallMs());
     return;
   }
-  std::string parent = dev.parent != model::kNoDevice ? compound_.devices[dev.parent].id : "";
-  std::string child = parent.empty() ? dev.id : dev.id.substr(parent.size() + 1);
-  std::string topic = spec->command->topic.expand(
-      {{"device", dev.id}, {"parent", parent.empty() ? dev.id : parent}, {"child", child}});
-  nlohmann::json body;
-  body[compound_.pointName(req.point)] = model::toJson(req.value);
-  body[spec->command->id_field] = std::to_string(req.id);
   try {
     if (!connected_) {
-      failNow("local broker not connected");
+      reportWriteFailed(sink_, req, "local broker not connected", clock_.wallMs());
       return;
     }
-    client_->publish(topic, body.dump(), 1, false);
+    client_->publish(cmd.topic, cmd.payload, 1, false);
     commands_.inc();
   } catch (const ::mqtt::exception& e) {
-    failNow(std::string("publish failed: ") + e.what());
+    reportWriteFailed(sink_, req, std::string("publish failed: ") + e.what(), clock_.wallMs());
   }
 }
 
