@@ -21,7 +21,7 @@ TEST_CASE("api static: embedded dashboard equals gateway/api/static", "[api][sta
   closedir(d);
   REQUIRE(names.count("index.html") == 1);
   for (const auto& name : names) {
-    INFO(name << ": run gateway/api/embed_static.sh after editing the dashboard");
+    INFO(name << ": the build embeds gateway/api/static/ (gateway/api/embed_static.sh)");
     std::ifstream in(dir + "/" + name, std::ios::binary);
     std::stringstream ss;
     ss << in.rdbuf();
