@@ -69,6 +69,20 @@ struct WriteResult {
   int attempts = 0;
   std::string error;  ///< why it failed: "read-back mismatch (wrote 0, read 1)", "timeout", ...
   int64_t ts_ms = 0;
+
+  /// The failed outcome of `request`.
+  static WriteResult failure(const WriteRequest& request, std::string why, int attempts,
+                             int64_t ts_ms) {
+    WriteResult r;
+    r.request_id = request.id;
+    r.device = request.device;
+    r.point = request.point;
+    r.value = request.value;
+    r.attempts = attempts;
+    r.error = std::move(why);
+    r.ts_ms = ts_ms;
+    return r;
+  }
 };
 
 /// What a driver hands to the pipeline. Write results are rare and large, so they are boxed: a

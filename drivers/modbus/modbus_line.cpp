@@ -572,16 +572,8 @@ void ModbusLine::countError(DeviceState* d, ErrorKind kind) {
 
 void ModbusLine::failWrite(const WriteRequest& w, const std::string& error, int attempts) {
   writes_failed_.inc();
-  WriteResult r;
-  r.request_id = w.id;
-  r.device = w.device;
-  r.point = w.point;
-  r.value = w.value;
-  r.ok = false;
-  r.attempts = attempts;
-  r.error = error;
-  r.ts_ms = clock_.wallMs();
-  deliver(std::make_shared<const WriteResult>(std::move(r)));
+  deliver(std::make_shared<const WriteResult>(
+      WriteResult::failure(w, error, attempts, clock_.wallMs())));
 }
 
 void ModbusLine::deliver(Sample&& s) {

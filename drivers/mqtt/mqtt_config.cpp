@@ -70,16 +70,8 @@ CommandMessage commandMessage(const model::Compound& compound, const WriteReques
 }
 
 void reportWriteFailed(SampleSink& sink, const WriteRequest& req, std::string why, int64_t ts_ms) {
-  WriteResult r;
-  r.request_id = req.id;
-  r.device = req.device;
-  r.point = req.point;
-  r.value = req.value;
-  r.ok = false;
-  r.attempts = 1;
-  r.error = std::move(why);
-  r.ts_ms = ts_ms;
-  sink.deliver(Sample(std::make_shared<const WriteResult>(std::move(r))));
+  sink.deliver(Sample(std::make_shared<const WriteResult>(
+      WriteResult::failure(req, std::move(why), 1, ts_ms))));
 }
 
 std::unique_ptr<MqttIngest> makeMqttIngest(MqttDriverConfig cfg, const model::Compound& compound,
