@@ -9,6 +9,6 @@ tools/install-deps.sh
 if [ ! -d tests/browser/node_modules/playwright-core ]; then
   (cd tests/browser && npm ci --no-audit --no-fund)
 fi
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHGJ_WERROR=ON
 cmake --build build -j "$(nproc)"
 ctest --test-dir build --output-on-failure --timeout 600 -j "$(nproc)" "$@"
