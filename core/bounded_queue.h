@@ -53,6 +53,19 @@ public:
   /// Never blocks; false when full or closed.
   bool tryPush(T&& item) { return pushFor(std::move(item), std::chrono::milliseconds(0)); }
 
+  /// Never blocks and ignores the capacity: for rare items whose number is bounded elsewhere
+  /// (a write's outcome, one per pending write), which must not wait behind a full queue. They
+  /// go to the front, so the consumer sees them before the backlog. False only when closed.
+  bool pushUrgent(T&& item) {
+    std::unique_lock lock(mu_);
+    if (closed_) {
+      return false;
+    }
+    items_.push_front(std::move(item));
+    wakeConsumer(lock);
+    return true;
+  }
+
   /// Moves up to `max` items into `out` (appending). Waits at most `timeout` for the first one.
   /// Returns the number taken; 0 on timeout or when closed and drained.
   size_t popAll(std::vector<T>& out, size_t max, std::chrono::milliseconds timeout) {

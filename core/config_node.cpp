@@ -1,7 +1,9 @@
 #include "core/config_node.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
@@ -251,6 +253,47 @@ std::string ConfigNode::str(std::string_view key, const std::string& def) const 
     return def;
   }
   return *v;
+}
+
+std::string ConfigNode::secret(std::string_view key, bool* from_file) const {
+  std::string file_key = std::string(key) + "_file";
+  std::string inline_value = str(key, "");
+  std::string file = str(file_key, "");
+  if (from_file != nullptr) {
+    *from_file = false;
+  }
+  if (!inline_value.empty() && !file.empty()) {
+    errorAt(file_key, "set either " + std::string(key) + " or " + file_key + ", not both");
+    return inline_value;
+  }
+  if (file.empty()) {
+    return inline_value;
+  }
+  if (file.front() != '/') {
+    size_t slash = file_->rfind('/');
+    if (slash != std::string::npos) {
+      file = file_->substr(0, slash + 1) + file;
+    }
+  }
+  std::ifstream in(file, std::ios::binary);
+  if (!in) {
+    errorAt(file_key, "cannot read \"" + file + "\": " + std::strerror(errno));
+    return {};
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string value = ss.str();
+  size_t b = value.find_first_not_of(" \t\r\n");
+  size_t e = value.find_last_not_of(" \t\r\n");
+  value = b == std::string::npos ? std::string() : value.substr(b, e - b + 1);
+  if (value.empty()) {
+    errorAt(file_key, "\"" + file + "\" is empty (expected the secret)");
+    return {};
+  }
+  if (from_file != nullptr) {
+    *from_file = true;
+  }
+  return value;
 }
 
 std::string ConfigNode::requiredStr(std::string_view key) const {

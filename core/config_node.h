@@ -114,6 +114,12 @@ public:
                                      std::chrono::milliseconds min = std::chrono::milliseconds(0),
                                      std::chrono::milliseconds max = std::chrono::hours(24 *
                                                                                         3650)) const;
+  /// A secret (password, token, signing key): given inline as `key`, or as `key_file`, the path
+  /// of a file holding it (relative paths are resolved against this config file's folder;
+  /// surrounding white space is trimmed). Setting both, an unreadable or an empty file is
+  /// reported; the secret's value never appears in a message. `from_file` (optional) tells
+  /// which form was used. The caller lists `key_file` in allowKeys().
+  std::string secret(std::string_view key, bool* from_file = nullptr) const;
   /// A list of strings (a single scalar is accepted as a list of one).
   std::vector<std::string> strList(std::string_view key) const;
 

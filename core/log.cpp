@@ -1,5 +1,7 @@
 #include "core/log.h"
 
+#include <algorithm>
+
 #include <spdlog/sinks/rotating_file_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
 
@@ -20,6 +22,53 @@ bool RateLimitedLog::admit(uint64_t& suppressed) {
   suppressed = suppressed_;
   suppressed_ = 0;
   return true;
+}
+
+std::string printable(std::string_view text, size_t max) {
+  std::string out;
+  size_t n = std::min(text.size(), max);
+  out.reserve(n + 8);
+  static const char* hex = "0123456789abcdef";
+  auto escape = [&](unsigned char c) {
+    out += "\\x";
+    out += hex[c >> 4];
+    out += hex[c & 0xF];
+  };
+  size_t i = 0;
+  while (i < n) {
+    auto c = static_cast<unsigned char>(text[i]);
+    if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\r') {
+      out += "\\r";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (c == '\\') {
+      out += "\\\\";
+    } else if (c < 0x20 || c == 0x7f) {
+      escape(c);
+    } else if (c < 0x80) {
+      out += static_cast<char>(c);
+    } else {
+      // A well-formed UTF-8 sequence (Chinese names, °C) passes; anything else is escaped.
+      size_t len = c >= 0xF0 && c <= 0xF4 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 && c < 0xE0 ? 2 : 0;
+      bool ok = len > 0 && i + len <= n;
+      for (size_t k = 1; ok && k < len; ++k) {
+        ok = (static_cast<unsigned char>(text[i + k]) & 0xC0) == 0x80;
+      }
+      if (ok) {
+        out.append(text.substr(i, len));
+        i += len;
+        continue;
+      }
+      escape(c);
+    }
+    ++i;
+  }
+  if (text.size() > max) {
+    out += "...";
+  }
+  return out;
 }
 
 void setupLogging(const std::string& level, const std::string& file, size_t max_size_bytes,

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <mutex>
 #include <string>
+#include <string_view>
 
 #include <spdlog/spdlog.h>
 
@@ -43,6 +44,13 @@ private:
   int in_window_ = 0;                                      // guarded by mu_
   uint64_t suppressed_ = 0;                                // guarded by mu_
 };
+
+/// `text` made safe for a log line: control characters (including CR and LF, which would forge
+/// log lines), backslashes and bytes that are not valid UTF-8 are escaped as \n, \xHH, \\;
+/// at most `max` bytes of the input are shown, with "..." when cut. Every string a device, a
+/// broker or an HTTP client chose (topics, device ids, payload excerpts, URLs) goes through this
+/// before it is logged.
+std::string printable(std::string_view text, size_t max = 200);
 
 /// Sets up spdlog: stdout, and a rotating file when `file` is not empty.
 void setupLogging(const std::string& level, const std::string& file, size_t max_size_bytes,

@@ -1,10 +1,16 @@
+#include <filesystem>
+#include <fstream>
 #include <thread>
+
+#include <stdlib.h>
 
 #include <catch2/catch.hpp>
 
 #include "core/bounded_queue.h"
 #include "core/clock.h"
 #include "core/config_node.h"
+#include "core/heartbeat.h"
+#include "core/log.h"
 #include "core/metrics.h"
 #include "core/time_format.h"
 
@@ -99,4 +105,83 @@ TEST_CASE("config nodes: unknown keys get a did-you-mean", "[core]") {
   n->child("mqtt").allowKeys({"url", "client_id"});
   REQUIRE(diag.problems().size() == 1);
   CHECK(diag.format() == "t.yaml:2: mqtt.urll: unknown key (did you mean \"url\"?)\n");
+}
+
+TEST_CASE("config node: a secret comes inline or from a file next to the config, never both",
+          "[core][config]") {
+  char tmpl[] = "/tmp/hgj-secret-XXXXXX";
+  REQUIRE(mkdtemp(tmpl) != nullptr);
+  std::string dir = tmpl;
+  {
+    std::ofstream f(dir + "/pw");
+    f << "s3cret-value\n";
+  }
+  std::ofstream(dir + "/empty").close();
+  std::string yaml = "a: {password: inline-pw}\n"
+                     "b: {password_file: pw}\n"
+                     "c: {password: x, password_file: pw}\n"
+                     "d: {password_file: missing}\n"
+                     "e: {password_file: empty}\n";
+  {
+    std::ofstream f(dir + "/gateway.yaml");
+    f << yaml;
+  }
+  hgj::core::Diagnostics diag;
+  auto root = hgj::core::loadYamlFile(dir + "/gateway.yaml", diag);
+  REQUIRE(root);
+  bool from_file = true;
+  CHECK(root->child("a").secret("password", &from_file) == "inline-pw");
+  CHECK_FALSE(from_file);
+  CHECK(root->child("b").secret("password", &from_file) == "s3cret-value");
+  CHECK(from_file);
+  CHECK(diag.ok());
+  root->child("c").secret("password");
+  root->child("d").secret("password");
+  root->child("e").secret("password");
+  REQUIRE(diag.problems().size() == 3);
+  std::string all = diag.format();
+  CHECK(all.find("gateway.yaml:3: c.password_file: set either password or password_file") !=
+        std::string::npos);
+  CHECK(all.find("gateway.yaml:4: d.password_file: cannot read") != std::string::npos);
+  CHECK(all.find("gateway.yaml:5: e.password_file:") != std::string::npos);
+  CHECK(all.find("s3cret") == std::string::npos);
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("bounded queue: an urgent item passes a full queue without blocking", "[core]") {
+  hgj::core::BoundedQueue<int> q(2);
+  REQUIRE(q.tryPush(1));
+  REQUIRE(q.tryPush(2));
+  REQUIRE_FALSE(q.tryPush(3));
+  REQUIRE(q.pushUrgent(9));
+  std::vector<int> out;
+  REQUIRE(q.popAll(out, 10, 0ms) == 3);
+  CHECK(out == std::vector<int>{9, 1, 2});
+  q.close();
+  CHECK_FALSE(q.pushUrgent(10));
+}
+
+TEST_CASE("log: device-chosen text cannot forge log lines or smuggle control bytes", "[core]") {
+  using hgj::core::printable;
+  CHECK(printable("compound/parking/P-B1-0001/state") == "compound/parking/P-B1-0001/state");
+  CHECK(printable("a\nFAKE critical line\r") == "a\\nFAKE critical line\\r");
+  CHECK(printable(std::string("x\0y\x1b[31m", 8)) == "x\\x00y\\x1b[31m");
+  CHECK(printable("back\\slash") == "back\\\\slash");
+  CHECK(printable("1号车棚 75°C") == "1号车棚 75°C");
+  CHECK(printable("\xff\xfe") == "\\xff\\xfe");
+  CHECK(printable("\xe4\xb8") == "\\xe4\\xb8");  // a cut UTF-8 sequence
+  CHECK(printable(std::string(300, 'a'), 10) == "aaaaaaaaaa...");
+}
+
+TEST_CASE("liveness: a thread that stops beating is named, a retired one is not", "[core]") {
+  hgj::core::Liveness live;
+  auto& a = live.add("pipeline");
+  auto& b = live.add("storage writer");
+  a.beat();
+  b.beat();
+  CHECK_FALSE(live.stalled(10'000));
+  CHECK(live.stalled(-1).has_value());
+  live.retire(a);
+  live.retire(b);
+  CHECK_FALSE(live.stalled(-1));
 }
