@@ -58,6 +58,15 @@ struct WriteRequest {
   std::string origin;  ///< "rule:<name>", "api:<user>", "upstream:<cmd id>"
 };
 
+/// A request to read a device again now, out of its cycle: a safety rule saw a first hazardous
+/// sample and wants the confirming one without waiting for the device's next report (MQTT: the
+/// profile's refresh command; Modbus: an immediate poll). Best effort: a driver that cannot ask
+/// ignores it; the rule then waits for the next regular sample.
+struct RefreshRequest {
+  model::DeviceIndex device = model::kNoDevice;
+  std::string origin;  ///< "rule:<name>"
+};
+
 /// The outcome of a WriteRequest. `ok` only after the device confirmed the value (Modbus
 /// read-back; for MQTT a later report showing it).
 struct WriteResult {
@@ -97,10 +106,19 @@ class SampleSink {
 public:
   virtual ~SampleSink() = default;
   virtual bool deliver(Sample&& sample) = 0;
+  /// A write's outcome. Never blocks on the implementation the gateway runs (the pipeline keeps
+  /// results apart from the readings queue, so a full queue never holds up a write's failure);
+  /// the default forwards to deliver() for simple sinks in tests.
+  virtual void deliverResult(std::shared_ptr<const WriteResult> result) {
+    deliver(Sample(std::move(result)));
+  }
 };
 
-/// A southbound driver. start() launches its threads, stop() joins them. write() never blocks:
-/// it queues the request to the thread that owns the device's connection.
+/// A southbound driver. start() launches its threads, stop() joins them. write() and refresh()
+/// never block, whatever the device, the broker or the line is doing: they queue the request to
+/// the driver's own thread, which sends it and reports a write's outcome (including "could not
+/// be sent") through SampleSink::deliverResult. They are called on the pipeline thread, which
+/// must never wait for a device: a safety cut leaves the moment the rule decides.
 class Driver {
 public:
   virtual ~Driver() = default;
@@ -111,6 +129,8 @@ public:
   virtual bool handles(const model::Device& device) const = 0;
   /// Queues a write; the result arrives through the SampleSink as a WriteResult.
   virtual void write(const WriteRequest& request) = 0;
+  /// Queues an out-of-cycle read of the device (see RefreshRequest); never blocks.
+  virtual void refresh(const RefreshRequest& request) = 0;
   /// Per-subsystem status for /healthz: "ok", or what is wrong.
   virtual std::string health() const = 0;
 };

@@ -41,6 +41,8 @@ public:
   /// Never blocks. A request for a device no line serves is answered with a failed
   /// WriteResult ("not a modbus device"), from a line thread.
   void write(const WriteRequest& request) override;
+  /// Not yet: Modbus devices are read on their poll interval only.
+  void refresh(const RefreshRequest& /*request*/) override {}
   std::string health() const override;
 
 private:

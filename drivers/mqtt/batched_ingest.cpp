@@ -545,6 +545,24 @@ void BatchedIngest::write(const WriteRequest& req) {
     reportWriteFailed(sink_, req, "local broker not connected", clock_.wallMs());
     return;
   }
+  if (!publishQos1(cmd)) {
+    reportWriteFailed(sink_, req, "publish failed: local broker connection lost", clock_.wallMs());
+    return;
+  }
+  commands_.inc();
+}
+
+void BatchedIngest::refresh(const RefreshRequest& req) {
+  CommandMessage cmd = refreshMessage(compound_, req);
+  if (!cmd.error.empty() || !connected_) {
+    return;  // best effort: the rule waits for the device's next regular report
+  }
+  if (publishQos1(cmd)) {
+    commands_.inc();
+  }
+}
+
+bool BatchedIngest::publishQos1(const CommandMessage& cmd) {
   std::vector<uint8_t> out;
   uint16_t id = 0;
   {
@@ -553,11 +571,7 @@ void BatchedIngest::write(const WriteRequest& req) {
     next_packet_id_ = next_packet_id_ == 0xFFFF ? 2 : static_cast<uint16_t>(next_packet_id_ + 1);
   }
   wire::appendPublish(out, cmd.topic, cmd.payload, 1, id);
-  if (!sendAll(out.data(), out.size())) {
-    reportWriteFailed(sink_, req, "publish failed: local broker connection lost", clock_.wallMs());
-    return;
-  }
-  commands_.inc();
+  return sendAll(out.data(), out.size());
 }
 
 std::string BatchedIngest::health() const {

@@ -51,6 +51,7 @@ public:
   void start() override;
   void stop() override;
   void write(const WriteRequest& request) override;
+  void refresh(const RefreshRequest& request) override;
   std::string health() const override;
   bool connected() const override { return connected_.load(); }
   /// True once the subscriptions of the current connection are acknowledged by the broker.
@@ -75,6 +76,7 @@ private:
   /// Makes room for at least `need` more bytes after the buffered ones.
   void reserveRx(size_t need);
   bool sendAll(const uint8_t* data, size_t n);
+  bool publishQos1(const CommandMessage& cmd);
   void closeSocket();
   void setError(std::string e);
   int64_t monoMs() const;

@@ -39,6 +39,9 @@ struct CommandMessage {
   std::string error;
 };
 CommandMessage commandMessage(const model::Compound& compound, const WriteRequest& request);
+/// A refresh request as the MQTT message that carries it: the profile's refresh topic and
+/// payload; `error` is set when the profile declares no refresh.
+CommandMessage refreshMessage(const model::Compound& compound, const RefreshRequest& request);
 
 /// Reports a write that could not even be sent as a failed WriteResult through the sink.
 void reportWriteFailed(SampleSink& sink, const WriteRequest& request, std::string why,

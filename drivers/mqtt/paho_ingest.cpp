@@ -185,6 +185,18 @@ void PahoIngest::write(const WriteRequest& req) {
   }
 }
 
+void PahoIngest::refresh(const RefreshRequest& req) {
+  CommandMessage cmd = refreshMessage(compound_, req);
+  if (!cmd.error.empty() || !connected_) {
+    return;  // best effort: the rule waits for the device's next regular report
+  }
+  try {
+    client_->publish(cmd.topic, cmd.payload, 1, false);
+    commands_.inc();
+  } catch (const ::mqtt::exception&) {
+  }
+}
+
 std::string PahoIngest::health() const {
   if (connected_) {
     return "ok";

@@ -43,6 +43,7 @@ public:
   void start() override;
   void stop() override;
   void write(const WriteRequest& request) override;
+  void refresh(const RefreshRequest& request) override;
   std::string health() const override;
   bool connected() const override { return connected_.load(); }
   bool subscribed() const override { return subscribed_.load(); }

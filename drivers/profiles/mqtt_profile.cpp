@@ -172,7 +172,7 @@ std::optional<DeviceIdTemplate> parseDeviceTemplate(const std::string& text,
 
 bool parseMqttSpec(const core::ConfigNode& section, model::Compound& compound,
                    model::Profile& profile) {
-  if (!section.allowKeys({"topics", "command"})) {
+  if (!section.allowKeys({"topics", "command", "refresh"})) {
     return false;
   }
   auto spec = std::make_shared<MqttSpec>();
@@ -303,6 +303,29 @@ bool parseMqttSpec(const core::ConfigNode& section, model::Compound& compound,
                        std::chrono::minutes(10))
               .count();
       spec->command = std::move(cs);
+    }
+  }
+  core::ConfigNode refresh = section.child("refresh");
+  if (refresh.defined() && refresh.allowKeys({"topic", "payload"})) {
+    std::string err;
+    auto tt = TopicTemplate::parse(refresh.requiredStr("topic"), &err);
+    if (!tt) {
+      refresh.errorAt("topic", err);
+      ok = false;
+    } else {
+      bool vars_ok = true;
+      for (const auto& v : tt->variables()) {
+        if (v != "device" && v != "parent" && v != "child") {
+          refresh.errorAt("topic", "refresh topics may use {device}, {parent} and {child}, got {" +
+                                       v + "}");
+          vars_ok = false;
+        }
+      }
+      ok = ok && vars_ok;
+      RefreshSpec rs;
+      rs.topic = *tt;
+      rs.payload = refresh.str("payload", "{}");
+      spec->refresh = std::move(rs);
     }
   }
   (void)compound;

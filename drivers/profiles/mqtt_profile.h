@@ -79,10 +79,18 @@ struct CommandSpec {
   int64_t confirm_timeout_ms = 10'000;
 };
 
+/// How a device is asked for a fresh report out of its cycle (RefreshRequest): a message
+/// published to `topic`; the device answers with its usual report.
+struct RefreshSpec {
+  TopicTemplate topic;  ///< variables: {device}, {parent}, {child}
+  std::string payload = "{}";
+};
+
 /// The `mqtt:` section of a profile.
 struct MqttSpec {
   std::vector<TopicSpec> topics;
   std::optional<CommandSpec> command;
+  std::optional<RefreshSpec> refresh;
 };
 
 /// Parses a profile's `mqtt:` section; the profile's points must already be parsed.

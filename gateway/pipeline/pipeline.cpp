@@ -129,6 +129,10 @@ void Pipeline::stop() {
 
 bool Pipeline::deliver(drivers::Sample&& sample) { return queue_.push(Event(std::move(sample))); }
 
+void Pipeline::deliverResult(std::shared_ptr<const drivers::WriteResult> result) {
+  queue_.pushUrgent(Event(drivers::Sample(std::move(result))));
+}
+
 std::future<CommandResult> Pipeline::submit(Command command) {
   auto promise = std::make_shared<std::promise<CommandResult>>();
   auto fut = promise->get_future();

@@ -76,6 +76,8 @@ public:
   std::future<std::string> reloadRules(rules::RulesConfig rules);
 
   bool deliver(drivers::Sample&& sample) override;
+  /// Never blocks: results jump the readings queue (BoundedQueue::pushUrgent).
+  void deliverResult(std::shared_ptr<const drivers::WriteResult> result) override;
   std::future<CommandResult> submit(Command command) override;
 
   /// MQTT subscription filters that cover every profile's topics.

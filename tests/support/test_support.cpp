@@ -15,11 +15,17 @@
 #include <netinet/in.h>
 #include <pwd.h>
 #include <sqlite3.h>
+#include <poll.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstring>
+
+#include <httplib.h>
 #include <mqtt/async_client.h>
+#include <nlohmann/json.hpp>
 
 namespace hgj::test {
 
@@ -82,7 +88,8 @@ bool portOpen(int port) {
 
 namespace {
 
-pid_t spawn(const std::vector<std::string>& argv, const std::string& log) {
+pid_t spawn(const std::vector<std::string>& argv, const std::string& log,
+            const std::vector<std::string>& env = {}) {
   pid_t pid = fork();
   if (pid < 0) {
     throw std::runtime_error("fork failed");
@@ -98,6 +105,12 @@ pid_t spawn(const std::vector<std::string>& argv, const std::string& log) {
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);
+    for (const auto& e : env) {
+      size_t eq = e.find('=');
+      if (eq != std::string::npos) {
+        setenv(e.substr(0, eq).c_str(), e.substr(eq + 1).c_str(), 1);
+      }
+    }
     std::vector<char*> args;
     for (const auto& a : argv) {
       args.push_back(const_cast<char*>(a.c_str()));
@@ -187,9 +200,102 @@ void Broker::kill() {
   pid_ = -1;
 }
 
-Process::Process(std::vector<std::string> argv, std::string log_file)
+NotifySocket::NotifySocket() {
+  path_ = dir_.file("notify.sock");
+  fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (fd_ < 0 || path_.size() >= sizeof addr.sun_path) {
+    throw std::runtime_error("notify socket: cannot create " + path_);
+  }
+  std::memcpy(addr.sun_path, path_.c_str(), path_.size() + 1);
+  if (::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    throw std::runtime_error("notify socket: bind " + path_ + ": " + std::strerror(errno));
+  }
+}
+
+NotifySocket::~NotifySocket() {
+  if (fd_ >= 0) {
+    ::close(fd_);
+  }
+}
+
+void NotifySocket::drain(std::chrono::milliseconds wait) {
+  pollfd p{fd_, POLLIN, 0};
+  if (::poll(&p, 1, static_cast<int>(wait.count())) <= 0) {
+    return;
+  }
+  char buf[4096];
+  while (true) {
+    ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+    if (n < 0) {
+      return;
+    }
+    received_.emplace_back(std::chrono::steady_clock::now(),
+                           std::string(buf, static_cast<size_t>(n)));
+  }
+}
+
+namespace {
+bool hasLine(const std::string& datagram, const std::string& line) {
+  std::istringstream in(datagram);
+  std::string l;
+  while (std::getline(in, l)) {
+    if (l == line) {
+      return true;
+    }
+  }
+  return false;
+}
+} // namespace
+
+bool NotifySocket::waitFor(const std::string& message, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  size_t seen = 0;
+  while (true) {
+    for (; seen < received_.size(); ++seen) {
+      if (hasLine(received_[seen].second, message)) {
+        return true;
+      }
+    }
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      return false;
+    }
+    drain(std::min(left, std::chrono::milliseconds(100)));
+  }
+}
+
+std::vector<std::string> NotifySocket::messages() {
+  drain(std::chrono::milliseconds(0));
+  std::vector<std::string> out;
+  for (const auto& [t, m] : received_) {
+    out.push_back(m);
+  }
+  return out;
+}
+
+size_t NotifySocket::count(const std::string& message) {
+  return arrivals(message).size();
+}
+
+std::vector<std::chrono::steady_clock::time_point> NotifySocket::arrivals(
+    const std::string& message) {
+  drain(std::chrono::milliseconds(0));
+  std::vector<std::chrono::steady_clock::time_point> out;
+  for (const auto& [t, m] : received_) {
+    if (hasLine(m, message)) {
+      out.push_back(t);
+    }
+  }
+  return out;
+}
+
+Process::Process(std::vector<std::string> argv, std::string log_file,
+                 std::vector<std::string> env)
     : argv_(std::move(argv)), log_(std::move(log_file)) {
-  pid_ = spawn(argv_, log_);
+  pid_ = spawn(argv_, log_, env);
 }
 
 Process::~Process() {
@@ -236,10 +342,60 @@ std::string binary(const std::string& name) { return std::string(HGJ_BINARY_DIR)
 
 std::string sourcePath(const std::string& rel) { return std::string(HGJ_SOURCE_DIR) + "/" + rel; }
 
-std::unique_ptr<Process> startGateway(const std::string& broker_url, const std::string& db_path,
-                                      const std::string& log_file,
-                                      std::vector<std::string> extra_sets,
-                                      const std::string& config) {
+GatewayProcess::GatewayProcess(std::vector<std::string> argv, std::string log_file,
+                               int http_port, std::unique_ptr<NotifySocket> notify)
+    : Process(std::move(argv), std::move(log_file), {"NOTIFY_SOCKET=" + notify->path()}),
+      http_port_(http_port), notify_(std::move(notify)) {}
+
+std::pair<int, std::string> GatewayProcess::get(const std::string& path) const {
+  httplib::Client cli("127.0.0.1", http_port_);
+  cli.set_connection_timeout(std::chrono::seconds(2));
+  cli.set_read_timeout(std::chrono::seconds(5));
+  auto res = cli.Get(path);
+  if (!res) {
+    return {-1, {}};
+  }
+  return {res->status, res->body};
+}
+
+void GatewayProcess::waitReady(std::chrono::milliseconds timeout, bool need_ingest) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  auto fail = [&](const std::string& what) {
+    throw std::runtime_error("gateway " + what + ":\n" + output());
+  };
+  while (!notify_->waitFor("READY=1", std::chrono::milliseconds(100))) {
+    if (!running()) {
+      fail("exited before it was ready");
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      fail("sent no READY=1");
+    }
+  }
+  if (!need_ingest) {
+    return;
+  }
+  bool subscribed = waitFor(
+      [&] {
+        auto [status, body] = get("/healthz");
+        if (status < 0) {
+          return false;
+        }
+        auto j = nlohmann::json::parse(body, nullptr, false);
+        return j.is_object() && j.value("ingest", "") == "ok";
+      },
+      std::chrono::duration_cast<std::chrono::milliseconds>(deadline -
+                                                            std::chrono::steady_clock::now()));
+  if (!subscribed) {
+    fail("never reported ingest ok on /healthz");
+  }
+}
+
+std::unique_ptr<GatewayProcess> spawnGateway(const std::string& broker_url,
+                                             const std::string& db_path,
+                                             const std::string& log_file,
+                                             std::vector<std::string> extra_sets,
+                                             const std::string& config) {
+  int http_port = freePort();
   std::vector<std::string> argv{binary("hgj-gateway"),
                                 "run",
                                 "-c",
@@ -249,25 +405,29 @@ std::unique_ptr<Process> startGateway(const std::string& broker_url, const std::
                                 "--set",
                                 "storage.path=" + db_path,
                                 "--set",
-                                "http.port=" + std::to_string(freePort()),
+                                "http.port=" + std::to_string(http_port),
                                 // The example's Modbus lines have fixed loopback ports that a
                                 // simulator test may be serving; tests that want them say so.
                                 "--set",
                                 "modbus.enabled=false"};
   for (auto& s : extra_sets) {
+    if (s.rfind("http.port=", 0) == 0) {
+      http_port = std::atoi(s.c_str() + 10);
+    }
     argv.push_back("--set");
     argv.push_back(std::move(s));
   }
-  auto p = std::make_unique<Process>(argv, log_file);
-  bool ready = waitFor(
-      [&] {
-        return p->output().find("hgj-gateway ready") != std::string::npos &&
-               p->output().find("mqtt: subscribed") != std::string::npos;
-      },
-      std::chrono::seconds(20));
-  if (!ready) {
-    throw std::runtime_error("gateway did not become ready:\n" + p->output());
-  }
+  return std::make_unique<GatewayProcess>(argv, log_file, http_port,
+                                          std::make_unique<NotifySocket>());
+}
+
+std::unique_ptr<GatewayProcess> startGateway(const std::string& broker_url,
+                                             const std::string& db_path,
+                                             const std::string& log_file,
+                                             std::vector<std::string> extra_sets,
+                                             const std::string& config) {
+  auto p = spawnGateway(broker_url, db_path, log_file, std::move(extra_sets), config);
+  p->waitReady();
   return p;
 }
 

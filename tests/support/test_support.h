@@ -59,10 +59,40 @@ private:
   pid_t pid_ = -1;
 };
 
+/// Plays systemd's notify socket (sd_notify(3)): a datagram socket whose path a child gets in
+/// NOTIFY_SOCKET. The way tests know a daemon is ready (READY=1), stopping, or feeding its
+/// watchdog (WATCHDOG=1), instead of reading its log.
+class NotifySocket {
+public:
+  NotifySocket();
+  ~NotifySocket();
+  NotifySocket(const NotifySocket&) = delete;
+  NotifySocket& operator=(const NotifySocket&) = delete;
+  const std::string& path() const { return path_; }
+  /// Waits until a datagram containing the line `message` (e.g. "READY=1") arrives; true if it
+  /// did. Datagrams received before the call count.
+  bool waitFor(const std::string& message, std::chrono::milliseconds timeout);
+  /// Every datagram received so far, oldest first (reads what is pending first).
+  std::vector<std::string> messages();
+  /// How many datagrams so far contained the line `message`.
+  size_t count(const std::string& message);
+  /// Steady-clock arrival times of the datagrams containing `message`.
+  std::vector<std::chrono::steady_clock::time_point> arrivals(const std::string& message);
+
+private:
+  void drain(std::chrono::milliseconds wait);
+  TempDir dir_;
+  std::string path_;
+  int fd_ = -1;
+  std::vector<std::pair<std::chrono::steady_clock::time_point, std::string>> received_;
+};
+
 /// A child process with stdout+stderr captured to a file.
 class Process {
 public:
-  Process(std::vector<std::string> argv, std::string log_file);
+  /// `env`: extra NAME=value entries for the child's environment.
+  Process(std::vector<std::string> argv, std::string log_file,
+          std::vector<std::string> env = {});
   ~Process();
   void signal(int sig);
   /// Waits for exit; returns the exit status (or 128+signal), -1 on timeout.
@@ -78,13 +108,41 @@ private:
   int status_ = -1;
 };
 
-/// The built hgj-gateway on the example compound, pointed at a broker and a database file.
-/// Extra --set overrides can be given (they win over the defaults). Modbus polling is off
-/// unless `modbus.enabled=true` is passed. Waits until the gateway is subscribed.
-std::unique_ptr<Process> startGateway(const std::string& broker_url, const std::string& db_path,
-                                      const std::string& log_file,
-                                      std::vector<std::string> extra_sets = {},
-                                      const std::string& config = {});
+/// A running hgj-gateway: the process, its notify socket and its HTTP port.
+class GatewayProcess : public Process {
+public:
+  GatewayProcess(std::vector<std::string> argv, std::string log_file, int http_port,
+                 std::unique_ptr<NotifySocket> notify);
+  NotifySocket& notify() { return *notify_; }
+  int httpPort() const { return http_port_; }
+  std::string baseUrl() const { return "http://127.0.0.1:" + std::to_string(http_port_); }
+  /// GET on the gateway's API (status code and body; status -1 when nothing answered).
+  std::pair<int, std::string> get(const std::string& path) const;
+  /// Waits for READY=1 on the notify socket, then until /healthz reports the local broker
+  /// subscribed (ingest "ok"). Throws with the gateway's output when it does not get there.
+  void waitReady(std::chrono::milliseconds timeout = std::chrono::seconds(20),
+                 bool need_ingest = true);
+
+private:
+  int http_port_;
+  std::unique_ptr<NotifySocket> notify_;
+};
+
+/// The built hgj-gateway on the example compound, pointed at a broker and a database file, on a
+/// free HTTP port. Extra --set overrides can be given (they win over the defaults). Modbus
+/// polling is off unless `modbus.enabled=true` is passed. Waits until the gateway is ready and
+/// subscribed (GatewayProcess::waitReady).
+std::unique_ptr<GatewayProcess> startGateway(const std::string& broker_url,
+                                             const std::string& db_path,
+                                             const std::string& log_file,
+                                             std::vector<std::string> extra_sets = {},
+                                             const std::string& config = {});
+/// The same without waiting (start-up failure tests, readiness timing).
+std::unique_ptr<GatewayProcess> spawnGateway(const std::string& broker_url,
+                                             const std::string& db_path,
+                                             const std::string& log_file,
+                                             std::vector<std::string> extra_sets = {},
+                                             const std::string& config = {});
 
 /// A Paho client for tests: connect, publish at QoS 1 and wait for the acks, subscribe and
 /// collect messages.
