@@ -78,22 +78,98 @@ AccessPolicy::AccessPolicy(const HttpConfig& c)
   }
 }
 
-Access AccessPolicy::check(std::string_view bearer, bool operator_action) const {
-  bool is_operator = !operator_.empty() && !bearer.empty() && tokenEquals(bearer, operator_);
-  bool is_viewer = !viewer_.empty() && !bearer.empty() && tokenEquals(bearer, viewer_);
-  if (!tokensConfigured()) {
-    return Access::Allow;
+bool isApiPath(std::string_view path) {
+  return path.rfind("/api/", 0) == 0 || path == "/healthz" || path == "/metrics";
+}
+
+Role AccessPolicy::roleOf(std::string_view bearer) const {
+  if (bearer.empty()) {
+    return Role::None;
   }
+  // Both comparisons always run, so the time taken does not tell which token matched.
+  bool is_operator = !operator_.empty() && tokenEquals(bearer, operator_);
+  bool is_viewer = !viewer_.empty() && tokenEquals(bearer, viewer_);
+  return is_operator ? Role::Operator : is_viewer ? Role::Viewer : Role::None;
+}
+
+Access AccessPolicy::check(std::string_view bearer, bool operator_action) const {
+  Role role = roleOf(bearer);
   if (operator_action) {
-    if (is_operator) {
+    if (role == Role::Operator) {
       return Access::Allow;
     }
-    return is_viewer ? Access::Forbidden : Access::Unauthorized;
+    // No operator token configured: nobody may act (a local process is not an operator just
+    // because it runs on the box). A viewer is known and refused; anyone else must log in.
+    if (operator_.empty() || role == Role::Viewer) {
+      return Access::Forbidden;
+    }
+    return Access::Unauthorized;
   }
-  if (viewer_.empty() || is_viewer || is_operator) {
+  if (viewer_.empty() || role != Role::None) {
     return Access::Allow;
   }
   return Access::Unauthorized;
+}
+
+Admission AccessPolicy::admit(const Request& req) const {
+  Admission a;
+  const std::string& host = req.header("host");
+  if (!hostAllowed(host)) {
+    a.status = 400;
+    a.reason = "bad_host";
+    a.message = "host not allowed";
+    return a;
+  }
+  const std::string& origin = req.header("origin");
+  if (req.method == "OPTIONS") {
+    if (!origin.empty() && corsListed(origin) && isApiPath(req.path)) {
+      return a; // a preflight from a listed origin: the server answers it
+    }
+    a.status = 403;
+    a.reason = "cross_origin";
+    a.message = "cross-origin request not allowed";
+    return a;
+  }
+  bool is_read = req.isRead();
+  // A browser sends Origin with every cross-site POST; a page elsewhere must not act with the
+  // operator's session.
+  if (!is_read && ((!origin.empty() && !originAllowed(origin, host)) ||
+                   (req.header("sec-fetch-site") == "cross-site" && !corsListed(origin)))) {
+    a.status = 403;
+    a.reason = "cross_origin";
+    a.message = "cross-origin request not allowed";
+    return a;
+  }
+  if (!isApiPath(req.path)) {
+    a.role = Role::Viewer; // dashboard files carry no data
+    return a;
+  }
+  std::string token = bearerToken(req.header("authorization"));
+  if (token.empty() && req.path == "/api/v1/events") {
+    // EventSource cannot set headers; the dashboard passes the token in the query instead.
+    token = req.paramOr("access_token");
+  }
+  switch (check(token, !is_read)) {
+  case Access::Allow:
+    a.role = roleOf(token);
+    if (a.role == Role::None) {
+      a.role = Role::Viewer; // open reads
+    }
+    return a;
+  case Access::Unauthorized:
+    a.status = 401;
+    a.reason = "unauthorized";
+    a.message = token.empty() ? "missing bearer token" : "invalid bearer token";
+    return a;
+  case Access::Forbidden:
+    a.status = 403;
+    a.reason = "forbidden";
+    a.message = operator_.empty()
+                    ? "operator actions are disabled: no http.operator_token is configured"
+                    : "operator token required";
+    return a;
+  }
+  return a;
 }
 
 bool AccessPolicy::hostAllowed(std::string_view host_header) const {

@@ -5,10 +5,24 @@
 #include <vector>
 
 #include "gateway/api/http_config.h"
+#include "gateway/api/http_message.h"
 
 namespace hgj::api {
 
 enum class Access { Allow, Unauthorized, Forbidden };
+
+/// What the access rules decided about one request: admitted (status 0) with the caller's role,
+/// or refused with a status, a metric reason and a message for the client (never a token).
+struct Admission {
+  int status = 0;
+  Role role = Role::None;
+  const char* reason = "";
+  std::string message;
+  bool admitted() const { return status == 0; }
+};
+
+/// Paths that carry data or act (the API, /healthz, /metrics): the dashboard files do not.
+bool isApiPath(std::string_view path);
 
 /// The API's access rules: bearer tokens, Host header and Origin checks. Immutable after
 /// construction; called from every HTTP worker thread. Never logs or returns a token.
@@ -16,10 +30,18 @@ class AccessPolicy {
 public:
   explicit AccessPolicy(const HttpConfig& config);
 
-  /// `bearer` is the presented token ("" when none). Reads need the viewer or operator token
-  /// (open when no viewer token is configured); operator actions need the operator token (open
-  /// only when no token at all is configured, which config validation allows only on loopback).
+  /// The whole decision for a request: Host (400), cross-origin (403), then, for API paths, the
+  /// bearer token (Authorization, or `access_token` in the query of the event stream):
+  /// reads need the viewer or operator token unless no viewer token is configured; operator
+  /// actions (every method but GET and HEAD) always need the operator token: with none
+  /// configured nobody can act through the API. Preflights from listed origins are admitted
+  /// (the caller answers them). Pure; any thread.
+  Admission admit(const Request& req) const;
+
+  /// `bearer` is the presented token ("" when none); the token part of admit().
   Access check(std::string_view bearer, bool operator_action) const;
+  /// The role a token gives: Operator, Viewer, or None (unknown or absent).
+  Role roleOf(std::string_view bearer) const;
 
   /// The Host header (with or without port) is one this server answers to (DNS rebinding).
   bool hostAllowed(std::string_view host_header) const;
@@ -31,6 +53,7 @@ public:
   bool corsListed(std::string_view origin) const;
 
   bool tokensConfigured() const { return !viewer_.empty() || !operator_.empty(); }
+  bool operatorConfigured() const { return !operator_.empty(); }
 
 private:
   std::string viewer_;

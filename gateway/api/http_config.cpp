@@ -2,8 +2,6 @@
 
 #include <arpa/inet.h>
 
-#include <fstream>
-#include <sstream>
 
 namespace hgj::api {
 
@@ -11,49 +9,19 @@ namespace {
 
 constexpr size_t kMinTokenLength = 16;
 
-std::string trim(const std::string& s) {
-  size_t b = s.find_first_not_of(" \t\r\n");
-  if (b == std::string::npos) {
-    return {};
-  }
-  size_t e = s.find_last_not_of(" \t\r\n");
-  return s.substr(b, e - b + 1);
-}
-
-// A token comes either inline or from a file (so it can live outside the config, readable only
-// by the daemon's user); never both.
+// Tokens come inline or from a `*_file` (ConfigNode::secret); here only their shape is checked.
 std::string readToken(const core::ConfigNode& http, const std::string& key) {
-  std::string file_key = key + "_file";
-  std::string inline_token = http.str(key, "");
-  std::string file = http.str(file_key, "");
-  if (!inline_token.empty() && !file.empty()) {
-    http.errorAt(file_key, "set either " + key + " or " + file_key + ", not both");
-    return inline_token;
-  }
-  std::string token = inline_token;
-  if (!file.empty()) {
-    std::ifstream in(file, std::ios::binary);
-    if (!in) {
-      http.errorAt(file_key, "cannot read token file \"" + file + "\"");
-      return {};
-    }
-    std::stringstream ss;
-    ss << in.rdbuf();
-    token = trim(ss.str());
-    if (token.empty()) {
-      http.errorAt(file_key, "token file \"" + file + "\" is empty");
-      return {};
-    }
-  }
+  bool from_file = false;
+  std::string token = http.secret(key, &from_file);
+  std::string where = from_file ? key + "_file" : key;
   if (!token.empty() && token.size() < kMinTokenLength) {
     // The message never includes the token itself.
-    http.errorAt(file.empty() ? key : file_key,
-                 "token too short (expected at least " + std::to_string(kMinTokenLength) +
-                     " characters, got " + std::to_string(token.size()) + ")");
+    http.errorAt(where, "token too short (expected at least " + std::to_string(kMinTokenLength) +
+                            " characters, got " + std::to_string(token.size()) + ")");
   }
   for (char c : token) {
     if (static_cast<unsigned char>(c) <= 0x20 || static_cast<unsigned char>(c) >= 0x7f) {
-      http.errorAt(file.empty() ? key : file_key, "token must be printable ASCII without spaces");
+      http.errorAt(where, "token must be printable ASCII without spaces");
       break;
     }
   }
@@ -93,8 +61,10 @@ HttpConfig parseHttpConfig(const core::ConfigNode& http) {
   }
   http.allowKeys({"bind", "port", "viewer_token", "viewer_token_file", "operator_token",
                   "operator_token_file", "allowed_hosts", "cors_origins", "max_body_bytes",
-                  "threads", "sse_max_clients", "static_dir", "read_timeout", "write_timeout",
-                  "keep_alive_timeout", "command_timeout", "sse_heartbeat"});
+                  "max_header_bytes", "max_connections", "max_connections_per_client", "threads",
+                  "max_queued_requests", "sse_max_clients", "static_dir", "header_timeout",
+                  "read_timeout", "write_timeout", "keep_alive_timeout", "command_timeout",
+                  "sse_heartbeat"});
   c.bind = http.str("bind", c.bind);
   if (!validBindAddress(c.bind)) {
     http.errorAt("bind", "expected an IPv4 or IPv6 address such as 127.0.0.1 or 0.0.0.0, got \"" +
@@ -107,10 +77,13 @@ HttpConfig parseHttpConfig(const core::ConfigNode& http) {
   if (!c.viewer_token.empty() && c.viewer_token == c.operator_token) {
     http.errorAt("operator_token", "the operator token must differ from the viewer token");
   }
-  if (!c.loopbackBind() && c.viewer_token.empty()) {
-    http.errorAt("bind", "binding to " + c.bind +
-                             " (not loopback) requires http.viewer_token (or viewer_token_file) "
-                             "and http.operator_token for operator actions");
+  if (!c.loopbackBind() && (c.viewer_token.empty() || c.operator_token.empty())) {
+    std::string missing = c.viewer_token.empty() && c.operator_token.empty()
+                              ? "http.viewer_token and http.operator_token"
+                          : c.viewer_token.empty() ? "http.viewer_token"
+                                                   : "http.operator_token";
+    http.errorAt("bind", "binding to " + c.bind + " (not loopback) requires both tokens (missing " +
+                             missing + ", or their _file forms)");
   }
   c.allowed_hosts = http.strList("allowed_hosts");
   c.cors_origins = http.strList("cors_origins");
@@ -125,23 +98,32 @@ HttpConfig parseHttpConfig(const core::ConfigNode& http) {
   }
   c.max_body_bytes = static_cast<size_t>(http.integer(
       "max_body_bytes", static_cast<int64_t>(c.max_body_bytes), 256, 16 * 1024 * 1024));
-  c.threads = static_cast<int>(http.integer("threads", c.threads, 2, 256));
-  c.sse_max_clients = static_cast<int>(http.integer("sse_max_clients", c.sse_max_clients, 0, 254));
-  if (c.sse_max_clients > c.threads - 2) {
-    http.errorAt("sse_max_clients", "must leave at least 2 of the " + std::to_string(c.threads) +
-                                        " http.threads for requests (expected at most " +
-                                        std::to_string(c.threads - 2) + ", got " +
+  c.max_header_bytes = static_cast<size_t>(http.integer(
+      "max_header_bytes", static_cast<int64_t>(c.max_header_bytes), 1024, 64 * 1024));
+  c.max_connections =
+      static_cast<int>(http.integer("max_connections", c.max_connections, 8, 16384));
+  c.max_connections_per_client =
+      static_cast<int>(http.integer("max_connections_per_client", c.max_connections_per_client,
+                                    1, c.max_connections));
+  c.threads = static_cast<int>(http.integer("threads", c.threads, 1, 64));
+  c.max_queued_requests =
+      static_cast<int>(http.integer("max_queued_requests", c.max_queued_requests, 1, 4096));
+  c.sse_max_clients = static_cast<int>(http.integer("sse_max_clients", c.sse_max_clients, 0, 256));
+  if (c.sse_max_clients >= c.max_connections) {
+    http.errorAt("sse_max_clients", "must be below http.max_connections (expected at most " +
+                                        std::to_string(c.max_connections - 1) + ", got " +
                                         std::to_string(c.sse_max_clients) + ")");
-    c.sse_max_clients = c.threads - 2;
   }
   c.static_dir = http.str("static_dir", "");
   using std::chrono::milliseconds;
+  c.header_timeout =
+      http.duration("header_timeout", c.header_timeout, milliseconds(100), milliseconds(300'000));
   c.read_timeout =
       http.duration("read_timeout", c.read_timeout, milliseconds(100), milliseconds(300'000));
   c.write_timeout =
       http.duration("write_timeout", c.write_timeout, milliseconds(100), milliseconds(300'000));
   c.keep_alive_timeout = http.duration("keep_alive_timeout", c.keep_alive_timeout,
-                                       milliseconds(1000), milliseconds(300'000));
+                                       milliseconds(100), milliseconds(300'000));
   c.command_timeout =
       http.duration("command_timeout", c.command_timeout, milliseconds(100), milliseconds(120'000));
   c.sse_heartbeat =

@@ -15,15 +15,20 @@ namespace hgj::api {
 
 /// The local HTTP API, the dashboard and the health and metrics endpoints (docs/api.md).
 ///
-/// Threads: start() opens the socket and runs one accept thread plus a pool of
-/// `config.threads` workers (cpp-httplib); each request and each server-sent-event stream runs on
-/// one worker. Handlers only read: live state through `read_model.current()` (an immutable
-/// snapshot) and `read_model.eventsAfter()`, alerts through the server's own read-only SQLite
-/// connections to `db_path`. Acks and point writes are submitted to `commands` and awaited with
-/// `config.command_timeout`; nothing here blocks the pipeline thread.
+/// The pieces: HttpListener (the network thread, every connection limit and timeout), AccessPolicy
+/// (Host, Origin, tokens and roles), routes.cpp (which handler, on which thread), the handlers
+/// by resource (*_handlers.cpp), EventFeed (server-sent events) and a WorkerPool.
 ///
-/// `read_model`, `commands` and `metrics` must outlive the server. `health` runs on a worker
-/// thread for each /healthz request and must be thread-safe and quick. The server registers its
+/// Threads: one network thread does all socket work and runs the quick handlers (/healthz, the
+/// dashboard files, opening event streams); `config.threads` workers run the handlers that read
+/// snapshots or the database or wait for a command; one thread feeds the event streams. Handlers
+/// only read: live state through `read_model.current()` (an immutable snapshot) and
+/// `read_model.eventsAfter()`, alerts through the server's own read-only SQLite connections to
+/// `db_path`. Acks and point writes are submitted to `commands` and awaited with
+/// `config.command_timeout` on a worker; nothing here blocks the pipeline thread.
+///
+/// `read_model`, `commands` and `metrics` must outlive the server. `health` runs on the network
+/// thread for each /healthz request and must be thread-safe and quick (it never waits on I/O). The server registers its
 /// own metrics (hgj_http_*, hgj_alerts_by_state, process_resident_memory_bytes) in `metrics`;
 /// their scrape callbacks hold only shared state, so the registry may outlive the server.
 /// start() sets SIGPIPE to ignored if it was at its default (a client closing mid-response must
@@ -41,6 +46,7 @@ public:
   /// when the address cannot be bound (port taken, address not on this host).
   void start();
   /// Stops accepting, ends event streams (within about half a second) and joins the threads.
+  /// Commands still waiting for the pipeline are waited for (at most config.command_timeout).
   /// Idempotent; also done by the destructor.
   void stop();
   /// The bound port (the OS's choice when config.port is 0); 0 before start().

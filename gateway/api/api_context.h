@@ -1,0 +1,55 @@
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <optional>
+
+#include <nlohmann/json.hpp>
+
+#include "core/log.h"
+#include "core/metrics.h"
+#include "gateway/api/alert_store.h"
+#include "gateway/api/http_config.h"
+#include "gateway/api/http_message.h"
+#include "gateway/pipeline/commands.h"
+#include "gateway/pipeline/read_model.h"
+
+namespace hgj::api {
+
+constexpr size_t kMaxIdLength = 128;
+constexpr size_t kMaxNameLength = 64;
+
+/// What every handler may use: the live state, the alerts store, the command queue, metrics and
+/// the shared answers (no snapshot yet, body checks, running a command). Built once by
+/// HttpServer; its members are thread-safe, so handlers run on any worker thread.
+struct ApiContext {
+  ApiContext(const HttpConfig& c, const pipeline::ReadModel& rm, pipeline::CommandSink& cs,
+             core::MetricsRegistry& m, std::shared_ptr<AlertStore> a,
+             std::function<nlohmann::json()> h)
+      : config(c), read_model(rm), commands(cs), metrics(m), alerts(std::move(a)),
+        health(std::move(h)) {}
+
+  const HttpConfig config;
+  const pipeline::ReadModel& read_model;
+  pipeline::CommandSink& commands;
+  core::MetricsRegistry& metrics;
+  std::shared_ptr<AlertStore> alerts;
+  std::function<nlohmann::json()> health;
+  /// Open event streams and connections, for /healthz (set by HttpServer).
+  std::function<int()> sse_clients = [] { return 0; };
+  std::atomic<uint64_t> next_command{0};
+  core::RateLimitedLog error_log;
+
+  /// The current snapshot, or nullptr after answering 503 (the pipeline has published none).
+  std::shared_ptr<const pipeline::Snapshot> snapshot(Response& res) const;
+  /// The body as a JSON object, or nullopt after answering 415 / 400.
+  std::optional<Json> jsonBody(const Request& req, Response& res) const;
+  /// Submits `cmd`, waits up to config.command_timeout and answers with the result (`extra`
+  /// merged into a success). Blocks the calling worker thread.
+  void runCommand(pipeline::Command cmd, Response& res, const Json& extra);
+  /// A fresh command id ("api-N") for a command from this API.
+  std::string commandId() { return "api-" + std::to_string(++next_command); }
+};
+
+} // namespace hgj::api

@@ -1,0 +1,91 @@
+#include "gateway/api/handlers.h"
+
+namespace hgj::api {
+
+void postWrite(ApiContext& ctx, const Request& req, Response& res) {
+  const std::string& device_id = req.params.at(0);
+  const std::string& point_name = req.params.at(1);
+  if (!validName(device_id, kMaxIdLength) || !validName(point_name, kMaxNameLength)) {
+    res.setError(400, "bad device or point name");
+    return;
+  }
+  auto body = ctx.jsonBody(req, res);
+  if (!body) {
+    return;
+  }
+  for (const auto& [key, v] : body->items()) {
+    if (key != "value" && key != "by" && key != "override_safety") {
+      res.setError(400, "unknown field \"" + key + "\" (expected value, by, override_safety)");
+      return;
+    }
+  }
+  auto s = ctx.snapshot(res);
+  if (!s) {
+    return;
+  }
+  const model::Device* d = s->compound->device(device_id);
+  if (d == nullptr) {
+    res.setError(404, "unknown device \"" + device_id + "\"");
+    return;
+  }
+  const model::PointDef* def = d->profile->point(point_name);
+  if (def == nullptr) {
+    res.setError(404, "device " + device_id + " has no point \"" + point_name + "\"");
+    return;
+  }
+  if (!def->writable) {
+    res.setError(403, "point " + device_id + "." + point_name + " is not writable");
+    return;
+  }
+  if (!body->contains("value")) {
+    res.setError(400, "\"value\" is required");
+    return;
+  }
+  auto raw = model::fromJson(nlohmann::json::parse((*body)["value"].dump()));
+  std::optional<model::Value> value;
+  if (raw) {
+    value = model::coerce(*raw, def->type);
+  }
+  if (!value) {
+    res.setError(400, std::string("\"value\" must be a ") + model::pointTypeName(def->type));
+    return;
+  }
+  if (auto n = model::asNumber(*value); n && def->type == model::PointType::Number) {
+    if ((def->min && *n < *def->min) || (def->max && *n > *def->max)) {
+      res.setError(400, "\"value\" out of range for " + device_id + "." + point_name);
+      return;
+    }
+  }
+  std::string by = "api";
+  if (body->contains("by")) {
+    if (!(*body)["by"].is_string() ||
+        !validName((*body)["by"].get<std::string>(), kMaxNameLength)) {
+      res.setError(400, "\"by\" must be the operator's name (1..64 characters)");
+      return;
+    }
+    by = (*body)["by"].get<std::string>();
+  }
+  bool override_safety = false;
+  if (body->contains("override_safety")) {
+    if (!(*body)["override_safety"].is_boolean()) {
+      res.setError(400, "\"override_safety\" must be true or false");
+      return;
+    }
+    override_safety = (*body)["override_safety"].get<bool>();
+  }
+  pipeline::Command cmd;
+  cmd.kind = pipeline::Command::Kind::WritePoint;
+  cmd.id = ctx.commandId();
+  cmd.origin = "api";
+  cmd.by = by;
+  // The role of the token that authorised this write (req.role, always Role::Operator here:
+  // the access rules admit writes only with the operator token) is for the audit trail.
+  cmd.device = device_id;
+  cmd.point = point_name;
+  cmd.value = *value;
+  cmd.override_safety = override_safety;
+  ctx.runCommand(std::move(cmd), res,
+                 Json{{"device", device_id}, {"point", point_name}, {"value", model::toJson(*value)}});
+}
+
+} // namespace hgj::api
