@@ -46,6 +46,7 @@ TEST_CASE("api conf: the example compound's http section parses and its views ad
   api::testing::createAlertsTable(db);
   api::testing::TestCommandSink sink(db, &rm, 0);
   http.port = 0;
+  http.operator_token = "operator-token-0123456789";
   api::HttpServer server(http, rm, sink, metrics, db, nullptr);
   server.start();
   httplib::Client c("127.0.0.1", server.port());
@@ -87,6 +88,7 @@ TEST_CASE("api conf: the example compound's http section parses and its views ad
   json devices = get(c, "/api/v1/devices");
   CHECK(devices["summary"]["total"] == cfg.compound->devices.size());
   CHECK(ev["piles"][0]["space"]["id"] == "P-B2-0436");
+  c.set_bearer_token_auth("operator-token-0123456789");
   auto w = c.Post("/api/v1/devices/S03/P07/points/relay", R"({"value":false})", "application/json");
   REQUIRE(w);
   CHECK(w->status == 200);

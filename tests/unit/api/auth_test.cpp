@@ -47,8 +47,17 @@ TEST_CASE("api auth: viewers read, operators act", "[api][auth]") {
   CHECK(p.check("operator-0123456789", true) == Access::Allow);
   CHECK(p.check("", true) == Access::Unauthorized);
 
+  // No token configured (a loopback bind): local clients may look, never act.
   HttpConfig open;
-  CHECK(AccessPolicy(open).check("", true) == Access::Allow);
+  CHECK(AccessPolicy(open).check("", false) == Access::Allow);
+  CHECK(AccessPolicy(open).check("", true) == Access::Forbidden);
+  CHECK(AccessPolicy(open).check("anything-0123456789", true) == Access::Forbidden);
+
+  // A viewer token alone: reads need it, nobody acts.
+  HttpConfig viewer_only;
+  viewer_only.viewer_token = "viewer-0123456789";
+  CHECK(AccessPolicy(viewer_only).check("viewer-0123456789", true) == Access::Forbidden);
+  CHECK(AccessPolicy(viewer_only).check("", false) == Access::Unauthorized);
 
   HttpConfig op_only;
   op_only.operator_token = "operator-0123456789";

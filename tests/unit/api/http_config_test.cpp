@@ -46,9 +46,14 @@ TEST_CASE("api config: every key is parsed", "[api][config]") {
   allowed_hosts: [gw.local, 192.168.1.10]
   cors_origins: [https://pm.example.com]
   max_body_bytes: 4096
+  max_header_bytes: 4096
+  max_connections: 100
+  max_connections_per_client: 10
   threads: 6
+  max_queued_requests: 20
   sse_max_clients: 3
   static_dir: /srv/dash
+  header_timeout: 1s
   read_timeout: 2s
   write_timeout: 3s
   keep_alive_timeout: 4s
@@ -63,19 +68,37 @@ TEST_CASE("api config: every key is parsed", "[api][config]") {
   CHECK(p.config.allowed_hosts.size() == 2);
   CHECK(p.config.cors_origins == std::vector<std::string>{"https://pm.example.com"});
   CHECK(p.config.max_body_bytes == 4096);
+  CHECK(p.config.max_header_bytes == 4096);
+  CHECK(p.config.max_connections == 100);
+  CHECK(p.config.max_connections_per_client == 10);
   CHECK(p.config.threads == 6);
+  CHECK(p.config.max_queued_requests == 20);
   CHECK(p.config.sse_max_clients == 3);
+  CHECK(p.config.header_timeout == std::chrono::seconds(1));
   CHECK(p.config.static_dir == "/srv/dash");
   CHECK(p.config.read_timeout == std::chrono::seconds(2));
   CHECK(p.config.command_timeout == std::chrono::milliseconds(1500));
   CHECK_FALSE(p.config.loopbackBind());
 }
 
-TEST_CASE("api config: a non-loopback bind without a token is an error", "[api][config]") {
+TEST_CASE("api config: a non-loopback bind needs both tokens", "[api][config]") {
   auto p = parse("http:\n  bind: 0.0.0.0\n");
   REQUIRE_FALSE(p.diag.ok());
   CHECK(p.diag.format().find("gateway.yaml:2: http.bind: binding to 0.0.0.0 (not loopback) "
-                             "requires http.viewer_token") != std::string::npos);
+                             "requires both tokens (missing http.viewer_token and "
+                             "http.operator_token") != std::string::npos);
+  auto viewer_only =
+      parse("http:\n  bind: 0.0.0.0\n  viewer_token: viewer-0123456789abcdef\n");
+  REQUIRE_FALSE(viewer_only.diag.ok());
+  CHECK(viewer_only.diag.format().find("gateway.yaml:2: http.bind: binding to 0.0.0.0 (not "
+                                       "loopback) requires both tokens (missing "
+                                       "http.operator_token") != std::string::npos);
+  auto operator_only =
+      parse("http:\n  bind: 0.0.0.0\n  operator_token: operator-0123456789abcdef\n");
+  CHECK(operator_only.diag.format().find("missing http.viewer_token,") != std::string::npos);
+  auto both = parse("http:\n  bind: 0.0.0.0\n  viewer_token: viewer-0123456789abcdef\n"
+                    "  operator_token: operator-0123456789abcdef\n");
+  CHECK(both.diag.ok());
 }
 
 TEST_CASE("api config: unknown keys are rejected with a suggestion", "[api][config]") {
@@ -92,8 +115,8 @@ TEST_CASE("api config: bad values are reported without revealing tokens", "[api]
   viewer_token: short
   operator_token: short
   cors_origins: ["*"]
-  threads: 4
-  sse_max_clients: 3
+  max_connections: 8
+  sse_max_clients: 8
   read_timeout: soon
 )");
   std::string out = p.diag.format();
@@ -103,7 +126,8 @@ TEST_CASE("api config: bad values are reported without revealing tokens", "[api]
   CHECK(out.find("http.viewer_token: token too short") != std::string::npos);
   CHECK(out.find("http.operator_token: the operator token must differ") != std::string::npos);
   CHECK(out.find("http.cors_origins: \"*\" is not allowed") != std::string::npos);
-  CHECK(out.find("http.sse_max_clients: must leave at least 2") != std::string::npos);
+  CHECK(out.find("http.sse_max_clients: must be below http.max_connections") !=
+        std::string::npos);
   CHECK(out.find("http.read_timeout: expected a duration") != std::string::npos);
   CHECK(out.find(": short") == std::string::npos);
 }
@@ -126,7 +150,7 @@ TEST_CASE("api config: tokens are read from files", "[api][config]") {
   CHECK(both.diag.format().find("set either operator_token or operator_token_file") !=
         std::string::npos);
   auto missing = parse("http:\n  viewer_token_file: /nonexistent/token\n");
-  CHECK(missing.diag.format().find("http.viewer_token_file: cannot read token file") !=
+  CHECK(missing.diag.format().find("http.viewer_token_file: cannot read \"/nonexistent/token\"") !=
         std::string::npos);
   std::remove(path);
   close(fd);
