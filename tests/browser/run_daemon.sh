@@ -40,8 +40,12 @@ mosquitto -c "$tmp/mosquitto.conf" > "$tmp/mosquitto.log" 2>&1 &
 pids="$pids $!"
 wait_for 10 mosquitto_pub -p "$mport" -t hgj/probe -m x || { echo "FAIL: mosquitto did not start"; exit 1; }
 
+# Acks need the operator token even on loopback.
+operator_token=operator-token-browser-daemon-0123
+printf '%s\n' "$operator_token" > "$tmp/operator.token"
 "$build/hgj-gateway" run -c "$root/conf/gateway.yaml" --set "mqtt.url=tcp://127.0.0.1:$mport" \
-  --set "storage.path=$tmp/hgj.db" --set "http.port=$hport" > "$tmp/gateway.log" 2>&1 &
+  --set "storage.path=$tmp/hgj.db" --set "http.port=$hport" \
+  --set "http.operator_token_file=$tmp/operator.token" > "$tmp/gateway.log" 2>&1 &
 pids="$pids $!"
 wait_for 20 curl -sf "http://127.0.0.1:$hport/healthz" || { echo "FAIL: gateway did not start"; cat "$tmp/gateway.log"; exit 1; }
 
@@ -63,6 +67,6 @@ all_known() { curl -sf "http://127.0.0.1:$hport/api/v1/parking" | grep -q '"unkn
 wait_for 60 has_alert || { echo "FAIL: no alert from the simulated overheating port"; tail -20 "$tmp/gateway.log"; exit 1; }
 wait_for 30 all_known || { echo "FAIL: not every space reported"; exit 1; }
 
-HGJ_DASHBOARD_URL="http://127.0.0.1:$hport" \
+HGJ_DASHBOARD_URL="http://127.0.0.1:$hport" HGJ_DASHBOARD_TOKEN="$operator_token" \
 HGJ_CHANGE_SPACE_CMD="mosquitto_pub -p $mport -q 1 -t compound/parking/{id}/state -m '{\"occupied\":{occupied},\"ts\":{ts}}'" \
   node "$here/dashboard.test.mjs"
