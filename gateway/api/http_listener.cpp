@@ -19,15 +19,13 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/http/parser.hpp>
-#include <boost/beast/http/string_body.hpp>
 
 #include "core/log.h"
+#include "gateway/api/request_reader.h"
 
 namespace hgj::api {
 
 namespace asio = boost::asio;
-namespace bhttp = boost::beast::http;
 using tcp = asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
 using boost::system::error_code;
@@ -71,7 +69,7 @@ struct HttpListener::Impl : std::enable_shared_from_this<HttpListener::Impl> {
     Phase phase = Phase::Idle;
     Clock::time_point waiting_since = Clock::now();
     boost::beast::flat_buffer buffer;
-    std::optional<bhttp::request_parser<bhttp::string_body>> parser;
+    std::unique_ptr<RequestReader> reader;
     uint64_t timer_generation = 0;
     bool keep_alive = true;
     bool head_request = false;
@@ -251,10 +249,7 @@ struct HttpListener::Impl : std::enable_shared_from_this<HttpListener::Impl> {
   void startRequest(Conn& c) {
     c.phase = Phase::Idle;
     c.waiting_since = Clock::now();
-    c.parser.emplace();
-    c.parser->header_limit(static_cast<uint32_t>(config.max_header_bytes));
-    c.parser->body_limit(static_cast<uint64_t>(config.max_body_bytes));
-    c.parser->eager(true);
+    c.reader = std::make_unique<RequestReader>(config.max_header_bytes, config.max_body_bytes);
     arm(c, config.keep_alive_timeout, "idle");
     if (c.buffer.size() > 0) {
       // Pipelined: the next request is already here.
@@ -307,53 +302,34 @@ struct HttpListener::Impl : std::enable_shared_from_this<HttpListener::Impl> {
   }
 
   void parse(Conn& c) {
-    auto& p = *c.parser;
-    while (c.buffer.size() > 0 && !p.is_done()) {
-      error_code ec;
-      bool header_was_done = p.is_header_done();
-      size_t used = p.put(c.buffer.data(), ec);
-      c.buffer.consume(used);
-      if (ec == bhttp::error::need_more) {
-        break;
+    RequestReader& r = *c.reader;
+    bool head_was_done = r.headDone();
+    auto data = c.buffer.data();
+    auto progress =
+        r.feed(std::string_view(static_cast<const char*>(data.data()), data.size()));
+    c.buffer.consume(progress.consumed);
+    if (progress.error_status != 0) {
+      std::string message = progress.error;
+      if (progress.error_status == 413) {
+        message += " (at most " + std::to_string(config.max_body_bytes) + " bytes)";
       }
-      if (ec) {
-        parseError(c, ec);
-        return;
-      }
-      if (!header_was_done && p.is_header_done()) {
-        c.phase = Phase::Body;
-        arm(c, config.read_timeout, "body");
-        const auto& m = p.get();
-        if (m[bhttp::field::expect] == "100-continue" && !p.is_done()) {
-          // Tiny, on a fresh socket buffer: a plain write cannot block for long.
-          error_code ignored;
-          asio::write(c.sock, asio::buffer("HTTP/1.1 100 Continue\r\n\r\n", 25), ignored);
-        }
-      }
-      if (used == 0) {
-        break;
-      }
+      fail(c, progress.error_status, message);
+      return;
     }
-    if (p.is_header_done() && c.phase == Phase::Head) {
+    if (!head_was_done && r.headDone() && !r.done()) {
       c.phase = Phase::Body;
       arm(c, config.read_timeout, "body");
+      if (r.expectsContinue()) {
+        // Tiny, on a fresh socket buffer: a plain write cannot block for long.
+        error_code ignored;
+        asio::write(c.sock, asio::buffer("HTTP/1.1 100 Continue\r\n\r\n", 25), ignored);
+      }
     }
-    if (p.is_done()) {
+    if (r.done()) {
       dispatch(c);
       return;
     }
     read(c);
-  }
-
-  void parseError(Conn& c, error_code ec) {
-    if (ec == bhttp::error::body_limit) {
-      fail(c, 413, "request body too large (at most " + std::to_string(config.max_body_bytes) +
-                       " bytes)");
-    } else if (ec == bhttp::error::header_limit) {
-      fail(c, 431, "request head too large");
-    } else {
-      fail(c, 400, "malformed request: " + ec.message());
-    }
   }
 
   /// Answers a request that cannot be read further (limits, framing) and closes the connection.
@@ -374,28 +350,16 @@ struct HttpListener::Impl : std::enable_shared_from_this<HttpListener::Impl> {
   void dispatch(Conn& c) {
     disarm(c);
     c.phase = Phase::Handling;
-    auto message = c.parser->release();
-    Request req;
-    req.method = std::string(message.method_string());
-    req.target = std::string(message.target());
-    for (const auto& f : message) {
-      std::string name(f.name_string());
-      for (char& ch : name) {
-        ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-      }
-      req.headers.emplace_back(std::move(name), std::string(f.value()));
-    }
-    req.body = std::move(message.body());
-    req.peer = c.peer;
-    c.keep_alive = message.keep_alive() && !stopped;
-    c.head_request = req.method == "HEAD";
-    auto target = splitTarget(req.target);
-    if (!target) {
-      fail(c, 400, "malformed request target");
+    c.keep_alive = c.reader->keepAlive() && !stopped;
+    std::string error;
+    auto parsed = c.reader->take(&error);
+    if (!parsed) {
+      fail(c, 400, error);
       return;
     }
-    req.path = std::move(target->path);
-    req.query = std::move(target->query);
+    Request req = std::move(*parsed);
+    req.peer = c.peer;
+    c.head_request = req.method == "HEAD";
     std::weak_ptr<Conn> weak = c.shared_from_this();
     std::weak_ptr<Impl> owner = shared_from_this();
     handler(std::move(req), [weak, owner](Response res) {
