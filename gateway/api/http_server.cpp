@@ -131,12 +131,11 @@ void HttpServer::Impl::finish(const Request& req, Response& res, Clock::time_poi
     res.setHeader("Access-Control-Allow-Origin", origin);
     res.setHeader("Vary", "Origin");
   }
+  // Answers are counted, not logged one by one: every line of the log that holds a client's
+  // words goes through a rate limit (reject_log, error_log, the listener's log).
   if (!res.stream) {
     latency->observe(std::chrono::duration<double>(Clock::now() - start).count());
   }
-  // Path only: the query may carry an access token.
-  spdlog::debug("http: {} {} -> {}", core::printable(req.method, 16), core::printable(req.path),
-                res.status);
 }
 
 void HttpServer::Impl::runHandler(ApiContext& ctx, HandlerFn fn, const Request& req,
