@@ -114,11 +114,11 @@ inline drivers::mqtt::MqttDriverConfig clientConfig(const std::string& url, cons
 struct Rig {
   Sink sink;
   core::MetricsRegistry metrics;
-  std::unique_ptr<drivers::mqtt::BatchedIngest> client;
+  std::unique_ptr<drivers::mqtt::MqttIngest> client;
 
   explicit Rig(drivers::mqtt::MqttDriverConfig cfg) {
-    client = std::make_unique<drivers::mqtt::BatchedIngest>(
-        std::move(cfg), *exampleConfig().compound, sink, metrics, core::SystemClock::instance());
+    client = drivers::mqtt::makeMqttIngest(std::move(cfg), *exampleConfig().compound, sink,
+                                           metrics, core::SystemClock::instance());
     client->start();
   }
   ~Rig() {
