@@ -199,6 +199,7 @@ TEST_CASE("hostile broker: a PUBLISH dripped one byte at a time is cut at the pa
     c.drip(body, 500ms);
   });
   auto cfg = clientConfig(broker.url(), "gw-drip");
+  cfg.packet_timeout_ms = 4'000;
   Rig rig(cfg);
   REQUIRE(rig.subscribed());
   bool degraded = false;

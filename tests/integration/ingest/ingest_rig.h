@@ -18,7 +18,8 @@
 #include "core/clock.h"
 #include "core/config_node.h"
 #include "core/metrics.h"
-#include "drivers/mqtt/batched_ingest.h"
+#include "core/heartbeat.h"
+#include "drivers/mqtt/mqtt_ingest.h"
 #include "gateway/config/config.h"
 #include "tests/support/test_support.h"
 
@@ -35,16 +36,25 @@ public:
   bool deliver(Sample&& s) override {
     std::unique_lock lock(mu_);
     cv_.wait(lock, [&] { return closed_ || taken_ < limit_; });
-    if (closed_) {
-      return false;
+    return takeLocked(s);
+  }
+  Delivery deliverFor(Sample& s, std::chrono::milliseconds timeout) override {
+    std::unique_lock lock(mu_);
+    if (!cv_.wait_for(lock, timeout, [&] { return closed_ || taken_ < limit_; })) {
+      ++full_waits_;
+      return Delivery::kFull;
     }
-    ++taken_;
-    if (auto* m = std::get_if<MqttMessage>(&s)) {
-      messages_.push_back(std::move(*m));
-    } else if (auto* w = std::get_if<std::shared_ptr<const drivers::WriteResult>>(&s)) {
-      failed_writes_.push_back((*w)->error);
-    }
-    return true;
+    return takeLocked(s) ? Delivery::kTaken : Delivery::kClosed;
+  }
+  /// Never blocks, as the pipeline's.
+  void deliverResult(std::shared_ptr<const drivers::WriteResult> result) override {
+    std::lock_guard lock(mu_);
+    failed_writes_.push_back(result->error);
+  }
+  /// How often deliverFor() gave up on a full queue.
+  size_t fullWaits() const {
+    std::lock_guard lock(mu_);
+    return full_waits_;
   }
   void setLimit(size_t n) {
     {
@@ -78,8 +88,22 @@ public:
   }
 
 private:
+  bool takeLocked(Sample& s) {
+    if (closed_) {
+      return false;
+    }
+    ++taken_;
+    if (auto* m = std::get_if<MqttMessage>(&s)) {
+      messages_.push_back(std::move(*m));
+    } else if (auto* w = std::get_if<std::shared_ptr<const drivers::WriteResult>>(&s)) {
+      failed_writes_.push_back((*w)->error);
+    }
+    return true;
+  }
+
   mutable std::mutex mu_;
   std::condition_variable cv_;
+  size_t full_waits_ = 0;
   size_t limit_ = SIZE_MAX;
   size_t taken_ = 0;
   bool closed_ = false;
@@ -98,27 +122,30 @@ inline const config::GatewayConfig& exampleConfig() {
   return cfg;
 }
 
-inline drivers::mqtt::MqttDriverConfig clientConfig(const std::string& url, const std::string& id,
-                                                    std::vector<std::string> filters = {
-                                                        "compound/#"}) {
-  drivers::mqtt::MqttDriverConfig c;
+/// A client config for tests: quick reconnects.
+inline drivers::mqtt::MqttConfig clientConfig(const std::string& url, const std::string& id) {
+  drivers::mqtt::MqttConfig c;
   c.url = url;
   c.client_id = id;
   c.keepalive_s = 30;
   c.reconnect_min_ms = 50;
   c.reconnect_max_ms = 200;
-  c.subscriptions = std::move(filters);
   return c;
 }
 
+/// A client under test (cfg.client picks which), started, feeding `sink`; beats `liveness`.
 struct Rig {
   Sink sink;
   core::MetricsRegistry metrics;
+  core::Liveness liveness;
   std::unique_ptr<drivers::mqtt::MqttIngest> client;
 
-  explicit Rig(drivers::mqtt::MqttDriverConfig cfg) {
-    client = drivers::mqtt::makeMqttIngest(std::move(cfg), *exampleConfig().compound, sink,
-                                           metrics, core::SystemClock::instance());
+  explicit Rig(const drivers::mqtt::MqttConfig& cfg,
+               std::vector<std::string> filters = {"compound/#"},
+               const core::Clock& clock = core::SystemClock::instance()) {
+    client = drivers::mqtt::makeMqttIngest(cfg, std::move(filters), *exampleConfig().compound,
+                                           sink, metrics, clock);
+    client->setLiveness(liveness);
     client->start();
   }
   ~Rig() {
