@@ -167,9 +167,16 @@ void PahoIngest::onMessage(std::shared_ptr<const void> owner, std::string_view t
   callback_beat_ = core::steadyMs(clock_);
   callback_since_ = callback_beat_.load();
   // Paho acks the message when this returns, so it returns only once the pipeline took it (or
-  // is gone); meanwhile it shows progress for the heartbeat.
+  // is gone); meanwhile it shows progress for the heartbeat. Paho runs this callback holding a
+  // lock that its publish needs too, so while the pipeline is full our thread could not send
+  // a command: the callback sends them itself meanwhile (a safety cut must not wait for the
+  // backlog).
   while (sink_.deliverFor(sample, kDeliverStep) == SampleSink::Delivery::kFull) {
     callback_beat_ = core::steadyMs(clock_);
+    serveCommands(true);
+  }
+  if (!commands_queue_.empty()) {
+    serveCommands(true);
   }
   callback_since_ = -1;
 }
@@ -327,7 +334,21 @@ void PahoIngest::waitFor(int64_t ms, bool until_lost) {
   }
 }
 
-void PahoIngest::serveCommands() {
+void PahoIngest::serveCommands(bool from_callback) {
+  // One thread at a time, so that commands leave in the order they were queued. Our thread
+  // leaves them to a message callback in progress: that callback holds Paho's lock (a publish
+  // of ours would wait for it) and serves them itself. The callback never waits for the mutex.
+  std::unique_lock lock(publish_mu_, std::defer_lock);
+  if (from_callback) {
+    if (!lock.try_lock()) {
+      return;
+    }
+  } else {
+    if (callback_since_.load() >= 0) {
+      return;
+    }
+    lock.lock();
+  }
   Command command;
   while (commands_queue_.tryPop(command)) {
     const auto* req = std::get_if<WriteRequest>(&command);

@@ -69,7 +69,8 @@ private:
                  std::string_view payload);
   void onConnected();
   void onLost(const std::string& cause);
-  void serveCommands();
+  /// Publishes (or fails) the queued commands; from our thread or from a message callback.
+  void serveCommands(bool from_callback = false);
   /// Waits up to `ms` (or, with `until_lost`, until the connection is lost), serving commands
   /// and beating meanwhile; returns at stop().
   void waitFor(int64_t ms, bool until_lost);
@@ -96,6 +97,7 @@ private:
   std::atomic<int64_t> callback_since_{-1};  ///< steady ms a message callback began; -1: none
   std::atomic<int64_t> callback_beat_{0};    ///< steady ms it last made progress
   std::thread thread_;
+  std::mutex publish_mu_;  ///< serializes serveCommands
   mutable std::mutex mu_;
   std::condition_variable cv_;
   bool need_connect_ = true;  // guarded by mu_

@@ -422,4 +422,111 @@ private:
   std::vector<ConnRecord> records_;  // guarded by mu_
 };
 
+/// Publishes `payloads` to `topic` at QoS 0 on a loopback broker over a raw socket of its own
+/// (CONNECT, PUBLISH..., DISCONNECT): a publisher that shares no client library, and so no lock,
+/// with the client under test. False when the broker did not accept the connection.
+inline bool rawPublish(int port, const std::string& topic, const std::vector<std::string>& payloads) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    ::close(fd);
+    return false;
+  }
+  std::atomic<bool> never{false};
+  ScriptedConn c(fd, never);
+  Bytes connect;
+  connect.str("MQTT").u8(4).u8(0x02).u16(30).str("raw-publisher");
+  bool ok = c.send(Bytes::packet(0x10, connect));
+  // The CONNACK, as the client's packets are read by the same scanner.
+  pollfd p{fd, POLLIN, 0};
+  uint8_t connack[4] = {};
+  ok = ok && ::poll(&p, 1, 5000) == 1 && ::recv(fd, connack, 4, MSG_WAITALL) == 4 &&
+       connack[0] == 0x20 && connack[3] == 0;
+  for (const auto& payload : payloads) {
+    ok = ok && c.send(Bytes::publish(topic, payload, 0, 0));
+  }
+  ok = ok && c.send(std::vector<uint8_t>{0xE0, 0});
+  ::close(fd);
+  return ok;
+}
+
+/// Subscribes to `filter` (QoS 0) on a loopback broker over a raw socket of its own and keeps
+/// what arrives: a subscriber that shares no client library with the client under test.
+class RawSubscriber {
+public:
+  RawSubscriber(int port, const std::string& filter) {
+    thread_ = std::thread([this, port, filter] { run(port, filter); });
+    std::unique_lock lock(mu_);
+    cv_.wait_for(lock, std::chrono::seconds(10), [&] { return ready_ || failed_; });
+    if (!ready_) {
+      throw std::runtime_error("raw subscriber: no SUBACK from the broker");
+    }
+  }
+  ~RawSubscriber() {
+    stop_ = true;
+    thread_.join();
+  }
+  RawSubscriber(const RawSubscriber&) = delete;
+  RawSubscriber& operator=(const RawSubscriber&) = delete;
+
+  /// (topic, payload) of every PUBLISH received so far.
+  std::vector<std::pair<std::string, std::string>> messages() const {
+    std::lock_guard lock(mu_);
+    return messages_;
+  }
+  size_t count() const {
+    std::lock_guard lock(mu_);
+    return messages_.size();
+  }
+
+private:
+  void run(int port, const std::string& filter) {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(static_cast<uint16_t>(port));
+    bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+    ScriptedConn c(fd, stop_);
+    Bytes connect;
+    connect.str("MQTT").u8(4).u8(0x02).u16(60).str("raw-subscriber");
+    ok = ok && c.send(Bytes::packet(0x10, connect)) && c.expect(2, std::chrono::seconds(5));
+    ok = ok && c.send(Bytes::packet(0x82, Bytes().u16(1).str(filter).u8(0))) &&
+         c.expect(9, std::chrono::seconds(5));
+    {
+      std::lock_guard lock(mu_);
+      (ok ? ready_ : failed_) = true;
+    }
+    cv_.notify_all();
+    while (ok && !stop_) {
+      auto p = c.read(std::chrono::milliseconds(50));
+      if (!p) {
+        ok = !c.closedByClient();
+        continue;
+      }
+      if (p->type() == 3 && p->body.size() >= 2) {
+        size_t tl = static_cast<size_t>((p->body[0] << 8) | p->body[1]);
+        size_t head = 2 + tl + (((p->first_byte >> 1) & 3) > 0 ? 2 : 0);
+        if (head <= p->body.size()) {
+          std::lock_guard lock(mu_);
+          messages_.emplace_back(std::string(p->body.begin() + 2, p->body.begin() + 2 + static_cast<long>(tl)),
+                                 std::string(p->body.begin() + static_cast<long>(head), p->body.end()));
+        }
+      }
+    }
+    ::close(fd);
+  }
+
+  std::thread thread_;
+  std::atomic<bool> stop_{false};
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  bool ready_ = false;   // guarded by mu_
+  bool failed_ = false;  // guarded by mu_
+  std::vector<std::pair<std::string, std::string>> messages_;  // guarded by mu_
+};
+
 } // namespace hgj::test

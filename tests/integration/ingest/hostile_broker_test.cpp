@@ -213,3 +213,73 @@ TEST_CASE("hostile broker: a PUBLISH dripped one byte at a time is cut at the pa
   CHECK(broker.record(0)->closed_by_client);
   CHECK(rig.metric("hgj_mqtt_protocol_errors_total{reason=\"packet_timeout\"}") == 1);
 }
+
+TEST_CASE("hostile broker: a 256 MiB PUBLISH streamed at full speed is skipped at linear cost "
+          "in bounded memory",
+          "[integration][ingest][mqtt][hostile]") {
+  constexpr uint64_t kDeclared = 268'435'455;
+  std::atomic<bool> streamed{false};
+  ScriptedBroker broker([&](ScriptedConn& c, int index) {
+    if (!c.handshake() || index != 0) {
+      return;
+    }
+    Bytes head;
+    head.u8(0x32).varint(kDeclared).str(kTopic).u16(11);
+    c.send(head.vec());
+    if (c.stream(kDeclared - (head.vec().size() - 5))) {
+      streamed = true;
+      c.expect(kPuback, 10s);
+      c.send(Bytes::publish(kTopic, "after", 1, 12));
+    }
+  });
+  Rig rig(clientConfig(broker.url(), "gw-bigpub"));
+  REQUIRE(rig.subscribed());
+  const double rss_before = hgj::test::ingest::residentBytes();
+  const double cpu_before = hgj::test::ingest::threadCpuSeconds("hgj-mqtt");
+  REQUIRE(waitFor([&] { return rig.sink.count() == 1; }, 120s));
+  const double cpu = hgj::test::ingest::threadCpuSeconds("hgj-mqtt") - cpu_before;
+  const double rss_growth = hgj::test::ingest::residentBytes() - rss_before;
+  INFO("client thread CPU " << cpu << " s, RSS growth " << rss_growth / 1048576 << " MiB");
+  CHECK(streamed);
+  CHECK(rig.sink.texts()[0].second == "after");
+  CHECK(rig.metric("hgj_readings_dropped_total{reason=\"oversized\"}") == 1);
+  CHECK(broker.accepted() == 1);
+  // Memory: one receive buffer, not the packet. CPU: one pass over 256 MiB of socket reads (a
+  // fraction of a second; quadratic buffering took 100 s for 16 MiB). CPU time, not wall time,
+  // so a loaded machine does not make it flaky.
+  CHECK(rss_growth < 16.0 * 1024 * 1024);
+  CHECK(cpu < 10.0);
+}
+
+TEST_CASE("hostile broker: a 256 MiB packet dripped a byte at a time costs no memory or CPU and "
+          "is cut at the packet time limit",
+          "[integration][ingest][mqtt][hostile]") {
+  std::atomic<int64_t> header_sent_ms{0};
+  ScriptedBroker broker([&](ScriptedConn& c, int index) {
+    if (!c.handshake() || index != 0) {
+      return;
+    }
+    c.send(Bytes().u8(0x30).varint(268'435'455).vec());
+    header_sent_ms = hgj::core::Heartbeat::nowMs();
+    c.drip(std::vector<uint8_t>(1'000'000, 'x'), 100ms);
+  });
+  auto cfg = clientConfig(broker.url(), "gw-drip256");
+  cfg.packet_timeout_ms = 2'000;
+  Rig rig(cfg);
+  REQUIRE(rig.subscribed());
+  const double rss_before = hgj::test::ingest::residentBytes();
+  const double cpu_before = hgj::test::ingest::threadCpuSeconds("hgj-mqtt");
+  REQUIRE(waitFor([&] { return broker.ended(0); }, 30s));
+  const int64_t took = hgj::core::Heartbeat::nowMs() - header_sent_ms;
+  const double cpu = hgj::test::ingest::threadCpuSeconds("hgj-mqtt") - cpu_before;
+  INFO("cut after " << took << " ms; client thread CPU " << cpu << " s");
+  CHECK(broker.record(0)->closed_by_client);
+  CHECK(rig.metric("hgj_mqtt_protocol_errors_total{reason=\"packet_timeout\"}") == 1);
+  // The limit is 2 s; the thread checks it at least every 500 ms. The upper bound is generous
+  // for a loaded machine; without the limit the session never ends.
+  CHECK(took >= 2'000);
+  CHECK(took < 12'000);
+  CHECK(cpu < 1.0);
+  CHECK(hgj::test::ingest::residentBytes() - rss_before < 4.0 * 1024 * 1024);
+  REQUIRE(waitFor([&] { return broker.accepted() >= 2 && rig.client->subscribed(); }, 15s));
+}
