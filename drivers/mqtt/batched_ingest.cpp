@@ -142,6 +142,13 @@ void BatchedIngest::stop() {
   if (thread_.joinable()) {
     thread_.join();
   }
+  Command left;
+  while (commands_queue_.tryPop(left)) {
+    if (auto* req = std::get_if<WriteRequest>(&left)) {
+      commands_failed_.inc();
+      reportWriteFailed(sink_, *req, "the gateway is stopping", clock_.wallMs());
+    }
+  }
   if (heartbeat_ != nullptr) {
     liveness_->retire(*heartbeat_);
     heartbeat_ = nullptr;

@@ -135,6 +135,7 @@ void PahoIngest::stop() {
   Command left;
   while (commands_queue_.tryPop(left)) {
     if (auto* req = std::get_if<WriteRequest>(&left)) {
+      commands_failed_.inc();
       reportWriteFailed(sink_, *req, "the gateway is stopping", clock_.wallMs());
     }
   }
