@@ -275,7 +275,8 @@ bool BatchedIngest::connectSocket(std::string& error) {
       fd = -1;
       continue;
     }
-    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(kConnectTimeoutMs);
+    const auto until =
+        std::chrono::steady_clock::now() + std::chrono::milliseconds(kConnectTimeoutMs);
     bool done = false;
     while (running_ && !done) {
       beat();

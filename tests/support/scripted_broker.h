@@ -425,7 +425,8 @@ private:
 /// Publishes `payloads` to `topic` at QoS 0 on a loopback broker over a raw socket of its own
 /// (CONNECT, PUBLISH..., DISCONNECT): a publisher that shares no client library, and so no lock,
 /// with the client under test. False when the broker did not accept the connection.
-inline bool rawPublish(int port, const std::string& topic, const std::vector<std::string>& payloads) {
+inline bool rawPublish(int port, const std::string& topic,
+                       const std::vector<std::string>& payloads) {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in a{};
   a.sin_family = AF_INET;
@@ -512,8 +513,9 @@ private:
         size_t head = 2 + tl + (((p->first_byte >> 1) & 3) > 0 ? 2 : 0);
         if (head <= p->body.size()) {
           std::lock_guard lock(mu_);
-          messages_.emplace_back(std::string(p->body.begin() + 2, p->body.begin() + 2 + static_cast<long>(tl)),
-                                 std::string(p->body.begin() + static_cast<long>(head), p->body.end()));
+          auto begin = p->body.begin();
+          messages_.emplace_back(std::string(begin + 2, begin + 2 + static_cast<long>(tl)),
+                                 std::string(begin + static_cast<long>(head), p->body.end()));
         }
       }
     }

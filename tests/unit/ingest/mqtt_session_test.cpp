@@ -368,7 +368,8 @@ TEST_CASE("mqtt session: a valid stream gives the same messages and acks however
     h.s.open(kT0);
     for (size_t at = 0; at < stream.size();) {
       size_t n = std::min<size_t>(stream.size() - at, 1 + rng() % 700);
-      h.feed(Raw(stream.begin() + static_cast<long>(at), stream.begin() + static_cast<long>(at + n)));
+      h.feed(Raw(stream.begin() + static_cast<long>(at),
+                 stream.begin() + static_cast<long>(at + n)));
       at += n;
     }
     check(h, "random chunks, round " + std::to_string(round));
