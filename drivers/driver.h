@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -111,6 +112,13 @@ public:
   /// the default forwards to deliver() for simple sinks in tests.
   virtual void deliverResult(std::shared_ptr<const WriteResult> result) {
     deliver(Sample(std::move(result)));
+  }
+  enum class Delivery { kTaken, kFull, kClosed };
+  /// deliver() in bounded steps: waits at most `timeout` for room. kFull leaves `sample` as it
+  /// was, so a driver thread can beat its heartbeat (core/heartbeat.h) and try again while the
+  /// pipeline applies backpressure. The default (simple sinks in tests) blocks in deliver().
+  virtual Delivery deliverFor(Sample& sample, std::chrono::milliseconds /*timeout*/) {
+    return deliver(std::move(sample)) ? Delivery::kTaken : Delivery::kClosed;
   }
 };
 

@@ -24,20 +24,8 @@ App::App(config::GatewayConfig cfg, const core::Clock& clock)
   read_model_ = std::make_unique<pipeline::ReadModel>();
   pipeline_ = std::make_unique<pipeline::Pipeline>(cfg_, cfg_.compound, cfg_.rules, *store_,
                                                    *read_model_, metrics_, clock_);
-  drivers::mqtt::MqttDriverConfig mc;
-  mc.url = cfg_.mqtt.url;
-  mc.client_id = cfg_.mqtt.client_id;
-  mc.username = cfg_.mqtt.username;
-  mc.password = cfg_.mqtt.password;
-  mc.keepalive_s = cfg_.mqtt.keepalive_s;
-  mc.reconnect_min_ms = cfg_.mqtt.reconnect_min_ms;
-  mc.reconnect_max_ms = cfg_.mqtt.reconnect_max_ms;
-  mc.subscriptions = pipeline_->subscriptions();
-  mc.client = cfg_.mqtt.client;
-  // The pipeline counts payloads over the limit as oversized; the batched client only refuses
-  // to buffer packets that could not pass it anyway.
-  mc.max_packet_bytes = cfg_.mqtt.max_payload_bytes + cfg_.mqtt.max_topic_length + 16;
-  mqtt_ = drivers::mqtt::makeMqttIngest(mc, *cfg_.compound, *pipeline_, metrics_, clock_);
+  mqtt_ = drivers::mqtt::makeMqttIngest(cfg_.mqtt, pipeline_->subscriptions(), *cfg_.compound,
+                                         *pipeline_, metrics_, clock_);
   pipeline_->addDriver(mqtt_.get());
   if (cfg_.modbus.enabled && !cfg_.modbus.lines.empty()) {
     modbus_ = std::make_unique<drivers::modbus::ModbusDriver>(cfg_.modbus, *cfg_.compound,

@@ -2,13 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
-
-#include <nlohmann/json.hpp>
-
-#include "drivers/mqtt/batched_ingest.h"
-#include "drivers/mqtt/mqtt_ingest.h"
-#include "drivers/mqtt/paho_ingest.h"
-#include "drivers/profiles/mqtt_profile.h"
+#include <fstream>
 
 namespace hgj::drivers::mqtt {
 
@@ -49,65 +43,93 @@ bool parseBrokerUrl(const std::string& url, std::string& host, std::string& port
          std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
-
 namespace {
 
-// The variables a command or refresh topic may use: {device}, {parent} and {child}.
-std::string expandDeviceTopic(const model::Compound& compound, const model::Device& dev,
-                              const profiles::TopicTemplate& topic) {
-  std::string parent = dev.parent != model::kNoDevice ? compound.devices[dev.parent].id : "";
-  std::string child = parent.empty() ? dev.id : dev.id.substr(parent.size() + 1);
-  return topic.expand(
-      {{"device", dev.id}, {"parent", parent.empty() ? dev.id : parent}, {"child", child}});
+void checkReadable(const core::ConfigNode& node, const char* key, const std::string& path) {
+  if (!path.empty() && !std::ifstream(path)) {
+    node.errorAt(key, "cannot read \"" + path + "\": " + std::strerror(errno));
+  }
+}
+
+void parseTls(const core::ConfigNode& n, MqttTlsConfig& tls) {
+  n.allowKeys({"ca_file", "cert_file", "key_file", "key_password", "key_password_file",
+               "verify"});
+  tls.ca_file = n.str("ca_file", "");
+  tls.cert_file = n.str("cert_file", "");
+  tls.key_file = n.str("key_file", "");
+  tls.key_password = n.secret("key_password");
+  tls.verify = n.boolean("verify", true);
+  checkReadable(n, "ca_file", tls.ca_file);
+  checkReadable(n, "cert_file", tls.cert_file);
+  checkReadable(n, "key_file", tls.key_file);
+  if (!tls.key_file.empty() && tls.cert_file.empty()) {
+    n.errorAt("key_file", "a client key needs tls.cert_file too");
+  }
 }
 
 } // namespace
 
-CommandMessage refreshMessage(const model::Compound& compound, const RefreshRequest& req) {
-  CommandMessage m;
-  if (req.device >= compound.devices.size()) {
-    m.error = "unknown device";
-    return m;
+MqttConfig parseMqttConfig(const core::ConfigNode& n, const std::string& site_id) {
+  MqttConfig c;
+  n.allowKeys({"client", "url", "client_id", "username", "password", "password_file", "tls",
+               "keepalive", "session_expiry", "queue_capacity", "max_payload_bytes",
+               "max_topic_length", "reconnect_min", "reconnect_max", "packet_timeout",
+               "command_queue"});
+  const bool paho = n.choice("client", "batched", {"batched", "paho"}) == "paho";
+  c.client = paho ? MqttClient::Paho : MqttClient::Batched;
+  c.url = n.str("url", c.url);
+  std::string host;
+  std::string port;
+  if (c.usesTls() && !paho) {
+    n.errorAt("url", "a TLS connection to the local broker needs `client: paho` (the batched "
+                     "client speaks plain TCP, for a broker on the box or the compound LAN)");
+  } else if (!c.usesTls() && !parseBrokerUrl(c.url, host, port)) {
+    n.errorAt("url", "expected tcp://HOST:PORT or ssl://HOST:PORT, got \"" + c.url + "\"");
   }
-  const model::Device& dev = compound.devices[req.device];
-  const auto& spec = dev.profile->mqtt;
-  if (!spec || !spec->refresh) {
-    m.error = "profile " + dev.profile->name + " declares no MQTT refresh";
-    return m;
+  if (n.has("tls")) {
+    parseTls(n.child("tls"), c.tls);
+    if (!c.usesTls()) {
+      n.errorAt("tls", "tls settings need an ssl:// or mqtts:// url");
+    }
   }
-  m.topic = expandDeviceTopic(compound, dev, spec->refresh->topic);
-  m.payload = spec->refresh->payload;
-  return m;
-}
-
-CommandMessage commandMessage(const model::Compound& compound, const WriteRequest& req) {
-  const model::Device& dev = compound.devices[req.device];
-  const auto& spec = dev.profile->mqtt;
-  CommandMessage m;
-  if (!spec || !spec->command) {
-    m.error = "profile " + dev.profile->name + " has no MQTT command topic";
-    return m;
+  c.client_id = n.str("client_id", "hgj-gateway-" + site_id);
+  c.username = n.str("username", "");
+  c.password = n.secret("password");
+  if (!c.password.empty() && c.username.empty()) {
+    n.errorAt(n.has("password") ? "password" : "password_file",
+              "a password needs mqtt.username too (MQTT sends no password without a user name)");
   }
-  m.topic = expandDeviceTopic(compound, dev, spec->command->topic);
-  nlohmann::json body;
-  body[compound.pointName(req.point)] = model::toJson(req.value);
-  body[spec->command->id_field] = std::to_string(req.id);
-  m.payload = body.dump();
-  return m;
-}
-
-void reportWriteFailed(SampleSink& sink, const WriteRequest& req, std::string why, int64_t ts_ms) {
-  sink.deliverResult(
-      std::make_shared<const WriteResult>(WriteResult::failure(req, std::move(why), 1, ts_ms)));
-}
-
-std::unique_ptr<MqttIngest> makeMqttIngest(MqttDriverConfig cfg, const model::Compound& compound,
-                                           SampleSink& sink, core::MetricsRegistry& metrics,
-                                           const core::Clock& clock) {
-  if (cfg.client == MqttClient::Paho) {
-    return std::make_unique<PahoIngest>(std::move(cfg), compound, sink, metrics, clock);
+  c.keepalive_s = static_cast<int>(n.duration("keepalive", std::chrono::seconds(30),
+                                              std::chrono::seconds(2), std::chrono::minutes(30))
+                                       .count() /
+                                   1000);
+  if (n.has("session_expiry")) {
+    // MQTT 3.1.1, which both clients speak, has no session expiry: the broker decides how long
+    // it keeps the gateway's session. A key that changed nothing is refused rather than kept.
+    n.errorAt("session_expiry",
+              "not an MQTT 3.1.1 setting: the broker decides how long it keeps the session "
+              "(mosquitto: persistent_client_expiration); remove the key");
   }
-  return std::make_unique<BatchedIngest>(std::move(cfg), compound, sink, metrics, clock);
+  c.queue_capacity = static_cast<size_t>(n.integer("queue_capacity", 2048, 16, 10'000'000));
+  c.max_payload_bytes =
+      static_cast<size_t>(n.integer("max_payload_bytes", 64 * 1024, 64, 16 * 1024 * 1024));
+  c.max_topic_length = static_cast<size_t>(n.integer("max_topic_length", 256, 16, 65535));
+  c.reconnect_min_ms = n.duration("reconnect_min", std::chrono::milliseconds(500),
+                                  std::chrono::milliseconds(10), std::chrono::minutes(1))
+                           .count();
+  c.reconnect_max_ms = n.duration("reconnect_max", std::chrono::seconds(30),
+                                  std::chrono::milliseconds(100), std::chrono::hours(1))
+                           .count();
+  if (c.reconnect_max_ms < c.reconnect_min_ms) {
+    n.errorAt("reconnect_max", "expected at least mqtt.reconnect_min (" +
+                                   std::to_string(c.reconnect_min_ms) + " ms), got " +
+                                   std::to_string(c.reconnect_max_ms) + " ms");
+  }
+  c.packet_timeout_ms = n.duration("packet_timeout", std::chrono::seconds(10),
+                                   std::chrono::milliseconds(500), std::chrono::minutes(10))
+                            .count();
+  c.command_queue = static_cast<size_t>(n.integer("command_queue", 256, 1, 100'000));
+  return c;
 }
 
 } // namespace hgj::drivers::mqtt

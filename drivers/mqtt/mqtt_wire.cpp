@@ -121,6 +121,250 @@ std::string connackReason(int code) {
   }
 }
 
+const char* label(Violation v) {
+  switch (v) {
+  case Violation::kNone:
+    return "none";
+  case Violation::kBadRemainingLength:
+    return "bad_remaining_length";
+  case Violation::kUnexpectedType:
+    return "unexpected_type";
+  case Violation::kBadFlags:
+    return "bad_flags";
+  case Violation::kPublishQos3:
+    return "publish_qos3";
+  case Violation::kTooLarge:
+    return "too_large";
+  case Violation::kBadLength:
+    return "bad_length";
+  case Violation::kPacketIdZero:
+    return "packet_id_zero";
+  case Violation::kBadTopic:
+    return "bad_topic";
+  case Violation::kBadConnack:
+    return "bad_connack";
+  case Violation::kBadSuback:
+    return "bad_suback";
+  case Violation::kPacketTimeout:
+    return "packet_timeout";
+  }
+  return "unknown";
+}
+
+const char* describe(Violation v) {
+  switch (v) {
+  case Violation::kNone:
+    return "no violation";
+  case Violation::kBadRemainingLength:
+    return "a remaining length longer than 4 bytes";
+  case Violation::kUnexpectedType:
+    return "a packet type a broker must not send here";
+  case Violation::kBadFlags:
+    return "fixed-header flags the spec does not allow";
+  case Violation::kPublishQos3:
+    return "a PUBLISH with QoS 3";
+  case Violation::kTooLarge:
+    return "a packet longer than its type allows";
+  case Violation::kBadLength:
+    return "a packet shorter than its fields";
+  case Violation::kPacketIdZero:
+    return "packet identifier 0";
+  case Violation::kBadTopic:
+    return "a topic name that is empty, has wildcards or is not UTF-8";
+  case Violation::kBadConnack:
+    return "a CONNACK with reserved bits or an unknown return code";
+  case Violation::kBadSuback:
+    return "a SUBACK with invalid return codes or a wrong count";
+  case Violation::kPacketTimeout:
+    return "a packet that did not arrive within mqtt.packet_timeout";
+  }
+  return "unknown";
+}
+
+HeaderStatus readFixedHeader(const uint8_t* buf, size_t n, FixedHeader& out) {
+  size_t len = 0;
+  size_t mul = 1;
+  for (size_t i = 1; i < n && i <= 4; ++i) {
+    len += static_cast<size_t>(buf[i] & 0x7F) * mul;
+    mul *= 128;
+    if ((buf[i] & 0x80) == 0) {
+      out.first_byte = buf[0];
+      out.remaining = len;
+      out.size = i + 1;
+      return HeaderStatus::kComplete;
+    }
+  }
+  // The fourth length byte still had its continuation bit: more than 268,435,455 bytes.
+  return n > 4 ? HeaderStatus::kMalformed : HeaderStatus::kIncomplete;
+}
+
+Violation checkHeader(const FixedHeader& h, size_t subscribed_filters) {
+  // A client only receives these types; the others are for the server or reserved.
+  size_t exact = 2;
+  uint8_t flags = 0;
+  switch (h.type()) {
+  case PacketType::kPublish: {
+    const int qos = (h.flags() >> 1) & 3;
+    if (qos == 3) {
+      return Violation::kPublishQos3;
+    }
+    if (qos == 0 && (h.flags() & 0x08) != 0) {
+      return Violation::kBadFlags;  // DUP must be 0 at QoS 0 (MQTT-3.3.1-2)
+    }
+    // Topic length, a topic of at least one character (MQTT-4.7.3-1), and the packet id.
+    return h.remaining < 3 + (qos > 0 ? 2u : 0u) ? Violation::kBadLength : Violation::kNone;
+  }
+  case PacketType::kConnack:
+  case PacketType::kPuback:
+  case PacketType::kPubrec:
+  case PacketType::kPubcomp:
+  case PacketType::kUnsuback:
+    break;
+  case PacketType::kPubrel:
+    flags = 0x02;  // MQTT-3.6.1-1
+    break;
+  case PacketType::kPingresp:
+    exact = 0;
+    break;
+  case PacketType::kSuback:
+    if (h.flags() != 0) {
+      return Violation::kBadFlags;
+    }
+    if (h.remaining > 2 + subscribed_filters) {
+      return Violation::kTooLarge;
+    }
+    return h.remaining < 3 ? Violation::kBadLength : Violation::kNone;
+  default:
+    return Violation::kUnexpectedType;
+  }
+  if (h.flags() != flags) {
+    return Violation::kBadFlags;
+  }
+  if (h.remaining > exact) {
+    return Violation::kTooLarge;
+  }
+  return h.remaining < exact ? Violation::kBadLength : Violation::kNone;
+}
+
+bool validMqttString(std::string_view text) {
+  const auto* p = reinterpret_cast<const uint8_t*>(text.data());
+  const auto* end = p + text.size();
+  while (p < end) {
+    const uint8_t b = *p;
+    if (b == 0) {
+      return false;
+    }
+    if (b < 0x80) {
+      ++p;
+      continue;
+    }
+    size_t n = 0;
+    uint32_t cp = 0;
+    uint32_t min = 0;
+    if ((b & 0xE0) == 0xC0) {
+      n = 1;
+      cp = b & 0x1F;
+      min = 0x80;
+    } else if ((b & 0xF0) == 0xE0) {
+      n = 2;
+      cp = b & 0x0F;
+      min = 0x800;
+    } else if ((b & 0xF8) == 0xF0) {
+      n = 3;
+      cp = b & 0x07;
+      min = 0x10000;
+    } else {
+      return false;
+    }
+    if (static_cast<size_t>(end - p) <= n) {
+      return false;
+    }
+    for (size_t i = 1; i <= n; ++i) {
+      if ((p[i] & 0xC0) != 0x80) {
+        return false;
+      }
+      cp = (cp << 6) | (p[i] & 0x3F);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
+      return false;
+    }
+    p += n + 1;
+  }
+  return true;
+}
+
+Violation decodePublishHead(const FixedHeader& h, const uint8_t* body, size_t avail,
+                            PublishHead& out, bool& incomplete) {
+  incomplete = false;
+  out.qos = (h.flags() >> 1) & 3;
+  out.dup = (h.flags() & 0x08) != 0;
+  out.retain = (h.flags() & 0x01) != 0;
+  if (avail < 2) {
+    incomplete = true;
+    return Violation::kNone;
+  }
+  const size_t tl = topicLength(body);
+  const size_t head = 2 + tl + (out.qos > 0 ? 2 : 0);
+  if (head > h.remaining) {
+    return Violation::kBadLength;
+  }
+  if (tl == 0) {
+    return Violation::kBadTopic;
+  }
+  if (avail < head) {
+    incomplete = true;
+    return Violation::kNone;
+  }
+  out.topic = {reinterpret_cast<const char*>(body + 2), tl};
+  if (out.topic.find_first_of("+#") != std::string_view::npos || !validMqttString(out.topic)) {
+    return Violation::kBadTopic;
+  }
+  out.packet_id = 0;
+  if (out.qos > 0) {
+    out.packet_id = static_cast<uint16_t>((body[2 + tl] << 8) | body[3 + tl]);
+    if (out.packet_id == 0) {
+      return Violation::kPacketIdZero;
+    }
+  }
+  out.size = head;
+  return Violation::kNone;
+}
+
+Violation decodeAckId(const uint8_t* body, uint16_t& id) {
+  id = static_cast<uint16_t>((body[0] << 8) | body[1]);
+  return id == 0 ? Violation::kPacketIdZero : Violation::kNone;
+}
+
+Violation decodeConnack(const uint8_t* body, Connack& out) {
+  out.session_present = (body[0] & 0x01) != 0;
+  out.return_code = body[1];
+  if ((body[0] & 0xFE) != 0 || out.return_code > 5 ||
+      (out.session_present && out.return_code != 0)) {
+    return Violation::kBadConnack;  // MQTT-3.2.2-4, section 3.2.2.3
+  }
+  return Violation::kNone;
+}
+
+Violation decodeSuback(const FixedHeader& h, const uint8_t* body, size_t filters, uint16_t& id,
+                       std::vector<size_t>& refused) {
+  if (decodeAckId(body, id) != Violation::kNone) {
+    return Violation::kPacketIdZero;
+  }
+  if (h.remaining - 2 != filters) {
+    return Violation::kBadSuback;  // one return code per filter, in order (MQTT-3.8.4-5)
+  }
+  refused.clear();
+  for (size_t i = 0; i < filters; ++i) {
+    const uint8_t code = body[2 + i];
+    if (code == 0x80) {
+      refused.push_back(i);
+    } else if (code > 2) {
+      return Violation::kBadSuback;  // MQTT-3.9.3-2
+    }
+  }
+  return Violation::kNone;
+}
+
 int parseFixedHeader(const uint8_t* buf, size_t n, size_t& body_len) {
   size_t len = 0;
   size_t mul = 1;

@@ -1,26 +1,27 @@
 #include "drivers/mqtt/paho_ingest.h"
 
-#include <random>
-
 #include <pthread.h>
 
 #include <mqtt/async_client.h>
 #include <spdlog/spdlog.h>
 
-namespace hgj::drivers::mqtt {
+#include "core/backoff.h"
+#include "core/log.h"
 
-PahoIngest::PahoIngest(MqttDriverConfig cfg, const model::Compound& compound, SampleSink& sink,
-                       core::MetricsRegistry& metrics, const core::Clock& clock)
-    : cfg_(std::move(cfg)), compound_(compound), sink_(sink), clock_(clock),
-      received_(metrics.counter("hgj_mqtt_messages_received_total",
-                                "messages received from the local broker")),
-      reconnects_(metrics.counter("hgj_mqtt_connects_total",
-                                  "successful connections to the local broker")),
-      commands_(metrics.counter("hgj_mqtt_commands_published_total",
-                                "write commands published to devices")) {
-  metrics.gaugeFn("hgj_mqtt_connected", "1 while connected to the local broker",
-                  [this] { return connected_.load() ? 1.0 : 0.0; });
-}
+namespace hgj::drivers::mqtt {
+namespace {
+
+/// The longest one wait of our thread: it beats at least this often.
+constexpr int64_t kStepMs = 500;
+constexpr std::chrono::milliseconds kDeliverStep{250};
+/// A message callback without progress for this long means the ingest is stuck.
+constexpr int64_t kCallbackStuckMs = 5'000;
+constexpr int64_t kConnectWaitMs = 10'000;
+/// A connection that lasted this long resets the reconnect backoff.
+constexpr int64_t kStableSessionMs = 5'000;
+constexpr int kMaxInFlight = 64;
+
+} // namespace
 
 /// Paho calls this when the broker answered our SUBSCRIBE (on its own thread).
 class PahoIngest::SubscribeListener final : public ::mqtt::iaction_listener {
@@ -28,7 +29,7 @@ public:
   explicit SubscribeListener(PahoIngest& driver) : driver_(driver) {}
   void on_success(const ::mqtt::token&) override {
     driver_.subscribed_ = true;
-    spdlog::info("mqtt: subscribed to {} topic filters", driver_.cfg_.subscriptions.size());
+    spdlog::info("mqtt: subscribed to {} topic filters", driver_.subscriptions_.size());
   }
   void on_failure(const ::mqtt::token& tok) override {
     spdlog::error("mqtt: subscribe refused by the broker (reason {})", tok.get_reason_code());
@@ -38,34 +39,76 @@ private:
   PahoIngest& driver_;
 };
 
+/// Paho calls this once a command of ours was written (QoS 0) or could not be (its threads).
+class PahoIngest::PublishListener final : public ::mqtt::iaction_listener {
+public:
+  explicit PublishListener(PahoIngest& driver) : driver_(driver) {}
+  void on_success(const ::mqtt::token&) override { done(); }
+  void on_failure(const ::mqtt::token&) override { done(); }
+
+private:
+  void done() {
+    int n = driver_.in_flight_.load();
+    while (n > 0 && !driver_.in_flight_.compare_exchange_weak(n, n - 1)) {
+    }
+  }
+  PahoIngest& driver_;
+};
+
+PahoIngest::PahoIngest(MqttConfig cfg, std::vector<std::string> subscriptions,
+                       const model::Compound& compound, SampleSink& sink,
+                       core::MetricsRegistry& metrics, const core::Clock& clock)
+    : cfg_(std::move(cfg)), subscriptions_(std::move(subscriptions)), compound_(compound),
+      sink_(sink), clock_(clock),
+      received_(metrics.counter("hgj_mqtt_messages_received_total",
+                                "messages received from the local broker")),
+      reconnects_(metrics.counter("hgj_mqtt_connects_total",
+                                  "successful connections to the local broker")),
+      commands_(metrics.counter("hgj_mqtt_commands_published_total",
+                                "write commands published to devices")),
+      commands_failed_(metrics.counter("hgj_mqtt_commands_failed_total",
+                                       "write commands reported failed before reaching the "
+                                       "broker (queue full, not connected, connection lost)")),
+      commands_queue_(cfg_.command_queue) {
+  metrics.gaugeFn("hgj_mqtt_connected", "1 while connected to the local broker",
+                  [this] { return connected_.load() ? 1.0 : 0.0; });
+  commands_queue_.setWake([this] {
+    {
+      std::lock_guard lock(mu_);
+      wake_ = true;
+    }
+    cv_.notify_all();
+  });
+}
+
 PahoIngest::~PahoIngest() { stop(); }
 
 void PahoIngest::start() {
   if (running_.exchange(true)) {
     return;
   }
+  if (liveness_ != nullptr) {
+    heartbeat_ = &liveness_->add("mqtt ingest");
+  }
   subscribe_listener_ = std::make_unique<SubscribeListener>(*this);
+  publish_listener_ = std::make_unique<PublishListener>(*this);
   // No Paho persistence: inbound QoS 1 state lives in the broker's persistent session, and the
   // commands we publish are tracked (and retried) by the pipeline's actuator.
-  client_ = std::make_unique<::mqtt::async_client>(cfg_.url, cfg_.client_id,
-                                                   static_cast<::mqtt::iclient_persistence*>(nullptr));
+  client_ = std::make_unique<::mqtt::async_client>(
+      cfg_.url, cfg_.client_id, static_cast<::mqtt::iclient_persistence*>(nullptr));
   client_->set_message_callback([this](::mqtt::const_message_ptr msg) {
-    received_.inc();
-    MqttMessage m;
-    m.topic = msg->get_topic();
-    const auto& payload = msg->get_payload_ref();
-    if (payload) {
-      m.payload = std::string_view(payload.data(), payload.size());
+    std::string_view topic = msg->get_topic();
+    std::string_view payload;
+    if (const auto& p = msg->get_payload_ref(); p) {
+      payload = std::string_view(p.data(), p.size());
     }
-    m.rx_ms = clock_.wallMs();
-    m.owner = std::move(msg);
-    sink_.deliver(Sample(std::move(m)));
+    onMessage(std::move(msg), topic, payload);
   });
   client_->set_connected_handler([this](const std::string&) { onConnected(); });
   client_->set_connection_lost_handler([this](const std::string& cause) { onLost(cause); });
-  reconnect_thread_ = std::thread([this] {
+  thread_ = std::thread([this] {
     pthread_setname_np(pthread_self(), "hgj-mqtt-conn");
-    reconnectLoop();
+    run();
   });
 }
 
@@ -73,9 +116,13 @@ void PahoIngest::stop() {
   if (!running_.exchange(false)) {
     return;
   }
+  {
+    std::lock_guard lock(mu_);
+    wake_ = true;
+  }
   cv_.notify_all();
-  if (reconnect_thread_.joinable()) {
-    reconnect_thread_.join();
+  if (thread_.joinable()) {
+    thread_.join();
   }
   try {
     if (client_ && client_->is_connected()) {
@@ -85,20 +132,71 @@ void PahoIngest::stop() {
     spdlog::warn("mqtt: disconnect: {}", e.what());
   }
   connected_ = false;
+  Command left;
+  while (commands_queue_.tryPop(left)) {
+    if (auto* req = std::get_if<WriteRequest>(&left)) {
+      commands_failed_.inc();
+      reportWriteFailed(sink_, *req, "the gateway is stopping", clock_.wallMs());
+    }
+  }
+  if (heartbeat_ != nullptr) {
+    liveness_->retire(*heartbeat_);
+    heartbeat_ = nullptr;
+  }
+}
+
+void PahoIngest::beat() {
+  if (heartbeat_ == nullptr) {
+    return;
+  }
+  const int64_t now = core::steadyMs(clock_);
+  if (callback_since_.load() >= 0 && now - callback_beat_.load() > kCallbackStuckMs) {
+    return;  // Paho's thread is stuck in our callback: let the watchdog see it
+  }
+  heartbeat_->beat();
+}
+
+void PahoIngest::onMessage(std::shared_ptr<const void> owner, std::string_view topic,
+                           std::string_view payload) {
+  received_.inc();
+  MqttMessage m;
+  m.topic = topic;
+  m.payload = payload;
+  m.rx_ms = clock_.wallMs();
+  m.owner = std::move(owner);
+  Sample sample(std::move(m));
+  callback_beat_ = core::steadyMs(clock_);
+  callback_since_ = callback_beat_.load();
+  // Paho acks the message when this returns, so it returns only once the pipeline took it (or
+  // is gone); meanwhile it shows progress for the heartbeat. Paho runs this callback holding a
+  // lock that its publish needs too, so while the pipeline is full our thread could not send
+  // a command: the callback sends them itself meanwhile (a safety cut must not wait for the
+  // backlog).
+  while (sink_.deliverFor(sample, kDeliverStep) == SampleSink::Delivery::kFull) {
+    callback_beat_ = core::steadyMs(clock_);
+    serveCommands(true);
+  }
+  if (!commands_queue_.empty()) {
+    serveCommands(true);
+  }
+  callback_since_ = -1;
 }
 
 void PahoIngest::onConnected() {
   connected_ = true;
+  in_flight_ = 0;  // whatever Paho held for the last connection is gone with it
   reconnects_.inc();
   spdlog::info("mqtt: connected to {} as {}", cfg_.url, cfg_.client_id);
   // Subscribe on every connect: a broker that lost our session (no persistence) must still
   // deliver. With a kept session this is a harmless repeat.
   try {
-    if (!cfg_.subscriptions.empty()) {
-      std::vector<int> qos(cfg_.subscriptions.size(), 1);
-      auto filters = ::mqtt::string_collection::create(cfg_.subscriptions);
+    if (!subscriptions_.empty()) {
+      std::vector<int> qos(subscriptions_.size(), 1);
+      auto filters = ::mqtt::string_collection::create(subscriptions_);
       subscribed_ = false;
       client_->subscribe(filters, qos, nullptr, *subscribe_listener_);
+    } else {
+      subscribed_ = true;
     }
   } catch (const ::mqtt::exception& e) {
     spdlog::error("mqtt: subscribe failed: {}", e.what());
@@ -108,94 +206,192 @@ void PahoIngest::onConnected() {
 void PahoIngest::onLost(const std::string& cause) {
   connected_ = false;
   subscribed_ = false;
-  spdlog::warn("mqtt: connection to {} lost{}{}", cfg_.url, cause.empty() ? "" : ": ", cause);
+  spdlog::warn("mqtt: connection to {} lost{}{}", cfg_.url, cause.empty() ? "" : ": ",
+               core::printable(cause));
   {
     std::lock_guard lock(mu_);
     need_connect_ = true;
+    wake_ = true;
     last_error_ = "connection lost";
   }
   cv_.notify_all();
 }
 
-void PahoIngest::reconnectLoop() {
-  std::mt19937_64 rng(std::random_device{}());
-  int64_t backoff = cfg_.reconnect_min_ms;
-  while (running_) {
-    {
-      std::unique_lock lock(mu_);
-      cv_.wait(lock, [&] { return !running_ || need_connect_; });
-      if (!running_) {
-        return;
+bool PahoIngest::connectOnce() {
+  auto opts = ::mqtt::connect_options_builder()
+                  .clean_session(false)
+                  .keep_alive_interval(std::chrono::seconds(cfg_.keepalive_s))
+                  .connect_timeout(std::chrono::seconds(5))
+                  .automatic_reconnect(false)
+                  .finalize();
+  if (!cfg_.username.empty()) {
+    opts.set_user_name(cfg_.username);
+    opts.set_password(cfg_.password);
+  }
+  if (cfg_.usesTls()) {
+    ::mqtt::ssl_options ssl;
+    if (!cfg_.tls.ca_file.empty()) {
+      ssl.set_trust_store(cfg_.tls.ca_file);
+    }
+    if (!cfg_.tls.cert_file.empty()) {
+      ssl.set_key_store(cfg_.tls.cert_file);
+    }
+    if (!cfg_.tls.key_file.empty()) {
+      ssl.set_private_key(cfg_.tls.key_file);
+    }
+    if (!cfg_.tls.key_password.empty()) {
+      ssl.set_private_key_password(cfg_.tls.key_password);
+    }
+    ssl.set_enable_server_cert_auth(cfg_.tls.verify);
+    ssl.set_verify(cfg_.tls.verify);
+    opts.set_ssl(std::move(ssl));
+  }
+  try {
+    ::mqtt::token_ptr tok = client_->connect(opts);
+    const int64_t until = core::steadyMs(clock_) + kConnectWaitMs;
+    while (running_) {
+      beat();
+      serveCommands();  // not connected yet: writes are reported failed at once
+      if (tok->wait_for(std::chrono::milliseconds(kStepMs))) {
+        break;
       }
-      need_connect_ = false;
+      if (core::steadyMs(clock_) >= until) {
+        std::lock_guard lock(mu_);
+        last_error_ = "no answer within 10 s";
+        return false;
+      }
     }
-    auto opts = ::mqtt::connect_options_builder()
-                    .clean_session(false)
-                    .keep_alive_interval(std::chrono::seconds(cfg_.keepalive_s))
-                    .connect_timeout(std::chrono::seconds(5))
-                    .automatic_reconnect(false)
-                    .finalize();
-    if (!cfg_.username.empty()) {
-      opts.set_user_name(cfg_.username);
-      opts.set_password(cfg_.password);
-    }
-    bool ok = false;
-    try {
-      ok = client_->connect(opts)->wait_for(std::chrono::seconds(10));
-    } catch (const ::mqtt::exception& e) {
+  } catch (const ::mqtt::exception& e) {
+    std::lock_guard lock(mu_);
+    last_error_ = e.what();
+    return false;
+  }
+  return running_ && client_->is_connected();
+}
+
+void PahoIngest::run() {
+  core::Backoff backoff(std::chrono::milliseconds(cfg_.reconnect_min_ms),
+                        std::chrono::milliseconds(cfg_.reconnect_max_ms));
+  int64_t connected_at = -1;
+  while (running_) {
+    beat();
+    bool need = false;
+    {
       std::lock_guard lock(mu_);
-      last_error_ = e.what();
+      need = need_connect_;
     }
-    if (ok && client_->is_connected()) {
-      backoff = cfg_.reconnect_min_ms;
+    if (!need) {
+      serveCommands();
+      waitFor(kStepMs, true);
       continue;
     }
+    if (connected_at >= 0 && core::steadyMs(clock_) - connected_at >= kStableSessionMs) {
+      backoff.reset();
+    }
+    connected_at = -1;
     {
       std::lock_guard lock(mu_);
-      spdlog::warn("mqtt: cannot connect to {} ({}); retrying in {} ms", cfg_.url, last_error_,
-                   backoff);
+      need_connect_ = false;
     }
-    // Full jitter keeps a compound's gateways (and our restarts) from reconnecting in lockstep.
-    std::uniform_int_distribution<int64_t> jitter(backoff / 2, backoff);
-    int64_t wait_ms = jitter(rng);
+    if (connectOnce()) {
+      connected_at = core::steadyMs(clock_);
+      std::lock_guard lock(mu_);
+      last_error_.clear();
+      continue;
+    }
+    if (!running_) {
+      return;
+    }
+    const auto delay = backoff.next();
+    {
+      std::lock_guard lock(mu_);
+      need_connect_ = true;
+      spdlog::warn("mqtt: cannot connect to {} ({}); retrying in {} ms", cfg_.url,
+                   core::printable(last_error_), delay.count());
+    }
+    waitFor(delay.count(), false);
+  }
+}
+
+void PahoIngest::waitFor(int64_t ms, bool until_lost) {
+  const int64_t until = core::steadyMs(clock_) + ms;
+  while (running_) {
+    const int64_t left = until - core::steadyMs(clock_);
+    if (left <= 0) {
+      return;
+    }
     {
       std::unique_lock lock(mu_);
-      cv_.wait_for(lock, std::chrono::milliseconds(wait_ms), [&] { return !running_.load(); });
-      need_connect_ = true;
+      cv_.wait_for(lock, std::chrono::milliseconds(std::min(left, kStepMs)),
+                   [&] { return wake_ || !running_.load(); });
+      wake_ = false;
     }
-    backoff = std::min(backoff * 2, cfg_.reconnect_max_ms);
+    beat();
+    serveCommands();
+    std::lock_guard lock(mu_);
+    if (until_lost && need_connect_) {
+      return;
+    }
+  }
+}
+
+void PahoIngest::serveCommands(bool from_callback) {
+  // One thread at a time, so that commands leave in the order they were queued. Our thread
+  // leaves them to a message callback in progress: that callback holds Paho's lock (a publish
+  // of ours would wait for it) and serves them itself. The callback never waits for the mutex.
+  std::unique_lock lock(publish_mu_, std::defer_lock);
+  if (from_callback) {
+    if (!lock.try_lock()) {
+      return;
+    }
+  } else {
+    if (callback_since_.load() >= 0) {
+      return;
+    }
+    lock.lock();
+  }
+  Command command;
+  while (commands_queue_.tryPop(command)) {
+    const auto* req = std::get_if<WriteRequest>(&command);
+    CommandMessage msg = req != nullptr
+                             ? commandMessage(compound_, *req)
+                             : refreshMessage(compound_, std::get<RefreshRequest>(command));
+    std::string why = msg.error;
+    if (why.empty() && !connected_) {
+      why = "local broker not connected";
+    } else if (why.empty() && in_flight_.load() >= kMaxInFlight) {
+      why = "the local broker is not taking commands (" + std::to_string(kMaxInFlight) +
+            " in flight)";
+    }
+    if (why.empty()) {
+      try {
+        ++in_flight_;
+        client_->publish(msg.topic, msg.payload.data(), msg.payload.size(), 0, false, nullptr,
+                         *publish_listener_);
+        commands_.inc();
+      } catch (const ::mqtt::exception& e) {
+        --in_flight_;
+        why = std::string("publish failed: ") + e.what();
+      }
+    }
+    if (!why.empty() && req != nullptr) {
+      commands_failed_.inc();
+      reportWriteFailed(sink_, *req, why, clock_.wallMs());
+    }
   }
 }
 
 void PahoIngest::write(const WriteRequest& req) {
-  CommandMessage cmd = commandMessage(compound_, req);
-  if (!cmd.error.empty()) {
-    reportWriteFailed(sink_, req, cmd.error, clock_.wallMs());
-    return;
-  }
-  try {
-    if (!connected_) {
-      reportWriteFailed(sink_, req, "local broker not connected", clock_.wallMs());
-      return;
-    }
-    client_->publish(cmd.topic, cmd.payload, 1, false);
-    commands_.inc();
-  } catch (const ::mqtt::exception& e) {
-    reportWriteFailed(sink_, req, std::string("publish failed: ") + e.what(), clock_.wallMs());
+  if (!commands_queue_.push(req)) {
+    commands_failed_.inc();
+    reportWriteFailed(sink_, req,
+                      "mqtt command queue full (" + std::to_string(commands_queue_.capacity()) +
+                          " waiting for the local broker)",
+                      clock_.wallMs());
   }
 }
 
-void PahoIngest::refresh(const RefreshRequest& req) {
-  CommandMessage cmd = refreshMessage(compound_, req);
-  if (!cmd.error.empty() || !connected_) {
-    return;  // best effort: the rule waits for the device's next regular report
-  }
-  try {
-    client_->publish(cmd.topic, cmd.payload, 1, false);
-    commands_.inc();
-  } catch (const ::mqtt::exception&) {
-  }
-}
+void PahoIngest::refresh(const RefreshRequest& req) { (void)commands_queue_.push(req); }
 
 std::string PahoIngest::health() const {
   if (connected_) {

@@ -456,47 +456,6 @@ void parseDevices(const core::ConfigNode& root, model::Compound& compound) {
   }
 }
 
-void parseMqtt(const core::ConfigNode& n, MqttConfig& c, const std::string& site) {
-  n.allowKeys({"client", "url", "client_id", "username", "password", "keepalive",
-               "session_expiry", "queue_capacity", "max_payload_bytes", "max_topic_length",
-               "reconnect_min", "reconnect_max"});
-  const bool paho = n.choice("client", "batched", {"batched", "paho"}) == "paho";
-  c.client = paho ? drivers::mqtt::MqttClient::Paho : drivers::mqtt::MqttClient::Batched;
-  c.url = n.str("url", c.url);
-  const bool tls = c.url.rfind("ssl://", 0) == 0 || c.url.rfind("mqtts://", 0) == 0;
-  std::string host;
-  std::string port;
-  if (tls && !paho) {
-    n.errorAt("url", "a TLS connection to the local broker needs `client: paho` (the batched "
-                     "client speaks plain TCP, for a broker on the box or the compound LAN)");
-  } else if (!tls && !drivers::mqtt::parseBrokerUrl(c.url, host, port)) {
-    n.errorAt("url", "expected tcp://HOST:PORT or ssl://HOST:PORT, got \"" + c.url + "\"");
-  }
-  c.client_id = n.str("client_id", "hgj-gateway-" + site);
-  c.username = n.str("username", "");
-  c.password = n.str("password", "");
-  c.keepalive_s = static_cast<int>(
-      n.duration("keepalive", std::chrono::seconds(30), std::chrono::seconds(2),
-                 std::chrono::minutes(30))
-          .count() /
-      1000);
-  c.session_expiry_s =
-      n.duration("session_expiry", std::chrono::hours(24 * 7), std::chrono::seconds(0),
-                 std::chrono::hours(24 * 365))
-          .count() /
-      1000;
-  c.queue_capacity = static_cast<size_t>(n.integer("queue_capacity", 2048, 16, 10'000'000));
-  c.max_payload_bytes =
-      static_cast<size_t>(n.integer("max_payload_bytes", 64 * 1024, 64, 16 * 1024 * 1024));
-  c.max_topic_length = static_cast<size_t>(n.integer("max_topic_length", 256, 16, 65535));
-  c.reconnect_min_ms = n.duration("reconnect_min", std::chrono::milliseconds(500),
-                                  std::chrono::milliseconds(10), std::chrono::minutes(1))
-                           .count();
-  c.reconnect_max_ms = n.duration("reconnect_max", std::chrono::seconds(30),
-                                  std::chrono::milliseconds(100), std::chrono::hours(1))
-                           .count();
-}
-
 void parseStorage(const core::ConfigNode& n, StorageConfig& c) {
   n.allowKeys({"path", "commit_interval", "batch_max_rows", "queue_max_rows", "retention",
                "state_flush_interval", "busy_timeout"});
@@ -620,7 +579,7 @@ GatewayConfig loadConfig(const std::string& path, const std::vector<Override>& o
     cfg.alerts = alerts::parseAlertsConfig(alerts->child("alerts"), *cfg.compound);
   }
 
-  parseMqtt(root.child("mqtt"), cfg.mqtt, cfg.compound->site_id);
+  cfg.mqtt = drivers::mqtt::parseMqttConfig(root.child("mqtt"), cfg.compound->site_id);
   parseStorage(root.child("storage"), cfg.storage);
   parseLog(root.child("log"), cfg.log);
   parsePipeline(root.child("pipeline"), cfg.pipeline);

@@ -17,20 +17,8 @@
 
 namespace hgj::config {
 
-struct MqttConfig {
-  drivers::mqtt::MqttClient client = drivers::mqtt::MqttClient::Batched;
-  std::string url = "tcp://127.0.0.1:1883";
-  std::string client_id;  ///< default "hgj-gateway-<site>"
-  std::string username;
-  std::string password;
-  int keepalive_s = 30;
-  int64_t session_expiry_s = 7 * 24 * 3600;
-  size_t queue_capacity = 2048;
-  size_t max_payload_bytes = 64 * 1024;
-  size_t max_topic_length = 256;
-  int64_t reconnect_min_ms = 500;
-  int64_t reconnect_max_ms = 30'000;
-};
+/// The `mqtt:` section, parsed by drivers/mqtt (parseMqttConfig).
+using MqttConfig = drivers::mqtt::MqttConfig;
 
 struct StorageConfig {
   std::string path = "var/hgj.db";

@@ -129,6 +129,16 @@ void Pipeline::stop() {
 
 bool Pipeline::deliver(drivers::Sample&& sample) { return queue_.push(Event(std::move(sample))); }
 
+drivers::SampleSink::Delivery Pipeline::deliverFor(drivers::Sample& sample,
+                                                   std::chrono::milliseconds timeout) {
+  Event event(std::move(sample));
+  if (queue_.pushFor(std::move(event), timeout)) {
+    return Delivery::kTaken;
+  }
+  sample = std::move(std::get<drivers::Sample>(event));  // pushFor leaves a refused item as is
+  return queue_.closed() ? Delivery::kClosed : Delivery::kFull;
+}
+
 void Pipeline::deliverResult(std::shared_ptr<const drivers::WriteResult> result) {
   queue_.pushUrgent(Event(drivers::Sample(std::move(result))));
 }

@@ -76,6 +76,7 @@ public:
   std::future<std::string> reloadRules(rules::RulesConfig rules);
 
   bool deliver(drivers::Sample&& sample) override;
+  Delivery deliverFor(drivers::Sample& sample, std::chrono::milliseconds timeout) override;
   /// Never blocks: results jump the readings queue (BoundedQueue::pushUrgent).
   void deliverResult(std::shared_ptr<const drivers::WriteResult> result) override;
   std::future<CommandResult> submit(Command command) override;

@@ -2,8 +2,6 @@
 // pipeline: acks only for what the sink took, messages cut across reads, oversized messages,
 // commands, and brokers that stop answering or refuse a subscription (a scripted broker).
 #include <atomic>
-#include <condition_variable>
-#include <mutex>
 #include <set>
 #include <thread>
 
@@ -14,118 +12,15 @@
 
 #include <catch2/catch.hpp>
 
-#include "core/clock.h"
-#include "core/config_node.h"
-#include "core/metrics.h"
-#include "drivers/mqtt/batched_ingest.h"
-#include "gateway/config/config.h"
-#include "tests/support/test_support.h"
+#include "tests/integration/ingest/ingest_rig.h"
 
 using namespace std::chrono_literals;
-using hgj::drivers::MqttMessage;
-using hgj::drivers::Sample;
-using hgj::drivers::mqtt::BatchedIngest;
-using hgj::drivers::mqtt::MqttDriverConfig;
+using hgj::test::ingest::clientConfig;
+using hgj::test::ingest::exampleConfig;
+using hgj::test::ingest::parkingPayload;
+using hgj::test::ingest::Rig;
 
 namespace {
-
-/// Stands in for the pipeline queue: takes samples until `limit`, then blocks like a full queue
-/// until the limit is raised or it is closed. Keeps the messages themselves (views into the
-/// client's receive buffers), so a buffer reused too early shows as changed bytes.
-class Sink final : public hgj::drivers::SampleSink {
-public:
-  bool deliver(Sample&& s) override {
-    std::unique_lock lock(mu_);
-    cv_.wait(lock, [&] { return closed_ || taken_ < limit_; });
-    if (closed_) {
-      return false;
-    }
-    ++taken_;
-    if (auto* m = std::get_if<MqttMessage>(&s)) {
-      messages_.push_back(std::move(*m));
-    } else if (auto* w = std::get_if<std::shared_ptr<const hgj::drivers::WriteResult>>(&s)) {
-      failed_writes_.push_back((*w)->error);
-    }
-    return true;
-  }
-  void setLimit(size_t n) {
-    {
-      std::lock_guard lock(mu_);
-      limit_ = n;
-    }
-    cv_.notify_all();
-  }
-  void close() {
-    {
-      std::lock_guard lock(mu_);
-      closed_ = true;
-    }
-    cv_.notify_all();
-  }
-  size_t count() const {
-    std::lock_guard lock(mu_);
-    return messages_.size();
-  }
-  std::vector<std::pair<std::string, std::string>> texts() const {
-    std::lock_guard lock(mu_);
-    std::vector<std::pair<std::string, std::string>> out;
-    for (const auto& m : messages_) {
-      out.emplace_back(std::string(m.topic), std::string(m.payload));
-    }
-    return out;
-  }
-
-private:
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  size_t limit_ = SIZE_MAX;
-  size_t taken_ = 0;
-  bool closed_ = false;
-  std::vector<MqttMessage> messages_;
-  std::vector<std::string> failed_writes_;
-};
-
-/// The example compound (for command topics); loaded once.
-const hgj::config::GatewayConfig& exampleConfig() {
-  static const hgj::config::GatewayConfig cfg = [] {
-    hgj::core::Diagnostics diag;
-    auto c = hgj::config::loadConfig(hgj::test::sourcePath("conf/gateway.yaml"), {}, diag);
-    REQUIRE(diag.ok());
-    return c;
-  }();
-  return cfg;
-}
-
-MqttDriverConfig clientConfig(const std::string& url, const std::string& id,
-                              std::vector<std::string> filters = {"compound/#"}) {
-  MqttDriverConfig c;
-  c.url = url;
-  c.client_id = id;
-  c.keepalive_s = 30;
-  c.reconnect_min_ms = 50;
-  c.reconnect_max_ms = 200;
-  c.subscriptions = std::move(filters);
-  return c;
-}
-
-struct Rig {
-  Sink sink;
-  hgj::core::MetricsRegistry metrics;
-  std::unique_ptr<BatchedIngest> client;
-
-  explicit Rig(MqttDriverConfig cfg) {
-    client = std::make_unique<BatchedIngest>(std::move(cfg), *exampleConfig().compound, sink,
-                                             metrics, hgj::core::SystemClock::instance());
-    client->start();
-  }
-  ~Rig() {
-    sink.close();
-    client->stop();
-  }
-  bool subscribed() {
-    return hgj::test::waitFor([&] { return client->subscribed(); }, 10s);
-  }
-};
 
 /// A scripted broker on a loopback port: accepts, answers CONNECT with CONNACK and SUBSCRIBE
 /// with a SUBACK of `suback_code`, and then says nothing (no PINGRESP), like a broker behind a
@@ -206,10 +101,6 @@ private:
   std::atomic<int> pings_{0};
 };
 
-std::string parkingPayload(int i) {
-  return R"({"occupied":true,"ts":)" + std::to_string(1764252000000LL + i) + "}";
-}
-
 } // namespace
 
 TEST_CASE("batched ingest: only what the pipeline took is acked; the rest comes back",
@@ -273,7 +164,7 @@ TEST_CASE("batched ingest: an oversized message is dropped, counted and not deli
           "[integration][ingest][mqtt]") {
   hgj::test::Broker broker(false);
   auto cfg = clientConfig(broker.url(), "gw-big");
-  cfg.max_packet_bytes = 4096;
+  cfg.max_payload_bytes = 4096;
   {
     Rig rig(cfg);
     REQUIRE(rig.subscribed());
@@ -334,7 +225,7 @@ TEST_CASE("batched ingest: a broker that stops answering is dropped after the ke
 TEST_CASE("batched ingest: a subscription the broker refuses shows in the health",
           "[integration][ingest][mqtt]") {
   SilentBroker refusing(0x80);
-  Rig rig(clientConfig(refusing.url(), "gw-acl", {"compound/#"}));
+  Rig rig(clientConfig(refusing.url(), "gw-acl"), {"compound/#"});
   REQUIRE(rig.subscribed());
   CHECK(rig.client->health() == "the broker refused the subscriptions compound/#");
 }

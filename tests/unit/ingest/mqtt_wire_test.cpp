@@ -132,3 +132,37 @@ TEST_CASE("mqtt wire: CONNACK return codes read as words", "[mqtt][wire]") {
   CHECK(wire::connackReason(5) == "not authorized");
   CHECK(wire::connackReason(42) == "return code 42");
 }
+
+TEST_CASE("mqtt wire: MQTT strings are well-formed UTF-8 without U+0000", "[mqtt][wire]") {
+  CHECK(wire::validMqttString("compound/parking/P-B1-0001/state"));
+  CHECK(wire::validMqttString("日本/温度/\xF0\x9F\x94\xA5"));
+  CHECK(wire::validMqttString(""));
+  CHECK_FALSE(wire::validMqttString(std::string("a\0b", 3)));
+  CHECK_FALSE(wire::validMqttString("\xC0\x80"));          // overlong U+0000
+  CHECK_FALSE(wire::validMqttString("\xE0\x80\xAF"));      // overlong '/'
+  CHECK_FALSE(wire::validMqttString("\xED\xA0\x80"));      // surrogate U+D800
+  CHECK_FALSE(wire::validMqttString("\xF4\x90\x80\x80"));  // over U+10FFFF
+  CHECK_FALSE(wire::validMqttString("\xE6\x97"));          // cut short
+  CHECK_FALSE(wire::validMqttString("\x80"));              // a lone continuation byte
+  CHECK_FALSE(wire::validMqttString("\xFF"));
+}
+
+TEST_CASE("mqtt wire: the fixed header decides a packet's fate before its body", "[mqtt][wire]") {
+  wire::FixedHeader h;
+  const uint8_t huge_suback[] = {0x90, 0xFF, 0xFF, 0xFF, 0x7F};
+  REQUIRE(wire::readFixedHeader(huge_suback, sizeof huge_suback, h) ==
+          wire::HeaderStatus::kComplete);
+  CHECK(h.remaining == 268'435'455);
+  CHECK(h.size == 5);
+  CHECK(wire::checkHeader(h, 3) == wire::Violation::kTooLarge);
+  const uint8_t incomplete[] = {0x30, 0xFF, 0xFF, 0xFF};
+  CHECK(wire::readFixedHeader(incomplete, sizeof incomplete, h) ==
+        wire::HeaderStatus::kIncomplete);
+  const uint8_t pubrel[] = {0x62, 0x02};
+  REQUIRE(wire::readFixedHeader(pubrel, 2, h) == wire::HeaderStatus::kComplete);
+  CHECK(wire::checkHeader(h, 1) == wire::Violation::kNone);
+  const uint8_t big_publish[] = {0x32, 0xFF, 0xFF, 0xFF, 0x7F};
+  REQUIRE(wire::readFixedHeader(big_publish, 5, h) == wire::HeaderStatus::kComplete);
+  CHECK(wire::checkHeader(h, 1) == wire::Violation::kNone);  // skipped, not refused
+  CHECK(std::string(wire::label(wire::Violation::kPublishQos3)) == "publish_qos3");
+}
