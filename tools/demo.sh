@@ -178,6 +178,8 @@ taken+="$robot_port "
 conf="$var/conf"
 rm -rf "$conf"
 cp -r conf "$conf"
+# Like /etc/hgj on a box: the copy holds the robots' (placeholder) keys, so others may not read it.
+chmod -R o-rwx "$conf"
 modbus_note=""
 for default in $(sed -n 's/.*type: tcp, host: 127\.0\.0\.1, port: \([0-9]*\)}.*/\1/p' conf/gateway.yaml); do
   pick_port "$default"

@@ -11,7 +11,7 @@ tools/install-deps.sh
 pinned=$(sed -n '/"node_modules\/playwright-core"/,/}/s/.*"version": *"\([^"]*\)".*/\1/p' \
   tests/browser/package-lock.json)
 installed=$(sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' \
-  tests/browser/node_modules/playwright-core/package.json 2>/dev/null | head -n1)
+  tests/browser/node_modules/playwright-core/package.json 2>/dev/null | head -n1 || true)
 if [ "$installed" != "$pinned" ]; then
   (cd tests/browser && npm ci --engine-strict --no-audit --no-fund)
 fi
