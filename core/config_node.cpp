@@ -3,9 +3,13 @@
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
+
+#include <sys/stat.h>
 
 namespace hgj::core {
 
@@ -20,6 +24,27 @@ std::string ConfigProblem::format() const {
 
 void Diagnostics::error(const SourceLocation& where, std::string key_path, std::string message) {
   problems_.push_back({where, std::move(key_path), std::move(message)});
+}
+
+std::vector<std::string> exposedSecretWarnings(const Diagnostics& diag) {
+  std::vector<std::string> out;
+  for (const auto& s : diag.secrets()) {
+    struct stat st {};
+    if (::stat(s.file.c_str(), &st) != 0 || (st.st_mode & S_IROTH) == 0) {
+      continue;
+    }
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    std::string what = s.inline_value ? "the secret is inline in " : "the secret file ";
+    out.push_back(ConfigProblem{s.where, s.key_path,
+                                "warning: " + what + s.file + ", which any user can read (mode " +
+                                    mode + "); chmod o-rwx " + s.file +
+                                    (s.inline_value ? ", or move the secret to " + s.key_path +
+                                                          "_file"
+                                                    : std::string())}
+                      .format());
+  }
+  return out;
 }
 
 std::string Diagnostics::format() const {
@@ -266,15 +291,15 @@ std::string ConfigNode::secret(std::string_view key, bool* from_file) const {
     errorAt(file_key, "set either " + std::string(key) + " or " + file_key + ", not both");
     return inline_value;
   }
+  std::string key_path = path_.empty() ? std::string(key) : path_ + "." + std::string(key);
   if (file.empty()) {
+    if (!inline_value.empty()) {
+      diag_->noteSecret({child(key).location(), key_path, *file_, true});
+    }
     return inline_value;
   }
-  if (file.front() != '/') {
-    size_t slash = file_->rfind('/');
-    if (slash != std::string::npos) {
-      file = file_->substr(0, slash + 1) + file;
-    }
-  }
+  file = filePath(file_key, "");
+  diag_->noteSecret({child(file_key).location(), key_path + "_file", file, false});
   std::ifstream in(file, std::ios::binary);
   if (!in) {
     errorAt(file_key, "cannot read \"" + file + "\": " + std::strerror(errno));
@@ -294,6 +319,20 @@ std::string ConfigNode::secret(std::string_view key, bool* from_file) const {
     *from_file = true;
   }
   return value;
+}
+
+std::string ConfigNode::filePath(std::string_view key, const std::string& def) const {
+  std::string value = str(key, def);
+  if (value.empty()) {
+    return value;
+  }
+  std::filesystem::path p(value);
+  if (p.is_relative()) {
+    p = std::filesystem::path(*file_).parent_path() / p;
+  }
+  std::error_code ec;
+  std::filesystem::path abs = std::filesystem::absolute(p, ec);
+  return (ec ? p : abs).lexically_normal().string();
 }
 
 std::string ConfigNode::requiredStr(std::string_view key) const {

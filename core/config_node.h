@@ -29,11 +29,23 @@ struct ConfigProblem {
   std::string format() const;
 };
 
+/// Where a secret of the config was read from: the config file that holds it inline, or the
+/// file named by its `*_file` key. `check` warns when such a file is readable by others.
+struct SecretSource {
+  SourceLocation where;  ///< the key in the config
+  std::string key_path;
+  std::string file;      ///< the file holding the secret's value
+  bool inline_value = false;
+};
+
 /// Collects every problem of a config load, so `check` reports all of them at once instead of
 /// stopping at the first.
 class Diagnostics {
 public:
   void error(const SourceLocation& where, std::string key_path, std::string message);
+  /// Records where a secret came from (ConfigNode::secret() calls this).
+  void noteSecret(SecretSource source) { secrets_.push_back(std::move(source)); }
+  const std::vector<SecretSource>& secrets() const { return secrets_; }
   bool ok() const { return problems_.empty(); }
   const std::vector<ConfigProblem>& problems() const { return problems_; }
   std::vector<ConfigProblem>& mutableProblems() { return problems_; }
@@ -42,7 +54,13 @@ public:
 
 private:
   std::vector<ConfigProblem> problems_;
+  std::vector<SecretSource> secrets_;
 };
+
+/// One warning per secret whose file (the config holding it inline, or its `*_file`) others
+/// can read (mode o+r): `FILE:LINE: key.path: warning: ...`, saying which file and what to do.
+/// Never contains the secret. Files that do not exist (e.g. `--set`) are skipped.
+std::vector<std::string> exposedSecretWarnings(const Diagnostics& diag);
 
 /// Thrown by loaders when a config cannot be used; carries every problem found.
 class ConfigError : public std::runtime_error {
@@ -120,6 +138,9 @@ public:
   /// reported; the secret's value never appears in a message. `from_file` (optional) tells
   /// which form was used. The caller lists `key_file` in allowKeys().
   std::string secret(std::string_view key, bool* from_file = nullptr) const;
+  /// A file path: relative paths are resolved against this config file's folder (never the
+  /// working directory), and the result is absolute. An empty value stays empty.
+  std::string filePath(std::string_view key, const std::string& def) const;
   /// A list of strings (a single scalar is accepted as a list of one).
   std::vector<std::string> strList(std::string_view key) const;
 

@@ -6,7 +6,9 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <memory>
 
+#include <spdlog/sinks/sink.h>
 #include <spdlog/spdlog.h>
 
 namespace hgj::core {
@@ -52,7 +54,26 @@ private:
 /// before it is logged.
 std::string printable(std::string_view text, size_t max = 200);
 
-/// Sets up spdlog: stdout, and a rotating file when `file` is not empty.
+/// The syslog priority (0 emerg .. 7 debug) journald files a line of this level under:
+/// critical 2, error 3, warn 4, info 6, debug and trace 7.
+int syslogPriority(spdlog::level::level_enum level);
+
+/// True when `journal_stream` (the value of $JOURNAL_STREAM, "DEVICE:INODE") names the file
+/// open on `fd`: systemd connected that output to the journal, which then reads an sd-daemon
+/// `<N>` prefix on each line as the line's priority. False for null, a malformed value or
+/// another file (a shell redirect below a unit keeps the variable but not the stream).
+bool journalStreamMatches(int fd, const char* journal_stream);
+
+/// Writes formatted lines to a file descriptor the journal reads, each line (also the inner
+/// lines of a multi-line message) prefixed with `<N>`, its level's syslog priority. The
+/// journal timestamps lines itself, so the pattern set on this sink carries no time.
+/// Thread-safe (spdlog's base_sink mutex); does not own `fd`.
+std::shared_ptr<spdlog::sinks::sink> makeJournalStreamSink(int fd);
+
+/// Sets up spdlog: stdout, and a rotating file when `file` is not empty. Under systemd (stdout
+/// is the journal stream of $JOURNAL_STREAM) stdout lines carry their `<N>` priority and no
+/// timestamp, so `journalctl -p warning` filters by level; otherwise they are plain text
+/// with a UTC timestamp.
 void setupLogging(const std::string& level, const std::string& file, size_t max_size_bytes,
                   size_t max_files);
 

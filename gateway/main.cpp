@@ -104,7 +104,13 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "hgj-gateway: %zu configuration problem(s)\n", diag.problems().size());
     return 2;
   }
+  // Secrets in files others can read: warned by `check` and at every start, never fatal (the
+  // operator may have reasons; the box keeps running).
+  std::vector<std::string> exposed = hgj::core::exposedSecretWarnings(diag);
   if (args.command == "check") {
+    for (const auto& w : exposed) {
+      std::fprintf(stderr, "%s\n", w.c_str());
+    }
     std::printf("%s: ok (%zu devices, %zu profiles, %zu grids)\n", args.config.c_str(),
                 cfg.compound->devices.size(), cfg.compound->profiles.size(),
                 cfg.compound->grids.size());
@@ -125,6 +131,9 @@ int main(int argc, char** argv) {
                           static_cast<size_t>(cfg.log.max_files));
   spdlog::info("hgj-gateway {} starting: site {} ({} devices)", HGJ_VERSION,
                cfg.compound->site_id, cfg.compound->devices.size());
+  for (const auto& w : exposed) {
+    spdlog::warn("{}", w);
+  }
   try {
     hgj::App app(std::move(cfg), hgj::core::SystemClock::instance());
     app.start();

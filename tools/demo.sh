@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The demo, from a fresh clone on Debian 12: installs what is missing, builds, starts a local
-# mosquitto of its own (loopback, persistence under var/demo/), the simulator playing
-# conf/scenarios/demo.yaml and the gateway with conf/gateway.yaml, and prints the dashboard URL.
+# mosquitto of its own (loopback, persistence under var/demo/), a stand-in for the alert robots
+# (tools/demo-robot.py), the simulator playing conf/scenarios/demo.yaml and the gateway with a
+# copy of conf/ in var/demo/conf/ (the demo's ports and robot), and prints the dashboard URL and
+# the database path. Every port it uses is checked free, or the next free one is picked.
 # Ctrl-C stops everything it started (and nothing else).
 #
 #   tools/demo.sh [--speed N] [--seed S] [--scenario FILE] [--mqtt-port P] [--http-port P]
@@ -18,7 +20,7 @@ speed=""
 seed=""
 scenario="conf/scenarios/demo.yaml"
 mqtt_port="${HGJ_DEMO_MQTT_PORT:-}"
-http_port="${HGJ_DEMO_HTTP_PORT:-8080}"
+http_port="${HGJ_DEMO_HTTP_PORT:-}"
 duration=0
 install=1
 build=1
@@ -41,7 +43,12 @@ while (($#)); do
   esac
 done
 
-say() { printf '\033[1mdemo:\033[0m %s\n' "$*"; }
+# Bold only on a terminal: a log file or a CI transcript gets plain text.
+if [[ -t 1 ]]; then
+  say() { printf '\033[1mdemo:\033[0m %s\n' "$*"; }
+else
+  say() { printf 'demo: %s\n' "$*"; }
+fi
 
 # 1. Packages.
 if ((install)); then
@@ -76,20 +83,24 @@ for b in "$gateway_bin" "$sim_bin"; do
   [[ -x "$b" ]] || { echo "demo: $b is missing (build first)" >&2; exit 1; }
 done
 
-# 3. A broker of our own. Debian's mosquitto package runs a system broker on 1883; never touch
-# it: use 1884, or the next free port.
+# 3. Ports. Debian's mosquitto package runs a system broker on 1883; never touch it. A port
+# given on the command line must be free; any other is the default or the next free one above.
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-if [[ -z "$mqtt_port" ]]; then
-  mqtt_port=1884
-  while ! port_free "$mqtt_port"; do mqtt_port=$((mqtt_port + 1)); done
-elif ! port_free "$mqtt_port"; then
-  echo "demo: port $mqtt_port is already in use" >&2
-  exit 1
-fi
-if ! port_free "$http_port"; then
-  echo "demo: the dashboard port $http_port is already in use (use --http-port)" >&2
-  exit 1
-fi
+taken=" "
+pick_port() { # default -> $picked: the first free port from default on not taken by this run
+  picked=$1
+  while ! port_free "$picked" || [[ "$taken" == *" $picked "* ]]; do picked=$((picked + 1)); done
+  taken+="$picked "
+}
+need_port() { # port what
+  if ! port_free "$1"; then
+    echo "demo: port $1 ($2) is already in use" >&2
+    exit 1
+  fi
+  taken+="$1 "
+}
+if [[ -z "$mqtt_port" ]]; then pick_port 1884; mqtt_port=$picked; else need_port "$mqtt_port" broker; fi
+if [[ -z "$http_port" ]]; then pick_port 8080; http_port=$picked; else need_port "$http_port" dashboard; fi
 
 var="$root/var/demo"
 mkdir -p "$var/mosquitto"
@@ -151,17 +162,52 @@ mosquitto -c "$mosq_conf" >"$var/mosquitto.log" 2>&1 &
 pids+=($!)
 wait_port "$mqtt_port" || { echo "demo: mosquitto did not start, see $var/mosquitto.log" >&2; exit 1; }
 
-url="tcp://127.0.0.1:$mqtt_port"
-say "starting the gateway (log: var/demo/gateway.log)"
-"$gateway_bin" run -c conf/gateway.yaml --set "mqtt.url=$url" --set "http.port=$http_port" \
-  --set "storage.path=$var/hgj.db" >"$var/gateway.log" 2>&1 &
+# The alert robots of conf/alerts.yaml are placeholders on loopback ports; the demo's robot
+# answers them all, so alerts are delivered (var/demo/robot.log) instead of retried forever.
+rm -f "$var/robot.port"
+python3 tools/demo-robot.py --port-file "$var/robot.port" --log "$var/robot.log" \
+  >"$var/robot.stderr" 2>&1 &
 pids+=($!)
+for _ in $(seq 100); do [[ -s "$var/robot.port" ]] && break; sleep 0.1; done
+[[ -s "$var/robot.port" ]] || { echo "demo: the alert robot did not start, see $var/robot.stderr" >&2; exit 1; }
+robot_port=$(cat "$var/robot.port")
+taken+="$robot_port "
 
-sim_args=(-c "$scenario" --set "mqtt.url=$url")
+# The example compound with the demo's ports: a copy of conf/ whose Modbus lines (served by the
+# simulator) sit on free ports and whose alert channels point at the robot.
+conf="$var/conf"
+rm -rf "$conf"
+cp -r conf "$conf"
+# Like /etc/hgj on a box: the copy holds the robots' (placeholder) keys, so others may not read it.
+chmod -R o-rwx "$conf"
+modbus_note=""
+for default in $(sed -n 's/.*type: tcp, host: 127\.0\.0\.1, port: \([0-9]*\)}.*/\1/p' conf/gateway.yaml); do
+  pick_port "$default"
+  sed -i "s/host: 127\.0\.0\.1, port: $default}/host: 127.0.0.1, port: $picked}/" "$conf/gateway.yaml"
+  modbus_note+=" $picked"
+done
+sed -i -e "s#http://127\.0\.0\.1:1808[0-9]/#http://127.0.0.1:$robot_port/#" \
+  -e "s#http://127\.0\.0\.1:8080/#http://127.0.0.1:$http_port/#" "$conf/alerts.yaml"
+scenario_file="$scenario"
+[[ "$scenario" == conf/* ]] && scenario_file="$var/$scenario"
+
+url="tcp://127.0.0.1:$mqtt_port"
+db="$var/hgj.db"
+sim_args=(-c "$scenario_file" --set "mqtt.url=$url" --set "gateway=$conf/gateway.yaml")
 [[ -n "$speed" ]] && sim_args+=(--speed "$speed")
 [[ -n "$seed" ]] && sim_args+=(--seed "$seed")
-say "starting the simulator: $scenario (log: var/demo/sim.log)"
+say "starting the simulator: $scenario, Modbus on 127.0.0.1:${modbus_note# } (log: var/demo/sim.log)"
 "$sim_bin" "${sim_args[@]}" >"$var/sim.log" 2>&1 &
+pids+=($!)
+# The simulator serves the Modbus lines: the gateway starts once they listen, so that the demo
+# does not open with every Modbus device reported offline.
+for p in $modbus_note; do
+  wait_port "$p" || { echo "demo: the simulator did not open Modbus port $p, see $var/sim.log" >&2; exit 1; }
+done
+
+say "starting the gateway (config: var/demo/conf/gateway.yaml, log: var/demo/gateway.log)"
+"$gateway_bin" run -c "$conf/gateway.yaml" --set "mqtt.url=$url" --set "http.port=$http_port" \
+  --set "storage.path=$db" >"$var/gateway.log" 2>&1 &
 pids+=($!)
 
 if wait_port "$http_port"; then
@@ -169,7 +215,9 @@ if wait_port "$http_port"; then
 else
   say "the dashboard (http://127.0.0.1:$http_port/) is not answering yet; see var/demo/gateway.log"
 fi
-say "broker: $url   (mosquitto_sub -p $mqtt_port -t 'compound/#' -v)"
+say "broker: $url   (mosquitto_sub -h 127.0.0.1 -p $mqtt_port -t 'compound/#' -v)"
+say "database: $db   (sqlite3 $db \"SELECT device, point, value FROM readings ORDER BY id DESC LIMIT 5\")"
+say "alerts sent to the demo's robot: var/demo/robot.log"
 say "Ctrl-C stops the simulator, the gateway and the broker"
 
 # Runs until Ctrl-C (or --duration), or until one of the three exits by itself.

@@ -2,6 +2,9 @@
 
 #include <set>
 
+#include "core/log.h"
+#include "gateway/alerts/message_format.h"
+
 namespace hgj::alerts {
 
 namespace {
@@ -52,10 +55,27 @@ Templates defaultTemplates() {
   return t;
 }
 
+// A host the traffic to which never leaves the box: plain http:// is acceptable there.
+bool loopbackHost(const std::string& url) {
+  size_t start = url.find("://");
+  if (start == std::string::npos) {
+    return false;
+  }
+  start += 3;
+  std::string host;
+  if (start < url.size() && url[start] == '[') {
+    size_t close = url.find(']', start);
+    host = close == std::string::npos ? "" : url.substr(start + 1, close - start - 1);
+  } else {
+    host = url.substr(start, url.find_first_of(":/?", start) - start);
+  }
+  return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+}
+
 ChannelConfig parseChannel(const core::ConfigNode& n) {
   ChannelConfig c;
-  n.allowKeys({"id", "type", "enabled", "url", "secret", "ca_file", "timeout", "rate_per_minute",
-               "max_batch", "max_bytes"});
+  n.allowKeys({"id", "type", "enabled", "url", "url_file", "secret", "secret_file", "ca_file",
+               "allow_insecure", "timeout", "rate_per_minute", "max_batch", "max_bytes"});
   c.id = n.requiredStr("id");
   std::string type = n.choice("type", "webhook", {"wecom", "dingtalk", "webhook", "upstream"});
   if (type == "wecom") {
@@ -68,9 +88,11 @@ ChannelConfig parseChannel(const core::ConfigNode& n) {
     c.type = ChannelType::Webhook;
   }
   c.enabled = n.boolean("enabled", true);
-  c.url = n.str("url", "");
-  c.secret = n.str("secret", "");
-  c.ca_file = n.str("ca_file", "");
+  // A robot's URL carries its key (?key=, ?access_token=): a secret, never shown in messages.
+  c.url = n.secret("url");
+  c.secret = n.secret("secret");
+  c.ca_file = n.filePath("ca_file", "");
+  bool allow_insecure = n.boolean("allow_insecure", false);
   c.timeout = n.duration("timeout", 5s, 100ms, 120s);
   c.rate_per_minute = static_cast<int>(n.integer("rate_per_minute", 20, 0, 10'000));
   c.max_batch = static_cast<int>(n.integer("max_batch", 10, 1, 100));
@@ -81,9 +103,22 @@ ChannelConfig parseChannel(const core::ConfigNode& n) {
       n.errorAt("url", "an upstream channel has no url (it uses the uplink connection)");
     }
   } else if (c.url.empty()) {
-    n.errorAt("url", "missing (expected the robot's http:// or https:// URL)");
+    if (!n.has("url_file")) {
+      n.errorAt("url", "missing (expected the robot's https:// URL, inline or as url_file)");
+    }
   } else if (c.url.rfind("http://", 0) != 0 && c.url.rfind("https://", 0) != 0) {
-    n.errorAt("url", "expected an http:// or https:// URL, got \"" + c.url + "\"");
+    n.errorAt(n.has("url_file") ? "url_file" : "url",
+              "expected an http:// or https:// URL, got \"" + redactUrl(c.url) + "\"");
+  } else if (!parseUrl(c.url)) {
+    n.errorAt(n.has("url_file") ? "url_file" : "url",
+              "malformed URL (expected https://HOST[:PORT]/PATH), got \"" + redactUrl(c.url) +
+                  "\"");
+  } else if (c.url.rfind("http://", 0) == 0 && !allow_insecure && !loopbackHost(c.url)) {
+    // The key and every alert would cross the network in clear text.
+    n.errorAt(n.has("url_file") ? "url_file" : "url",
+              "plain http:// sends the robot's key and the alerts unencrypted (expected https://, "
+              "or allow_insecure: true), got \"" +
+                  redactUrl(c.url) + "\"");
   }
   if (!c.secret.empty() && c.type != ChannelType::DingTalk) {
     n.errorAt("secret", "only DingTalk robots are signed with a secret");
@@ -131,6 +166,27 @@ std::optional<int> parseUtcOffset(const std::string& s) {
 }
 
 } // namespace
+
+std::string redactUrl(const std::string& url) {
+  size_t scheme_end = url.find("://");
+  if (scheme_end == std::string::npos) {
+    return url.empty() ? url : "<redacted>";
+  }
+  size_t host_start = scheme_end + 3;
+  size_t host_end = url.find_first_of("/?#", host_start);
+  std::string authority = url.substr(host_start, host_end == std::string::npos
+                                                     ? std::string::npos
+                                                     : host_end - host_start);
+  // user:password@ is a credential too.
+  if (size_t at = authority.rfind('@'); at != std::string::npos) {
+    authority = "<redacted>@" + authority.substr(at + 1);
+  }
+  std::string out = core::printable(url.substr(0, host_start) + authority, 120);
+  if (host_end != std::string::npos) {
+    out += "/<redacted>";
+  }
+  return out;
+}
 
 const char* channelTypeName(ChannelType t) {
   switch (t) {

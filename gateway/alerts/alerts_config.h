@@ -17,6 +17,10 @@ using std::chrono::milliseconds;
 enum class ChannelType : uint8_t { WeCom, DingTalk, Webhook, Upstream };
 const char* channelTypeName(ChannelType t);
 
+/// `url` with what may be a credential replaced by `<redacted>`: user:password@, the path and
+/// the query (robot keys travel in both). For messages and logs about a channel's URL.
+std::string redactUrl(const std::string& url);
+
 /// One place alerts go. `upstream` is the AlertListener (events to `hgj/{site}/alerts`); the
 /// others are HTTP robots delivered by the Notifier.
 struct ChannelConfig {

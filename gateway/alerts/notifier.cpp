@@ -67,7 +67,7 @@ Notifier::Notifier(const AlertsConfig& config, const std::string& db_path,
     }
     auto url = parseUrl(c.url);
     if (!url) {
-      throw std::invalid_argument("alerts channel " + c.id + ": bad url " + c.url);
+      throw std::invalid_argument("alerts channel " + c.id + ": bad url " + redactUrl(c.url));
     }
     auto w = std::make_unique<Worker>();
     w->cfg = c;

@@ -459,8 +459,9 @@ void parseDevices(const core::ConfigNode& root, model::Compound& compound) {
 void parseStorage(const core::ConfigNode& n, StorageConfig& c) {
   n.allowKeys({"path", "commit_interval", "batch_max_rows", "queue_max_rows", "retention",
                "state_flush_interval", "busy_timeout"});
-  c.path = n.str("path", c.path);
-  // A relative path is relative to the working directory, as with any CLI (documented).
+  // A relative path is relative to the config file's folder: the same file then means the same
+  // database whichever directory the daemon was started from.
+  c.path = n.str("path", c.path) == ":memory:" ? ":memory:" : n.filePath("path", c.path);
   if (c.path.empty()) {
     n.errorAt("path", "expected a file path, got an empty string");
   }
@@ -490,7 +491,7 @@ void parseLog(const core::ConfigNode& n, LogConfig& c) {
   n.allowKeys({"level", "file", "max_size_mb", "max_files"});
   c.level = n.choice("level", "info", {"trace", "debug", "info", "warn", "error", "critical",
                                        "off"});
-  c.file = n.str("file", "");
+  c.file = n.filePath("file", "");
   c.max_size_mb = n.integer("max_size_mb", 10, 1, 10'000);
   c.max_files = n.integer("max_files", 5, 1, 100);
 }
@@ -607,6 +608,20 @@ GatewayConfig loadConfig(const std::string& path, const std::vector<Override>& o
   }
   cfg.uplink = uplink::parseUplinkConfig(root.child("uplink"));
   cfg.http = api::parseHttpConfig(root.child("http"));
+
+  // A path given with --set is the command line's: relative to the working directory.
+  for (const auto& o : overrides) {
+    std::string* target = o.key == "storage.path" ? &cfg.storage.path
+                          : o.key == "log.file"   ? &cfg.log.file
+                                                  : nullptr;
+    if (target != nullptr && o.value == ":memory:") {
+      *target = o.value;
+    } else if (target != nullptr && !o.value.empty()) {
+      std::error_code ec;
+      fs::path abs = fs::absolute(o.value, ec);
+      *target = ec ? o.value : abs.lexically_normal().string();
+    }
+  }
 
   // A problem in a value that came from --set is reported at the override, not in the file.
   auto& problems = diag.mutableProblems();

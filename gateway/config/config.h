@@ -21,7 +21,7 @@ namespace hgj::config {
 using MqttConfig = drivers::mqtt::MqttConfig;
 
 struct StorageConfig {
-  std::string path = "var/hgj.db";
+  std::string path = "/var/lib/hgj/hgj.db";  ///< absolute once loaded
   int64_t commit_interval_ms = 100;
   size_t batch_max_rows = 5000;
   size_t queue_max_rows = 10'000;

@@ -47,11 +47,12 @@ void parseTls(const core::ConfigNode& node, TlsConfig& tls) {
   if (!node.defined()) {
     return;
   }
-  node.allowKeys({"ca_file", "cert_file", "key_file", "key_password", "verify"});
-  tls.ca_file = node.str("ca_file", "");
-  tls.cert_file = node.str("cert_file", "");
-  tls.key_file = node.str("key_file", "");
-  tls.key_password = node.str("key_password", "");
+  node.allowKeys({"ca_file", "cert_file", "key_file", "key_password", "key_password_file",
+                  "verify"});
+  tls.ca_file = node.filePath("ca_file", "");
+  tls.cert_file = node.filePath("cert_file", "");
+  tls.key_file = node.filePath("key_file", "");
+  tls.key_password = node.secret("key_password");
   tls.verify = node.boolean("verify", true);
   checkReadable(node, "ca_file", tls.ca_file);
   checkReadable(node, "cert_file", tls.cert_file);
@@ -98,7 +99,8 @@ UplinkConfig parseUplinkConfig(const core::ConfigNode& node) {
   if (!node.defined()) {
     return c;
   }
-  node.allowKeys({"enabled", "url", "mode", "client_id", "username", "password", "keepalive",
+  node.allowKeys({"enabled", "url", "mode", "client_id", "username", "password", "password_file",
+                  "keepalive",
                   "connect_timeout", "tls", "backoff", "summaries", "telemetry", "outbox",
                   "inflight", "replay_rate", "commands", "thingsboard"});
   c.enabled = node.boolean("enabled", c.enabled);
@@ -115,7 +117,7 @@ UplinkConfig parseUplinkConfig(const core::ConfigNode& node) {
     node.errorAt("client_id", "too long (expected at most 128 characters)");
   }
   c.username = node.str("username", "");
-  c.password = node.str("password", "");
+  c.password = node.secret("password");
   c.keepalive = node.duration("keepalive", c.keepalive, std::chrono::seconds(2),
                               std::chrono::hours(18));
   c.connect_timeout = node.duration("connect_timeout", c.connect_timeout,
@@ -165,8 +167,8 @@ UplinkConfig parseUplinkConfig(const core::ConfigNode& node) {
                                       std::chrono::minutes(5));
   }
   if (auto tb = node.child("thingsboard"); tb.defined()) {
-    tb.allowKeys({"access_token"});
-    c.thingsboard_access_token = tb.str("access_token", "");
+    tb.allowKeys({"access_token", "access_token_file"});
+    c.thingsboard_access_token = tb.secret("access_token");
   }
   if (c.enabled && c.mode == Mode::ThingsBoard && c.thingsboard_access_token.empty() &&
       c.username.empty()) {

@@ -38,7 +38,7 @@ user $(id -un)
 CONF
 mosquitto -c "$tmp/mosquitto.conf" > "$tmp/mosquitto.log" 2>&1 &
 pids="$pids $!"
-wait_for 10 mosquitto_pub -p "$mport" -t hgj/probe -m x || { echo "FAIL: mosquitto did not start"; exit 1; }
+wait_for 10 mosquitto_pub -h 127.0.0.1 -p "$mport" -t hgj/probe -m x || { echo "FAIL: mosquitto did not start"; cat "$tmp/mosquitto.log"; exit 1; }
 
 # Acks need the operator token even on loopback.
 operator_token=operator-token-browser-daemon-0123
@@ -68,5 +68,5 @@ wait_for 60 has_alert || { echo "FAIL: no alert from the simulated overheating p
 wait_for 30 all_known || { echo "FAIL: not every space reported"; exit 1; }
 
 HGJ_DASHBOARD_URL="http://127.0.0.1:$hport" HGJ_DASHBOARD_TOKEN="$operator_token" \
-HGJ_CHANGE_SPACE_CMD="mosquitto_pub -p $mport -q 1 -t compound/parking/{id}/state -m '{\"occupied\":{occupied},\"ts\":{ts}}'" \
+HGJ_CHANGE_SPACE_CMD="mosquitto_pub -h 127.0.0.1 -p $mport -q 1 -t compound/parking/{id}/state -m '{\"occupied\":{occupied},\"ts\":{ts}}'" \
   node "$here/dashboard.test.mjs"

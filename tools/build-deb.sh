@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Builds the Debian package from the committed HEAD, in a copy outside the tree, and checks it
+# with lintian. Prints the .deb's path on the last line.
+#
+#   tools/build-deb.sh [--out DIR] [--version VERSION] [--arch ARCH] [--no-lintian]
+#
+# --version adds a changelog entry (for upgrade tests); --arch arm64 cross-builds (needs
+# crossbuild-essential-arm64 and the :arm64 build dependencies, see tools/arm64.sh).
+# Default output: $HGJ_CACHE/deb (HGJ_CACHE defaults to /work/cache).
+set -euo pipefail
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+out="${HGJ_CACHE:-/work/cache}/deb"
+version=""
+arch=""
+lint=1
+while (($#)); do
+  case "$1" in
+    --out) out="$2"; shift 2 ;;
+    --version) version="$2"; shift 2 ;;
+    --arch) arch="$2"; shift 2 ;;
+    --no-lintian) lint=0; shift ;;
+    *) echo "build-deb: unknown argument \"$1\"" >&2; exit 2 ;;
+  esac
+done
+mkdir -p "$out"
+work=$(mktemp -d "$out/build.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+src="$work/hgj-gateway"
+mkdir -p "$src"
+git -C "$repo" archive HEAD | tar -x -C "$src"
+if [[ -n "$version" ]]; then
+  { printf 'hgj-gateway (%s) bookworm; urgency=medium\n\n  * Build %s.\n\n' "$version" "$version"
+    printf ' -- hgj-gateway developers <hgj-gateway@lists.hgj.invalid>  %s\n\n' "$(date -R)"
+    cat "$src/debian/changelog"; } >"$src/debian/changelog.new"
+  mv "$src/debian/changelog.new" "$src/debian/changelog"
+fi
+args=(-us -uc -b)
+[[ -n "$arch" ]] && args+=(-a"$arch" -Pcross,nocheck)
+(cd "$src" && DEB_BUILD_OPTIONS="nocheck parallel=${HGJ_JOBS:-2}" nice dpkg-buildpackage "${args[@]}") \
+  >"$work/build.log" 2>&1 || { tail -n 40 "$work/build.log"; exit 1; }
+debs=("$work"/hgj-gateway_*.deb)
+deb="$out/$(basename "${debs[0]}")"
+mv "${debs[0]}" "$deb"
+if ((lint)); then
+  lintian --fail-on error --info "$deb" || { echo "build-deb: lintian reports errors" >&2; exit 1; }
+fi
+echo "$deb"
