@@ -205,9 +205,16 @@ for p in $modbus_note; do
   wait_port "$p" || { echo "demo: the simulator did not open Modbus port $p, see $var/sim.log" >&2; exit 1; }
 done
 
+# Without tokens the dashboard on loopback is view-only; the demo's operator token lets the
+# person trying it acknowledge alerts and switch ports (a fresh one per run, readable by us only).
+operator_token_file="$var/operator.token"
+(umask 077 && od -An -N16 -tx1 /dev/urandom | tr -d ' \n' >"$operator_token_file")
+operator_token=$(cat "$operator_token_file")
+
 say "starting the gateway (config: var/demo/conf/gateway.yaml, log: var/demo/gateway.log)"
 "$gateway_bin" run -c "$conf/gateway.yaml" --set "mqtt.url=$url" --set "http.port=$http_port" \
-  --set "storage.path=$db" >"$var/gateway.log" 2>&1 &
+  --set "storage.path=$db" --set "http.operator_token_file=$operator_token_file" \
+  >"$var/gateway.log" 2>&1 &
 pids+=($!)
 
 if wait_port "$http_port"; then
@@ -215,6 +222,7 @@ if wait_port "$http_port"; then
 else
   say "the dashboard (http://127.0.0.1:$http_port/) is not answering yet; see var/demo/gateway.log"
 fi
+say "operator token (to acknowledge alerts on the dashboard): $operator_token"
 say "broker: $url   (mosquitto_sub -h 127.0.0.1 -p $mqtt_port -t 'compound/#' -v)"
 say "database: $db   (sqlite3 $db \"SELECT device, point, value FROM readings ORDER BY id DESC LIMIT 5\")"
 say "alerts sent to the demo's robot: var/demo/robot.log"
