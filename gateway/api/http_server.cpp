@@ -642,6 +642,8 @@ void HttpServer::Impl::postWrite(const httplib::Request& req, httplib::Response&
   cmd.kind = pipeline::Command::Kind::WritePoint;
   cmd.id = "api-" + std::to_string(++next_command);
   cmd.origin = "api";
+  // Writes pass the operator check: the identity is the role of the token used.
+  cmd.identity = policy.tokensConfigured() ? "api:operator" : "api:loopback-open";
   cmd.by = by;
   cmd.device = device_id;
   cmd.point = point_name;
