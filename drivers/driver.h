@@ -56,7 +56,11 @@ struct WriteRequest {
   model::DeviceIndex device = model::kNoDevice;
   model::PointId point = 0;
   model::Value value;
-  std::string origin;  ///< "rule:<name>", "api:<user>", "upstream:<cmd id>"
+  std::string origin;  ///< "rule:<name>", "api:operator", "upstream:<client id>#<cmd id>"
+  /// The write removes power (the point's profile `safe` value: a port cut, a shed cut, a pile
+  /// stop). A driver never refuses or delays it for a queue limit or a rate limit, and sends it
+  /// ahead of anything else it has queued (polls, other writes).
+  bool de_energize = false;
 };
 
 /// A request to read a device again now, out of its cycle: a safety rule saw a first hazardous

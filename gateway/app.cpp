@@ -24,12 +24,13 @@ App::App(config::GatewayConfig cfg, const core::Clock& clock)
   read_model_ = std::make_unique<pipeline::ReadModel>();
   pipeline_ = std::make_unique<pipeline::Pipeline>(cfg_, cfg_.compound, cfg_.rules, *store_,
                                                    *read_model_, metrics_, clock_);
+  pipeline_->setLiveness(liveness_);
   mqtt_ = drivers::mqtt::makeMqttIngest(cfg_.mqtt, pipeline_->subscriptions(), *cfg_.compound,
                                          *pipeline_, metrics_, clock_);
   pipeline_->addDriver(mqtt_.get());
   if (cfg_.modbus.enabled && !cfg_.modbus.lines.empty()) {
-    modbus_ = std::make_unique<drivers::modbus::ModbusDriver>(cfg_.modbus, *cfg_.compound,
-                                                              *pipeline_, metrics_, clock_);
+    modbus_ = std::make_unique<drivers::modbus::ModbusDriver>(
+        cfg_.modbus, *cfg_.compound, *pipeline_, metrics_, clock_, &liveness_);
     pipeline_->addDriver(modbus_.get());
   }
 }

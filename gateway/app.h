@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/clock.h"
+#include "core/heartbeat.h"
 #include "core/metrics.h"
 #include "gateway/config/config.h"
 
@@ -55,12 +56,16 @@ public:
   /// Per-subsystem status for /healthz and the log.
   nlohmann::json health() const;
   core::MetricsRegistry& metrics() { return metrics_; }
+  /// The heartbeats of the critical threads (pipeline, storage writer, ingest, Modbus lines):
+  /// main feeds systemd's watchdog only while every one of them beats.
+  core::Liveness& liveness() { return liveness_; }
   const config::GatewayConfig& config() const { return cfg_; }
 
 private:
   config::GatewayConfig cfg_;
   const core::Clock& clock_;
   core::MetricsRegistry metrics_;
+  core::Liveness liveness_;  // before the components: they keep references into it
   std::unique_ptr<storage::Store> store_;
   std::unique_ptr<pipeline::ReadModel> read_model_;
   std::unique_ptr<pipeline::Pipeline> pipeline_;

@@ -1,4 +1,5 @@
 // hgj-gateway: flags -> config -> build the stages -> run until a signal.
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
@@ -143,15 +144,25 @@ int main(int argc, char** argv) {
     std::printf("hgj-gateway ready\n");
     std::fflush(stdout);
     sd_notify(0, "READY=1");
+    // systemd's watchdog is fed from the progress of the critical threads, not from a health
+    // string: every thread beats its core::Heartbeat each time round its loop (busy, idle or
+    // held back by backpressure); one silent for half the interval (a deadlock, a call that
+    // never returns) stops the feed, and systemd restarts the gateway within the interval.
     uint64_t watchdog_usec = 0;
     bool watchdog = sd_watchdog_enabled(0, &watchdog_usec) > 0;
+    int64_t watchdog_ms = static_cast<int64_t>(watchdog_usec / 1000);
+    int64_t feed_ms = watchdog ? std::clamp<int64_t>(watchdog_ms / 4, 10, 1000) : 1000;
+    hgj::core::RateLimitedLog watchdog_log;
     while (true) {
-      // Wake at least every second to feed systemd's watchdog while the stages are healthy.
-      timespec wait{1, 0};
+      timespec wait{static_cast<time_t>(feed_ms / 1000), static_cast<long>(feed_ms % 1000) * 1'000'000L};
       int sig = sigtimedwait(&signals, nullptr, &wait);
       if (sig < 0) {
-        if (watchdog && app.health().value("pipeline", "") == "ok") {
-          sd_notify(0, "WATCHDOG=1");
+        if (watchdog) {
+          if (auto stalled = app.liveness().stalled(watchdog_ms / 2)) {
+            watchdog_log.warn("watchdog: not fed: {}", *stalled);
+          } else {
+            sd_notify(0, "WATCHDOG=1");
+          }
         }
         continue;
       }

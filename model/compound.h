@@ -32,6 +32,14 @@ struct PointDef {
   /// For writable numbers: the range a write must fall in.
   std::optional<double> min;
   std::optional<double> max;
+  /// Plausibility range of readings (`range: [lo, hi]` in the profile): a number outside it is
+  /// stored with bad quality and never drives a rule.
+  std::optional<double> range_lo;
+  std::optional<double> range_hi;
+  /// For writable points that switch power: the value that removes it (`safe: false` for a port
+  /// relay). A write of it is de-energizing: it goes to the device at once, ahead of its record,
+  /// and no rate or queue limit holds it back. Every other value is energizing.
+  std::optional<Value> safe;
 };
 
 /// A device type's definition, loaded from conf/profiles/<name>.yaml. The transport-specific

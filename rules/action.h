@@ -55,6 +55,12 @@ struct WriteOutcome {
   model::PointId point = 0;
   model::Value value;
   bool ok = false;
+  /// Not a failure of the device: a newer write to the same point replaced it before it was
+  /// confirmed (its retries are cancelled).
+  bool superseded = false;
+  /// Not a failure of the device: the interlocks refused it on its way out (a latch set or the
+  /// shed over its power limit since the rule decided).
+  bool refused = false;
   std::string error;
   int64_t ts_ms = 0;
 };
@@ -67,6 +73,10 @@ public:
   virtual void raiseAlert(const AlertRaise& alert) = 0;
   virtual void clearAlert(const AlertClear& clear) = 0;
   virtual void writePoint(const WriteAction& write) = 0;
+  /// A safety rule with a hold saw a first hazardous sample of `device` (or its time is up
+  /// without the confirming one): ask the device for a fresh reading now instead of waiting for
+  /// its next report. Best effort; the sink rate-limits it per device.
+  virtual void refresh(model::DeviceIndex /*device*/, std::string_view /*rule*/) {}
 };
 
 } // namespace hgj::rules

@@ -46,13 +46,20 @@ bool sameValue(const model::Value& a, const model::Value& b) {
 } // namespace
 
 Engine::Engine(const RulesConfig& config, const model::Compound& compound,
-               const core::Clock& clock)
+               const core::Clock& clock, Interlocks* interlocks)
     : config_(config),
       compound_(compound),
       clock_(clock),
-      interlocks_(config.actuation.min_interval),
+      own_interlocks_(interlocks == nullptr ? std::make_unique<Interlocks>(compound) : nullptr),
+      interlocks_(interlocks != nullptr ? *interlocks : *own_interlocks_),
       occupancy_(config.occupancy, compound) {
   started_ = clock_.steadyNow();
+  rule_safety_.resize(config_.rules.size(), 0);
+  for (size_t r = 0; r < config_.rules.size(); ++r) {
+    for (const auto& spec : config_.rules[r].on_raise) {
+      rule_safety_[r] = rule_safety_[r] || spec.safety;
+    }
+  }
   struct Dep {
     model::DeviceIndex device;
     model::PointId point;
@@ -304,12 +311,33 @@ void Engine::step(Instance& inst, const model::StateTable& state, core::SteadyTi
   if (go != Tri::True) {
     inst.pending = false;
     inst.samples = 0;
+    if (c.tri == Tri::False) {
+      // Good data says the condition is over: a hold from before a restart no longer runs.
+      inst.restored_samples = 0;
+    }
     return;
   }
+  bool confirmable = rule_safety_[inst.rule] && rule.hold.count() > 0 && c.observed;
   if (!inst.pending) {
     inst.pending = true;
     inst.samples = 0;
     inst.observed_start = now;
+    if (inst.restored_samples > 0) {
+      // The condition held before the restart and still holds: the hold continues.
+      int64_t age = clock_.wallMs() - inst.restored_start_wall;
+      if (age > 0) {
+        inst.observed_start = now - core::Millis(age);
+      }
+      inst.samples = inst.restored_samples;
+      inst.restored_samples = 0;
+      ++stats_.holds_restored;
+    }
+    if (confirmable && from_reading) {
+      // A sparse reporter (a shed every 3 min) would leave a hot port burning until its next
+      // report: ask for the confirming sample now.
+      ++stats_.refreshes;
+      sink.refresh(inst.device, rule.name);
+    }
   }
   if (from_reading && inst.samples < UINT16_MAX) {
     ++inst.samples;
@@ -327,6 +355,12 @@ void Engine::step(Instance& inst, const model::StateTable& state, core::SteadyTi
   }
   if (now < due) {
     schedule(inst, due);
+  } else if (confirmable) {
+    // Time is up but the confirming reading is missing (the refresh went unanswered): ask
+    // again (the sink rate-limits per device) and look again in a second.
+    ++stats_.refreshes;
+    sink.refresh(inst.device, rule.name);
+    schedule(inst, now + std::chrono::seconds(1));
   } else {
     // Time is up but the condition still needs another confirming reading: only a reading
     // can move it on.
@@ -368,7 +402,7 @@ void Engine::raise(Instance& inst, const model::StateTable& state, core::SteadyT
   for (const auto& spec : rule.on_raise) {
     bool any = false;
     for (auto target : writeTargets(compound_, spec, inst.device)) {
-      any = write(rule, target, spec, reason, source_ms, now, sink) || any;
+      any = write(rule, target, spec, reason, source_ms, now, &state, sink) || any;
     }
     if (any && !spec.note.empty()) {
       done += (done.empty() ? "" : "; ") + spec.note;
@@ -451,7 +485,7 @@ void Engine::clear(Instance& inst, const model::StateTable& state, std::string r
         }
       }
       if (!wanted) {
-        write(rule, target, spec, rule.name + " cleared", source_ms, now, sink);
+        write(rule, target, spec, rule.name + " cleared", source_ms, now, &state, sink);
       }
     }
   }
@@ -459,37 +493,46 @@ void Engine::clear(Instance& inst, const model::StateTable& state, std::string r
 
 bool Engine::write(const RuleDef& rule, model::DeviceIndex target, const WriteSpec& spec,
                    const std::string& reason, int64_t source_ms, core::SteadyTime now,
-                   ActionSink& sink) {
+                   const model::StateTable* state, ActionSink& sink) {
   std::string why;
   uint64_t key = pointKey(target, spec.point);
-  if (!interlocks_.mayWrite(target, spec.point, spec.value, false, &why)) {
+  WriteIntent intent{target, spec.point, spec.value, Writer::Rule, false, false};
+  if (!interlocks_.admit(intent, state, &why)) {
     deferred_.erase(key);
     ++stats_.writes_refused;
     refused_log_.warn("rule {}: not writing {}.{}={}: {}", rule.name, compound_.devices[target].id,
                       compound_.pointName(spec.point), model::toText(spec.value), why);
     return false;
   }
-  switch (interlocks_.admitRuleWrite(target, spec.point, spec.value, spec.safety, now)) {
-  case Interlocks::Admit::Duplicate:
+  // A cut is never held back: not by the rate limit, not behind a deferred write.
+  bool cut = spec.safety || interlocks_.deEnergizing(target, spec.point, spec.value);
+  if (cut) {
     deferred_.erase(key);
-    return true;
-  case Interlocks::Admit::RateLimited:
-    // Held back, not dropped: a fan-off decided too soon after fan-on still happens later.
-    if (deferred_.count(key) == 0) {
-      ++stats_.writes_rate_limited;
+    last_writes_[key] = LastWrite{spec.value, now};
+  } else {
+    switch (admitRuleWrite(target, spec.point, spec.value, now)) {
+    case Admit::Duplicate:
+      deferred_.erase(key);
+      return true;
+    case Admit::RateLimited:
+      // Held back, not dropped: a fan-off decided too soon after fan-on still happens later.
+      if (deferred_.count(key) == 0) {
+        ++stats_.writes_rate_limited;
+      }
+      deferred_[key] = Deferred{static_cast<uint32_t>(&rule - config_.rules.data()), target, &spec,
+                                reason, source_ms};
+      return false;
+    case Admit::Write:
+      deferred_.erase(key);
+      break;
     }
-    deferred_[key] = Deferred{static_cast<uint32_t>(&rule - config_.rules.data()), target, &spec,
-                              reason, source_ms};
-    return false;
-  case Interlocks::Admit::Write:
-    deferred_.erase(key);
-    break;
   }
   if (spec.safety) {
+    // Latched before the write leaves: from now on the gate refuses anything that would
+    // re-energize the point, including writes already queued or awaiting their record.
     interlocks_.latch(Latch{target, spec.point, spec.value, rule.name, reason, clock_.wallMs()});
   }
-  pending_writes_[pointKey(target, spec.point)] =
-      static_cast<uint32_t>(&rule - config_.rules.data());
+  pending_writes_[key] = static_cast<uint32_t>(&rule - config_.rules.data());
   ++stats_.writes;
   WriteAction w;
   w.rule = rule.name;
@@ -501,6 +544,17 @@ bool Engine::write(const RuleDef& rule, model::DeviceIndex target, const WriteSp
   w.source_ms = source_ms;
   sink.writePoint(w);
   return true;
+}
+
+Engine::Admit Engine::admitRuleWrite(model::DeviceIndex device, model::PointId point,
+                                     const model::Value& value, core::SteadyTime now) {
+  uint64_t k = pointKey(device, point);
+  auto it = last_writes_.find(k);
+  if (it != last_writes_.end() && now - it->second.at < config_.actuation.min_interval) {
+    return sameWriteValue(it->second.value, value) ? Admit::Duplicate : Admit::RateLimited;
+  }
+  last_writes_[k] = LastWrite{value, now};
+  return Admit::Write;
 }
 
 int64_t Engine::sourceMs(const RuleDef& rule, model::DeviceIndex device,
@@ -615,6 +669,9 @@ void Engine::tick(const model::StateTable& state, ActionSink& sink) {
       }
     }
   }
+  if (!recovering_.empty()) {
+    recover(state, now, sink);
+  }
   for (size_t i = 0; i < timed_.size();) {
     Instance& inst = instances_[timed_[i]];
     if ((inst.pending || inst.clearing) && inst.deadline <= now) {
@@ -644,15 +701,161 @@ void Engine::tick(const model::StateTable& state, ActionSink& sink) {
       due.push_back(kv.second);
     }
     for (const auto& d : due) {
-      write(config_.rules[d.rule], d.target, *d.spec, d.reason, d.source_ms, now, sink);
+      write(config_.rules[d.rule], d.target, *d.spec, d.reason, d.source_ms, now, &state, sink);
     }
   }
   occupancy_.tick(state, now, clock_.wallMs(), sink);
 }
 
+namespace {
+// At start-up a device that has not reported within this long is left to the rules as usual.
+constexpr auto kRecoveryWindow = std::chrono::minutes(15);
+} // namespace
+
+void Engine::beginRecovery() {
+  recovering_.clear();
+  recovery_until_ = clock_.steadyNow() + kRecoveryWindow;
+  for (uint32_t i = 0; i < instances_.size(); ++i) {
+    const RuleDef& rule = config_.rules[instances_[i].rule];
+    if (!rule_safety_[instances_[i].rule] || rule.kind == RuleKind::Offline) {
+      continue;
+    }
+    for (const auto& spec : rule.on_raise) {
+      if (!spec.safety) {
+        continue;
+      }
+      Recovery r;
+      r.instance = i;
+      r.spec = &spec;
+      r.targets = writeTargets(compound_, spec, instances_[i].device);
+      if (!r.targets.empty()) {
+        recovering_.push_back(std::move(r));
+      }
+    }
+  }
+}
+
+void Engine::recover(const model::StateTable& state, core::SteadyTime now, ActionSink& sink) {
+  if (now >= recovery_until_) {
+    recovering_.clear();
+    return;
+  }
+  for (size_t k = 0; k < recovering_.size();) {
+    Recovery& r = recovering_[k];
+    Instance& inst = instances_[r.instance];
+    const RuleDef& rule = config_.rules[inst.rule];
+    Cond c = evalWhen(rule, inst.device, state, true);
+    if (c.tri == Tri::False) {
+      r.targets.clear();  // no hazard on good data: nothing to rebuild
+    } else if (c.tri == Tri::True) {
+      for (size_t t = 0; t < r.targets.size();) {
+        model::DeviceIndex target = r.targets[t];
+        const model::PointState* ps = state.point(target, r.spec->point);
+        if (ps == nullptr || ps->quality != model::Quality::Good) {
+          ++t;  // its read-back has not come yet
+          continue;
+        }
+        if (interlocks_.latched(target, r.spec->point) == nullptr) {
+          std::string reason = rule.name + ": " + compound_.devices[inst.device].id + " " +
+                               valueText(rule, inst.device, state) + " (after a restart)";
+          if (sameWriteValue(ps->value, r.spec->value)) {
+            // Cut before the restart (its record lost with the process) and still hazardous.
+            interlocks_.latch(
+                Latch{target, r.spec->point, r.spec->value, rule.name, reason, clock_.wallMs()});
+            ++stats_.latches_rebuilt;
+          } else if (inst.active) {
+            // The rule had fired (its alert survived) but the cut did not reach the device.
+            write(rule, target, *r.spec, reason, sourceMs(rule, inst.device, state), now, &state,
+                  sink);
+          }
+        }
+        r.targets[t] = r.targets.back();
+        r.targets.pop_back();
+      }
+    }
+    if (r.targets.empty()) {
+      recovering_[k] = std::move(recovering_.back());
+      recovering_.pop_back();
+    } else {
+      ++k;
+    }
+  }
+}
+
+bool Engine::holdRestorable(const RuleDef& rule) const {
+  return rule.kind == RuleKind::Threshold && rule.hold.count() > 0 && rule.when.size() == 1 &&
+         rule.when[0].on == Relation::Self && !rule.when[0].timedByState();
+}
+
+core::Millis Engine::restorableHold() const {
+  core::Millis longest{0};
+  for (const auto& rule : config_.rules) {
+    if (holdRestorable(rule)) {
+      longest = std::max(longest, std::chrono::duration_cast<core::Millis>(rule.hold));
+    }
+  }
+  return longest;
+}
+
+void Engine::restoreHolds(const std::vector<model::Reading>& recent, int64_t /*now_wall_ms*/) {
+  if (recent.empty()) {
+    return;
+  }
+  // (device, point) -> indexes into `recent`, oldest first.
+  std::unordered_map<uint64_t, std::vector<uint32_t>> series;
+  for (uint32_t i = 0; i < recent.size(); ++i) {
+    series[pointKey(recent[i].device, recent[i].point)].push_back(i);
+  }
+  for (auto& inst : instances_) {
+    const RuleDef& rule = config_.rules[inst.rule];
+    if (inst.active || !holdRestorable(rule)) {
+      continue;
+    }
+    const Predicate& p = rule.when[0];
+    auto it = series.find(pointKey(inst.device, p.point));
+    if (it == series.end()) {
+      continue;
+    }
+    uint16_t n = 0;
+    int64_t first = 0;
+    for (auto k = it->second.rbegin(); k != it->second.rend(); ++k) {
+      const model::Reading& r = recent[*k];
+      auto v = model::asNumber(r.value);
+      if (r.quality != model::Quality::Good || !v) {
+        break;
+      }
+      bool ok = p.op == CmpOp::Gt   ? *v > p.number
+                : p.op == CmpOp::Ge ? *v >= p.number
+                : p.op == CmpOp::Lt ? *v < p.number
+                                    : *v <= p.number;
+      if (!ok) {
+        break;
+      }
+      first = r.ingest_ms;
+      n = static_cast<uint16_t>(std::min<int>(n + 1, UINT16_MAX));
+    }
+    if (n > 0) {
+      inst.restored_samples = n;
+      inst.restored_start_wall = first;
+    }
+  }
+}
+
 void Engine::onWriteResult(const WriteOutcome& outcome, ActionSink& sink) {
+  if (outcome.superseded) {
+    // A newer write to the point took over; its own outcome settles the point.
+    return;
+  }
   auto it = pending_writes_.find(pointKey(outcome.device, outcome.point));
   if (it == pending_writes_.end() || outcome.device >= compound_.devices.size()) {
+    return;
+  }
+  if (outcome.refused) {
+    pending_writes_.erase(it);
+    ++stats_.writes_refused;
+    refused_log_.warn("rule write {}.{}={} refused on its way out: {}",
+                      compound_.devices[outcome.device].id, compound_.pointName(outcome.point),
+                      model::toText(outcome.value), outcome.error);
     return;
   }
   const RuleDef& rule = config_.rules[it->second];
@@ -694,7 +897,8 @@ void Engine::onWriteResult(const WriteOutcome& outcome, ActionSink& sink) {
 
 bool Engine::mayWrite(model::DeviceIndex device, model::PointId point, const model::Value& value,
                       bool operator_override, std::string* reason) const {
-  return interlocks_.mayWrite(device, point, value, operator_override, reason);
+  WriteIntent intent{device, point, value, Writer::Operator, operator_override, true};
+  return interlocks_.admit(intent, nullptr, reason);
 }
 
 bool Engine::clearLatch(model::DeviceIndex device, model::PointId point) {
@@ -725,7 +929,7 @@ bool Engine::clearLatch(model::DeviceIndex device, model::PointId point) {
       }
     }
   }
-  interlocks_.forget(device, point);
+  last_writes_.erase(pointKey(device, point));
   return interlocks_.clearLatch(device, point);
 }
 
@@ -762,8 +966,10 @@ bool Engine::restoreActive(std::string_view rule, model::DeviceIndex device) {
 }
 
 void Engine::adopt(const Engine& previous, ActionSink& sink) {
-  for (const auto& l : previous.latches()) {
-    interlocks_.latch(l);
+  if (&previous.interlocks_ != &interlocks_) {
+    for (const auto& l : previous.latches()) {
+      interlocks_.restore(l);
+    }
   }
   for (const auto& [rule, device] : previous.activeAlerts()) {
     if (!restoreActive(rule, device)) {

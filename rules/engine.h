@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -30,6 +31,9 @@ struct EngineStats {
   uint64_t writes_refused = 0; ///< refused by a safety latch
   uint64_t writes_rate_limited = 0;
   uint64_t write_failures = 0;
+  uint64_t refreshes = 0;        ///< refresh requests handed to the sink
+  uint64_t holds_restored = 0;   ///< pending holds continued from before a restart
+  uint64_t latches_rebuilt = 0;  ///< latches rebuilt at start-up from read-back and readings
 };
 
 /// Runs the rules of a RulesConfig against the live state. Built once per loaded config (a reload
@@ -48,8 +52,10 @@ struct EngineStats {
 /// (quality != Good) never raises, clears or acts; with a hold duration a single sample never acts.
 class Engine {
 public:
-  /// `config` and `compound` must outlive the engine.
-  Engine(const RulesConfig& config, const model::Compound& compound, const core::Clock& clock);
+  /// `config` and `compound` must outlive the engine. `interlocks` (the pipeline's, which
+  /// outlives a reload) must outlive it too; null: the engine keeps its own (tests, benches).
+  Engine(const RulesConfig& config, const model::Compound& compound, const core::Clock& clock,
+         Interlocks* interlocks = nullptr);
   ~Engine();
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
@@ -68,17 +74,36 @@ public:
   /// The outcome of a write; a failed rule write raises a critical alert.
   void onWriteResult(const WriteOutcome& outcome, ActionSink& sink);
 
-  /// Interlocks for every writer (rules, API, upstream): whether `value` may be written to the
-  /// point. A point cut by a safety rule accepts only its safe value unless `operator_override`;
-  /// after an overriding write succeeds, call clearLatch().
+  /// The interlocks' verdict for an operator's write whose record is durable (a quick answer
+  /// for callers; the actuator asks the interlocks again before the write leaves). A point cut
+  /// by a safety rule accepts only its safe value unless `operator_override`; after an
+  /// overriding write succeeds, call clearLatch().
   bool mayWrite(model::DeviceIndex device, model::PointId point, const model::Value& value,
                 bool operator_override, std::string* reason) const;
-  /// Removes a latch (operator action) and re-arms the rule that set it: if the danger is still
-  /// there, the rule cuts again after its hold. False when the point was not latched.
+  /// Removes a latch (an allowed override was confirmed) and re-arms the rule that set it: if
+  /// the danger is still there, the rule cuts again after its hold. False when not latched.
   bool clearLatch(model::DeviceIndex device, model::PointId point);
   /// The latch set, for persistence (the pipeline stores it in SQLite and restores it at start).
   std::vector<Latch> latches() const { return interlocks_.latches(); }
-  void restoreLatch(const Latch& latch) { interlocks_.latch(latch); }
+  /// Restores a persisted latch (start-up; the interlocks' listener is not told).
+  void restoreLatch(const Latch& latch) { interlocks_.restore(latch); }
+  Interlocks& interlocks() { return interlocks_; }
+  const Interlocks& interlocks() const { return interlocks_; }
+
+  /// Start-up after a restart (not a reload). Until each safety rule instance has seen good
+  /// data: when its condition holds and a target point reads its safe value, the latch is
+  /// rebuilt (its record may have been lost with the process); when the rule's alert was
+  /// restored active and a target reads live, the cut is issued again at once. Call after
+  /// restoreActive() and before the first tick().
+  void beginRecovery();
+  /// Continues the holds of numeric single-point rules that were pending when the gateway
+  /// stopped: `recent` are the last readings committed before (oldest first, the window of the
+  /// longest hold), `now_wall_ms` the wall clock now. A run of readings satisfying the
+  /// condition up to the last one counts as held since its first, if the first good reading
+  /// after the restart still satisfies it.
+  void restoreHolds(const std::vector<model::Reading>& recent, int64_t now_wall_ms);
+  /// The longest hold of the rules restoreHolds() can continue (0 = none).
+  core::Millis restorableHold() const;
   /// Whether a safety rule cut any point of the device (DeviceView::safety_cut).
   bool safetyCut(model::DeviceIndex device) const;
 
@@ -115,6 +140,8 @@ private:
     bool clearing = false;
     bool timed = false;  ///< in timed_
     uint16_t samples = 0;
+    uint16_t restored_samples = 0;    ///< restoreHolds(): samples of the run before the restart
+    int64_t restored_start_wall = 0;  ///< restoreHolds(): wall ms of the run's first reading
     core::SteadyTime observed_start{};
     core::SteadyTime start{};
     core::SteadyTime clear_start{};
@@ -148,9 +175,17 @@ private:
   void clear(Instance& inst, const model::StateTable& state, std::string reason,
              ActionSink& sink);
   /// Issues one rule write through the interlocks; true when written (or already in flight).
+  /// A cut (a safety action, or a de-energizing value) is never rate-limited or deferred.
   bool write(const RuleDef& rule, model::DeviceIndex target, const WriteSpec& spec,
              const std::string& reason, int64_t source_ms, core::SteadyTime now,
-             ActionSink& sink);
+             const model::StateTable* state, ActionSink& sink);
+  enum class Admit : uint8_t { Write, Duplicate, RateLimited };
+  /// Rate limit of energizing rule writes per point: a write within `min_interval` of the
+  /// previous one to the point is held back; the same value again is a duplicate.
+  Admit admitRuleWrite(model::DeviceIndex device, model::PointId point,
+                       const model::Value& value, core::SteadyTime now);
+  void recover(const model::StateTable& state, core::SteadyTime now, ActionSink& sink);
+  bool holdRestorable(const RuleDef& rule) const;
   int64_t sourceMs(const RuleDef& rule, model::DeviceIndex device,
                    const model::StateTable& state) const;
   std::string valueText(const RuleDef& rule, model::DeviceIndex device,
@@ -165,7 +200,24 @@ private:
   std::vector<IndexEntry> entries_;
   std::vector<uint32_t> offline_instances_;
   std::vector<uint32_t> timed_;
-  Interlocks interlocks_;
+  std::unique_ptr<Interlocks> own_interlocks_;
+  Interlocks& interlocks_;
+  /// Per rule: it has a safety action (it latches what it cuts).
+  std::vector<uint8_t> rule_safety_;
+  struct LastWrite {
+    model::Value value;
+    core::SteadyTime at{};
+  };
+  std::unordered_map<uint64_t, LastWrite> last_writes_;  ///< rule writes, for the rate limit
+  /// Start-up recovery: one entry per (safety instance, safety action) still waiting for good
+  /// data of its condition and its targets.
+  struct Recovery {
+    uint32_t instance = 0;
+    const WriteSpec* spec = nullptr;
+    std::vector<model::DeviceIndex> targets;  ///< not yet read back
+  };
+  std::vector<Recovery> recovering_;
+  core::SteadyTime recovery_until_{};
   occupancy::Tracker occupancy_;
   /// Rule writes awaiting their outcome: key (device, point) -> rule index.
   std::unordered_map<uint64_t, uint32_t> pending_writes_;

@@ -176,6 +176,8 @@ RulesConfig parseRulesConfig(const core::ConfigNode& root, model::Compound& comp
   std::string err;
   cfg.actuation.failed_message = *MessageTemplate::parse(
       "{device} {location}: 自动操作失败 {point}={value} ({other_value})", &err);
+  cfg.actuation.breach_message = *MessageTemplate::parse(
+      "{device} {location}: 已安全断电的 {point} 被重新接通 (读数 {value})，已再次断电", &err);
   if (!root.defined()) {
     cfg.occupancy = occupancy::parseOccupancyConfig(root.child("occupancy"), compound);
     return cfg;
@@ -192,17 +194,33 @@ RulesConfig parseRulesConfig(const core::ConfigNode& root, model::Compound& comp
   cfg.occupancy = occupancy::parseOccupancyConfig(root.child("occupancy"), compound);
   core::ConfigNode act = root.child("actuation");
   if (act.defined()) {
-    act.allowKeys({"min_interval", "failed_rule", "failed_message"});
+    act.allowKeys({"min_interval", "failed_rule", "failed_message", "breach_rule",
+                   "breach_message", "shed_power_limit", "shed_power_point",
+                   "refresh_min_interval"});
     cfg.actuation.min_interval = act.duration("min_interval", cfg.actuation.min_interval);
     cfg.actuation.failed_rule = act.str("failed_rule", cfg.actuation.failed_rule);
-    if (act.has("failed_message")) {
-      auto m = MessageTemplate::parse(act.str("failed_message", ""), &err);
-      if (!m) {
-        act.errorAt("failed_message", err);
-      } else {
-        cfg.actuation.failed_message = std::move(*m);
+    cfg.actuation.breach_rule = act.str("breach_rule", cfg.actuation.breach_rule);
+    for (auto [key, tmpl] : {std::pair{"failed_message", &cfg.actuation.failed_message},
+                             std::pair{"breach_message", &cfg.actuation.breach_message}}) {
+      if (act.has(key)) {
+        auto m = MessageTemplate::parse(act.str(key, ""), &err);
+        if (!m) {
+          act.errorAt(key, err);
+        } else {
+          *tmpl = std::move(*m);
+        }
       }
     }
+    cfg.actuation.shed_power_limit_w =
+        act.number("shed_power_limit", cfg.actuation.shed_power_limit_w, 0, 1e7);
+    cfg.actuation.shed_power_point = act.str("shed_power_point", cfg.actuation.shed_power_point);
+    if (act.has("shed_power_point") && !compound.pointId(cfg.actuation.shed_power_point)) {
+      act.errorAt("shed_power_point", "no profile has a point \"" +
+                                          cfg.actuation.shed_power_point + "\"");
+    }
+    cfg.actuation.refresh_min_interval =
+        act.duration("refresh_min_interval", cfg.actuation.refresh_min_interval,
+                     std::chrono::milliseconds(100), std::chrono::minutes(10));
   }
   for (const auto& t : cfg.occupancy.thresholds) {
     if (!names.insert(t.name).second) {

@@ -19,6 +19,17 @@ struct ActuationConfig {
   /// The rule name of the critical alert a failed actuation raises.
   std::string failed_rule = "actuation_failed";
   MessageTemplate failed_message;
+  /// The critical alert (escalated at once) when a reading shows a safety-latched point live
+  /// again; the gateway cuts it again at the same moment.
+  std::string breach_rule = "safety_latch_breach";
+  MessageTemplate breach_message;
+  /// Enabling a port is refused while its shed draws more than this (W; 0 = no limit), read
+  /// from the shed's `shed_power_point` (or the sum of its ports' readings of it).
+  double shed_power_limit_w = 8000;
+  std::string shed_power_point = "power_w";
+  /// At most one refresh request (an out-of-cycle read asked by a safety rule) per device per
+  /// this interval.
+  std::chrono::milliseconds refresh_min_interval{1000};
 };
 
 /// The whole rules file, parsed and resolved against the compound: immutable after loading and

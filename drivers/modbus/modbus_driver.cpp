@@ -9,8 +9,8 @@ namespace hgj::drivers::modbus {
 
 ModbusDriver::ModbusDriver(const ModbusConfig& config, const model::Compound& compound,
                            drivers::SampleSink& sink, core::MetricsRegistry& metrics,
-                           const core::Clock& clock)
-    : config_(config) {
+                           const core::Clock& clock, core::Liveness* liveness)
+    : config_(config), liveness_(liveness) {
   std::map<std::string, std::vector<const model::Device*>> per_line;
   for (const auto& dev : compound.devices) {
     // Ports carry their parent's binding but are read by the parent's poll.
@@ -42,7 +42,7 @@ ModbusDriver::~ModbusDriver() { stop(); }
 
 void ModbusDriver::start() {
   for (auto& l : lines_) {
-    l->start();
+    l->start(liveness_);
   }
 }
 
@@ -70,6 +70,13 @@ void ModbusDriver::write(const WriteRequest& request) {
     return;
   }
   it->second->queueWrite(request);
+}
+
+void ModbusDriver::refresh(const RefreshRequest& request) {
+  auto it = by_device_.find(request.device);
+  if (it != by_device_.end()) {
+    it->second->queueRefresh(request.device);
+  }
 }
 
 std::string ModbusDriver::health() const {

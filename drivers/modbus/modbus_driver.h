@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "core/clock.h"
+#include "core/heartbeat.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "drivers/driver.h"
@@ -28,9 +29,10 @@ class ModbusLine;
 /// modbus section in its profile, more ports than its profile's blocks describe).
 class ModbusDriver : public drivers::Driver {
 public:
+  /// `liveness` (optional, outlives the driver): each line thread's heartbeat.
   ModbusDriver(const ModbusConfig& config, const model::Compound& compound,
                drivers::SampleSink& sink, core::MetricsRegistry& metrics,
-               const core::Clock& clock);
+               const core::Clock& clock, core::Liveness* liveness = nullptr);
   ~ModbusDriver() override;
 
   const char* name() const override { return "modbus"; }
@@ -41,14 +43,16 @@ public:
   /// Never blocks. A request for a device no line serves is answered with a failed
   /// WriteResult ("not a modbus device"), from a line thread.
   void write(const WriteRequest& request) override;
-  /// Not yet: Modbus devices are read on their poll interval only.
-  void refresh(const RefreshRequest& /*request*/) override {}
+  /// Never blocks: an immediate out-of-cycle poll of the device (a port: its controller) on
+  /// its line thread, after pending writes and before the regular polls.
+  void refresh(const RefreshRequest& request) override;
   std::string health() const override;
 
 private:
   const ModbusConfig config_;  // the lines keep references into it
   std::vector<std::unique_ptr<ModbusLine>> lines_;
   std::unordered_map<model::DeviceIndex, ModbusLine*> by_device_;
+  core::Liveness* liveness_ = nullptr;
   core::RateLimitedLog log_;
 };
 

@@ -67,8 +67,12 @@ ModbusLine::ModbusLine(const LineConfig& line, const ModbusConfig& config,
 
 ModbusLine::~ModbusLine() { stop(); }
 
-void ModbusLine::start() {
+void ModbusLine::start(core::Liveness* liveness) {
   if (!thread_.joinable()) {
+    if (liveness != nullptr) {
+      liveness_ = liveness;
+      heartbeat_ = &liveness->add("modbus line " + line_.id);
+    }
     thread_ = std::thread([this] { run(); });
   }
 }
@@ -82,6 +86,9 @@ void ModbusLine::stop() {
   if (thread_.joinable()) {
     thread_.join();
   }
+  if (heartbeat_ != nullptr) {
+    liveness_->retire(*heartbeat_);
+  }
 }
 
 void ModbusLine::queueWrite(const WriteRequest& request) {
@@ -89,11 +96,31 @@ void ModbusLine::queueWrite(const WriteRequest& request) {
   w.request = request;
   {
     std::lock_guard lock(mu_);
-    if (incoming_.size() >= config_.write_queue) {
-      w.rejected = true;
-      w.reject_reason = "write queue of line " + line_.id + " full";
+    if (request.de_energize) {
+      // A cut is never refused for a full queue, and jumps it.
+      incoming_.push_front(std::move(w));
+      urgent_waiting_.store(true, std::memory_order_relaxed);
+    } else {
+      if (incoming_.size() >= config_.write_queue) {
+        w.rejected = true;
+        w.reject_reason = "write queue of line " + line_.id + " full";
+      }
+      incoming_.push_back(std::move(w));
     }
-    incoming_.push_back(std::move(w));
+  }
+  cv_.notify_all();
+}
+
+void ModbusLine::queueRefresh(model::DeviceIndex device) {
+  {
+    std::lock_guard lock(mu_);
+    // Bounded by the devices of the line: one entry per device is enough.
+    if (std::find(refresh_incoming_.begin(), refresh_incoming_.end(), device) !=
+            refresh_incoming_.end() ||
+        refresh_incoming_.size() >= device_slot_.size()) {
+      return;
+    }
+    refresh_incoming_.push_back(device);
   }
   cv_.notify_all();
 }
@@ -159,6 +186,9 @@ void ModbusLine::loop() {
         return;
       }
     }
+    if (heartbeat_ != nullptr) {
+      heartbeat_->beat();
+    }
     int64_t t = now();
     takeIncoming(t);
     if (!ensureConnected(t)) {
@@ -170,6 +200,9 @@ void ModbusLine::loop() {
       continue;
     }
     if (runDueWrite(t)) {
+      continue;
+    }
+    if (runRefresh()) {
       continue;
     }
     DeviceState* due = nullptr;
@@ -197,7 +230,7 @@ void ModbusLine::loop() {
 void ModbusLine::waitFor(int64_t ms) {
   std::unique_lock lock(mu_);
   cv_.wait_for(lock, std::chrono::milliseconds(std::max<int64_t>(ms, 1)),
-               [&] { return stopping_ || !incoming_.empty(); });
+               [&] { return stopping_ || !incoming_.empty() || !refresh_incoming_.empty(); });
 }
 
 bool ModbusLine::ensureConnected(int64_t t) {
@@ -233,9 +266,17 @@ bool ModbusLine::ensureConnected(int64_t t) {
 
 void ModbusLine::takeIncoming(int64_t t) {
   std::deque<PendingWrite> in;
+  std::vector<model::DeviceIndex> refresh;
   {
     std::lock_guard lock(mu_);
     in.swap(incoming_);
+    refresh.swap(refresh_incoming_);
+    urgent_waiting_.store(false, std::memory_order_relaxed);
+  }
+  for (model::DeviceIndex di : refresh) {
+    if (DeviceState* d = stateOf(di)) {
+      d->refresh = true;
+    }
   }
   for (auto& w : in) {
     if (w.rejected) {
@@ -254,17 +295,25 @@ void ModbusLine::takeIncoming(int64_t t) {
     }
     w.not_before_ms = t;
     auto last = last_write_ms_.find(key);
-    if (last != last_write_ms_.end()) {
+    // The pacing between writes to one relay never delays a cut.
+    if (last != last_write_ms_.end() && !w.request.de_energize) {
       w.not_before_ms = std::max(t, last->second + config_.write_min_interval_ms);
     }
     pending_.push_back(std::move(w));
   }
 }
 
-bool ModbusLine::runDueWrite(int64_t t) {
+bool ModbusLine::runDueWrite(int64_t t, bool urgent_only) {
   auto best = pending_.end();
   for (auto it = pending_.begin(); it != pending_.end(); ++it) {
-    if (it->not_before_ms <= t && (best == pending_.end() || it->not_before_ms < best->not_before_ms)) {
+    if (it->not_before_ms > t || (urgent_only && !it->request.de_energize)) {
+      continue;
+    }
+    // Cuts first, then the longest waiting.
+    if (best == pending_.end() ||
+        (it->request.de_energize && !best->request.de_energize) ||
+        (it->request.de_energize == best->request.de_energize &&
+         it->not_before_ms < best->not_before_ms)) {
       best = it;
     }
   }
@@ -381,7 +430,7 @@ void ModbusLine::executeWrite(const WriteRequest& w) {
       r.attempts = attempt;
       r.ts_ms = wall;
       writes_ok_.inc();
-      deliver(std::make_shared<const WriteResult>(std::move(r)));
+      sink_.deliverResult(std::make_shared<const WriteResult>(std::move(r)));
       return;
     }
     error = "read-back mismatch (wrote " + model::toText(*value) + ", read " +
@@ -390,6 +439,37 @@ void ModbusLine::executeWrite(const WriteRequest& w) {
   log_.warn("modbus line {}: write {} of {}.{} failed: {}", line_.id, w.id, dev.id, point_name,
             error);
   failWrite(w, error, 2);
+}
+
+bool ModbusLine::runUrgentWrites() {
+  if (!urgent_waiting_.load(std::memory_order_relaxed)) {
+    return false;
+  }
+  takeIncoming(now());
+  bool any = false;
+  while (conn_.isOpen() && runDueWrite(now(), true)) {
+    any = true;
+  }
+  return any;
+}
+
+bool ModbusLine::runRefresh() {
+  for (auto& d : devices_) {
+    if (!d.refresh) {
+      continue;
+    }
+    d.refresh = false;
+    if (d.link == Link::Offline) {
+      continue;  // backed off: its next probe is due on its own schedule
+    }
+    PollOutcome outcome = pollDevice(d);
+    // A good refresh leaves the cadence alone; a failed one counts like any failed poll.
+    if (outcome.status != PollStatus::Ok) {
+      afterPoll(d, outcome, now());
+    }
+    return true;
+  }
+  return false;
 }
 
 ModbusLine::PollOutcome ModbusLine::pollDevice(DeviceState& d) {
@@ -404,6 +484,14 @@ ModbusLine::PollOutcome ModbusLine::pollDevice(DeviceState& d) {
   bool resynced = false;
   for (size_t i = 0; i < d.plan.reads.size(); ++i) {
     const PlannedRead& r = d.plan.reads[i];
+    if (i > 0 && runUrgentWrites()) {
+      // A cut went out between two requests of this poll; the poll goes on where it was.
+      if (!conn_.isOpen()) {
+        return {PollStatus::Connection, ErrorKind::Connection, "connection lost during a write"};
+      }
+      conn_.setUnit(d.device->modbus.unit_id);
+      conn_.setTimeout(d.timeout_ms);
+    }
     if (line_.kind == LineKind::Rtu && line_.turnaround_ms > 0) {
       // RS-485 transceivers need a quiet line before the next frame; not a synchronisation.
       std::this_thread::sleep_for(std::chrono::milliseconds(line_.turnaround_ms));
@@ -572,7 +660,7 @@ void ModbusLine::countError(DeviceState* d, ErrorKind kind) {
 
 void ModbusLine::failWrite(const WriteRequest& w, const std::string& error, int attempts) {
   writes_failed_.inc();
-  deliver(std::make_shared<const WriteResult>(
+  sink_.deliverResult(std::make_shared<const WriteResult>(
       WriteResult::failure(w, error, attempts, clock_.wallMs())));
 }
 

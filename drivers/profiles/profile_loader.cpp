@@ -10,6 +10,61 @@ namespace hgj::drivers::profiles {
 
 namespace fs = std::filesystem;
 
+namespace {
+
+// `range: [lo, hi]`: what a sane sensor can report. Readings outside are marked bad.
+void parsePlausibleRange(const core::ConfigNode& p, model::PointDef& def) {
+  core::ConfigNode r = p.child("range");
+  if (!r.defined()) {
+    return;
+  }
+  auto items = r.isSeq() ? r.items() : std::vector<core::ConfigNode>{};
+  std::optional<double> lo = items.size() == 2 ? items[0].asNumber() : std::nullopt;
+  std::optional<double> hi = items.size() == 2 ? items[1].asNumber() : std::nullopt;
+  if (!lo || !hi || !(*lo < *hi)) {
+    r.error("expected [min, max] with min < max (two numbers)");
+    return;
+  }
+  if (def.type != model::PointType::Number) {
+    r.error("a plausibility range needs a number point (this one is " +
+            std::string(model::pointTypeName(def.type)) + ")");
+    return;
+  }
+  def.range_lo = *lo;
+  def.range_hi = *hi;
+}
+
+// `safe: <value>`: the value of a writable point that removes power (a relay's false).
+void parseSafeValue(const core::ConfigNode& p, model::PointDef& def) {
+  core::ConfigNode s = p.child("safe");
+  if (!s.defined()) {
+    return;
+  }
+  if (!def.writable) {
+    s.error("only a writable point has a safe value (add writable: true)");
+    return;
+  }
+  std::optional<model::Value> v;
+  if (def.type == model::PointType::Bool) {
+    if (auto b = s.asBool()) {
+      v = *b;
+    }
+  } else if (def.type == model::PointType::Number) {
+    if (auto n = s.asNumber()) {
+      v = *n;
+    }
+  } else if (auto t = s.asStr()) {
+    v = *t;
+  }
+  if (!v) {
+    s.error(std::string("expected a ") + model::pointTypeName(def.type) + " value");
+    return;
+  }
+  def.safe = std::move(*v);
+}
+
+} // namespace
+
 model::Profile* loadProfile(const std::string& path, model::Compound& compound,
                             core::Diagnostics& diag) {
   auto root = core::loadYamlFile(path, diag);
@@ -38,7 +93,8 @@ model::Profile* loadProfile(const std::string& path, model::Compound& compound,
                             "nothing)");
   } else if (points.requireMap()) {
     for (const auto& [name, p] : points.entries()) {
-      if (!p.allowKeys({"type", "unit", "writable", "min", "max", "description"})) {
+      if (!p.allowKeys({"type", "unit", "writable", "min", "max", "range", "safe",
+                        "description"})) {
         continue;
       }
       model::PointDef def;
@@ -54,6 +110,8 @@ model::Profile* loadProfile(const std::string& path, model::Compound& compound,
       if (p.has("max")) {
         def.max = p.number("max", 0, -1e300, 1e300);
       }
+      parsePlausibleRange(p, def);
+      parseSafeValue(p, def);
       profile->points.push_back(std::move(def));
     }
   }

@@ -84,6 +84,7 @@ void postAck(ApiContext& ctx, const Request& req, Response& res) {
   cmd.id = ctx.commandId();
   cmd.origin = "api";
   cmd.by = (*body)["by"].get<std::string>();
+  cmd.identity = std::string("api:") + roleName(req.role);
   cmd.alert_id = static_cast<int64_t>(*id);
   cmd.note = note;
   ctx.runCommand(std::move(cmd), res, Json{{"id", *id}});

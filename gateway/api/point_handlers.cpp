@@ -78,8 +78,8 @@ void postWrite(ApiContext& ctx, const Request& req, Response& res) {
   cmd.id = ctx.commandId();
   cmd.origin = "api";
   cmd.by = by;
-  // The role of the token that authorised this write (req.role, always Role::Operator here:
-  // the access rules admit writes only with the operator token) is for the audit trail.
+  // The audit trail records who was authenticated (the token's role), not the free-text "by".
+  cmd.identity = std::string("api:") + roleName(req.role);
   cmd.device = device_id;
   cmd.point = point_name;
   cmd.value = *value;

@@ -1,7 +1,5 @@
 #include "gateway/pipeline/actuator.h"
 
-#include <cmath>
-
 #include <spdlog/spdlog.h>
 
 #include "drivers/profiles/mqtt_profile.h"
@@ -10,29 +8,34 @@ namespace hgj::pipeline {
 
 namespace {
 
-// At most this many writes per point per minute: a flapping rule or a stuck client must not
-// hammer a relay.
+// After this many writes to a point in a minute, energizing ones are refused: a flapping rule or
+// a stuck client must not hammer a relay. Cuts count, but are never held back.
 constexpr size_t kWritesPerPointPerMinute = 6;
 constexpr int64_t kModbusConfirmTimeoutMs = 10'000;
-
-uint64_t pointKey(model::DeviceIndex d, model::PointId p) {
-  return (static_cast<uint64_t>(d) << 16) | p;
-}
-
-bool sameValue(const model::Value& a, const model::Value& b) {
-  auto na = model::asNumber(a);
-  auto nb = model::asNumber(b);
-  if (na && nb) {
-    return std::fabs(*na - *nb) < 1e-9;
-  }
-  return a == b;
-}
+// An energizing write whose record is not durable by then is failed, not left hanging.
+constexpr int64_t kRecordTimeoutMs = 10'000;
 
 } // namespace
 
-Actuator::Actuator(const model::Compound& compound, storage::Store& store,
+const char* actuationStatusName(ActuationStatus s) {
+  switch (s) {
+  case ActuationStatus::Confirmed:
+    return "confirmed";
+  case ActuationStatus::Failed:
+    return "failed";
+  case ActuationStatus::Refused:
+    return "refused";
+  case ActuationStatus::Superseded:
+    return "superseded";
+  }
+  return "?";
+}
+
+Actuator::Actuator(const model::Compound& compound, rules::Interlocks& interlocks,
+                   const model::StateTable& state, ActuationJournal& journal,
                    core::MetricsRegistry& metrics, const core::Clock& clock)
-    : compound_(compound), store_(store), clock_(clock),
+    : compound_(compound), interlocks_(interlocks), state_(state), journal_(journal),
+      clock_(clock),
       requested_(metrics.counter("hgj_actuations_total", "writes to devices, by result",
                                  {{"result", "requested"}})),
       confirmed_(metrics.counter("hgj_actuations_total", "writes to devices, by result",
@@ -41,94 +44,159 @@ Actuator::Actuator(const model::Compound& compound, storage::Store& store,
                               {{"result", "failed"}})),
       refused_(metrics.counter("hgj_actuations_total", "writes to devices, by result",
                                {{"result", "refused"}})),
+      superseded_(metrics.counter("hgj_actuations_total", "writes to devices, by result",
+                                  {{"result", "superseded"}})),
+      sent_(metrics.counter("hgj_actuation_sends_total",
+                            "writes handed to a driver (first sends and retries)")),
       // Request ids stay unique across restarts: they start from the wall clock.
       next_id_(static_cast<uint64_t>(clock.wallMs()) * 1000) {}
 
-drivers::Driver* Actuator::driverFor(const model::Device& d) const {
+drivers::Driver* Actuator::driverFor(model::DeviceIndex device) const {
+  if (device >= compound_.devices.size()) {
+    return nullptr;
+  }
   for (auto* drv : drivers_) {
-    if (drv->handles(d)) {
+    if (drv->handles(compound_.devices[device])) {
       return drv;
     }
   }
   return nullptr;
 }
 
-std::optional<uint64_t> Actuator::write(model::DeviceIndex device, model::PointId point,
-                                        model::Value value, std::string origin, Callback done,
-                                        std::string* error) {
-  auto refuse = [&](std::string why) -> std::optional<uint64_t> {
-    refused_.inc();
-    if (error != nullptr) {
-      *error = std::move(why);
-    }
-    return std::nullopt;
-  };
-  if (device >= compound_.devices.size()) {
-    return refuse("unknown device");
+void Actuator::refuseNow(const WriteOrder& order, uint64_t id, std::string why, Callback done) {
+  refused_.inc();
+  ActuationOutcome out;
+  out.request_id = id;
+  out.device = order.device;
+  out.point = order.point;
+  out.value = order.value;
+  out.origin = order.origin;
+  out.status = ActuationStatus::Refused;
+  out.error = std::move(why);
+  std::vector<Callback> cbs;
+  if (done) {
+    cbs.push_back(std::move(done));
   }
-  const model::Device& dev = compound_.devices[device];
-  const model::PointDef* def = dev.profile->point(point);
+  completions_.emplace_back(std::move(cbs), std::move(out));
+}
+
+uint64_t Actuator::write(WriteOrder order, Callback done) {
+  uint64_t id = ++next_id_;
+  if (order.device >= compound_.devices.size()) {
+    refuseNow(order, id, "unknown device", std::move(done));
+    return id;
+  }
+  const model::Device& dev = compound_.devices[order.device];
+  const model::PointDef* def = dev.profile->point(order.point);
   if (def == nullptr) {
-    return refuse("device " + dev.id + " has no point " + compound_.pointName(point));
+    refuseNow(order, id, "device " + dev.id + " has no point " + compound_.pointName(order.point),
+              std::move(done));
+    return id;
   }
   if (!def->writable) {
-    return refuse("point " + def->name + " of " + dev.id + " is not writable");
+    refuseNow(order, id, "point " + def->name + " of " + dev.id + " is not writable",
+              std::move(done));
+    return id;
   }
-  auto coerced = model::coerce(value, def->type);
+  auto coerced = model::coerce(order.value, def->type);
   if (!coerced) {
-    return refuse("value " + model::toText(value) + " does not fit point " + def->name + " (" +
-                  model::pointTypeName(def->type) + ")");
+    refuseNow(order, id,
+              "value " + model::toText(order.value) + " does not fit point " + def->name + " (" +
+                  model::pointTypeName(def->type) + ")",
+              std::move(done));
+    return id;
   }
-  if (auto n = model::asNumber(*coerced); n && def->type == model::PointType::Number) {
+  order.value = *coerced;
+  if (auto n = model::asNumber(order.value); n && def->type == model::PointType::Number) {
     if ((def->min && *n < *def->min) || (def->max && *n > *def->max)) {
-      return refuse("value " + model::toText(*coerced) + " is out of range for " + def->name);
-    }
-  }
-  drivers::Driver* drv = driverFor(dev);
-  if (drv == nullptr) {
-    return refuse("no driver reaches " + dev.id);
-  }
-  uint64_t key = pointKey(device, point);
-  // An identical write already on its way is not repeated.
-  for (auto& [id, p] : pending_) {
-    if (p.device == device && p.point == point && sameValue(p.value, *coerced)) {
+      refuseNow(order, id, "value " + model::toText(order.value) + " is out of range for " + def->name,
+                std::move(done));
       return id;
     }
+  }
+  if (driverFor(order.device) == nullptr) {
+    refuseNow(order, id, "no driver reaches " + dev.id, std::move(done));
+    return id;
+  }
+  bool urgent = order.safety || interlocks_.deEnergizing(order.device, order.point, order.value);
+  if (!urgent) {
+    // Refused now if the interlocks would refuse it even once recorded: such a write must not
+    // supersede (cancel) a cut still on its way.
+    rules::WriteIntent intent{order.device, order.point, order.value, order.writer,
+                              order.override_latch, true};
+    std::string why;
+    if (!interlocks_.admit(intent, &state_, &why)) {
+      refuseNow(order, id, why, std::move(done));
+      return id;
+    }
+  }
+  uint64_t key = pointKey(order.device, order.point);
+  if (auto it = by_point_.find(key); it != by_point_.end()) {
+    Pending& old = pending_.at(it->second);
+    if (rules::sameWriteValue(old.value, order.value) &&
+        (old.override_latch || !order.override_latch) && (old.urgent || !urgent)) {
+      // The same value is already on its way: join it rather than send it twice.
+      if (done) {
+        old.done.push_back(std::move(done));
+      }
+      return old.id;
+    }
+    // A newer write replaces the older one: it never goes out (again) after this.
+    spdlog::info("actuation {}: superseded by {}", old.id, id);
+    finish(old.id, ActuationStatus::Superseded,
+           "superseded by write " + std::to_string(id) + " (" + order.origin + ")");
   }
   auto now = clock_.steadyNow();
   auto& recent = recent_[key];
   while (!recent.empty() && now - recent.front() > std::chrono::minutes(1)) {
     recent.pop_front();
   }
-  if (recent.size() >= kWritesPerPointPerMinute) {
-    return refuse("rate limit: more than " + std::to_string(kWritesPerPointPerMinute) +
-                  " writes to " + dev.id + "." + def->name + " in a minute");
+  // Every write counts against the limit; only an energizing one is ever refused by it.
+  if (!urgent && recent.size() >= kWritesPerPointPerMinute) {
+    refuseNow(order, id,
+              "rate limit: more than " + std::to_string(kWritesPerPointPerMinute) +
+                  " writes to " + dev.id + "." + def->name + " in a minute",
+              std::move(done));
+    return id;
   }
   recent.push_back(now);
 
-  uint64_t id = ++next_id_;
   Pending p;
   p.id = id;
-  p.device = device;
-  p.point = point;
-  p.value = *coerced;
-  p.origin = std::move(origin);
+  p.device = order.device;
+  p.point = order.point;
+  p.value = order.value;
+  p.origin = std::move(order.origin);
+  p.writer = order.writer;
+  p.override_latch = order.override_latch;
+  p.urgent = urgent;
   p.by_report = dev.profile->transport == "mqtt";
-  p.done = std::move(done);
-  int64_t timeout = kModbusConfirmTimeoutMs;
+  p.timeout_ms = kModbusConfirmTimeoutMs;
   if (p.by_report && dev.profile->mqtt && dev.profile->mqtt->command) {
-    timeout = dev.profile->mqtt->command->confirm_timeout_ms;
+    p.timeout_ms = dev.profile->mqtt->command->confirm_timeout_ms;
   }
-  p.deadline = now + core::Millis(timeout);
+  if (done) {
+    p.done.push_back(std::move(done));
+  }
   requested_.inc();
-  spdlog::info("actuation {}: {}.{} := {} ({})", id, dev.id, def->name, model::toText(p.value),
-               p.origin);
-  auto& stored = pending_.emplace(id, std::move(p)).first->second;
-  send(stored);
+  spdlog::info("actuation {}: {}.{} := {} ({}){}", id, dev.id, def->name,
+               model::toText(p.value), p.origin,
+               urgent ? ", de-energizing: sent now, recorded in parallel" : "");
+  Pending& stored = pending_.emplace(id, std::move(p)).first->second;
+  by_point_[key] = id;
+  if (urgent) {
+    // The cut leaves before anything touches the disk; its record follows in parallel.
+    if (dispatch(stored)) {
+      journal_.record(recordOf(pending_.at(id), "sent"));
+    }
+  } else {
+    stored.deadline = now + core::Millis(kRecordTimeoutMs);
+    journal_.recordFirst(recordOf(stored, "decided"));
+  }
   return id;
 }
 
-void Actuator::send(Pending& p) {
+storage::ActuationRecord Actuator::recordOf(const Pending& p, const char* state) const {
   storage::ActuationRecord rec;
   rec.request_id = p.id;
   rec.ts_ms = clock_.wallMs();
@@ -136,70 +204,152 @@ void Actuator::send(Pending& p) {
   rec.point = p.point;
   rec.value = p.value;
   rec.origin = p.origin;
-  rec.state = p.attempts > 1 ? "retried" : "decided";
+  rec.state = state;
+  return rec;
+}
+
+bool Actuator::dispatch(Pending& p) {
+  rules::WriteIntent intent{p.device, p.point, p.value, p.writer, p.override_latch, p.recorded};
+  std::string why;
+  if (!interlocks_.admit(intent, &state_, &why)) {
+    spdlog::warn("actuation {}: refused by the interlocks: {}", p.id, why);
+    finish(p.id, ActuationStatus::Refused, why);
+    return false;
+  }
+  drivers::Driver* drv = driverFor(p.device);
+  if (drv == nullptr) {
+    finish(p.id, ActuationStatus::Failed, "no driver reaches " + compound_.devices[p.device].id);
+    return false;
+  }
+  ++p.attempts;
+  p.sent = true;
+  p.deadline = clock_.steadyNow() + core::Millis(p.timeout_ms);
   drivers::WriteRequest req;
   req.id = p.id;
   req.device = p.device;
   req.point = p.point;
   req.value = p.value;
   req.origin = p.origin;
-  drivers::Driver* drv = driverFor(compound_.devices[p.device]);
-  // The decision is on disk before the device is told.
-  store_.submitActuation(std::move(rec), [drv, req] { drv->write(req); });
+  req.de_energize = p.urgent;
+  sent_.inc();
+  drv->write(req);
+  return true;
 }
 
-void Actuator::finish(uint64_t id, bool ok, std::string error) {
+void Actuator::finish(uint64_t id, ActuationStatus status, std::string error) {
   auto it = pending_.find(id);
   if (it == pending_.end()) {
     return;
   }
   Pending p = std::move(it->second);
   pending_.erase(it);
-  (ok ? confirmed_ : failed_).inc();
-  store_.updateActuation(id, ok ? "confirmed" : "failed", error);
+  uint64_t key = pointKey(p.device, p.point);
+  if (auto bp = by_point_.find(key); bp != by_point_.end() && bp->second == id) {
+    by_point_.erase(bp);
+  }
+  switch (status) {
+  case ActuationStatus::Confirmed:
+    confirmed_.inc();
+    break;
+  case ActuationStatus::Failed:
+    failed_.inc();
+    break;
+  case ActuationStatus::Refused:
+    refused_.inc();
+    break;
+  case ActuationStatus::Superseded:
+    superseded_.inc();
+    break;
+  }
+  journal_.update(id, actuationStatusName(status), error);
   const auto& dev = compound_.devices[p.device];
-  if (ok) {
+  if (status == ActuationStatus::Confirmed) {
     spdlog::info("actuation {}: {}.{} confirmed", id, dev.id, compound_.pointName(p.point));
-  } else {
+  } else if (status == ActuationStatus::Failed) {
     spdlog::error("actuation {}: {}.{} := {} failed: {}", id, dev.id,
                   compound_.pointName(p.point), model::toText(p.value), error);
   }
-  if (p.done) {
-    ActuationOutcome out{id, p.device, p.point, p.value, p.origin, ok, std::move(error)};
-    p.done(out);
+  ActuationOutcome out;
+  out.request_id = id;
+  out.device = p.device;
+  out.point = p.point;
+  out.value = p.value;
+  out.origin = p.origin;
+  out.status = status;
+  out.ok = status == ActuationStatus::Confirmed;
+  out.error = std::move(error);
+  completions_.emplace_back(std::move(p.done), std::move(out));
+}
+
+void Actuator::runCompletions() {
+  if (completing_) {
+    return;  // the outer call runs what this one would
+  }
+  completing_ = true;
+  while (!completions_.empty()) {
+    auto batch = std::move(completions_);
+    completions_.clear();
+    for (auto& [callbacks, outcome] : batch) {
+      for (auto& cb : callbacks) {
+        cb(outcome);
+      }
+    }
+  }
+  completing_ = false;
+}
+
+void Actuator::onRecorded(uint64_t request_id, bool durable) {
+  auto it = pending_.find(request_id);
+  if (it == pending_.end() || it->second.sent) {
+    return;  // superseded meanwhile, or a cut (sent before its record)
+  }
+  if (!durable) {
+    finish(request_id, ActuationStatus::Failed,
+           "its record could not be written, so it was not executed");
+    return;
+  }
+  it->second.recorded = true;
+  if (dispatch(it->second)) {
+    journal_.update(request_id, "sent", {});
   }
 }
 
 void Actuator::onResult(const drivers::WriteResult& r) {
   auto it = pending_.find(r.request_id);
-  if (it == pending_.end()) {
+  if (it == pending_.end() || !it->second.sent) {
     return;
   }
   if (r.ok) {
-    finish(r.request_id, true, {});
+    finish(r.request_id, ActuationStatus::Confirmed, {});
     return;
   }
   Pending& p = it->second;
-  if (p.attempts < 2) {
-    ++p.attempts;
+  // A driver that verifies by read-back already tried twice; one more round adds nothing.
+  if (p.attempts < 2 && r.attempts < 2) {
     spdlog::warn("actuation {}: {} — retrying once", p.id, r.error);
-    send(p);
+    journal_.update(p.id, "retried", r.error);
+    dispatch(p);
     return;
   }
-  finish(r.request_id, false, r.error);
+  finish(r.request_id, ActuationStatus::Failed, r.error);
 }
 
 void Actuator::onReading(const model::Reading& reading) {
-  if (pending_.empty()) {
+  if (pending_.empty() || reading.quality != model::Quality::Good) {
     return;
   }
-  for (auto& [id, p] : pending_) {
-    if (p.by_report && p.device == reading.device && p.point == reading.point &&
-        sameValue(p.value, reading.value)) {
-      finish(id, true, {});
-      return;
-    }
+  auto bp = by_point_.find(pointKey(reading.device, reading.point));
+  if (bp == by_point_.end()) {
+    return;
   }
+  const Pending& p = pending_.at(bp->second);
+  if (p.by_report && p.sent && rules::sameWriteValue(p.value, reading.value)) {
+    finish(p.id, ActuationStatus::Confirmed, {});
+  }
+}
+
+bool Actuator::pendingFor(model::DeviceIndex device, model::PointId point) const {
+  return by_point_.count(pointKey(device, point)) != 0;
 }
 
 void Actuator::tick() {
@@ -214,20 +364,21 @@ void Actuator::tick() {
     }
   }
   for (uint64_t id : expired) {
-    auto& p = pending_.at(id);
-    if (p.attempts < 2) {
-      ++p.attempts;
-      int64_t timeout = kModbusConfirmTimeoutMs;
-      const auto& prof = compound_.devices[p.device].profile;
-      if (p.by_report && prof->mqtt && prof->mqtt->command) {
-        timeout = prof->mqtt->command->confirm_timeout_ms;
-      }
-      p.deadline = now + core::Millis(timeout);
+    auto it = pending_.find(id);
+    if (it == pending_.end()) {
+      continue;
+    }
+    Pending& p = it->second;
+    if (!p.sent) {
+      finish(id, ActuationStatus::Failed, "its record did not become durable in time");
+    } else if (p.attempts < 2) {
       spdlog::warn("actuation {}: not confirmed in time — retrying once", id);
-      send(p);
+      journal_.update(id, "retried", "not confirmed in time");
+      dispatch(p);
     } else {
-      finish(id, false, p.by_report ? "device did not confirm the value (no report showing it)"
-                                    : "no result from the driver");
+      finish(id, ActuationStatus::Failed,
+             p.by_report ? "device did not confirm the value (no report showing it)"
+                         : "no result from the driver");
     }
   }
 }

@@ -16,7 +16,10 @@ struct Command {
   Kind kind = Kind::AckAlert;
   std::string id;      ///< the caller's request id, echoed in results and logs
   std::string origin;  ///< "api", "upstream"
-  std::string by;      ///< who: the operator's name
+  /// Who, as authenticated: "api:operator" (the role of the API token used), or
+  /// "upstream:<uplink client id>#<command id>". The audit trail records this; empty: `origin`.
+  std::string identity;
+  std::string by;      ///< the sender's own words for who it is: kept as a note only
   // AckAlert
   int64_t alert_id = 0;
   std::string note;
@@ -24,7 +27,9 @@ struct Command {
   std::string device;
   std::string point;
   model::Value value;
-  bool override_safety = false;  ///< needed to re-enable what a safety rule cut
+  /// Needed to re-enable what a safety rule cut; honoured only from writers the local policy
+  /// allows (the API's operator; upstream only with uplink.commands.allow_override).
+  bool override_safety = false;
 };
 
 struct CommandResult {

@@ -10,6 +10,9 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "core/fault_hooks.h"
+#include "gateway/storage/sqlite.h"
+
 namespace hgj::pipeline {
 
 using drivers::profiles::DropReason;
@@ -35,9 +38,9 @@ Pipeline::Pipeline(const config::GatewayConfig& cfg, std::shared_ptr<const model
     : cfg_(cfg), compound_(std::move(compound)), store_(store), read_model_(read_model),
       clock_(clock), queue_(cfg.mqtt.queue_capacity),
       decoder_(*compound_, cfg.mqtt.max_payload_bytes, cfg.mqtt.max_topic_length),
-      state_(*compound_), actuator_(*compound_, store, metrics, clock),
-      rules_(std::make_shared<rules::RulesConfig>(rules)),
-      engine_(std::make_unique<rules::Engine>(*rules_, *compound_, clock)),
+      state_(*compound_), rules_(std::make_shared<const rules::RulesConfig>(rules)),
+      control_(*compound_, state_, rules_, *this, *this, metrics, clock,
+               cfg.uplink.commands.allow_override),
       rule_visits_(metrics.counter("hgj_rule_evaluations_total",
                                    "rule instances evaluated for readings")),
       rule_raises_(metrics.counter("hgj_rule_alerts_total", "alerts the rules raised")),
@@ -47,7 +50,15 @@ Pipeline::Pipeline(const config::GatewayConfig& cfg, std::shared_ptr<const model
                                   "fields dropped for a value of the wrong type")),
       suspect_ts_(metrics.counter("hgj_payload_suspect_timestamps_total",
                                   "readings whose device clock was implausible (ingest time used)")),
-      batches_(metrics.counter("hgj_pipeline_batches_total", "batches processed")) {
+      batches_(metrics.counter("hgj_pipeline_batches_total", "batches processed")),
+      implausible_low_(metrics.counter("hgj_readings_implausible_total",
+                                       "readings outside their point's plausibility range "
+                                       "(stored as bad, never acted on), by reason",
+                                       {{"reason", "below_range"}})),
+      implausible_high_(metrics.counter("hgj_readings_implausible_total",
+                                        "readings outside their point's plausibility range "
+                                        "(stored as bad, never acted on), by reason",
+                                        {{"reason", "above_range"}})) {
   for (int r = 0; r < static_cast<int>(DropReason::Count); ++r) {
     dropped_.push_back(&metrics.counter(
         "hgj_readings_dropped_total", "readings dropped, by reason",
@@ -73,7 +84,7 @@ Pipeline::~Pipeline() { stop(); }
 
 void Pipeline::addDriver(drivers::Driver* driver) {
   drivers_.push_back(driver);
-  actuator_.addDriver(driver);
+  control_.addDriver(driver);
 }
 
 void Pipeline::restore(const std::vector<storage::StoredPoint>& points,
@@ -91,10 +102,55 @@ void Pipeline::restore(const std::vector<storage::StoredPoint>& points,
     latch.value = l.value;
     latch.rule = l.rule;
     latch.since_ms = l.since_ms;
-    engine_->restoreLatch(latch);
+    control_.restoreLatch(latch);
   }
   spdlog::info("pipeline: restored {} point states and {} safety latches", points.size(),
                latches.size());
+  restoreHolds();
+}
+
+void Pipeline::restoreHolds() {
+  // A hold that was running when the gateway stopped (kill -9 during a 10 s over-temperature
+  // hold) continues: the readings committed before the stop say since when the condition held.
+  core::Millis window = control_.restorableHold();
+  if (window.count() == 0) {
+    return;
+  }
+  int64_t now_ms = clock_.wallMs();
+  int64_t from_ms = now_ms - window.count() - 60'000;
+  std::vector<model::Reading> recent;
+  try {
+    storage::Database db(cfg_.storage.path, cfg_.storage.busy_timeout_ms, true);
+    // Newest first, stopping at the window: rows are appended in ingest order.
+    storage::Statement q = db.prepare(
+        "SELECT device, point, value, quality, ts_ms, ingest_ms FROM readings ORDER BY id DESC");
+    std::unordered_map<std::string, model::DeviceIndex> devices;
+    size_t scanned = 0;
+    while (q.step() && ++scanned <= 2'000'000) {
+      int64_t ingest = q.columnInt(5);
+      if (ingest < from_ms) {
+        break;
+      }
+      model::DeviceIndex d = compound_->deviceIndex(q.columnText(0));
+      auto p = compound_->pointId(q.columnText(1));
+      if (d == model::kNoDevice || !p) {
+        continue;
+      }
+      model::Reading r;
+      r.device = d;
+      r.point = *p;
+      r.value = q.columnValue(2);
+      r.quality = q.columnText(3) == "good" ? model::Quality::Good : model::Quality::Bad;
+      r.source_ms = q.columnInt(4);
+      r.ingest_ms = ingest;
+      recent.push_back(std::move(r));
+    }
+  } catch (const std::exception& e) {
+    spdlog::warn("pipeline: could not read recent readings to continue rule holds: {}", e.what());
+    return;
+  }
+  std::reverse(recent.begin(), recent.end());
+  control_.restoreHolds(recent, now_ms);
 }
 
 void Pipeline::start() {
@@ -102,6 +158,8 @@ void Pipeline::start() {
     return;
   }
   started_ = clock_.steadyNow();
+  // After the alerts' restoreActive (setAlerts): rebuild latches lost with the last process.
+  control_.beginRecovery();
   next_snapshot_ = started_;
   next_state_flush_ = started_ + core::Millis(cfg_.storage.state_flush_ms);
   next_offline_check_ = started_ + std::chrono::seconds(1);
@@ -139,6 +197,33 @@ drivers::SampleSink::Delivery Pipeline::deliverFor(drivers::Sample& sample,
   return queue_.closed() ? Delivery::kClosed : Delivery::kFull;
 }
 
+void Pipeline::record(storage::ActuationRecord record) {
+  store_.submitActuation(std::move(record), nullptr);
+}
+
+void Pipeline::recordFirst(storage::ActuationRecord record) {
+  uint64_t id = record.request_id;
+  store_.recordActuation(std::move(record), [this, id](bool durable) {
+    queue_.pushUrgent(Event(Recorded{id, durable}));
+  });
+}
+
+void Pipeline::update(uint64_t request_id, std::string state, std::string error) {
+  store_.updateActuation(request_id, std::move(state), std::move(error));
+}
+
+void Pipeline::latchChanged(const rules::Latch& l, bool set) {
+  storage::LatchRecord rec;
+  rec.device = l.device;
+  rec.point = l.point;
+  rec.rule = l.rule;
+  rec.value = l.value;
+  rec.since_ms = l.since_ms;
+  rec.set = set;
+  store_.submitLatch(std::move(rec));
+  changed_ = true;
+}
+
 void Pipeline::deliverResult(std::shared_ptr<const drivers::WriteResult> result) {
   queue_.pushUrgent(Event(drivers::Sample(std::move(result))));
 }
@@ -173,7 +258,23 @@ void Pipeline::run() {
   if (alerts_ != nullptr) {
     alerts_->setBeforeWrite([this] { store_.flush(kAlertStoreFlush); });
   }
+  // Test-only (HGJ_FAULTS, docs/reliability.md): the thread hangs for good after this long, as
+  // a deadlock would, so the watchdog test can see the feed stop.
+  std::optional<core::SteadyTime> wedge_at;
+  if (auto ms = core::faultHook("wedge_pipeline_after_ms")) {
+    wedge_at = clock_.steadyNow() + core::Millis(*ms);
+  }
   while (true) {
+    if (heartbeat_ != nullptr) {
+      heartbeat_->beat();
+    }
+    if (wedge_at && clock_.steadyNow() >= *wedge_at) {
+      spdlog::critical("pipeline: wedged on purpose (fault hook wedge_pipeline_after_ms)");
+      while (!queue_.closed()) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      }
+      wedge_at.reset();
+    }
     events.clear();
     if (busy) {
       // Under load, let a batch gather instead of being woken for every message: a wake-up costs
@@ -193,6 +294,8 @@ void Pipeline::run() {
         handleSample(*s);
       } else if (auto* c = std::get_if<std::unique_ptr<CommandEnvelope>>(&ev)) {
         handleCommand(**c);
+      } else if (auto* rec = std::get_if<Recorded>(&ev)) {
+        control_.onRecorded(rec->request_id, rec->durable);
       } else {
         handleReload(*std::get<std::unique_ptr<RulesReload>>(ev));
       }
@@ -252,7 +355,7 @@ void Pipeline::handleSample(drivers::Sample& sample) {
     if (h->device < compound_->devices.size()) {
       if (h->online) {
         if (state_.markOnline(h->device, h->ts_ms, clock_.steadyNow())) {
-          engine_->onDeviceOnline(h->device, state_, *this);
+          control_.onDeviceOnline(h->device);
         }
         offline_reported_[h->device] = 0;
       } else if (!offline_reported_[h->device]) {
@@ -262,7 +365,7 @@ void Pipeline::handleSample(drivers::Sample& sample) {
       changed_ = true;
     }
   } else if (auto* w = std::get_if<std::shared_ptr<const drivers::WriteResult>>(&sample)) {
-    actuator_.onResult(**w);
+    control_.onResult(**w);
   }
 }
 
@@ -296,8 +399,34 @@ void Pipeline::handleMessage(const drivers::MqttMessage& m) {
   }
 }
 
-void Pipeline::applyReading(const model::Reading& r) {
+void Pipeline::checkPlausible(model::Reading& r, const model::PointDef& def) {
+  auto n = model::asNumber(r.value);
+  if (!n || std::holds_alternative<bool>(r.value)) {
+    return;
+  }
+  bool low = *n < *def.range_lo;
+  bool high = *n > *def.range_hi;
+  if (!low && !high) {
+    return;
+  }
+  r.quality = model::Quality::Bad;
+  (low ? implausible_low_ : implausible_high_).inc();
+  implausible_log_.warn("ingest: {}.{} = {} is outside its plausible range [{}, {}]: stored as "
+                        "bad, not acted on",
+                        compound_->devices[r.device].id, def.name, *n, *def.range_lo,
+                        *def.range_hi);
+}
+
+void Pipeline::applyReading(model::Reading& r) {
   auto now = clock_.steadyNow();
+  if (r.device < compound_->devices.size()) {
+    const model::Profile& prof = *compound_->devices[r.device].profile;
+    int slot = prof.slot(r.point);
+    if (slot >= 0 && prof.points[static_cast<size_t>(slot)].range_lo &&
+        r.quality == model::Quality::Good) {
+      checkPlausible(r, prof.points[static_cast<size_t>(slot)]);
+    }
+  }
   model::ApplyResult res = state_.apply(r, now);
   if (!res.known) {
     return;
@@ -310,16 +439,15 @@ void Pipeline::applyReading(const model::Reading& r) {
     dirty_list_.emplace_back(r.device, slot);
   }
   if (res.came_online) {
-    engine_->onDeviceOnline(r.device, state_, *this);
+    control_.onDeviceOnline(r.device);
   }
-  engine_->onReading(r, res, state_, *this);
+  control_.onReading(r, res);
   if (res.value_changed || res.came_online) {
     changed_ = true;
     if (has_occupied_ && r.point == occupied_point_ && changed_spaces_.size() < 256) {
       changed_spaces_.push_back(compound_->devices[r.device].id);
     }
   }
-  actuator_.onReading(r);
 }
 
 std::future<std::string> Pipeline::reloadRules(rules::RulesConfig rules) {
@@ -336,20 +464,18 @@ std::future<std::string> Pipeline::reloadRules(rules::RulesConfig rules) {
 void Pipeline::handleReload(RulesReload& r) {
   // The new engine takes over the old one's latches and active alerts; alerts of rules that
   // are gone are cleared through us. The old config must outlive the adopt() call.
-  auto next = std::make_unique<rules::Engine>(*r.rules, *compound_, clock_);
   if (alerts_ != nullptr) {
     alerts_->beginBatch();
   }
-  next->adopt(*engine_, *this);
+  control_.reload(r.rules);
   if (alerts_ != nullptr) {
     alerts_->commitBatch();
   }
-  engine_ = std::move(next);
   rules_ = std::move(r.rules);
   visits_seen_ = 0;
   changed_ = true;
   spdlog::info("rules reloaded: {} rules, {} instances", rules_->rules.size(),
-               engine_->instanceCount());
+               control_.engine().instanceCount());
   r.done->set_value("ok");
 }
 
@@ -370,33 +496,38 @@ void Pipeline::handleCommand(CommandEnvelope& env) {
       reply(false, 404, "device " + c.device + " has no point " + c.point);
       return;
     }
+    rules::Writer writer =
+        c.origin == "upstream" ? rules::Writer::Upstream : rules::Writer::Operator;
     std::string err;
-    if (!engine_->mayWrite(d, *p, c.value, c.override_safety, &err)) {
+    if (!control_.admissible(d, *p, c.value, writer, c.override_safety, &err)) {
       reply(false, 409, err);
       return;
     }
-    auto promise = env.promise;
-    bool override_latch = c.override_safety;
-    model::PointId point = *p;
-    auto id = actuator_.write(d, point, c.value, c.origin + ":" + c.by,
-                              [this, promise, override_latch, d, point](const ActuationOutcome& o) {
-                                if (o.ok && override_latch && engine_->clearLatch(d, point)) {
-                                  storage::LatchRecord cleared;
-                                  cleared.device = d;
-                                  cleared.point = point;
-                                  cleared.set = false;
-                                  store_.submitLatch(std::move(cleared));
-                                  changed_ = true;
-                                }
-                                promise->set_value({o.ok, o.ok ? 200 : 502,
-                                                    o.ok ? "written and confirmed by the device"
-                                                         : "write failed: " + o.error});
-                              },
-                              &err);
-    if (!id) {
-      bool forbidden = err.find("not writable") != std::string::npos;
-      reply(false, forbidden ? 403 : 409, err);
+    // The audit trail names the authenticated identity; the sender's own words are a note.
+    std::string origin = c.identity.empty() ? c.origin : c.identity;
+    if (!c.by.empty()) {
+      origin += " note=\"" + core::printable(c.by.substr(0, 64)) + "\"";
     }
+    auto promise = env.promise;
+    control_.write(d, *p, c.value, writer, std::move(origin), c.override_safety,
+                   [promise](const ActuationOutcome& o) {
+                     switch (o.status) {
+                     case ActuationStatus::Confirmed:
+                       promise->set_value({true, 200, "written and confirmed by the device"});
+                       return;
+                     case ActuationStatus::Failed:
+                       promise->set_value({false, 502, "write failed: " + o.error});
+                       return;
+                     case ActuationStatus::Refused:
+                       promise->set_value(
+                           {false, o.error.find("not writable") != std::string::npos ? 403 : 409,
+                            o.error});
+                       return;
+                     case ActuationStatus::Superseded:
+                       promise->set_value({false, 409, o.error});
+                       return;
+                     }
+                   });
     return;
   }
   case Command::Kind::AckAlert: {
@@ -437,11 +568,10 @@ void Pipeline::tick() {
     return;
   }
   next_tick_ = now + core::Millis(cfg_.pipeline.tick_interval_ms);
-  actuator_.tick();
   if (alerts_ != nullptr) {
     alerts_->beginBatch();
   }
-  engine_->tick(state_, *this);
+  control_.tick();
   handleStorageEvents();
   if (alerts_ != nullptr) {
     if (now >= next_alert_tick_) {
@@ -450,8 +580,8 @@ void Pipeline::tick() {
     }
     alerts_->commitBatch();
   }
-  rule_visits_.inc(engine_->stats().visits - visits_seen_);
-  visits_seen_ = engine_->stats().visits;
+  rule_visits_.inc(control_.engine().stats().visits - visits_seen_);
+  visits_seen_ = control_.engine().stats().visits;
   if (now >= next_offline_check_) {
     checkOffline();
     next_offline_check_ = now + std::chrono::seconds(1);
@@ -490,7 +620,7 @@ void Pipeline::deviceOffline(model::DeviceIndex device) {
   state_.markOffline(device);
   offline_reported_[device] = 1;
   changed_ = true;
-  engine_->onDeviceOffline(device, state_, *this);
+  control_.onDeviceOffline(device);
 }
 
 void Pipeline::raiseAlert(const rules::AlertRaise& a) {
@@ -551,7 +681,7 @@ void Pipeline::setAlerts(alerts::AlertManager* alerts) {
   for (const auto& a : alerts_->openAlerts()) {
     model::DeviceIndex d = compound_->deviceIndex(a.device);
     if (d != model::kNoDevice) {
-      engine_->restoreActive(a.rule, d);
+      control_.restoreActive(a.rule, d);
     }
   }
 }
@@ -601,33 +731,6 @@ void Pipeline::handleStorageEvents() {
   }
 }
 
-void Pipeline::writePoint(const rules::WriteAction& w) {
-  if (w.safety) {
-    storage::LatchRecord latch;
-    latch.device = w.device;
-    latch.point = w.point;
-    latch.rule = std::string(w.rule);
-    latch.value = w.value;
-    latch.since_ms = clock_.wallMs();
-    store_.submitLatch(std::move(latch));
-  }
-  std::string err;
-  model::DeviceIndex device = w.device;
-  model::PointId point = w.point;
-  model::Value value = w.value;
-  auto id = actuator_.write(
-      device, point, value, "rule:" + std::string(w.rule),
-      [this](const ActuationOutcome& o) {
-        rules::WriteOutcome out{o.device, o.point, o.value, o.ok, o.error, clock_.wallMs()};
-        engine_->onWriteResult(out, *this);
-      },
-      &err);
-  if (!id) {
-    rules::WriteOutcome out{device, point, value, false, err, clock_.wallMs()};
-    engine_->onWriteResult(out, *this);
-  }
-}
-
 void Pipeline::flushStore(bool /*all_state*/) {
   if (dirty_list_.empty()) {
     return;
@@ -662,7 +765,7 @@ void Pipeline::publishSnapshot() {
     const model::DeviceState& ds = state_.device(d.index);
     DeviceView& v = snap->devices[d.index];
     v.online = ds.online;
-    v.safety_cut = engine_->safetyCut(d.index);
+    v.safety_cut = control_.engine().safetyCut(d.index);
     v.last_seen_ms = ds.ever_seen ? ds.last_seen_ms : 0;
     v.points.resize(ds.points.size());
     for (size_t i = 0; i < ds.points.size(); ++i) {

@@ -18,7 +18,9 @@
 #include "drivers/profiles/mqtt_decoder.h"
 #include "gateway/alerts/alert_manager.h"
 #include "gateway/config/config.h"
+#include "core/heartbeat.h"
 #include "gateway/pipeline/actuator.h"
+#include "gateway/pipeline/control.h"
 #include "gateway/pipeline/commands.h"
 #include "gateway/pipeline/read_model.h"
 #include "gateway/storage/store.h"
@@ -41,7 +43,8 @@ namespace hgj::pipeline {
 class Pipeline final : public drivers::SampleSink,
                        public CommandSink,
                        public alerts::AlertListener,
-                       private rules::ActionSink {
+                       private ControlOutputs,
+                       private ActuationJournal {
 public:
   Pipeline(const config::GatewayConfig& cfg, std::shared_ptr<const model::Compound> compound,
            const rules::RulesConfig& rules, storage::Store& store, ReadModel& read_model,
@@ -65,6 +68,9 @@ public:
   /// Restores persisted point states (since-when survives restarts). Before start().
   void restore(const std::vector<storage::StoredPoint>& points,
                const std::vector<storage::LatchRecord>& latches);
+
+  /// Registers the pipeline thread's heartbeat (the systemd watchdog feed). Before start().
+  void setLiveness(core::Liveness& liveness) { heartbeat_ = &liveness.add("pipeline"); }
 
   void start();
   /// Drains what is queued, flushes state to the store and joins the thread.
@@ -98,14 +104,22 @@ private:
   };
   // The rare kinds are boxed so that a queue slot is the size of a sample, not of a command:
   // the queue holds thousands of them under a burst.
-  using Event =
-      std::variant<drivers::Sample, std::unique_ptr<CommandEnvelope>, std::unique_ptr<RulesReload>>;
+  /// The store's answer for an energizing write's record (ActuationJournal::recordFirst).
+  struct Recorded {
+    uint64_t request_id = 0;
+    bool durable = false;
+  };
+  using Event = std::variant<drivers::Sample, std::unique_ptr<CommandEnvelope>,
+                             std::unique_ptr<RulesReload>, Recorded>;
   void handleReload(RulesReload& r);
 
   void run();
   void handleSample(drivers::Sample& sample);
   void handleMessage(const drivers::MqttMessage& m);
-  void applyReading(const model::Reading& r);
+  void applyReading(model::Reading& r);
+  /// A number outside its profile's plausibility range becomes a bad reading (counted).
+  void checkPlausible(model::Reading& r, const model::PointDef& def);
+  void restoreHolds();
   void handOverReadings();
   void handleCommand(CommandEnvelope& env);
   void tick();
@@ -115,10 +129,14 @@ private:
   void noteDrop(drivers::profiles::DropReason reason, std::string_view topic);
   void deviceOffline(model::DeviceIndex device);
 
-  // rules::ActionSink: what the rules decided.
+  // ControlOutputs: what the control stage decided.
   void raiseAlert(const rules::AlertRaise& alert) override;
   void clearAlert(const rules::AlertClear& clear) override;
-  void writePoint(const rules::WriteAction& write) override;
+  void latchChanged(const rules::Latch& latch, bool set) override;
+  // ActuationJournal: actuation records in the store.
+  void record(storage::ActuationRecord record) override;
+  void recordFirst(storage::ActuationRecord record) override;
+  void update(uint64_t request_id, std::string state, std::string error) override;
 
   const config::GatewayConfig& cfg_;
   std::shared_ptr<const model::Compound> compound_;
@@ -128,9 +146,8 @@ private:
   core::BoundedQueue<Event> queue_;
   drivers::profiles::MqttDecoder decoder_;
   model::StateTable state_;
-  Actuator actuator_;
-  std::shared_ptr<rules::RulesConfig> rules_;
-  std::unique_ptr<rules::Engine> engine_;
+  std::shared_ptr<const rules::RulesConfig> rules_;
+  Control control_;
   alerts::AlertManager* alerts_ = nullptr;
   std::function<void(const alerts::AlertEvent&)> alert_forward_;
   core::SteadyTime next_alert_tick_{};
@@ -147,6 +164,10 @@ private:
   core::Counter& bad_fields_;
   core::Counter& suspect_ts_;
   core::Counter& batches_;
+  core::Counter& implausible_low_;
+  core::Counter& implausible_high_;
+  core::RateLimitedLog implausible_log_;
+  core::Heartbeat* heartbeat_ = nullptr;
   core::RateLimitedLog drop_log_;
 
   std::vector<model::Reading> readings_;           // the batch being built

@@ -11,6 +11,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "core/fault_hooks.h"
 #include "gateway/storage/sqlite.h"
 
 namespace hgj::storage {
@@ -321,6 +322,16 @@ void Store::submitActuation(ActuationRecord record, std::function<void()> after_
   }
 }
 
+void Store::recordActuation(ActuationRecord record, std::function<void(bool durable)> done) {
+  ActuationOp op{std::move(record), nullptr, std::move(done)};
+  Op wrapped(std::move(op));
+  if (!queue_.pushFor(std::move(wrapped), std::chrono::milliseconds(200))) {
+    if (auto* a = std::get_if<ActuationOp>(&wrapped); a != nullptr && a->done) {
+      a->done(false);
+    }
+  }
+}
+
 void Store::updateActuation(uint64_t request_id, std::string state, std::string error) {
   queue_.pushFor(Op(ActuationUpdate{request_id, std::move(state), std::move(error)}),
                  std::chrono::milliseconds(200));
@@ -380,6 +391,11 @@ void Store::commit(bool durable) {
     return;
   }
   auto t0 = std::chrono::steady_clock::now();
+  // Test-only (HGJ_FAULTS, docs/reliability.md): a disk whose every commit stalls this long,
+  // holding the write lock, as a slow eMMC's fsync does.
+  if (auto stall = core::faultHook("commit_stall_ms"); stall && *stall > 0) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(*stall));
+  }
   st_->commit.run();
   if (durable) {
     // Actuation records and latches must survive a power cut, readings only a process crash:
@@ -463,6 +479,9 @@ void Store::apply(Op& op, std::vector<std::function<void()>>& callbacks, bool& d
     if (act->after_commit) {
       callbacks.push_back(std::move(act->after_commit));
     }
+    if (act->done) {
+      record_outcomes_.push_back(std::move(act->done));
+    }
   } else if (auto* upd = std::get_if<ActuationUpdate>(&op)) {
     begin();
     st_->update_actuation.bind(1, std::string_view(upd->state))
@@ -522,6 +541,10 @@ void Store::run() {
         commit(durable);
         next_commit = now + core::Millis(cfg_.commit_interval_ms);
       }
+      for (auto& d : record_outcomes_) {
+        d(true);
+      }
+      record_outcomes_.clear();
     } catch (const std::exception& e) {
       // Everything of the rolled-back transaction and of the ops not yet applied is lost.
       size_t lost = rows_in_txn_;
@@ -536,11 +559,18 @@ void Store::run() {
           if (a->after_commit) {
             callbacks.push_back(std::move(a->after_commit));
           }
+          if (a->done) {
+            record_outcomes_.push_back(std::move(a->done));
+          }
         } else if (auto* f = std::get_if<Flush>(&ops[k]); f != nullptr && k > i) {
           flushes.push_back(*f);
         }
       }
       fail(e, lost);
+      for (auto& d : record_outcomes_) {
+        d(false);
+      }
+      record_outcomes_.clear();
       next_commit = clock_.steadyNow() + core::Millis(cfg_.commit_interval_ms);
     }
     for (auto& cb : callbacks) {

@@ -97,6 +97,11 @@ public:
   /// only queue work, e.g. Driver::write). If the record cannot be written the callback still
   /// runs: a safety cut is never held back by a failing disk.
   void submitActuation(ActuationRecord record, std::function<void()> after_commit);
+  /// Records an actuation that may run only once its record is durable (an energizing write):
+  /// `done(true)` runs on the writer thread after its transaction committed, `done(false)` when
+  /// it could not be written or queued (then possibly on the calling thread). `done` must only
+  /// queue work.
+  void recordActuation(ActuationRecord record, std::function<void(bool durable)> done);
   /// Updates an actuation's outcome (confirmed / failed).
   void updateActuation(uint64_t request_id, std::string state, std::string error);
 
@@ -116,6 +121,7 @@ private:
   struct ActuationOp {
     ActuationRecord record;
     std::function<void()> after_commit;
+    std::function<void(bool durable)> done;  // recordActuation()
   };
   struct ActuationUpdate {
     uint64_t request_id;
@@ -160,6 +166,7 @@ private:
   std::atomic<bool> running_{false};
   bool in_txn_ = false;
   size_t rows_in_txn_ = 0;
+  std::vector<std::function<void(bool)>> record_outcomes_;  // writer thread: this round's
 
   mutable std::mutex events_mu_;
   std::vector<StorageEvent> events_;  // guarded by events_mu_

@@ -723,10 +723,13 @@ void Uplink::handleIncoming() {
     if (p.is_response) {
       continue;
     }
+    if (p.ok) {
+      authorize(p);
+    }
     if (!p.ok) {
       commands_refused_.inc();
       refused_log_.warn("uplink: refused command {} on {}: {}", p.id.empty() ? "(no id)" : p.id,
-                        topic.substr(0, 200), p.reason);
+                        core::printable(topic, 200), core::printable(p.reason));
       answer(p, false, p.status, p.reason);
       continue;
     }
@@ -763,6 +766,47 @@ void Uplink::handleIncoming() {
     auto future = commands_.submit(p.command);
     pending_.push_back({std::move(p), std::move(future),
                         clock_.steadyNow() + config_.commands.timeout});
+  }
+}
+
+namespace {
+
+// The broker is on this box: nothing on the way to spoof.
+bool loopbackUrl(const std::string& url) {
+  size_t at = url.find("://");
+  std::string_view host = std::string_view(url).substr(at == std::string::npos ? 0 : at + 3);
+  if (!host.empty() && host.front() == '[') {
+    return host.substr(1, host.find(']') - 1) == "::1";
+  }
+  host = host.substr(0, host.find(':'));
+  return host == "localhost" || host.rfind("127.", 0) == 0;
+}
+
+} // namespace
+
+void Uplink::authorize(ParsedCommand& p) const {
+  const CommandConfig& cc = config_.commands;
+  // Who sent it, as far as this gateway can vouch: its own authenticated uplink connection
+  // and the command's id. The payload's "by" is the sender's claim, kept as a note.
+  p.command.identity = "upstream:" +
+                       (config_.client_id.empty() ? "hgj-" + site_id_ : config_.client_id) +
+                       "#" + core::printable(p.id, 128);
+  if (p.command.kind != pipeline::Command::Kind::WritePoint) {
+    return;
+  }
+  auto refuse = [&](std::string why) {
+    p.ok = false;
+    p.status = 403;
+    p.reason = "unauthorized: " + std::move(why);
+  };
+  if (!cc.writeAllowed(p.command.device, p.command.point)) {
+    refuse("writing " + p.command.device + "." + p.command.point +
+           " from upstream is not allowed on this gateway (uplink.commands.write_points)");
+  } else if (cc.require_tls && !config_.usesTls() && !loopbackUrl(config_.url)) {
+    refuse("writes from upstream need a TLS uplink (uplink.commands.require_tls)");
+  } else if (p.command.override_safety && !cc.allow_override) {
+    refuse("overriding a safety cut from upstream is not allowed on this gateway "
+           "(uplink.commands.allow_override)");
   }
 }
 

@@ -116,6 +116,9 @@ private:
   void dropLink(const std::string& why);
   void processAcks(bool force = false);
   void fillWindow();
+  /// The local policy for a parsed command (uplink.commands): per-point write allow-list,
+  /// TLS for writes, overrides; sets the command's audit identity.
+  void authorize(ParsedCommand& p) const;
   void handleIncoming();
   void pollCommands();
   void answer(const ParsedCommand& cmd, bool ok, int status, const std::string& message);

@@ -94,6 +94,46 @@ const char* modeName(Mode mode) {
   return mode == Mode::ThingsBoard ? "thingsboard" : "native";
 }
 
+bool globMatch(std::string_view pattern, std::string_view text) {
+  // Iterative matcher with one backtrack point: linear enough for short ids.
+  size_t p = 0;
+  size_t t = 0;
+  size_t star = std::string_view::npos;
+  size_t mark = 0;
+  while (t < text.size()) {
+    if (p < pattern.size() && pattern[p] == '*') {
+      star = p++;
+      mark = t;
+    } else if (p < pattern.size() && pattern[p] == text[t]) {
+      ++p;
+      ++t;
+    } else if (star != std::string_view::npos) {
+      p = star + 1;
+      t = ++mark;
+    } else {
+      return false;
+    }
+  }
+  while (p < pattern.size() && pattern[p] == '*') {
+    ++p;
+  }
+  return p == pattern.size();
+}
+
+bool CommandConfig::writeAllowed(const std::string& device, const std::string& point) const {
+  for (const auto& wp : write_points) {
+    size_t dot = wp.rfind('.');
+    if (dot == std::string::npos) {
+      continue;
+    }
+    if (globMatch(std::string_view(wp).substr(0, dot), device) &&
+        globMatch(std::string_view(wp).substr(dot + 1), point)) {
+      return true;
+    }
+  }
+  return false;
+}
+
 UplinkConfig parseUplinkConfig(const core::ConfigNode& node) {
   UplinkConfig c;
   if (!node.defined()) {
@@ -152,7 +192,8 @@ UplinkConfig parseUplinkConfig(const core::ConfigNode& node) {
   c.inflight = static_cast<int>(node.integer("inflight", c.inflight, 1, 10'000));
   c.replay_rate = node.number("replay_rate", c.replay_rate, 0, 1e7);
   if (auto cmd = node.child("commands"); cmd.defined()) {
-    cmd.allowKeys({"enabled", "allow", "timeout"});
+    cmd.allowKeys({"enabled", "allow", "write_points", "allow_override", "require_tls",
+                   "timeout"});
     c.commands.enabled = cmd.boolean("enabled", c.commands.enabled);
     if (cmd.has("allow")) {
       c.commands.allow = cmd.strList("allow");
@@ -163,6 +204,16 @@ UplinkConfig parseUplinkConfig(const core::ConfigNode& node) {
         }
       }
     }
+    c.commands.write_points = cmd.strList("write_points");
+    for (const auto& wp : c.commands.write_points) {
+      size_t dot = wp.rfind('.');
+      if (dot == std::string::npos || dot == 0 || dot + 1 == wp.size()) {
+        cmd.errorAt("write_points", "expected DEVICE.POINT (with * wildcards), got \"" + wp +
+                                        "\"");
+      }
+    }
+    c.commands.allow_override = cmd.boolean("allow_override", c.commands.allow_override);
+    c.commands.require_tls = cmd.boolean("require_tls", c.commands.require_tls);
     c.commands.timeout = cmd.duration("timeout", c.commands.timeout, milliseconds(100),
                                       std::chrono::minutes(5));
   }

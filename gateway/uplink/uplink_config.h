@@ -42,11 +42,27 @@ struct OutboxConfig {
   int64_t max_bytes = 64LL * 1024 * 1024;
 };
 
+/// `uplink.commands`: what the district platform may ask of this gateway. Everything that can
+/// switch power is off unless the installer turns it on, point by point.
 struct CommandConfig {
-  bool enabled = true;
-  std::vector<std::string> allow{"write", "ack_alert", "summary_now"};
+  bool enabled = false;  ///< commands from upstream at all
+  std::vector<std::string> allow{"write", "ack_alert", "summary_now"};  ///< methods
+  /// The points `write` may set: "DEVICE.POINT" patterns, `*` matching any run of characters
+  /// ("S*/P*.relay", "DSP-01.brightness"). Empty: no writes from upstream.
+  std::vector<std::string> write_points;
+  /// Whether an upstream write may override a safety latch (re-enable a cut port).
+  bool allow_override = false;
+  /// `write` only over a TLS uplink (or one to a loopback broker): a plain tcp:// command
+  /// channel can be spoofed on the way.
+  bool require_tls = true;
   std::chrono::milliseconds timeout{std::chrono::seconds(15)};
+
+  /// Whether `write` may set `point` of `device` (write_points).
+  bool writeAllowed(const std::string& device, const std::string& point) const;
 };
+
+/// Glob match with `*` (any run of characters, including none and '/').
+bool globMatch(std::string_view pattern, std::string_view text);
 
 /// The `uplink:` section. Plain data, copied into the Uplink at construction.
 struct UplinkConfig {

@@ -34,13 +34,15 @@ constexpr EventName kEventNames[] = {
 int64_t ms(milliseconds d) { return d.count(); }
 
 void parseTopics(const core::ConfigNode& n, TopicTemplates& t) {
-  n.allowKeys({"parking", "chirpstack", "ev", "shed", "port", "port_set", "co", "smoke"});
+  n.allowKeys({"parking", "chirpstack", "ev", "shed", "port", "port_set", "ebike_get", "co",
+               "smoke"});
   t.parking = n.str("parking", t.parking);
   t.chirpstack = n.str("chirpstack", t.chirpstack);
   t.ev = n.str("ev", t.ev);
   t.shed = n.str("shed", t.shed);
   t.port = n.str("port", t.port);
   t.port_set = n.str("port_set", t.port_set);
+  t.ebike_get = n.str("ebike_get", t.ebike_get);
   t.co = n.str("co", t.co);
   t.smoke = n.str("smoke", t.smoke);
   for (const auto& [key, value] : n.entries()) {

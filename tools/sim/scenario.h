@@ -49,6 +49,9 @@ struct TopicTemplates {
   std::string shed = "compound/ebike/{id}/status";
   std::string port = "compound/ebike/{id}/telemetry";
   std::string port_set = "compound/ebike/{id}/set";
+  /// Refresh requests (a gateway's safety rule wants a fresh reading now) for MQTT sheds and
+  /// ports: the device reports at once (ebike_*_mqtt profiles' `mqtt.refresh`).
+  std::string ebike_get = "compound/ebike/{id}/get";
   std::string co = "compound/co/{id}/state";
   std::string smoke = "compound/smoke/{id}/state";
 };

@@ -1354,40 +1354,84 @@ void World::publishDue(int64_t now, int64_t stamp, int budget) {
   }
 }
 
+namespace {
+
+// The id in `topic` when it fits `tmpl` ("compound/ebike/{id}/set"), else empty.
+std::string idIn(const std::string& tmpl, const std::string& topic) {
+  size_t at = tmpl.find("{id}");
+  if (at == std::string::npos) {
+    return {};
+  }
+  std::string prefix = tmpl.substr(0, at);
+  std::string suffix = tmpl.substr(at + 4);
+  if (topic.size() <= prefix.size() + suffix.size() || topic.rfind(prefix, 0) != 0 ||
+      topic.compare(topic.size() - suffix.size(), suffix.size(), suffix) != 0) {
+    return {};
+  }
+  return topic.substr(prefix.size(), topic.size() - prefix.size() - suffix.size());
+}
+
+} // namespace
+
 std::vector<std::string> World::subscriptions() const {
   std::vector<std::string> out;
-  const std::string& tmpl = scenario_.mqtt.topics.port_set;
-  std::set<size_t> depths;
+  std::set<size_t> depths;      // of MQTT ports' ids
+  std::set<size_t> get_depths;  // of MQTT ports' and sheds' ids
   for (const auto& p : ports_) {
     if (!p.modbus) {
       const std::string& id = dev(p.dev).id;
       depths.insert(static_cast<size_t>(std::count(id.begin(), id.end(), '/')));
     }
   }
-  for (size_t depth : depths) {
-    std::string wild = "+";
-    for (size_t i = 0; i < depth; ++i) {
-      wild += "/+";
+  get_depths = depths;
+  for (const auto& sh : sheds_) {
+    if (!sh.modbus) {
+      const std::string& id = dev(sh.dev).id;
+      get_depths.insert(static_cast<size_t>(std::count(id.begin(), id.end(), '/')));
     }
-    std::string t = tmpl;
-    replaceAll(t, "{id}", wild);
-    out.push_back(t);
   }
+  auto add = [&](const std::string& tmpl, const std::set<size_t>& ds) {
+    for (size_t depth : ds) {
+      std::string wild = "+";
+      for (size_t i = 0; i < depth; ++i) {
+        wild += "/+";
+      }
+      std::string t = tmpl;
+      replaceAll(t, "{id}", wild);
+      out.push_back(t);
+    }
+  };
+  add(scenario_.mqtt.topics.port_set, depths);
+  add(scenario_.mqtt.topics.ebike_get, get_depths);
   return out;
 }
 
 void World::handleMessage(const std::string& topic, const std::string& payload) {
-  const std::string& tmpl = scenario_.mqtt.topics.port_set;
-  size_t at = tmpl.find("{id}");
-  std::string prefix = tmpl.substr(0, at);
-  std::string suffix = tmpl.substr(at + 4);
-  if (topic.size() <= prefix.size() + suffix.size() || topic.rfind(prefix, 0) != 0 ||
-      topic.compare(topic.size() - suffix.size(), suffix.size(), suffix) != 0) {
+  if (std::string id = idIn(scenario_.mqtt.topics.ebike_get, topic); !id.empty()) {
+    const Slot* slot = slotOf(id);
+    Report* rep = nullptr;
+    if (slot && slot->kind == Kind::Port && !ports_[static_cast<size_t>(slot->index)].modbus) {
+      rep = &ports_[static_cast<size_t>(slot->index)].rep;
+    } else if (slot && slot->kind == Kind::Shed &&
+               !sheds_[static_cast<size_t>(slot->index)].modbus) {
+      rep = &sheds_[static_cast<size_t>(slot->index)].rep;
+    }
+    if (rep == nullptr) {
+      ++stats_.bad_messages;
+      bad_log_.warn("ignoring a refresh request for {}: not a simulated MQTT shed or port", id);
+      return;
+    }
+    // Answered with the next step's report, like a controller asked for its state.
+    ++stats_.refreshes;
+    rep->dirty = true;
+    return;
+  }
+  std::string id = idIn(scenario_.mqtt.topics.port_set, topic);
+  if (id.empty()) {
     ++stats_.bad_messages;
     bad_log_.warn("ignoring a message on {}: not a port command topic", topic);
     return;
   }
-  std::string id = topic.substr(prefix.size(), topic.size() - prefix.size() - suffix.size());
   const Slot* slot = slotOf(id);
   if (!slot || slot->kind != Kind::Port || ports_[static_cast<size_t>(slot->index)].modbus) {
     ++stats_.bad_messages;

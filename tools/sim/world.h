@@ -36,6 +36,7 @@ struct WorldStats {
   uint64_t published = 0;
   uint64_t commands = 0;
   uint64_t commands_ignored = 0;
+  uint64_t refreshes = 0;  ///< refresh requests answered
   uint64_t bad_messages = 0;
   uint64_t events_fired = 0;
   uint64_t deferred = 0;  ///< periodic reports postponed by the rate or in-flight cap
@@ -59,8 +60,9 @@ public:
   /// the scenario asks for wall-clock timestamps.
   void step(int64_t now_ms, int64_t wall_ms, int budget);
 
-  /// An MQTT message for the simulated devices (a relay command on a port's /set topic). Applied
-  /// at once; the port's confirming telemetry goes out on the next step().
+  /// An MQTT message for the simulated devices: a relay command on a port's /set topic (applied
+  /// at once; the port's confirming telemetry goes out on the next step()), or a refresh
+  /// request on a shed's or port's /get topic (its report goes out on the next step()).
   void handleMessage(const std::string& topic, const std::string& payload);
 
   /// Topics the devices listen on (MQTT wildcards).

@@ -24,6 +24,10 @@ inline UplinkConfig testConfig(const std::string& url) {
   c.summaries.parking = c.summaries.ev = c.summaries.ebike = c.summaries.health =
       std::chrono::milliseconds(0);
   c.summaries.on_change = false;
+  // These tests exercise the command path itself: every point, overrides allowed.
+  c.commands.enabled = true;
+  c.commands.write_points = {"*.*"};
+  c.commands.allow_override = true;
   return c;
 }
 

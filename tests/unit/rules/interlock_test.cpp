@@ -69,7 +69,7 @@ TEST_CASE("interlocks: no rule re-enables a port a safety rule cut", "[rules][in
   CHECK(why.find("operator override") != std::string::npos);
   CHECK(rig.engine->mayWrite(rig.dev("S01/P01"), rig.pt("relay"), Value(false), false, nullptr));
   CHECK(rig.engine->mayWrite(rig.dev("S01/P01"), rig.pt("relay"), Value(true), true, &why));
-  CHECK(why.find("operator override of") == 0);
+  CHECK(why.find("override of: cut by safety rule") == 0);
   // Other ports are not latched.
   CHECK(rig.engine->mayWrite(rig.dev("S01/P02"), rig.pt("relay"), Value(true), false, nullptr));
 }
