@@ -139,14 +139,23 @@ void ShippedBroker::terminate() {
 
 std::string ShippedBroker::persistenceFile() const { return dir_.file("mosquitto.db"); }
 
-fs::file_time_type ShippedBroker::savedAt() const {
+std::optional<fs::file_time_type> ShippedBroker::savedAt() const {
   std::error_code ec;
   auto t = fs::last_write_time(persistenceFile(), ec);
-  return ec ? fs::file_time_type{} : t;
+  if (ec) {
+    return std::nullopt;
+  }
+  return t;
 }
 
-bool ShippedBroker::waitSaved(fs::file_time_type after, std::chrono::milliseconds timeout) {
-  return waitFor([&] { return savedAt() > after; }, timeout);
+bool ShippedBroker::waitSaved(std::optional<fs::file_time_type> previous,
+                              std::chrono::milliseconds timeout) {
+  return waitFor(
+      [&] {
+        auto now = savedAt();
+        return now && now != previous;
+      },
+      timeout);
 }
 
 std::string ShippedBroker::config() const { return readFile(dir_.file("mosquitto.conf")); }

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -40,11 +41,13 @@ public:
   bool running() const { return process_ != nullptr; }
   int port() const { return port_; }
   std::string url() const { return "tcp://127.0.0.1:" + std::to_string(port_); }
-  /// The persistence file and its last write time (epoch when absent).
+  /// The persistence file and its last write time (nullopt while there is none).
   std::string persistenceFile() const;
-  std::filesystem::file_time_type savedAt() const;
-  /// Waits until mosquitto writes its persistence file after `after`.
-  bool waitSaved(std::filesystem::file_time_type after, std::chrono::milliseconds timeout);
+  std::optional<std::filesystem::file_time_type> savedAt() const;
+  /// Waits until mosquitto writes its persistence file again: its write time differs from
+  /// `previous` (what savedAt() said after the event whose save is awaited).
+  bool waitSaved(std::optional<std::filesystem::file_time_type> previous,
+                 std::chrono::milliseconds timeout);
   /// The config as run (for failure messages) and mosquitto's own log.
   std::string config() const;
   std::string log() const;
