@@ -1,6 +1,10 @@
 #include "gateway/app.h"
 
+#include <cerrno>
+#include <cstring>
 #include <thread>
+
+#include <unistd.h>
 
 #include <spdlog/spdlog.h>
 
@@ -12,6 +16,7 @@
 #include "gateway/pipeline/pipeline.h"
 #include "gateway/uplink/uplink.h"
 #include "gateway/pipeline/read_model.h"
+#include "gateway/startup_error.h"
 #include "gateway/storage/store.h"
 
 namespace hgj {
@@ -38,19 +43,60 @@ App::App(config::GatewayConfig cfg, const core::Clock& clock)
 App::~App() { stop(); }
 
 void App::start() {
-  // The store opens first: it moves a corrupt database aside before anyone else opens the file.
-  store_->open();
-  pipeline_->restore(store_->loadState(), store_->loadLatches());
-  alerts_ = std::make_unique<alerts::AlertManager>(cfg_.alerts, cfg_.compound, cfg_.storage.path,
-                                                   clock_, metrics_, *pipeline_);
-  notifier_ = std::make_unique<alerts::Notifier>(cfg_.alerts, cfg_.storage.path, clock_, metrics_);
+  if (started_) {
+    return;
+  }
+  // Whatever fails below leaves nothing running: each stage started is undone by stop(), in
+  // reverse, before the error reaches main (a stage torn down under a running thread crashed
+  // the daemon when its HTTP port was taken).
+  try {
+    startStages();
+  } catch (...) {
+    stop();
+    throw;
+  }
+}
+
+void App::checkSerialPorts() const {
+  if (!modbus_) {
+    return;
+  }
+  for (const auto& line : cfg_.modbus.lines) {
+    // A missing device node at start is a wrong path or an adapter not plugged in; an adapter
+    // that goes away later is retried by the line like any other broken link.
+    if (line.kind == drivers::modbus::LineKind::Rtu && ::access(line.device.c_str(), F_OK) != 0) {
+      throw StartupError(ExitCode::SerialPort,
+                         "modbus line " + line.id + ": serial port " + line.device + ": " +
+                             std::strerror(errno) + " (see modbus.lines, " + line.source + ")");
+    }
+  }
+}
+
+void App::startStages() {
+  // Everything that can fail without a thread running comes first: the serial ports, the
+  // database files (the store moves a corrupt database aside before anyone else opens it).
+  checkSerialPorts();
+  try {
+    store_->open();
+    pipeline_->restore(store_->loadState(), store_->loadLatches());
+    alerts_ = std::make_unique<alerts::AlertManager>(cfg_.alerts, cfg_.compound,
+                                                     cfg_.storage.path, clock_, metrics_,
+                                                     *pipeline_);
+    notifier_ =
+        std::make_unique<alerts::Notifier>(cfg_.alerts, cfg_.storage.path, clock_, metrics_);
+    uplink_ = std::make_unique<uplink::Uplink>(cfg_.uplink, cfg_.compound->site_id,
+                                               cfg_.storage.path, *read_model_, *pipeline_,
+                                               clock_, metrics_);
+  } catch (const StartupError&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw StartupError(ExitCode::Database, "storage: " + cfg_.storage.path + ": " + e.what() +
+                                               " (see storage.path)");
+  }
   alerts_->setWakeCallback([this] { notifier_->wake(); });
   pipeline_->setAlerts(alerts_.get());
   http_ = std::make_unique<api::HttpServer>(cfg_.http, *read_model_, *pipeline_, metrics_,
                                             cfg_.storage.path, [this] { return health(); });
-  uplink_ = std::make_unique<uplink::Uplink>(cfg_.uplink, cfg_.compound->site_id,
-                                             cfg_.storage.path, *read_model_, *pipeline_, clock_,
-                                             metrics_);
   // Alert events go to the platform through the outbox (committed before anyone is told).
   pipeline_->setAlertForward([this](const alerts::AlertEvent& event) {
     nlohmann::json body = alerts::toJson(event);
@@ -61,16 +107,34 @@ void App::start() {
   uplink_->setDropHandler([this](uplink::Kind kind, uint64_t total) {
     pipeline_->noteOutboxDrop(uplink::kindName(kind), total);
   });
+
+  // Consumers before producers, so that stop() (the reverse) stops every producer before what
+  // it feeds: the store, the notifier and the uplink outlive the pipeline that hands them work,
+  // and the pipeline outlives the drivers that deliver to it. The HTTP port is taken before the
+  // pipeline runs its first rule, so a port in use stops the start before anything is actuated;
+  // requests that reach a stopping pipeline are refused (its queue is closed).
   store_->start();
+  stops_.emplace_back([this] { store_->stop(); });
   notifier_->start();
-  pipeline_->start();
-  http_->start();
+  stops_.emplace_back([this] { notifier_->stop(); });
   uplink_->start();
+  stops_.emplace_back([this] { uplink_->stop(); });
+  try {
+    http_->start();
+  } catch (const std::exception& e) {
+    throw StartupError(ExitCode::HttpPort, e.what());
+  }
+  stops_.emplace_back([this] { http_->stop(); });
+  pipeline_->start();
+  stops_.emplace_back([this] { pipeline_->stop(); });
   // Southbound last: nothing arrives before it can be handled.
   mqtt_->start();
+  stops_.emplace_back([this] { mqtt_->stop(); });
   if (modbus_) {
     modbus_->start();
+    stops_.emplace_back([this] { modbus_->stop(); });
   }
+  started_ = true;
   // "Ready" means subscribed, so a device's first message is not missed on a fresh session; a
   // broker that is down does not hold the gateway back (it keeps retrying on its own).
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
@@ -80,25 +144,21 @@ void App::start() {
   if (!mqtt_->subscribed()) {
     spdlog::warn("mqtt: not subscribed yet ({}); continuing, it keeps retrying", mqtt_->health());
   }
-  started_ = true;
 }
 
 void App::stop() {
-  if (!started_) {
-    return;
+  // Every stage that was started is stopped, newest first, also after a failed start(): the
+  // drivers and the HTTP API (nothing new arrives), the pipeline (drains what is queued into
+  // the store and the outbox), then the uplink, the notifier and the store (commits the rest).
+  while (!stops_.empty()) {
+    auto stop_stage = std::move(stops_.back());
+    stops_.pop_back();
+    stop_stage();
+  }
+  if (started_) {
+    read_model_->close();
   }
   started_ = false;
-  // Southbound first (nothing new arrives), then drain the pipeline, then the store.
-  http_->stop();
-  mqtt_->stop();
-  if (modbus_) {
-    modbus_->stop();
-  }
-  pipeline_->stop();
-  uplink_->stop();
-  notifier_->stop();
-  store_->stop();
-  read_model_->close();
 }
 
 std::string App::reload(config::GatewayConfig fresh) {

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -75,7 +76,13 @@ private:
   std::unique_ptr<alerts::Notifier> notifier_;
   std::unique_ptr<api::HttpServer> http_;
   std::unique_ptr<uplink::Uplink> uplink_;
+  /// How to stop each stage started so far, oldest first (stop() runs them newest first).
+  std::vector<std::function<void()>> stops_;
   bool started_ = false;
+
+  void startStages();
+  /// Throws StartupError when a Modbus RTU line's serial port does not exist.
+  void checkSerialPorts() const;
 };
 
 } // namespace hgj

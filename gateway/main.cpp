@@ -16,6 +16,7 @@
 #include "core/log.h"
 #include "gateway/app.h"
 #include "gateway/config/config.h"
+#include "gateway/startup_error.h"
 #include "hgj_version.h"
 
 namespace {
@@ -30,8 +31,9 @@ options:
   --set key.path=value   override one scalar value of the main file (repeatable), e.g.
                          --set mqtt.url=tcp://127.0.0.1:1884 --set http.port=8081
 
-exit status: 0 ok, 2 configuration problems (one line each: FILE:LINE: key.path: message),
-1 runtime failure.
+exit status: 0 ok; 1 runtime failure; 2 configuration problems (one line each:
+FILE:LINE: key.path: message); 3 the HTTP port cannot be listened on; 4 the database cannot be
+opened or written; 5 a Modbus serial port does not exist.
 )";
 
 struct Args {
@@ -185,10 +187,15 @@ int main(int argc, char** argv) {
       break;
     }
     app.stop();
+  } catch (const hgj::StartupError& e) {
+    // One line that says what and where; App::start has already stopped what it had started.
+    spdlog::critical("hgj-gateway: cannot start: {}", e.what());
+    spdlog::shutdown();
+    return static_cast<int>(e.code());
   } catch (const std::exception& e) {
     spdlog::critical("hgj-gateway: {}", e.what());
     spdlog::shutdown();
-    return 1;
+    return static_cast<int>(hgj::ExitCode::Runtime);
   }
   spdlog::info("hgj-gateway stopped");
   spdlog::shutdown();

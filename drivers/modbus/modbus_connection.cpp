@@ -3,6 +3,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include <unistd.h>
+
 #include <modbus/modbus.h>
 #include <spdlog/spdlog.h>
 
@@ -158,6 +160,27 @@ bool Connection::open(std::string& error) {
     spdlog::warn("modbus line {}: cannot switch {} to RS-485 mode: {}", line_.id, line_.device,
                  modbus_strerror(errno));
   }
+  open_ = true;
+  return true;
+}
+
+bool Connection::adopt(int fd, std::string& error) {
+  close();
+  ctx_ = line_.kind == LineKind::Tcp ? modbus_new_tcp_pi("127.0.0.1", "502")
+                                     : modbus_new_rtu("/dev/null", line_.baud, line_.parity,
+                                                      line_.data_bits, line_.stop_bits);
+  if (ctx_ == nullptr) {
+    error = std::string("cannot create context: ") + modbus_strerror(errno);
+    ::close(fd);
+    return false;
+  }
+  modbus_set_error_recovery(ctx_, MODBUS_ERROR_RECOVERY_NONE);
+  modbus_set_byte_timeout(ctx_, static_cast<uint32_t>(line_.byte_timeout_ms / 1000),
+                          static_cast<uint32_t>((line_.byte_timeout_ms % 1000) * 1000));
+  unit_ = -1;
+  timeout_ms_ = -1;
+  setTimeout(line_.timeout_ms);
+  modbus_set_socket(ctx_, fd);
   open_ = true;
   return true;
 }

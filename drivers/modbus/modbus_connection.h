@@ -57,6 +57,10 @@ public:
 
   /// Opens the TCP connection or serial port. On failure returns false with the reason.
   bool open(std::string& error);
+  /// Uses `fd`, an already connected stream (a socketpair end in the frame fuzzer and tests),
+  /// instead of connecting; the framing is still the line's (TCP or RTU). Takes ownership of
+  /// `fd` (closed by close()).
+  bool adopt(int fd, std::string& error);
   void close();
   bool isOpen() const { return open_; }
 

@@ -39,8 +39,10 @@ bool parseBrokerUrl(const std::string& url, std::string& host, std::string& port
     port.pop_back();
   }
   host = hostpart;
-  return !host.empty() && !port.empty() &&
-         std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; });
+  // A port outside 1..65535 would only show as an endless "cannot connect" at run time.
+  return !host.empty() && !port.empty() && port.size() <= 5 &&
+         std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; }) &&
+         std::stoi(port) >= 1 && std::stoi(port) <= 65535;
 }
 
 namespace {

@@ -95,6 +95,22 @@ std::string resolve(const std::string& base_file, const std::string& rel) {
   return (fs::path(base_file).parent_path() / p).lexically_normal().string();
 }
 
+YAML::Node sequenceItem(const YAML::Node& seq, const std::string& key) {
+  for (const auto& item : seq) {
+    if (item.IsMap() && item["id"] && item["id"].IsScalar() && item["id"].Scalar() == key) {
+      return item;
+    }
+  }
+  if (!key.empty() && key.size() < 6 &&
+      std::all_of(key.begin(), key.end(), [](unsigned char c) { return std::isdigit(c); })) {
+    size_t index = std::stoul(key);
+    if (index < seq.size()) {
+      return seq[index];
+    }
+  }
+  return YAML::Node(YAML::NodeType::Undefined);
+}
+
 void applyOverrides(YAML::Node root, const std::vector<Override>& overrides,
                     core::Diagnostics& diag) {
   for (size_t i = 0; i < overrides.size(); ++i) {
@@ -133,8 +149,20 @@ void applyOverrides(YAML::Node root, const std::vector<Override>& overrides,
     std::vector<YAML::Node> chain{root};
     bool ok = true;
     for (size_t k = 0; k + 1 < parts.size(); ++k) {
+      if (chain.back().IsSequence()) {
+        // A list item by its `id` (modbus.lines.shed-bus.port) or its index (x.0.y).
+        YAML::Node item = sequenceItem(chain.back(), parts[k]);
+        if (!item.IsDefined() || !item.IsMap()) {
+          diag.error({"--set", static_cast<int>(i + 1)}, o.key,
+                     "no list item with id or index \"" + parts[k] + "\"");
+          ok = false;
+          break;
+        }
+        chain.push_back(item);
+        continue;
+      }
       YAML::Node next = chain.back()[parts[k]];
-      if (next.IsDefined() && !next.IsNull() && !next.IsMap()) {
+      if (next.IsDefined() && !next.IsNull() && !next.IsMap() && !next.IsSequence()) {
         diag.error({"--set", static_cast<int>(i + 1)}, o.key,
                    "\"" + parts[k] + "\" is not a mapping in the config");
         ok = false;

@@ -605,8 +605,11 @@ void Pipeline::checkOffline() {
       continue;
     }
     const model::DeviceState& ds = state_.device(d.index);
-    // A Modbus device's reachability is the poller's business (it knows timeouts and back-off).
-    if (!d.modbus.line.empty()) {
+    // A Modbus device's reachability is the poller's business (it knows timeouts and back-off),
+    // and so is its ports': a child reports through its parent's polls. With modbus.enabled
+    // false nothing polls them, and nothing is offline for it.
+    if (!d.modbus.line.empty() ||
+        (d.parent != model::kNoDevice && !compound_->devices[d.parent].modbus.line.empty())) {
       continue;
     }
     auto last = ds.online ? ds.last_seen_steady : std::max(ds.last_seen_steady, started_);

@@ -1,5 +1,6 @@
 // Fuzzes the YAML config loading: the input is a devices file loaded with the example's
 // profiles and grids.
+// fuzz-iterations: 400
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>

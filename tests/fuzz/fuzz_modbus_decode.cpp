@@ -4,61 +4,16 @@
 // ports and of the controller), whatever the reply's length.
 #include <cstdint>
 #include <span>
-#include <stdexcept>
 #include <vector>
 
 #include "drivers/modbus/device_plan.h"
 #include "drivers/modbus/modbus_decode.h"
-#include "drivers/profiles/modbus_profile.h"
-#include "drivers/profiles/profile_loader.h"
-
-namespace {
+#include "tests/fuzz/modbus_shed.h"
 
 using namespace hgj;
 
-struct Shed {
-  model::Compound compound;
-  drivers::modbus::DevicePlan plan;
-};
-
-Shed makeShed() {
-  Shed s;
-  core::Diagnostics diag;
-  std::string dir = std::string(HGJ_SOURCE_DIR) + "/conf/profiles/";
-  for (const char* name : {"hgj_ebike_port_modbus", "hgj_ebike_shed_m12"}) {
-    model::Profile* p = drivers::profiles::loadProfile(dir + name + ".yaml", s.compound, diag);
-    if (p != nullptr && p->transport == "modbus" && !p->modbus) {
-      auto root = core::loadYamlFile(dir + name + ".yaml", diag);
-      if (root) {
-        drivers::profiles::parseModbusSpec(root->child("modbus"), s.compound, *p);
-      }
-    }
-  }
-  if (!diag.ok()) {
-    throw std::runtime_error(diag.format());
-  }
-  model::Device m;
-  m.id = "M01";
-  m.profile = s.compound.profile("hgj_ebike_shed_m12");
-  s.compound.devices.push_back(m);
-  for (int n = 1; n <= 12; ++n) {
-    model::Device c;
-    c.id = "M01/P" + std::to_string(n);
-    c.profile = s.compound.profile("hgj_ebike_port_modbus");
-    c.parent = 0;
-    c.child_number = n;
-    s.compound.devices[0].children.push_back(static_cast<model::DeviceIndex>(n));
-    s.compound.devices.push_back(c);
-  }
-  s.compound.buildIndexes();
-  s.plan = drivers::modbus::buildDevicePlan(s.compound, s.compound.devices[0]);
-  return s;
-}
-
-} // namespace
-
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  static Shed shed = makeShed();
+  static fuzz::Shed shed = fuzz::makeShed();
   using drivers::profiles::RegisterType;
   if (size < 4) {
     return 0;

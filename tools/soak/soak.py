@@ -1,0 +1,413 @@
+#!/usr/bin/python3
+"""Soak of the gateway with churn (RELIABILITY row 21): N minutes of the simulated compound
+through a local mosquitto, the uplink to a second mosquitto, and churn every few seconds: local
+broker restarts (SIGTERM or SIGKILL), upstream outages, device flaps (the simulator stopped and
+started), SIGHUP reloads, HTTP and SSE clients coming and going. Every 10 s it samples the
+gateway's RSS, file descriptors, threads, WAL and database size; at the end it draws a PNG chart
+and passes only if, after warm-up, RSS grew < 1 MiB, fds and threads did not grow, the WAL
+stayed bounded, and nothing was lost: every probe reading a broker acknowledged is stored, and
+the platform saw every outbox message id (msg_id seq without a gap).
+
+Usage: tools/soak/soak.py --minutes N [--build build] [--out DIR] [--seed S]
+Loopback only; every port chosen free at run time; bounded by --minutes (plus a drain).
+"""
+import argparse
+import json
+import os
+import random
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SITE = "hgj-demo-001"
+PROBE = "P-B2-0500"  # a parking sensor of the example the simulator does not play below
+PROBE_BASE_TS = 1764252000000
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def port_open(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+        return True
+    except OSError:
+        return False
+
+
+def wait_until(pred, timeout):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return True
+        time.sleep(0.05)
+    return pred()
+
+
+class Broker:
+    """mosquitto on a free loopback port with persistence (saved on every change: the soak
+    tests the gateway, not the broker's own crash window)."""
+
+    def __init__(self, work, name):
+        self.dir = os.path.join(work, name)
+        os.makedirs(self.dir, exist_ok=True)
+        self.port = free_port()
+        self.conf = os.path.join(self.dir, "mosquitto.conf")
+        with open(self.conf, "w") as f:
+            f.write(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
+                    f"persistence true\npersistence_location {self.dir}/\n"
+                    "autosave_interval 1\nautosave_on_changes true\n"
+                    "max_queued_messages 0\nmax_inflight_messages 100\n"
+                    f"user {os.environ.get('USER', 'root')}\nlog_dest stderr\n"
+                    "log_type error\nlog_type warning\n")
+        self.proc = None
+        self.start()
+
+    def url(self):
+        return f"tcp://127.0.0.1:{self.port}"
+
+    def start(self):
+        log = open(os.path.join(self.dir, "mosquitto.log"), "a")
+        self.proc = subprocess.Popen(["mosquitto", "-c", self.conf], stdout=log, stderr=log)
+        if not wait_until(lambda: port_open(self.port), 15):
+            raise RuntimeError(f"mosquitto did not start on {self.port}")
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc:
+            self.proc.send_signal(sig)
+            self.proc.wait(30)
+            self.proc = None
+
+
+class Probe(threading.Thread):
+    """A parking sensor reporting once a second at QoS 1 with ts = base + seq; a report counts
+    as sent only when the broker acknowledged it (mosquitto_pub -q 1 exits 0 after the PUBACK)."""
+
+    def __init__(self, broker):
+        super().__init__(daemon=True)
+        self.broker = broker
+        self.acked = []
+        self.stop_flag = threading.Event()
+
+    def run(self):
+        seq = 0
+        while not self.stop_flag.is_set():
+            seq += 1
+            payload = json.dumps({"occupied": seq % 2 == 1, "ts": PROBE_BASE_TS + seq})
+            r = subprocess.run(["mosquitto_pub", "-p", str(self.broker.port), "-h", "127.0.0.1",
+                                "-q", "1", "-i", "soak-probe", "-t",
+                                f"compound/parking/{PROBE}/state", "-m", payload],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
+            if r.returncode == 0:
+                self.acked.append(seq)
+            self.stop_flag.wait(1.0)
+
+
+class Platform:
+    """The district platform: mosquitto_sub on the upstream broker with a persistent session,
+    recording every message (it reconnects by itself across upstream outages)."""
+
+    def __init__(self, broker, work):
+        self.broker = broker
+        self.file = os.path.join(work, "platform.txt")
+        self.proc = None
+        self.start()
+
+    def start(self):
+        out = open(self.file, "a")
+        self.proc = subprocess.Popen(
+            ["mosquitto_sub", "-p", str(self.broker.port), "-h", "127.0.0.1", "-q", "1", "-c",
+             "-i", "soak-platform", "-t", f"hgj/{SITE}/#"], stdout=out,
+            stderr=subprocess.DEVNULL)
+
+    def stop(self):
+        if self.proc:
+            self.proc.terminate()
+            self.proc.wait(10)
+            self.proc = None
+
+    def msg_seqs(self):
+        seqs = set()
+        with open(self.file, errors="replace") as f:
+            for line in f:
+                try:
+                    j = json.loads(line)
+                except ValueError:
+                    continue
+                m = j.get("msg_id") if isinstance(j, dict) else None
+                if isinstance(m, str) and m.startswith(SITE + ":"):
+                    seqs.add(int(m.split(":")[-1]))
+        return seqs
+
+
+def proc_sample(pid, db):
+    s = {"t": time.monotonic()}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                s["rss_mib"] = int(line.split()[1]) / 1024.0
+            elif line.startswith("Threads:"):
+                s["threads"] = int(line.split()[1])
+    s["fds"] = len(os.listdir(f"/proc/{pid}/fd"))
+    s["wal_mib"] = (os.path.getsize(db + "-wal") if os.path.exists(db + "-wal") else 0) / 2**20
+    s["db_mib"] = os.path.getsize(db) / 2**20 if os.path.exists(db) else 0
+    return s
+
+
+def http_clients(port, seconds):
+    """A burst of API reads and an SSE client held open for `seconds`, then closed."""
+    for path in ("/api/v1/parking", "/api/v1/devices", "/api/v1/ebike", "/metrics", "/healthz",
+                 "/api/v1/alerts?state=active"):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10).read()
+        except OSError:
+            pass
+    try:
+        r = urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/events", timeout=10)
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            r.read1(4096)
+        r.close()
+    except OSError:
+        pass
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--minutes", type=float, default=3)
+    ap.add_argument("--build", default=os.path.join(ROOT, "build"))
+    ap.add_argument("--out", default=None, help="where the samples, chart and logs go")
+    ap.add_argument("--seed", type=int, default=int(time.time()))
+    ap.add_argument("--churn-every", type=float, default=None,
+                    help="seconds between churn events (default: 20, 8 for runs under 10 min)")
+    args = ap.parse_args()
+    rng = random.Random(args.seed)
+    work = tempfile.mkdtemp(prefix="hgj-soak-")
+    out = args.out or work
+    os.makedirs(out, exist_ok=True)
+    duration = args.minutes * 60
+    # SQLite's page cache and the allocator's arenas fill during the first minutes.
+    warmup = 300.0 if args.minutes >= 15 else duration * 0.55
+    churn_every = args.churn_every or (20.0 if args.minutes >= 10 else 8.0)
+    print(f"soak: {args.minutes} min, warm-up {warmup:.0f} s, churn every {churn_every} s, "
+          f"seed {args.seed}, work dir {work}", flush=True)
+
+    local = Broker(work, "local")
+    upstream = Broker(work, "upstream")
+    platform = Platform(upstream, work)
+    db = os.path.join(work, "hgj.db")
+    http_port = free_port()
+    lines = {"shed-bus": free_port(), "meter-bus": free_port(), "garage-bus": free_port()}
+    gw_cmd = [os.path.join(args.build, "hgj-gateway"), "run", "-c",
+              os.path.join(ROOT, "conf/gateway.yaml"),
+              "--set", f"mqtt.url={local.url()}", "--set", f"storage.path={db}",
+              "--set", f"http.port={http_port}", "--set", "uplink.enabled=true",
+              "--set", f"uplink.url={upstream.url()}", "--set", "modbus.enabled=true",
+              "--set", "mqtt.reconnect_max=2s", "--set", "uplink.backoff.max=2s"]
+    for line, port in lines.items():
+        gw_cmd += ["--set", f"modbus.lines.{line}.port={port}"]
+    gw_log = open(os.path.join(out, "gateway.log"), "w")
+    gw = subprocess.Popen(gw_cmd, stdout=gw_log, stderr=gw_log)
+    if not wait_until(lambda: port_open(http_port), 60):
+        print("soak: FAIL: the gateway did not start (see gateway.log)")
+        return 1
+    sim_cmd = [os.path.join(args.build, "tools/sim/hgj-sim"), "-c",
+               os.path.join(ROOT, "conf/scenarios/demo.yaml"), "--seed", str(args.seed),
+               "--set", f"mqtt.url={local.url()}", "--set", "mqtt.client_id=hgj-soak-sim"]
+    for line, port in lines.items():
+        sim_cmd += ["--set", f"modbus.lines.{line}={port}"]
+    sim_log = open(os.path.join(out, "sim.log"), "w")
+
+    def start_sim():
+        return subprocess.Popen(sim_cmd, stdout=sim_log, stderr=sim_log)
+
+    sim = start_sim()
+    probe = Probe(local)
+    probe.start()
+
+    samples, events = [], []
+    t0 = time.monotonic()
+    next_sample = t0
+    next_churn = t0 + churn_every
+    kinds = ["broker_restart", "broker_kill", "upstream_outage", "device_flap", "sighup",
+             "http_clients"]
+    upstream_back_at = None
+    failed = None
+    while time.monotonic() - t0 < duration:
+        now = time.monotonic()
+        if gw.poll() is not None:
+            failed = f"the gateway exited with {gw.returncode}"
+            break
+        if now >= next_sample:
+            samples.append(proc_sample(gw.pid, db))
+            next_sample += 10
+        if upstream_back_at and now >= upstream_back_at:
+            upstream.start()
+            upstream_back_at = None
+        if now >= next_churn:
+            kind = kinds[len(events) % len(kinds)] if rng.random() < 0.7 else rng.choice(kinds)
+            events.append((now - t0, kind))
+            if kind == "broker_restart":
+                local.stop(signal.SIGTERM)
+                local.start()
+            elif kind == "broker_kill":
+                local.stop(signal.SIGKILL)
+                local.start()
+            elif kind == "upstream_outage" and upstream_back_at is None:
+                upstream.stop()
+                upstream_back_at = now + rng.uniform(5, churn_every * 1.5)
+            elif kind == "device_flap":
+                sim.terminate()
+                sim.wait(30)
+                sim = start_sim()
+            elif kind == "sighup":
+                gw.send_signal(signal.SIGHUP)
+            elif kind == "http_clients":
+                threading.Thread(target=http_clients, args=(http_port, rng.uniform(2, 6)),
+                                 daemon=True).start()
+            next_churn += churn_every
+        time.sleep(0.1)
+
+    # Drain: the upstream back, the probe stopped; everything acknowledged must arrive.
+    if upstream_back_at:
+        upstream.start()
+    probe.stop_flag.set()
+    probe.join(60)
+    sim.terminate()
+    sim.wait(30)
+    lost_probe, missing_ids, drained = [], [], False
+    if failed is None:
+        def probe_stored():
+            with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10) as c:
+                rows = c.execute("SELECT DISTINCT ts_ms FROM readings WHERE device=?",
+                                 (PROBE,)).fetchall()
+            return {r[0] - PROBE_BASE_TS for r in rows}
+
+        wait_until(lambda: set(probe.acked) <= probe_stored(), 60)
+        lost_probe = sorted(set(probe.acked) - probe_stored())
+
+        def outbox_depth():
+            with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10) as c:
+                return c.execute("SELECT count(*) FROM outbox").fetchone()[0]
+
+        drained = wait_until(lambda: outbox_depth() == 0, 120)
+        time.sleep(2)  # the last deliveries reach the platform's file
+        seqs = platform.msg_seqs()
+        if seqs:
+            missing_ids = sorted(set(range(min(seqs), max(seqs) + 1)) - seqs)
+        samples.append(proc_sample(gw.pid, db))
+        gw.send_signal(signal.SIGTERM)
+        try:
+            rc = gw.wait(60)
+        except subprocess.TimeoutExpired:
+            gw.kill()
+            rc = "timeout"
+        if rc != 0:
+            failed = f"SIGTERM: the gateway exited with {rc}"
+    else:
+        gw.kill()
+    platform.stop()
+    local.stop()
+    upstream.stop()
+
+    # Verdict on the samples after warm-up: thirds compared, so one sample taken during an SSE
+    # burst does not decide.
+    steady = [s for s in samples if s["t"] - t0 >= warmup]
+    verdict = {"minutes": args.minutes, "seed": args.seed, "samples": len(samples),
+               "events": len(events), "probe_acked": len(probe.acked),
+               "probe_lost": len(lost_probe), "platform_msg_ids": 0, "platform_missing": 0}
+    problems = []
+    if failed:
+        problems.append(failed)
+    if len(steady) >= 6:
+        third = max(2, len(steady) // 3)
+        first, last = steady[:third], steady[-third:]
+        rss_growth = statistics.median(x["rss_mib"] for x in last) - \
+            statistics.median(x["rss_mib"] for x in first)
+        fd_growth = min(x["fds"] for x in last) - min(x["fds"] for x in first)
+        thread_growth = min(x["threads"] for x in last) - min(x["threads"] for x in first)
+        wal_max = max(x["wal_mib"] for x in steady)
+        verdict.update({"rss_first_mib": round(statistics.median(x["rss_mib"] for x in first), 2),
+                        "rss_growth_mib": round(rss_growth, 2), "fd_growth": fd_growth,
+                        "thread_growth": thread_growth, "wal_max_mib": round(wal_max, 2),
+                        "db_mib": round(steady[-1]["db_mib"], 2)})
+        if rss_growth >= 1.0:
+            problems.append(f"RSS grew {rss_growth:.2f} MiB after warm-up")
+        if fd_growth > 0:
+            problems.append(f"file descriptors grew by {fd_growth}")
+        if thread_growth > 0:
+            problems.append(f"threads grew by {thread_growth}")
+        if wal_max > 64:
+            problems.append(f"WAL reached {wal_max:.1f} MiB")
+    else:
+        problems.append("too few samples after warm-up")
+    if lost_probe:
+        problems.append(f"{len(lost_probe)} acknowledged probe readings not stored: "
+                        f"{lost_probe[:10]}")
+    if failed is None:
+        seqs = platform.msg_seqs()
+        verdict["platform_msg_ids"] = len(seqs)
+        verdict["platform_missing"] = len(missing_ids)
+        if not drained:
+            problems.append("the outbox did not drain")
+        if missing_ids:
+            problems.append(f"{len(missing_ids)} outbox messages never reached the platform: "
+                            f"{missing_ids[:10]}")
+        if not seqs:
+            problems.append("the platform received nothing")
+    verdict["pass"] = not problems
+    verdict["problems"] = problems
+    with open(os.path.join(out, "samples.json"), "w") as f:
+        json.dump({"t0": t0, "samples": samples, "events": events, "verdict": verdict}, f)
+    draw(samples, events, t0, warmup, os.path.join(out, "soak.png"), verdict)
+    print(json.dumps(verdict), flush=True)
+    return 0 if not problems else 1
+
+
+def draw(samples, events, t0, warmup, path, verdict):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("soak: no chart (python3-matplotlib is not installed)")
+        return
+    t = [(s["t"] - t0) / 60 for s in samples]
+    fig, ax = plt.subplots(4, 1, figsize=(10, 9), sharex=True)
+    series = [("rss_mib", "RSS (MiB)"), ("fds", "open fds"), ("threads", "threads"),
+              ("wal_mib", "WAL / DB (MiB)")]
+    for a, (key, label) in zip(ax, series):
+        a.plot(t, [s[key] for s in samples], label=label)
+        if key == "wal_mib":
+            a.plot(t, [s["db_mib"] for s in samples], label="database")
+            a.legend(loc="upper left")
+        a.set_ylabel(label)
+        a.axvspan(0, warmup / 60, color="0.9")
+        a.grid(True, alpha=0.3)
+    colors = {"broker_restart": "tab:blue", "broker_kill": "tab:red",
+              "upstream_outage": "tab:orange", "device_flap": "tab:green", "sighup": "tab:purple",
+              "http_clients": "tab:gray"}
+    for at, kind in events:
+        ax[0].axvline(at / 60, color=colors.get(kind, "k"), alpha=0.25, lw=0.8)
+    ax[-1].set_xlabel("minutes (grey: warm-up; lines on top: churn events)")
+    fig.suptitle(f"hgj-gateway soak, {verdict['minutes']} min, {len(events)} churn events: "
+                 f"{'pass' if verdict.get('pass') else 'FAIL'}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
