@@ -99,8 +99,10 @@ TEST_CASE("faults safety: a relay that ignores its cut: the documented writes, a
     CHECK(waitFor([&] {
       return site.robots.saw("/cgi-bin/webhook/send", {dev, "<@wangfang>"});
     }, 10s));
-    CHECK(site.q(std::string("SELECT max(escalation_level) FROM alerts WHERE "
-                             "rule='actuation_failed' AND device='") + dev + "'") >= 1);
+    CHECK(waitFor([&] {
+      return site.q(std::string("SELECT max(escalation_level) FROM alerts WHERE "
+                                "rule='actuation_failed' AND device='") + dev + "'") >= 1;
+    }, 5s));
   }
   site.stopGateway();
 }
@@ -125,7 +127,9 @@ TEST_CASE("faults safety: smoke in a Modbus 12-port shed cuts all 12 ports, veri
     return site.q("SELECT count(*) FROM point_state WHERE device LIKE 'M01/P%' AND "
                   "point='relay' AND value=0") == 12;
   }, 10s));
-  CHECK(site.q("SELECT count(*) FROM latches WHERE device LIKE 'M01/P%'") == 12);
+  CHECK(waitFor([&] {
+    return site.q("SELECT count(*) FROM latches WHERE device LIKE 'M01/P%'") == 12;
+  }, 5s));
   site.sim->inspect([](const hgj::sim::World& w) {
     for (int n = 1; n <= 12; ++n) {
       char id[16];

@@ -66,10 +66,15 @@ TEST_CASE("faults safety: an enable still unconfirmed when the port is cut is ne
   auto [status, body] = enable.get();
   INFO(body.dump());
   CHECK(status != 200);
-  CHECK(site.q("SELECT count(*) FROM actuations WHERE device='S01/P01' AND value=1 AND "
-               "state='superseded'") == 1);
-  CHECK(site.q("SELECT count(*) FROM latches WHERE device='S01/P01' AND "
-               "rule='port_over_temperature'") == 1);
+  // Both recorded in parallel with the cut: on disk shortly after.
+  CHECK(waitFor([&] {
+    return site.q("SELECT count(*) FROM actuations WHERE device='S01/P01' AND value=1 AND "
+                  "state='superseded'") == 1;
+  }));
+  CHECK(waitFor([&] {
+    return site.q("SELECT count(*) FROM latches WHERE device='S01/P01' AND "
+                  "rule='port_over_temperature'") == 1;
+  }));
 
   // The enable's confirm timeout (10 s in the shipped profile) passes: the old code re-sent it
   // then. Observation window, not synchronisation: nothing may arrive in it.
