@@ -67,8 +67,9 @@ public:
     const double arrive = hgj::bench::wallMsFrac();
     const double mono = monoSeconds();
     std::lock_guard lock(mu_);
-    if (const std::string& t = msg->get_topic();
-        t.rfind("compound/ebike/", 0) == 0 && t.size() > 4 && t.compare(t.size() - 4, 4, "/set") == 0) {
+    if (const std::string& t = msg->get_topic(); t.rfind("compound/ebike/", 0) == 0 &&
+                                                 t.size() > 19 &&
+                                                 t.compare(t.size() - 4, 4, "/set") == 0) {
       // compound/ebike/{shed}/{port}/set: the gateway's relay command for that port.
       std::string device = t.substr(15, t.size() - 15 - 4);
       bool off = msg->get_payload_str().find("\"relay\":false") != std::string::npos;

@@ -204,7 +204,8 @@ TEST_CASE("faults safety: an override from upstream is refused by default, execu
   r = resultOf("c2", 20s);
   INFO(r.dump());
   CHECK(r["ok"] == true);
-  CHECK(waitFor([&] { return site.q("SELECT count(*) FROM latches WHERE device='S01/P03'") == 0; }));
+  CHECK(waitFor(
+      [&] { return site.q("SELECT count(*) FROM latches WHERE device='S01/P03'") == 0; }));
   // The audit trail names the authenticated link and the command, not the sender's claim.
   auto origin = site.rows("SELECT origin FROM actuations WHERE device='S01/P03' AND value=1 AND "
                           "state='confirmed'");

@@ -77,7 +77,8 @@ Site::Site(SiteOptions o) : options(std::move(o)) {
   // The shipped rules with the durations this test wants.
   std::string rules = readText(hgj::test::sourcePath("conf/rules.yaml"));
   replaceOnce(rules, "    clear: 55\n    for: 10s", "    clear: 55\n    for: " + options.port_hold);
-  replaceOnce(rules, "    equals: true\n    for: 7d", "    equals: true\n    for: " + options.zombie_hold);
+  replaceOnce(rules, "    equals: true\n    for: 7d",
+              "    equals: true\n    for: " + options.zombie_hold);
   std::ofstream(dir.file("rules.yaml")) << rules;
   // The shipped alert channels, pointed at the robot stand-in.
   std::string alerts = readText(hgj::test::sourcePath("conf/alerts.yaml"));

@@ -54,7 +54,8 @@ TEST_CASE("faults safety: the watchdog stops being fed within 2 intervals of the
   // The hang began between spawned + 6 s and ready + 6 s; the feed stopped within 2 intervals.
   INFO("last feed " << std::chrono::duration_cast<std::chrono::milliseconds>(last - spawned).count()
                     << " ms after the spawn, ready after "
-                    << std::chrono::duration_cast<std::chrono::milliseconds>(ready - spawned).count()
+                    << std::chrono::duration_cast<std::chrono::milliseconds>(ready - spawned)
+                           .count()
                     << " ms");
   CHECK(last >= spawned + 5s);
   CHECK(last <= ready + 6s + 2s);
