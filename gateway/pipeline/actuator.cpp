@@ -324,6 +324,7 @@ void Actuator::onResult(const drivers::WriteResult& r) {
     return;
   }
   Pending& p = it->second;
+  p.device_writes += std::max(1, r.attempts);
   // A driver that verifies by read-back already tried twice; one more round adds nothing.
   if (p.attempts < 2 && r.attempts < 2) {
     spdlog::warn("actuation {}: {} — retrying once", p.id, r.error);
@@ -331,7 +332,9 @@ void Actuator::onResult(const drivers::WriteResult& r) {
     dispatch(p);
     return;
   }
-  finish(r.request_id, ActuationStatus::Failed, r.error);
+  // The audit row says how often the device was asked (docs/rules.md, the failure chain).
+  finish(r.request_id, ActuationStatus::Failed,
+         r.error + " (" + std::to_string(p.device_writes) + " writes)");
 }
 
 void Actuator::onReading(const model::Reading& reading) {
@@ -377,8 +380,9 @@ void Actuator::tick() {
       dispatch(p);
     } else {
       finish(id, ActuationStatus::Failed,
-             p.by_report ? "device did not confirm the value (no report showing it)"
-                         : "no result from the driver");
+             std::string(p.by_report ? "device did not confirm the value (no report showing it)"
+                                     : "no result from the driver") +
+                 " (" + std::to_string(p.attempts) + " writes)");
     }
   }
 }

@@ -130,7 +130,8 @@ private:
     bool recorded = false;  ///< its record is durable
     bool sent = false;
     bool by_report = false;
-    int attempts = 0;
+    int attempts = 0;       ///< times dispatched to the driver
+    int device_writes = 0;  ///< writes the driver reported making (its own retries included)
     int64_t timeout_ms = 0;
     core::SteadyTime deadline{};
     std::vector<Callback> done;

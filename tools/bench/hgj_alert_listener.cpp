@@ -32,6 +32,9 @@ constexpr const char* kUsage =
     "  --seconds T       stop after T seconds in any case (default 120)\n"
     "  --ready-file F    written once both subscriptions are acknowledged\n"
     "  --lat-file F      one line per raised alert: device source_ts latency_ms\n"
+    "  --cut-file F      also subscribe to the e-bike ports' relay commands on this broker\n"
+    "                    (compound/ebike/+/+/set) and write one line per command: device\n"
+    "                    arrival_ms (fractional) relay, for the hazard-to-cut latency\n"
     "Prints one JSON line: received, p50/p99/max/mean latency in ms (nearest rank), other\n"
     "events, summaries and summaries per second.\n";
 
@@ -64,6 +67,15 @@ public:
     const double arrive = hgj::bench::wallMsFrac();
     const double mono = monoSeconds();
     std::lock_guard lock(mu_);
+    if (const std::string& t = msg->get_topic(); t.rfind("compound/ebike/", 0) == 0 &&
+                                                 t.size() > 19 &&
+                                                 t.compare(t.size() - 4, 4, "/set") == 0) {
+      // compound/ebike/{shed}/{port}/set: the gateway's relay command for that port.
+      std::string device = t.substr(15, t.size() - 15 - 4);
+      bool off = msg->get_payload_str().find("\"relay\":false") != std::string::npos;
+      cuts_.push_back({std::move(device), arrive, !off});
+      return;
+    }
     if (msg->get_topic() == summary_topic_) {
       if (summaries_ == 0) {
         first_summary_ = mono;
@@ -124,8 +136,16 @@ public:
     return static_cast<long>(samples_.size());
   }
 
-  void report(const std::string& lat_file) {
+  void report(const std::string& lat_file, const std::string& cut_file) {
     std::lock_guard lock(mu_);
+    if (!cut_file.empty()) {
+      if (FILE* f = std::fopen(cut_file.c_str(), "w")) {
+        for (const auto& c : cuts_) {
+          std::fprintf(f, "%s %.3f %d\n", c.device.c_str(), c.arrive_ms, c.relay ? 1 : 0);
+        }
+        std::fclose(f);
+      }
+    }
     if (!lat_file.empty()) {
       if (FILE* f = std::fopen(lat_file.c_str(), "w")) {
         for (const auto& s : samples_) {
@@ -169,6 +189,12 @@ private:
   std::string summary_topic_;
   std::mutex mu_;
   std::vector<AlertSample> samples_;
+  struct Cut {
+    std::string device;
+    double arrive_ms = 0;
+    bool relay = false;
+  };
+  std::vector<Cut> cuts_;
   std::set<std::string> seen_ids_;
   long other_events_ = 0;
   long duplicates_ = 0;
@@ -183,7 +209,7 @@ private:
 int main(int argc, char** argv) {
   hgj::bench::Options opt(argc, argv, {},
                           {"host", "port", "site", "expect", "stop-file", "grace-s", "seconds",
-                           "ready-file", "lat-file"},
+                           "ready-file", "lat-file", "cut-file"},
                           kUsage);
   const std::string host = opt.str("host", "127.0.0.1");
   const int port = static_cast<int>(opt.integer("port", 0));
@@ -206,6 +232,9 @@ int main(int argc, char** argv) {
     client.connect(conn_opts)->wait_for(std::chrono::seconds(10));
     client.subscribe(listener.alertsTopic(), 1)->wait_for(std::chrono::seconds(10));
     client.subscribe(listener.summaryTopic(), 1)->wait_for(std::chrono::seconds(10));
+    if (!opt.str("cut-file", "").empty()) {
+      client.subscribe("compound/ebike/+/+/set", 1)->wait_for(std::chrono::seconds(10));
+    }
   } catch (const mqtt::exception& e) {
     std::fprintf(stderr, "hgj_alert_listener: %s\n", e.what());
     return 2;
@@ -235,6 +264,6 @@ int main(int argc, char** argv) {
   } catch (const mqtt::exception&) {
     // Reporting what arrived matters more than a clean goodbye.
   }
-  listener.report(opt.str("lat-file", ""));
+  listener.report(opt.str("lat-file", ""), opt.str("cut-file", ""));
   return 0;
 }

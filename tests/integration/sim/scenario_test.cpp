@@ -221,3 +221,58 @@ TEST_CASE("sim cli: --help, --version and a bad scenario's exit status", "[sim]"
   CHECK(status == 2);
   std::filesystem::remove(file);
 }
+
+TEST_CASE("sim world: a refresh request on /get brings a port's or shed's report at the next "
+          "step, not at its next period", "[sim]") {
+  auto s = scenarioFromText(R"(
+start: "2026-11-27T12:00:00+08:00"
+modbus: {lines: {sheds: 0, garage: 0}}
+behaviour:
+  ebike: {report: 3m, shed_report: 3m, sessions_per_day: 0}
+events:
+  - {at: 0s, type: plug_in, device: S01/P02, energy_wh: 800, power_w: 220}
+)");
+  RecordingPublisher pub;
+  ModbusTcpServer sheds("sheds", "127.0.0.1", 0), garage("garage", "127.0.0.1", 0);
+  ModbusServers servers{{"sheds", &sheds}, {"garage", &garage}};
+  int64_t t0 = *s.start_ms;
+  World w(s, smallCompound(), pub, servers, t0);
+  // The devices listen on their /get topics as well as the ports' /set.
+  auto subs = w.subscriptions();
+  CHECK(std::find(subs.begin(), subs.end(), "compound/ebike/+/+/get") != subs.end());
+  CHECK(std::find(subs.begin(), subs.end(), "compound/ebike/+/get") != subs.end());
+  // Past the first reports: nothing more is due for three minutes.
+  for (int64_t t = 0; t <= 60'000; t += 1'000) {
+    w.step(t0 + t, 0, 1000);
+  }
+  auto count = [&](const std::string& topic) {
+    return std::count_if(pub.messages.begin(), pub.messages.end(),
+                         [&](const Message& m) { return m.topic == topic; });
+  };
+  const std::string port = "compound/ebike/S01/P02/telemetry";
+  const std::string shed = "compound/ebike/S01/status";
+  pub.messages.clear();
+  w.step(t0 + 61'000, 0, 1000);
+  REQUIRE(count(port) == 0);  // the control: no report of its own in this step
+  REQUIRE(count(shed) == 0);
+
+  w.handleMessage("compound/ebike/S01/P02/get", "{}");
+  w.handleMessage("compound/ebike/S01/get", "{}");
+  w.step(t0 + 62'000, 0, 1000);
+  CHECK(count(port) == 1);
+  CHECK(count(shed) == 1);
+  CHECK(w.stats().refreshes == 2);
+  auto it = std::find_if(pub.messages.begin(), pub.messages.end(),
+                         [&](const Message& m) { return m.topic == port; });
+  REQUIRE(it != pub.messages.end());
+  auto j = nlohmann::json::parse(it->payload);
+  CHECK(j["relay"] == true);
+  CHECK(j.contains("temp_c"));
+
+  // A request for something that is not an MQTT shed or port is counted and dropped.
+  uint64_t bad = w.stats().bad_messages;
+  w.handleMessage("compound/ebike/M01/P01/get", "{}");  // a Modbus port: polled, not asked
+  w.handleMessage("compound/ebike/S09/get", "{}");
+  CHECK(w.stats().bad_messages == bad + 2);
+  CHECK(w.stats().refreshes == 2);
+}

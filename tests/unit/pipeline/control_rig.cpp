@@ -37,6 +37,17 @@ ControlRig::ControlRig(const std::string& rules_yaml, bool upstream_override) {
   if (!diag.ok()) {
     throw std::runtime_error("rig config: " + diag.format());
   }
+  reset(upstream_override);
+}
+
+void ControlRig::reset(bool upstream_override) {
+  control.reset();
+  journal = FakeJournal();
+  driver.writes.clear();
+  driver.refreshes.clear();
+  driver.on_write = nullptr;
+  outputs = RecordingOutputs();
+  outcomes.clear();
   state = std::make_unique<model::StateTable>(*cfg.compound);
   control = std::make_unique<Control>(
       *cfg.compound, *state, std::make_shared<const rules::RulesConfig>(cfg.rules), journal,

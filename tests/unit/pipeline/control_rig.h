@@ -87,6 +87,11 @@ class ControlRig {
 public:
   explicit ControlRig(const std::string& rules_yaml, bool upstream_override = false);
 
+  /// A fresh state table, control stage, journal, driver and outputs on the same config (the
+  /// clock keeps running), as if the gateway started anew without any state: the property test
+  /// runs thousands of histories without parsing the profiles each time.
+  void reset(bool upstream_override);
+
   model::DeviceIndex dev(const std::string& id) const;
   model::PointId pt(const std::string& name) const;
   /// Applies a reading to the state table and hands it to the control stage.
