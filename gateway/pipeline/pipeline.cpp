@@ -26,7 +26,6 @@ constexpr auto kLinger = std::chrono::microseconds(300);
 // for the commit to finish (rather than polling for the lock while it runs) keeps the alert's
 // fsync clear of the writer's I/O; returning at once let the two writers fight over the lock
 // and stalled the readings writer into dropping readings.
-constexpr auto kAlertStoreFlush = std::chrono::milliseconds(200);
 } // namespace
 
 Pipeline::Pipeline(const config::GatewayConfig& cfg, std::shared_ptr<const model::Compound> compound,
@@ -157,12 +156,6 @@ void Pipeline::run() {
   std::vector<Event> events;
   events.reserve(cfg_.pipeline.batch_max);
   bool busy = false;
-  // The readings writer keeps its transaction open until its commit tick (100 ms), and SQLite has
-  // one writer per file: an alert committed behind it would wait for that tick. Ask the writer
-  // to commit first (it is fed only from this thread, so it stays idle until the alert is in).
-  if (alerts_ != nullptr) {
-    alerts_->setBeforeWrite([this] { store_.flush(kAlertStoreFlush); });
-  }
   while (true) {
     events.clear();
     if (busy) {
@@ -212,9 +205,6 @@ void Pipeline::run() {
   handOverReadings();
   flushStore(true);
   publishSnapshot();
-  if (alerts_ != nullptr) {
-    alerts_->setBeforeWrite(nullptr);
-  }
 }
 
 void Pipeline::handOverReadings() {
