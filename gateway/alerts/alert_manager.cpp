@@ -55,29 +55,26 @@ AlertManager::AlertManager(const AlertsConfig& config,
                            const std::string& db_path, storage::DurableSink& sink,
                            const core::Clock& clock, core::MetricsRegistry& metrics,
                            AlertListener& listener)
-    : config_(config), compound_(std::move(compound)), clock_(clock), listener_(listener),
-      db_(db_path), sink_(&sink),
-      raised_total_(metrics.counter("hgj_alerts_raised_total", "alerts raised")),
-      db_errors_(metrics.counter("hgj_alert_db_errors_total",
-                                 "alert lookups that failed on the database")),
-      queued_total_(metrics.counter("hgj_alert_notifications_queued_total",
-                                    "notifications queued for people's channels")),
-      summarised_total_(metrics.counter("hgj_alert_notifications_summarised_total",
-                                        "notifications folded into a flood summary")),
-      escalated_total_(metrics.counter("hgj_alerts_escalated_total",
-                                       "alerts escalated to the escalation contacts")),
-      active_gauge_(metrics.gauge("hgj_alerts_open", "open alerts by state", {{"state", "active"}})),
-      acked_gauge_(metrics.gauge("hgj_alerts_open", "open alerts by state", {{"state", "acked"}})) {
-  init();
-}
+    : AlertManager(config, std::move(compound), db_path, nullptr, &sink, clock, metrics,
+                   listener) {}
 
 AlertManager::AlertManager(const AlertsConfig& config,
                            std::shared_ptr<const model::Compound> compound,
                            const std::string& db_path, const core::Clock& clock,
                            core::MetricsRegistry& metrics, AlertListener& listener)
+    : AlertManager(config, std::move(compound), db_path,
+                   std::make_unique<storage::DirectSink>(db_path), nullptr, clock, metrics,
+                   listener) {}
+
+AlertManager::AlertManager(const AlertsConfig& config,
+                           std::shared_ptr<const model::Compound> compound,
+                           const std::string& db_path,
+                           std::unique_ptr<storage::DirectSink> own_sink,
+                           storage::DurableSink* sink, const core::Clock& clock,
+                           core::MetricsRegistry& metrics, AlertListener& listener)
     : config_(config), compound_(std::move(compound)), clock_(clock), listener_(listener),
-      db_(db_path), own_sink_(std::make_unique<storage::DirectSink>(db_path)),
-      sink_(own_sink_.get()),
+      db_(db_path), own_sink_(std::move(own_sink)),
+      sink_(sink != nullptr ? sink : own_sink_.get()),
       raised_total_(metrics.counter("hgj_alerts_raised_total", "alerts raised")),
       db_errors_(metrics.counter("hgj_alert_db_errors_total",
                                  "alert lookups that failed on the database")),
@@ -89,10 +86,6 @@ AlertManager::AlertManager(const AlertsConfig& config,
                                        "alerts escalated to the escalation contacts")),
       active_gauge_(metrics.gauge("hgj_alerts_open", "open alerts by state", {{"state", "active"}})),
       acked_gauge_(metrics.gauge("hgj_alerts_open", "open alerts by state", {{"state", "acked"}})) {
-  init();
-}
-
-void AlertManager::init() {
   createAlertsSchema(db_, clock_.wallMs());
   alert_ids_.open(db_);
   note_ids_.open(db_);
@@ -216,23 +209,24 @@ void AlertManager::restore() {
   storage::Statement::Scope n_scope(n);
   size_t waiting = 0;
   while (n.step()) {
-    Notification note;
-    note.id = n.columnInt(0);
-    note.alert_id = n.columnInt(1);
-    note.channel = n.columnText(2);
-    note.kind = n.columnText(3);
-    note.level = static_cast<int>(n.columnInt(4));
-    note.rule = n.columnText(5);
-    note.grid = n.columnText(6);
-    note.severity = n.columnText(7);
-    note.created_at = n.columnInt(8);
-    note.state = n.columnText(9) == "held" ? Notification::State::Held
-                                            : Notification::State::Pending;
-    note.attempts = static_cast<int>(n.columnInt(10));
-    note.body = n.columnText(11);
-    note.mentions = n.columnText(12);
-    note.data = n.columnText(13);
-    note.alert_state = parseState(n.columnText(14)).value_or(AlertState::Active);
+    Notification note{
+        .id = n.columnInt(0),
+        .alert_id = n.columnInt(1),
+        .channel = n.columnText(2),
+        .kind = n.columnText(3),
+        .level = static_cast<int>(n.columnInt(4)),
+        .rule = n.columnText(5),
+        .grid = n.columnText(6),
+        .severity = n.columnText(7),
+        .created_at = n.columnInt(8),
+        .state = n.columnText(9) == "held" ? Notification::State::Held
+                                           : Notification::State::Pending,
+        .attempts = static_cast<int>(n.columnInt(10)),
+        .body = n.columnText(11),
+        .mentions = n.columnText(12),
+        .data = n.columnText(13),
+        .alert_state = parseState(n.columnText(14)).value_or(AlertState::Active),
+    };
     book_.add(std::move(note));
     ++waiting;
   }
@@ -419,22 +413,12 @@ bool AlertManager::enqueue(const AlertRecord& a, const std::string& kind, bool m
 
 void AlertManager::insertNotification(const Notification& n, const char* state) {
   write([n, state](storage::Database& db) {
+    using Opt = storage::Statement::Opt<int64_t>;
     db.cached("INSERT OR REPLACE INTO alert_notifications(id, alert_id, channel, kind, level, "
               "rule, grid, severity, created_at, state, body, mentions, data) "
               "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)")
-        .bind(1, n.id)
-        .bindOpt(2, n.alert_id)
-        .bind(3, n.channel)
-        .bind(4, n.kind)
-        .bind(5, n.level)
-        .bind(6, n.rule)
-        .bind(7, n.grid)
-        .bind(8, n.severity)
-        .bind(9, n.created_at)
-        .bind(10, state)
-        .bind(11, n.body)
-        .bind(12, n.mentions)
-        .bind(13, n.data)
+        .bindAll(n.id, Opt{n.alert_id}, n.channel, n.kind, n.level, n.rule, n.grid, n.severity,
+                 n.created_at, state, n.body, n.mentions, n.data)
         .run();
   },
         256 + n.body.size() + n.data.size() + n.mentions.size());
@@ -662,21 +646,12 @@ RaiseResult AlertManager::raise(const AlertRaise& r) {
   o.raised_steady_ms = core::steadyMs(clock_);
 
   write([a, value = dumpJson(model::toJson(a.value))](storage::Database& db) {
+    using Opt = storage::Statement::Opt<std::string>;
     db.cached("INSERT OR REPLACE INTO alerts(id, rule, device, grid, severity, state, message, "
               "value, source_ts, raised_at, escalation_level, actions) "
               "VALUES(?,?,?,?,?,?,?,?,?,?,?,?)")
-        .bind(1, a.id)
-        .bind(2, a.rule)
-        .bind(3, a.device)
-        .bindOpt(4, a.grid)
-        .bind(5, severityName(a.severity))
-        .bind(6, "active")
-        .bind(7, a.message)
-        .bind(8, value)
-        .bind(9, a.source_ts)
-        .bind(10, a.raised_at)
-        .bind(11, a.escalation_level)
-        .bindOpt(12, a.actions)
+        .bindAll(a.id, a.rule, a.device, Opt{a.grid}, severityName(a.severity), "active",
+                 a.message, value, a.source_ts, a.raised_at, a.escalation_level, Opt{a.actions})
         .run();
   },
         256 + a.message.size());

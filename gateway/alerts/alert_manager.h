@@ -146,7 +146,10 @@ private:
   using Key = std::pair<std::string, std::string>;               // (rule, device)
   using FloodKey = std::tuple<std::string, std::string, std::string>;  // (rule, grid, kind)
 
-  void init();
+  AlertManager(const AlertsConfig& config, std::shared_ptr<const model::Compound> compound,
+               const std::string& db_path, std::unique_ptr<storage::DirectSink> own_sink,
+               storage::DurableSink* sink, const core::Clock& clock,
+               core::MetricsRegistry& metrics, AlertListener& listener);
   void restore();
   void write(std::function<void(storage::Database&)> apply, size_t bytes);
   void submitWrites();

@@ -16,6 +16,17 @@ std::string idList(const std::vector<int64_t>& ids) {
 
 } // namespace
 
+std::map<int64_t, Notification>* DeliveryBook::channelLocked(const std::string& channel) {
+  auto ch = by_channel_.find(channel);
+  return ch == by_channel_.end() ? nullptr : &ch->second;
+}
+
+const std::map<int64_t, Notification>* DeliveryBook::channelLocked(
+    const std::string& channel) const {
+  auto ch = by_channel_.find(channel);
+  return ch == by_channel_.end() ? nullptr : &ch->second;
+}
+
 void DeliveryBook::add(Notification n) {
   std::lock_guard lock(mu_);
   by_channel_[n.channel][n.id] = std::move(n);
@@ -24,11 +35,11 @@ void DeliveryBook::add(Notification n) {
 std::vector<Notification> DeliveryBook::pending(const std::string& channel, size_t max) const {
   std::vector<Notification> out;
   std::lock_guard lock(mu_);
-  auto ch = by_channel_.find(channel);
-  if (ch == by_channel_.end()) {
+  const auto* notes = channelLocked(channel);
+  if (notes == nullptr) {
     return out;
   }
-  for (const auto& [id, n] : ch->second) {
+  for (const auto& [id, n] : *notes) {
     if (out.size() >= max) {
       break;
     }
@@ -41,12 +52,12 @@ std::vector<Notification> DeliveryBook::pending(const std::string& channel, size
 
 size_t DeliveryBook::pendingCount(const std::string& channel) const {
   std::lock_guard lock(mu_);
-  auto ch = by_channel_.find(channel);
-  if (ch == by_channel_.end()) {
-    return 0;
-  }
+  const auto* notes = channelLocked(channel);
   size_t n = 0;
-  for (const auto& [id, note] : ch->second) {
+  if (notes == nullptr) {
+    return n;
+  }
+  for (const auto& [id, note] : *notes) {
     n += note.state == Notification::State::Pending ? 1 : 0;
   }
   return n;
@@ -54,23 +65,18 @@ size_t DeliveryBook::pendingCount(const std::string& channel) const {
 
 void DeliveryBook::remove(const std::string& channel, const std::vector<int64_t>& ids) {
   std::lock_guard lock(mu_);
-  auto ch = by_channel_.find(channel);
-  if (ch == by_channel_.end()) {
-    return;
-  }
-  for (int64_t id : ids) {
-    ch->second.erase(id);
+  if (auto* notes = channelLocked(channel)) {
+    for (int64_t id : ids) {
+      notes->erase(id);
+    }
   }
 }
 
 void DeliveryBook::failed(const std::string& channel, const std::vector<int64_t>& ids) {
   std::lock_guard lock(mu_);
-  auto ch = by_channel_.find(channel);
-  if (ch == by_channel_.end()) {
-    return;
-  }
-  for (int64_t id : ids) {
-    if (auto it = ch->second.find(id); it != ch->second.end()) {
+  auto* notes = channelLocked(channel);
+  for (size_t i = 0; notes != nullptr && i < ids.size(); ++i) {
+    if (auto it = notes->find(ids[i]); it != notes->end()) {
       ++it->second.attempts;
     }
   }
@@ -80,16 +86,16 @@ std::vector<int64_t> DeliveryBook::expire(const std::string& channel, int64_t be
                                           int64_t not_before) {
   std::vector<int64_t> out;
   std::lock_guard lock(mu_);
-  auto ch = by_channel_.find(channel);
-  if (ch == by_channel_.end()) {
+  auto* notes = channelLocked(channel);
+  if (notes == nullptr) {
     return out;
   }
-  for (auto it = ch->second.begin(); it != ch->second.end();) {
+  for (auto it = notes->begin(); it != notes->end();) {
     const Notification& n = it->second;
     if (n.state == Notification::State::Pending && n.created_at < before_ms &&
         n.created_at >= not_before) {
       out.push_back(n.id);
-      it = ch->second.erase(it);
+      it = notes->erase(it);
     } else {
       ++it;
     }

@@ -72,6 +72,9 @@ public:
   static storage::DurableWrite expiredWrite(std::vector<int64_t> ids);
 
 private:
+  std::map<int64_t, Notification>* channelLocked(const std::string& channel);
+  const std::map<int64_t, Notification>* channelLocked(const std::string& channel) const;
+
   mutable std::mutex mu_;
   // guarded by mu_: channel -> id -> notification (ids grow with time: oldest first)
   std::map<std::string, std::map<int64_t, Notification>> by_channel_;

@@ -61,15 +61,13 @@ public:
   Notifier(const AlertsConfig& config, DeliveryBook& book, storage::DurableSink& sink,
            const core::Clock& clock, core::MetricsRegistry& metrics);
   ~Notifier();
-  Notifier(const Notifier&) = delete;
-  Notifier& operator=(const Notifier&) = delete;
 
+  /// New notifications are queued: look now. Thread-safe, never blocks.
+  void wake();
   /// Starts the worker threads.
   void start();
   /// Stops and joins them (an in-flight request finishes within its timeout).
   void stop();
-  /// New notifications were committed: look now. Thread-safe, never blocks.
-  void wake();
 
   /// One delivery pass of one channel on the calling thread: for tests, and only while the
   /// workers are not started.
@@ -77,6 +75,9 @@ public:
 
   /// Thread-safe.
   std::vector<ChannelStatus> status() const;
+
+  Notifier(const Notifier&) = delete;
+  Notifier& operator=(const Notifier&) = delete;
 
 private:
   struct Worker;

@@ -72,6 +72,17 @@ public:
   Statement& bindOpt(int i, int64_t v);
   /// Booleans as 0/1, numbers as REAL, text without copying (the value must outlive the step).
   Statement& bindValue(int i, const model::Value& v);
+  /// Binds the arguments to parameters 1, 2, 3 ... in order (each as bind() would; an
+  /// Opt{...} as bindOpt()).
+  template <typename... Args> Statement& bindAll(const Args&... args) {
+    int i = 0;
+    (bindArg(++i, args), ...);
+    return *this;
+  }
+  /// Wraps a value for bindAll(): NULL when empty / zero.
+  template <typename T> struct Opt {
+    const T& v;
+  };
   /// One step: true when a row is available. Throws SqliteError on failure (and resets).
   bool step();
   /// Steps to completion and resets (keeps nothing bound).
@@ -100,6 +111,9 @@ public:
   };
 
 private:
+  template <typename T> void bindArg(int i, const T& v) { bind(i, v); }
+  template <typename T> void bindArg(int i, const Opt<T>& o) { bindOpt(i, o.v); }
+
   sqlite3_stmt* stmt_ = nullptr;
   sqlite3* db_ = nullptr;
 };

@@ -580,24 +580,24 @@ void Store::commitNow() {
 
 void Store::writeAll(Database& db, bool durable) {
   const model::Compound& c = *compound_;
-  auto& ins = st_->insert_reading;
+  // Both tables start with (device, point, value, quality).
+  auto point = [&c](Statement& st, model::DeviceIndex d, model::PointId p, const model::Value& v,
+                    model::Quality q) -> Statement& {
+    return st.bindStatic(1, c.devices[d].id)
+        .bindStatic(2, c.pointName(p))
+        .bindValue(3, v)
+        .bindStatic(4, model::qualityName(q));
+  };
   for (const auto& batch : readings_) {
     for (const auto& r : batch) {
-      ins.bindStatic(1, c.devices[r.device].id)
-          .bindStatic(2, c.pointName(r.point))
-          .bindValue(3, r.value)
-          .bindStatic(4, model::qualityName(r.quality))
+      point(st_->insert_reading, r.device, r.point, r.value, r.quality)
           .bind(5, r.source_ms)
           .bind(6, r.ingest_ms)
           .run();
     }
   }
-  auto& up = st_->upsert_state;
   for (const auto& [key, s] : states_) {
-    up.bindStatic(1, c.devices[s.device].id)
-        .bindStatic(2, c.pointName(s.point))
-        .bindValue(3, s.value)
-        .bindStatic(4, model::qualityName(s.quality))
+    point(st_->upsert_state, s.device, s.point, s.value, s.quality)
         .bind(5, s.source_ms)
         .bind(6, s.since_ms)
         .bind(7, s.updated_ms)

@@ -200,17 +200,23 @@ std::vector<int64_t> Outbox::stageLocked(std::vector<Entry>& entries, Writer wri
   return seqs;
 }
 
-std::optional<std::vector<int64_t>> Outbox::append(std::vector<Entry> entries) {
+std::vector<int64_t> Outbox::stageAndWake(std::vector<Entry>& entries, Writer writer,
+                                          std::vector<OutboxRow>* copies) {
   std::vector<int64_t> seqs;
   WakeHandler wake;
   {
     std::lock_guard lock(mu_);
-    seqs = stageLocked(entries, Writer::Own, nullptr);
+    seqs = stageLocked(entries, writer, copies);
     wake = wake_handler_;
   }
   if (wake) {
     wake();
   }
+  return seqs;
+}
+
+std::optional<std::vector<int64_t>> Outbox::append(std::vector<Entry> entries) {
+  std::vector<int64_t> seqs = stageAndWake(entries, Writer::Own, nullptr);
   if (!persist()) {
     return std::nullopt;
   }
@@ -230,31 +236,12 @@ std::optional<std::vector<int64_t>> Outbox::append(std::vector<Entry> entries) {
 }
 
 std::vector<int64_t> Outbox::post(std::vector<Entry> entries) {
-  std::vector<int64_t> seqs;
-  WakeHandler wake;
-  {
-    std::lock_guard lock(mu_);
-    seqs = stageLocked(entries, Writer::Own, nullptr);
-    wake = wake_handler_;
-  }
-  if (wake) {
-    wake();
-  }
-  return seqs;
+  return stageAndWake(entries, Writer::Own, nullptr);
 }
 
 storage::DurableWrite Outbox::stage(std::vector<Entry> entries) {
   auto rows = std::make_shared<std::vector<OutboxRow>>();
-  std::vector<int64_t> seqs;
-  WakeHandler wake;
-  {
-    std::lock_guard lock(mu_);
-    seqs = stageLocked(entries, Writer::External, rows.get());
-    wake = wake_handler_;
-  }
-  if (wake) {
-    wake();
-  }
+  std::vector<int64_t> seqs = stageAndWake(entries, Writer::External, rows.get());
   storage::DurableWrite w;
   w.bytes = 128;
   for (const auto& r : *rows) {

@@ -141,6 +141,8 @@ private:
 
   std::vector<int64_t> stageLocked(std::vector<Entry>& entries, Writer writer,
                                    std::vector<OutboxRow>* copies);
+  std::vector<int64_t> stageAndWake(std::vector<Entry>& entries, Writer writer,
+                                    std::vector<OutboxRow>* copies);
   int64_t nextSeqLocked();
   void saveEpoch(int64_t epoch);
   void committed(const std::vector<int64_t>& seqs);
