@@ -121,6 +121,26 @@ std::string quickCheck(Database& db, int64_t budget_ms) {
   return result;
 }
 
+struct Space {
+  int64_t total = 0;
+  int64_t avail = 0;
+  int64_t reserve = 0;  // the reserve file's size on this filesystem
+};
+
+// The filesystem of `db_path`; nullopt when it cannot be asked.
+std::optional<Space> space(const std::string& db_path) {
+  std::string dir = fs::path(db_path).parent_path().string();
+  struct statvfs st {};
+  if (::statvfs(dir.empty() ? "." : dir.c_str(), &st) != 0) {
+    return std::nullopt;
+  }
+  Space s;
+  s.total = static_cast<int64_t>(st.f_blocks) * static_cast<int64_t>(st.f_frsize);
+  s.avail = static_cast<int64_t>(st.f_bavail) * static_cast<int64_t>(st.f_frsize);
+  s.reserve = std::clamp<int64_t>(s.total / 32, 512 * 1024, 8 * 1024 * 1024);
+  return s;
+}
+
 } // namespace
 
 struct Store::Statements {
@@ -523,6 +543,7 @@ void Store::run() {
   const auto interval = core::Millis(cfg_.commit_interval_ms);
   next_commit_ = clock_.steadyNow() + interval;
   auto next_retention = clock_.steadyNow() + core::Millis(cfg_.retention_check_ms);
+  auto next_space_check = clock_.steadyNow();
   while (true) {
     beat();
     auto now = clock_.steadyNow();
@@ -546,6 +567,10 @@ void Store::run() {
       f.done->set_value();
     }
     flushes.clear();
+    if (disk_low_ && clock_.steadyNow() >= next_space_check) {
+      checkSpace();
+      next_space_check = clock_.steadyNow() + std::chrono::seconds(1);
+    }
     if (clock_.steadyNow() >= next_retention) {
       retention(false);
       ensureReserve();
@@ -674,7 +699,11 @@ void Store::onCommitted(double seconds, size_t rows, bool durable) {
     retry_delay_ms_ = 0;
     episode_reported_ = false;
     spdlog::info("storage: writing again");
-    setHealth("ok");
+    // Writing again on space that retention freed inside the file: the disk itself is still
+    // full, and the operators must still hear it until it has room again.
+    setHealth(disk_low_ ? "disk_full: writing in space freed by retention; the filesystem is "
+                          "still full"
+                        : "ok");
   }
 }
 
@@ -719,6 +748,7 @@ void Store::onFailed(const SqliteError& e) {
                          : std::string("写入失败: ") + e.what());
   }
   if (e.full()) {
+    disk_low_ = true;
     freeSpace();
     retry_at_ = clock_.steadyNow();
   }
@@ -772,10 +802,12 @@ void Store::freeSpace() {
   db_->checkpoint(false);
   try {
     int64_t used = db_->usedBytes();
-    // Keep the database below the size at which the disk filled, so it reuses its own free
-    // pages instead of growing into the wall again (until a restart).
+    auto sp = space(cfg_.path);
+    // When the database is what filled the disk, keep it below that size from now on (until a
+    // restart), so it reuses its own free pages instead of growing into the wall again. When
+    // something else filled it, shrinking the database would only delete history.
     int64_t cap = used / 10 * 9;
-    if (cap < size_cap_bytes_) {
+    if (sp && used >= sp->total / 2 && cap < size_cap_bytes_) {
       size_cap_bytes_ = cap;
       spdlog::warn("storage: the disk is full; readings are kept under {} MiB from now on",
                    cap / (1024 * 1024));
@@ -790,12 +822,15 @@ void Store::retention(bool emergency) {
   int64_t deleted = 0;
   try {
     const int64_t cutoff = clock_.wallMs() - cfg_.retention_max_age_ms;
-    const int64_t chunk = emergency ? kEmergencyChunk : kRetentionChunk;
+    const int64_t chunk = kRetentionChunk;
     // Rows are appended in ingest order, so the oldest rows have the lowest ids: delete from
     // the front in chunks, each its own short transaction, so the writer never stalls for long.
     Statement oldest = db_->prepare("SELECT ingest_ms FROM readings ORDER BY id LIMIT 1");
     Statement del = db_->prepare(
         "DELETE FROM readings WHERE id < (SELECT min(id) FROM readings) + ?");
+    // By age, a chunk may reach past the cutoff: only its old rows go.
+    Statement del_old = db_->prepare(
+        "DELETE FROM readings WHERE id < (SELECT min(id) FROM readings) + ? AND ingest_ms < ?");
     for (int round = 0; round < 1000; ++round) {
       beat();
       bool too_old = false;
@@ -803,18 +838,43 @@ void Store::retention(bool emergency) {
         Statement::Scope scope(oldest);
         too_old = oldest.step() && oldest.columnInt(0) < cutoff;
       }
-      bool too_big = db_->usedBytes() > size_cap_bytes_;
+      const bool too_big = db_->usedBytes() > size_cap_bytes_;
       if (!too_old && !too_big) {
         break;
       }
       Transaction tx(*db_, Durability::Process);
-      del.bind(1, chunk).run();
+      if (too_big) {
+        // Just enough rows for the excess, at the average row's weight (over-estimated: the
+        // other tables count too), so the last chunk does not take the newest readings with it.
+        const int64_t used = db_->usedBytes();
+        const int64_t rows = db_->scalarInt(
+            "SELECT COALESCE(max(id) - min(id) + 1, 0) FROM readings");
+        const int64_t per_row = std::max<int64_t>(1, used / std::max<int64_t>(rows, 1));
+        const int64_t excess = used - size_cap_bytes_;
+        del.bind(1, std::clamp<int64_t>((excess + per_row - 1) / per_row, 1, chunk)).run();
+      } else {
+        del_old.bind(1, chunk).bind(2, cutoff).run();
+      }
       int64_t n = db_->changes();
       tx.commit();
       deleted += n;
       retention_deleted_.inc(static_cast<uint64_t>(n));
       if (n == 0) {
         break;
+      }
+    }
+    if (emergency && deleted == 0) {
+      // Nothing was due, yet the disk refused a commit: make room for the next ones by
+      // deleting the oldest tenth of the readings, at most kEmergencyChunk rows per failure, so
+      // a disk that stays full costs the oldest history a little at a time.
+      int64_t rows = db_->scalarInt("SELECT COALESCE(max(id) - min(id) + 1, 0) FROM readings");
+      if (rows > 0) {
+        Transaction tx(*db_, Durability::Process);
+        del.bind(1, std::clamp<int64_t>(rows / 10, 1, kEmergencyChunk)).run();
+        int64_t n = db_->changes();
+        tx.commit();
+        deleted += n;
+        retention_deleted_.inc(static_cast<uint64_t>(n));
       }
     }
   } catch (const SqliteError& e) {
@@ -830,15 +890,8 @@ void Store::ensureReserve() {
   if (have_reserve_ || cfg_.path == ":memory:") {
     return;
   }
-  std::string dir = fs::path(cfg_.path).parent_path().string();
-  struct statvfs st {};
-  if (::statvfs(dir.empty() ? "." : dir.c_str(), &st) != 0) {
-    return;
-  }
-  const auto total = static_cast<int64_t>(st.f_blocks) * static_cast<int64_t>(st.f_frsize);
-  const auto avail = static_cast<int64_t>(st.f_bavail) * static_cast<int64_t>(st.f_frsize);
-  const int64_t size = std::clamp<int64_t>(total / 32, 512 * 1024, 8 * 1024 * 1024);
-  if (avail < 2 * size) {
+  auto sp = space(cfg_.path);
+  if (!sp || sp->avail < 2 * sp->reserve) {
     return;  // not now: retention frees pages inside the file, the disk itself stays tight
   }
   std::string path = cfg_.path + ".reserve";
@@ -846,13 +899,26 @@ void Store::ensureReserve() {
   if (fd < 0) {
     return;
   }
-  int rc = ::posix_fallocate(fd, 0, size);
+  int rc = ::posix_fallocate(fd, 0, sp->reserve);
   ::close(fd);
   if (rc != 0) {
     ::unlink(path.c_str());
     return;
   }
   have_reserve_ = true;
+}
+
+void Store::checkSpace() {
+  auto sp = space(cfg_.path);
+  if (!sp || sp->avail < 2 * sp->reserve) {
+    return;
+  }
+  ensureReserve();
+  disk_low_ = false;
+  spdlog::info("storage: the disk has room again ({} MiB free)", sp->avail / (1024 * 1024));
+  if (!degraded_) {
+    setHealth("ok");
+  }
 }
 
 void Store::releaseReserve() {

@@ -82,8 +82,10 @@ struct StorageEvent {
 /// tried again), while point state and every durable item stay in memory (bounded) and are
 /// tried again, in order, until they commit: a full disk loses no latch, actuation record or
 /// alert, it only delays their record. On a full disk the store releases its reserve file
-/// (`<path>.reserve`), deletes the oldest readings (emergency retention) and keeps the database
-/// below the size at which the disk filled; a StorageEvent tells the operators.
+/// (`<path>.reserve`), deletes readings past retention and, per failed commit, at most a tenth
+/// of the rest (oldest first, at most 1,000 rows); when the database itself is what filled the
+/// disk it keeps it below that size from then on. A StorageEvent tells the operators, and
+/// health() says "disk_full: ..." until the filesystem has room for the reserve again.
 ///
 /// Threads: the submit methods and flush() may be called from any thread; the pipeline thread
 /// is the usual caller. open()/load*() run before start(), on the caller's thread.
@@ -173,6 +175,8 @@ private:
   void retention(bool emergency);
   void freeSpace();
   void ensureReserve();
+  /// After a full disk: clears disk_low_ once the filesystem has room for the reserve again.
+  void checkSpace();
   void releaseReserve();
   void raise(std::string kind, std::string message);
   void setHealth(std::string h);
@@ -222,6 +226,7 @@ private:
   bool episode_reported_ = false;   // one event per failure episode
   int64_t size_cap_bytes_ = 0;      // retention's size cap (lowered after a full disk)
   bool have_reserve_ = false;
+  bool disk_low_ = false;           // a commit hit a full disk; the disk has not had room since
 
   mutable std::mutex events_mu_;
   std::vector<StorageEvent> events_;  // guarded by events_mu_
