@@ -378,8 +378,8 @@ bool Outbox::persist() {
         it->second.writing = false;
       }
     }
-    spdlog::warn("outbox: {} messages not written yet (kept in memory, sent anyway): {}",
-                 rows.size(), e.what());
+    write_log_.warn("outbox: {} messages not written yet (kept in memory, sent anyway): {}",
+                    rows.size(), e.what());
     return false;
   }
   DropHandler handler;
@@ -497,8 +497,8 @@ bool Outbox::deletePending() {
   } catch (const SqliteError& e) {
     // The rows stay and are not sent again (excluded from fetchAfter); tried again later. A
     // crash meanwhile sends them once more, with the same msg_id.
-    spdlog::warn("outbox: deleting {} acknowledged messages failed: {}",
-                 counted.size() + late.size(), e.what());
+    write_log_.warn("outbox: deleting {} acknowledged messages failed: {}",
+                    counted.size() + late.size(), e.what());
     return false;
   }
   std::lock_guard lock(mu_);
@@ -560,7 +560,7 @@ std::vector<OutboxRow> Outbox::fetchAfter(int64_t after_seq, int limit) {
       }
       full = n >= limit;
     } catch (const SqliteError& e) {
-      spdlog::error("outbox: fetch failed: {}", e.what());
+      write_log_.warn("outbox: fetch failed: {}", e.what());
       return {};
     }
   }

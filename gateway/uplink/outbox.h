@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/clock.h"
+#include "core/log.h"
 #include "core/metrics.h"
 #include "gateway/storage/durable.h"
 #include "gateway/storage/sqlite.h"
@@ -177,6 +178,9 @@ private:
 
   mutable std::mutex published_mu_;
   OutboxStats published_;  // guarded by published_mu_: a copy for other threads
+
+  // A failing disk fails every write and fetch: warn a few times a minute, not per ack.
+  core::RateLimitedLog write_log_{5, std::chrono::seconds(60)};
 };
 
 } // namespace hgj::uplink
