@@ -131,3 +131,49 @@ TEST_CASE("faults storage: a long reader blocks no commit and costs no reading",
   CHECK(gw->wait() == 0);
   CHECK(hgj::test::queryRows(db, "PRAGMA integrity_check") == std::vector<std::string>{"ok"});
 }
+
+TEST_CASE("faults storage: behind a held lock the readings kept are bounded by queue_max_rows, "
+          "and every reading is either stored or counted as dropped",
+          "[faults][storage][row8]") {
+  hgj::test::TempDir dir;
+  hgj::test::Broker local(false);
+  const std::string db = dir.file("hgj.db");
+  hgj::test::TestClient device(local.url(), "bounded-devices");
+  auto gw = hgj::test::startGateway(local.url(), db, dir.file("gw.log"),
+                                    {"storage.busy_timeout=200ms", "storage.queue_max_rows=1000"});
+  device.publish("compound/ebike/S01/P05/telemetry", portReport(30));
+  REQUIRE(waitFor([&] { return temps(db, "S01/P05") == 1; }));
+  const long long per_message =
+      queryInt(db, "SELECT count(*) FROM readings WHERE device='S01/P05'");
+  REQUIRE(per_message > 0);
+
+  constexpr int kMessages = 1000;  // several times queue_max_rows readings
+  {
+    DatabaseHolder holder(db, DatabaseHolder::Mode::Exclusive);
+    for (int i = 1; i <= kMessages; ++i) {
+      device.publish("compound/ebike/S01/P05/telemetry", portReport(30 + i * 0.001));
+    }
+    REQUIRE(waitFor([&] { return metric(*gw, "hgj_readings_dropped_total") > 0; }, 30s));
+    // queue_max_rows, plus one pipeline batch (batch_max 1024 messages), which is let through
+    // when nothing else is queued.
+    CHECK(metric(*gw, "hgj_storage_queue_rows") <= 1000 + per_message * 1024);
+    CHECK(gw->running());
+    CHECK(holder.release());
+  }
+  const double total = static_cast<double>(per_message) * (1 + kMessages);
+  CHECK(waitFor(
+      [&] {
+        return metric(*gw, "hgj_readings_stored_total") +
+                   metric(*gw, "hgj_readings_dropped_total") ==
+               total;
+      },
+      30s));
+  INFO("stored " << metric(*gw, "hgj_readings_stored_total") << ", dropped "
+                 << metric(*gw, "hgj_readings_dropped_total"));
+  CHECK(queryInt(db, "SELECT count(*) FROM readings WHERE device='S01/P05'") ==
+        static_cast<long long>(metric(*gw, "hgj_readings_stored_total")));
+  // What was kept is the bound's worth at least: the writer did not give up on everything.
+  CHECK(queryInt(db, "SELECT count(*) FROM readings WHERE device='S01/P05'") >= 1000);
+  gw->signal(SIGTERM);
+  CHECK(gw->wait() == 0);
+}
