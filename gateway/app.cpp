@@ -79,11 +79,13 @@ void App::startStages() {
   try {
     store_->open();
     pipeline_->restore(store_->loadState(), store_->loadLatches());
+    // Alerts and their deliveries are written behind by the storage writer (one writer, one
+    // fsync per batch); nothing on the pipeline thread waits for the disk.
     alerts_ = std::make_unique<alerts::AlertManager>(cfg_.alerts, cfg_.compound,
-                                                     cfg_.storage.path, clock_, metrics_,
+                                                     cfg_.storage.path, *store_, clock_, metrics_,
                                                      *pipeline_);
-    notifier_ =
-        std::make_unique<alerts::Notifier>(cfg_.alerts, cfg_.storage.path, clock_, metrics_);
+    notifier_ = std::make_unique<alerts::Notifier>(cfg_.alerts, alerts_->deliveries(), *store_,
+                                                   clock_, metrics_);
     uplink_ = std::make_unique<uplink::Uplink>(cfg_.uplink, cfg_.compound->site_id,
                                                cfg_.storage.path, *read_model_, *pipeline_,
                                                clock_, metrics_);
@@ -97,10 +99,10 @@ void App::startStages() {
   pipeline_->setAlerts(alerts_.get());
   http_ = std::make_unique<api::HttpServer>(cfg_.http, *read_model_, *pipeline_, metrics_,
                                             cfg_.storage.path, [this] { return health(); });
-  // Alert events go to the platform through the outbox (committed before anyone is told).
-  pipeline_->setAlertForward([this](const alerts::AlertEvent& event) {
-    nlohmann::json body = alerts::toJson(event);
-    uplink_->enqueue(uplink::Kind::Alert, "alerts", std::move(body));
+  // Alert events go to the platform at once; their outbox rows ride in the alert's own
+  // transaction (committed and sent concurrently, ARCHITECTURE.md "Durability boundary").
+  alerts_->setUpstream([this](const alerts::AlertEvent& event) {
+    return uplink_->stage(uplink::Kind::Alert, "alerts", alerts::toJson(event));
   });
   // RELIABILITY row 4: an outage longer than the outbox holds drops the oldest summaries, and
   // the people responsible must know. Runs on the thread that enqueued (the pipeline's own).

@@ -52,13 +52,32 @@ const char* ackStatusName(AckStatus s) {
 
 AlertManager::AlertManager(const AlertsConfig& config,
                            std::shared_ptr<const model::Compound> compound,
+                           const std::string& db_path, storage::DurableSink& sink,
+                           const core::Clock& clock, core::MetricsRegistry& metrics,
+                           AlertListener& listener)
+    : AlertManager(config, std::move(compound), db_path, nullptr, &sink, clock, metrics,
+                   listener) {}
+
+AlertManager::AlertManager(const AlertsConfig& config,
+                           std::shared_ptr<const model::Compound> compound,
                            const std::string& db_path, const core::Clock& clock,
                            core::MetricsRegistry& metrics, AlertListener& listener)
+    : AlertManager(config, std::move(compound), db_path,
+                   std::make_unique<storage::DirectSink>(db_path), nullptr, clock, metrics,
+                   listener) {}
+
+AlertManager::AlertManager(const AlertsConfig& config,
+                           std::shared_ptr<const model::Compound> compound,
+                           const std::string& db_path,
+                           std::unique_ptr<storage::DirectSink> own_sink,
+                           storage::DurableSink* sink, const core::Clock& clock,
+                           core::MetricsRegistry& metrics, AlertListener& listener)
     : config_(config), compound_(std::move(compound)), clock_(clock), listener_(listener),
-      db_(db_path, clock.wallMs()),
+      db_(db_path), own_sink_(std::move(own_sink)),
+      sink_(sink != nullptr ? sink : own_sink_.get()),
       raised_total_(metrics.counter("hgj_alerts_raised_total", "alerts raised")),
       db_errors_(metrics.counter("hgj_alert_db_errors_total",
-                                 "alert changes that could not be committed")),
+                                 "alert lookups that failed on the database")),
       queued_total_(metrics.counter("hgj_alert_notifications_queued_total",
                                     "notifications queued for people's channels")),
       summarised_total_(metrics.counter("hgj_alert_notifications_summarised_total",
@@ -67,148 +86,159 @@ AlertManager::AlertManager(const AlertsConfig& config,
                                        "alerts escalated to the escalation contacts")),
       active_gauge_(metrics.gauge("hgj_alerts_open", "open alerts by state", {{"state", "active"}})),
       acked_gauge_(metrics.gauge("hgj_alerts_open", "open alerts by state", {{"state", "acked"}})) {
+  createAlertsSchema(db_, clock_.wallMs());
+  alert_ids_.open(db_);
+  note_ids_.open(db_);
+  first_id_this_boot_ = alert_ids_.peek();
   restore();
 }
 
 AlertManager::~AlertManager() {
-  try {
-    commitBatch();
-    persistDirty();
-  } catch (const std::exception& e) {
-    spdlog::error("alerts: final update not persisted: {}", e.what());
+  persistDirty();
+  batch_open_ = false;
+  submitWrites();
+  if (own_sink_) {
+    own_sink_->retry();
   }
+  alert_ids_.close(db_);
+  note_ids_.close(db_);
 }
 
-void AlertManager::dbError(const char* what, const std::exception& e) {
-  db_errors_.inc();
-  log_.warn("alerts: {} failed: {}", what, e.what());
+void AlertManager::write(std::function<void(storage::Database&)> apply, size_t bytes) {
+  writes_.push_back({std::move(apply), nullptr, bytes});
+}
+
+void AlertManager::submitWrites() {
   if (batch_open_) {
-    abortBatch();
+    return;
   }
+  if (!writes_.empty()) {
+    sink_->submit(std::exchange(writes_, {}));
+  }
+  // The Notifier sees a notification only once its row is submitted: the row's insert is then
+  // always ahead of the delivery state the Notifier records after sending it.
+  for (auto& n : new_notes_) {
+    book_.add(std::move(n));
+  }
+  new_notes_.clear();
 }
 
-AlertManager::Scope::Scope(AlertManager& m) {
-  if (!m.batch_open_) {
-    m.beginTx(tx_);
-  } else if (!m.batch_tx_) {
-    // The batch's transaction starts with its first change: a batch of readings that changes no
-    // alert takes no write lock at all.
-    m.beginTx(m.batch_tx_);
+int64_t AlertManager::newId(IdBlocks& ids) {
+  int64_t id = ids.next();
+  if (int64_t upto = ids.wantReserve(); upto != 0) {
+    // The next block is recorded in this change's own transaction, long before it is needed.
+    write([name = ids.name(), upto](storage::Database& db) {
+      IdBlocks::writeReservation(db, name, upto);
+    },
+          64);
   }
+  return id;
 }
 
-void AlertManager::Scope::commit() {
-  if (tx_) {
-    tx_->commit();
+void AlertManager::setAlertState(int64_t alert_id, AlertState state) {
+  book_.setAlertState(alert_id, state);
+  for (auto& n : new_notes_) {
+    if (n.alert_id == alert_id) {
+      n.alert_state = state;
+    }
   }
-}
-
-void AlertManager::beginTx(std::optional<AlertDb::Tx>& tx) {
-  if (before_write_) {
-    before_write_();
-  }
-  tx.emplace(db_);
 }
 
 void AlertManager::beginBatch() { batch_open_ = true; }
 
 bool AlertManager::commitBatch() {
-  if (!batch_open_) {
-    return true;
-  }
-  bool ok = true;
-  if (batch_tx_) {
-    try {
-      batch_tx_->commit();
-    } catch (const std::exception& e) {
-      db_errors_.inc();
-      log_.warn("alerts: batch commit failed: {}", e.what());
-      abortBatch();
-      ok = false;
-    }
-  }
-  batch_tx_.reset();
   batch_open_ = false;
-  std::vector<AlertEvent> events;
-  events.swap(deferred_);
-  for (const auto& ev : events) {
-    emit(ev.kind, ev.alert, ev.at_ms, ev.actor);
-  }
+  submitWrites();
   wake();
-  return ok;
-}
-
-void AlertManager::abortBatch() {
-  // Roll the whole batch back and reload the open alerts from what is committed, so memory and
-  // database agree again; the rules raise again while their conditions hold.
-  batch_tx_.reset();
-  deferred_.clear();
-  wake_pending_ = false;
-  open_.clear();
-  by_id_.clear();
-  flood_.clear();
-  try {
-    restore();
-  } catch (const std::exception& e) {
-    log_.warn("alerts: reload after a failed batch failed: {}", e.what());
-  }
-  // The batch stays open: its next change begins a fresh transaction.
+  return true;
 }
 
 void AlertManager::restore() {
   int64_t now_wall = clock_.wallMs();
   int64_t now = core::steadyMs(clock_);
-  Stmt q(db_.handle(),
-         "SELECT id, rule, device, grid, severity, state, message, value, source_ts, raised_at, "
-         "acked_at, acked_by, ack_note, escalation_level, actions FROM alerts "
-         "WHERE state != 'cleared' ORDER BY id");
-  Stmt last(db_.handle(), "SELECT MAX(at) FROM alert_events WHERE alert_id=? AND "
-                          "kind IN ('raised','escalated','renotified')");
+  storage::Statement q = db_.prepare(
+      "SELECT id, rule, device, grid, severity, state, message, value, source_ts, raised_at, "
+      "acked_at, acked_by, ack_note, escalation_level, actions FROM alerts "
+      "WHERE state != 'cleared' ORDER BY id");
+  storage::Statement last = db_.prepare(
+      "SELECT MAX(at) FROM alert_events WHERE alert_id=? AND "
+      "kind IN ('raised','escalated','renotified')");
+  storage::Statement::Scope q_scope(q);
   while (q.step()) {
     Open o;
     AlertRecord& a = o.rec;
-    a.id = q.int64(0);
-    a.rule = q.text(1);
-    a.device = q.text(2);
-    a.grid = q.text(3);
-    a.severity = parseSeverity(q.text(4)).value_or(Severity::Warning);
-    a.state = parseState(q.text(5)).value_or(AlertState::Active);
-    a.message = q.text(6);
-    a.value = valueFromText(q.text(7));
-    a.source_ts = q.int64(8);
-    a.raised_at = q.int64(9);
-    a.acked_at = q.int64(10);
-    a.acked_by = q.text(11);
-    a.ack_note = q.text(12);
-    a.escalation_level = static_cast<int>(q.int64(13));
-    a.actions = q.text(14);
+    a.id = q.columnInt(0);
+    a.rule = q.columnText(1);
+    a.device = q.columnText(2);
+    a.grid = q.columnText(3);
+    a.severity = parseSeverity(q.columnText(4)).value_or(Severity::Warning);
+    a.state = parseState(q.columnText(5)).value_or(AlertState::Active);
+    a.message = q.columnText(6);
+    a.value = valueFromText(q.columnText(7));
+    a.source_ts = q.columnInt(8);
+    a.raised_at = q.columnInt(9);
+    a.acked_at = q.columnInt(10);
+    a.acked_by = q.columnText(11);
+    a.ack_note = q.columnText(12);
+    a.escalation_level = static_cast<int>(q.columnInt(13));
+    a.actions = q.columnText(14);
     // Steady time does not survive a restart: rebuild it from the stored wall times, never in
     // the future (a wall clock that jumped back only delays, it cannot skip an escalation).
     o.raised_steady_ms = now - std::max<int64_t>(0, now_wall - a.raised_at);
     int64_t last_notified = a.raised_at;
-    last.bind(1, a.id);
-    if (last.step() && !last.isNull(0)) {
-      last_notified = last.int64(0);
+    {
+      storage::Statement::Scope scope(last);
+      last.bind(1, a.id);
+      if (last.step() && !last.columnNull(0)) {
+        last_notified = last.columnInt(0);
+      }
     }
-    last.reset();
     int64_t last_steady = now - std::max<int64_t>(0, now_wall - last_notified);
     o.next_due_ms = nextDue(o, last_steady);
     Key key{a.rule, a.device};
     by_id_[a.id] = key;
     open_[key] = std::move(o);
   }
-  // Notifications held for a flood summary that was never written (crash): summarise them at the
-  // first tick.
-  Stmt held(db_.handle(),
-            "SELECT DISTINCT rule, grid, kind FROM alert_notifications WHERE state='held'");
-  while (held.step()) {
+  // Undelivered notifications go back into the Notifier's queue; those held for a flood
+  // summary that was never written (crash) are summarised at the first tick.
+  storage::Statement n = db_.prepare(
+      "SELECT n.id, n.alert_id, n.channel, n.kind, n.level, n.rule, n.grid, n.severity, "
+      "n.created_at, n.state, n.attempts, n.body, n.mentions, n.data, a.state "
+      "FROM alert_notifications n LEFT JOIN alerts a ON a.id = n.alert_id "
+      "WHERE n.state IN ('pending', 'held') ORDER BY n.id");
+  storage::Statement::Scope n_scope(n);
+  size_t waiting = 0;
+  while (n.step()) {
+    Notification note{
+        .id = n.columnInt(0),
+        .alert_id = n.columnInt(1),
+        .channel = n.columnText(2),
+        .kind = n.columnText(3),
+        .level = static_cast<int>(n.columnInt(4)),
+        .rule = n.columnText(5),
+        .grid = n.columnText(6),
+        .severity = n.columnText(7),
+        .created_at = n.columnInt(8),
+        .state = n.columnText(9) == "held" ? Notification::State::Held
+                                           : Notification::State::Pending,
+        .attempts = static_cast<int>(n.columnInt(10)),
+        .body = n.columnText(11),
+        .mentions = n.columnText(12),
+        .data = n.columnText(13),
+        .alert_state = parseState(n.columnText(14)).value_or(AlertState::Active),
+    };
+    book_.add(std::move(note));
+    ++waiting;
+  }
+  for (const auto& key : book_.heldKeys()) {
     FloodWindow w;
     w.start_ms = now - config_.flood.window.count();
     w.first_held_ms = now - kSummaryDelayMs;
-    flood_[FloodKey{held.text(0), held.text(1), held.text(2)}] = w;
+    flood_[key] = w;
   }
-  if (!open_.empty()) {
-    spdlog::info("alerts: restored {} open alerts", open_.size());
+  if (!open_.empty() || waiting > 0) {
+    spdlog::info("alerts: restored {} open alerts, {} undelivered notifications", open_.size(),
+                 waiting);
   }
   updateGauges();
   publishSnapshot();
@@ -351,25 +381,27 @@ bool AlertManager::enqueue(const AlertRecord& a, const std::string& kind, bool m
     }
   }
 
-  Stmt ins(db_.handle(),
-           "INSERT INTO alert_notifications(alert_id, channel, kind, level, rule, grid, severity, "
-           "created_at, state, body, mentions, data) VALUES(?,?,?,?,?,?,?,?,?,?,?,?)");
-  std::string mentions_text = dumpJson(mentions);
-  std::string data_text = dumpJson(data);
+  const std::string mentions_text = dumpJson(mentions);
+  const std::string data_text = dumpJson(data);
+  const int64_t now_wall = clock_.wallMs();
   for (const auto& ch : channels) {
-    ins.bind(1, a.id)
-        .bind(2, ch)
-        .bind(3, kind)
-        .bind(4, mention_escalation ? 1 : 0)
-        .bind(5, a.rule)
-        .bind(6, a.grid)
-        .bind(7, severityName(a.severity))
-        .bind(8, clock_.wallMs())
-        .bind(9, hold ? "held" : "pending")
-        .bind(10, body)
-        .bind(11, mentions_text)
-        .bind(12, data_text)
-        .run();
+    Notification n;
+    n.id = newId(note_ids_);
+    n.alert_id = a.id;
+    n.channel = ch;
+    n.kind = kind;
+    n.level = mention_escalation ? 1 : 0;
+    n.rule = a.rule;
+    n.grid = a.grid;
+    n.severity = severityName(a.severity);
+    n.created_at = now_wall;
+    n.state = hold ? Notification::State::Held : Notification::State::Pending;
+    n.body = body;
+    n.mentions = mentions_text;
+    n.data = data_text;
+    n.alert_state = a.state;
+    insertNotification(n, hold ? "held" : "pending");
+    new_notes_.push_back(std::move(n));
   }
   if (hold) {
     summarised_total_.inc(channels.size());
@@ -379,15 +411,23 @@ bool AlertManager::enqueue(const AlertRecord& a, const std::string& kind, bool m
   return true;
 }
 
+void AlertManager::insertNotification(const Notification& n, const char* state) {
+  write([n, state](storage::Database& db) {
+    using Opt = storage::Statement::Opt<int64_t>;
+    db.cached("INSERT OR REPLACE INTO alert_notifications(id, alert_id, channel, kind, level, "
+              "rule, grid, severity, created_at, state, body, mentions, data) "
+              "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)")
+        .bindAll(n.id, Opt{n.alert_id}, n.channel, n.kind, n.level, n.rule, n.grid, n.severity,
+                 n.created_at, state, n.body, n.mentions, n.data)
+        .run();
+  },
+        256 + n.body.size() + n.data.size() + n.mentions.size());
+}
+
 void AlertManager::flushSummary(const FloodKey& key) {
   const auto& [rule, grid, kind] = key;
   // One summary per channel, listing the held alerts' devices and mentioning everyone they
   // would have mentioned.
-  Stmt q(db_.handle(),
-         "SELECT n.id, n.channel, n.severity, n.mentions, a.device, a.message, a.id "
-         "FROM alert_notifications n LEFT JOIN alerts a ON a.id = n.alert_id "
-         "WHERE n.state='held' AND n.rule=? AND n.grid=? AND n.kind=? ORDER BY n.channel, n.id");
-  q.bind(1, rule).bind(2, grid).bind(3, kind);
   struct Pending {
     std::vector<int64_t> rows;
     std::vector<std::string> devices;
@@ -398,40 +438,48 @@ void AlertManager::flushSummary(const FloodKey& key) {
     std::vector<std::string> mobiles;
   };
   std::map<std::string, Pending> by_channel;
-  while (q.step()) {
-    Pending& p = by_channel[q.text(1)];
-    p.rows.push_back(q.int64(0));
-    p.severity = std::max(p.severity, parseSeverity(q.text(2)).value_or(Severity::Warning));
-    auto m = nlohmann::json::parse(q.text(3), nullptr, false);
-    auto merge = [](std::vector<std::string>& into, const nlohmann::json& list) {
-      if (!list.is_array()) {
-        return;
+  auto merge = [](std::vector<std::string>& into, const nlohmann::json& list) {
+    if (!list.is_array()) {
+      return;
+    }
+    for (const auto& v : list) {
+      if (v.is_string() &&
+          std::find(into.begin(), into.end(), v.get<std::string>()) == into.end()) {
+        into.push_back(v.get<std::string>());
       }
-      for (const auto& v : list) {
-        if (v.is_string() && std::find(into.begin(), into.end(), v.get<std::string>()) ==
-                                 into.end()) {
-          into.push_back(v.get<std::string>());
-        }
-      }
-    };
+    }
+  };
+  std::vector<Notification> held = book_.takeHeld(rule, grid, kind);
+  for (auto it = new_notes_.begin(); it != new_notes_.end();) {
+    if (it->state == Notification::State::Held && it->rule == rule && it->grid == grid &&
+        it->kind == kind) {
+      held.push_back(std::move(*it));
+      it = new_notes_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  std::sort(held.begin(), held.end(),
+            [](const Notification& a, const Notification& b) { return a.id < b.id; });
+  for (const auto& n : held) {
+    Pending& p = by_channel[n.channel];
+    p.rows.push_back(n.id);
+    p.severity = std::max(p.severity, parseSeverity(n.severity).value_or(Severity::Warning));
+    auto m = nlohmann::json::parse(n.mentions, nullptr, false);
     if (m.is_object()) {
       merge(p.users, m.value("wecom", nlohmann::json::array()));
       merge(p.mobiles, m.value("mobiles", nlohmann::json::array()));
     }
-    p.devices.push_back(q.text(4));
+    auto d = nlohmann::json::parse(n.data, nullptr, false);
+    std::string device = d.is_object() ? d.value("device", std::string()) : std::string();
+    std::string message = d.is_object() ? d.value("message", std::string()) : std::string();
+    p.devices.push_back(device);
     if (p.message.empty()) {
-      p.message = q.text(5);
+      p.message = message;
     }
-    p.alert_ids.push_back(q.int64(6));
+    p.alert_ids.push_back(n.alert_id);
   }
-  q.reset();
 
-  Stmt ins(db_.handle(),
-           "INSERT INTO alert_notifications(alert_id, channel, kind, level, rule, grid, severity, "
-           "created_at, state, body, mentions, data) VALUES(NULL,?,'summary',0,?,?,?,?,"
-           "'pending',?,?,?)");
-  Stmt upd(db_.handle(), "UPDATE alert_notifications SET state='summarised', summary_id=? "
-                         "WHERE id=?");
   const model::Grid* g = grid.empty() ? nullptr : compound_->grid(grid);
   for (auto& [channel, p] : by_channel) {
     std::string devices;
@@ -456,25 +504,32 @@ void AlertManager::flushSummary(const FloodKey& key) {
     v["grid"] = g != nullptr && !g->name.empty() ? g->name : (grid.empty() ? "未分配网格" : grid);
     v["devices"] = devices;
     v["ack_url"] = config_.dashboard_url;
-    std::string body = renderTemplate(config_.templates.summary, v);
     nlohmann::json data{{"rule", rule},          {"grid", grid},
                         {"kind", kind},          {"severity", severityName(p.severity)},
                         {"count", p.rows.size()}, {"devices", p.devices},
                         {"alert_ids", p.alert_ids}};
     nlohmann::json mentions{{"wecom", p.users}, {"mobiles", p.mobiles}};
-    ins.bind(1, channel)
-        .bind(2, rule)
-        .bind(3, grid)
-        .bind(4, severityName(p.severity))
-        .bind(5, clock_.wallMs())
-        .bind(6, body)
-        .bind(7, dumpJson(mentions))
-        .bind(8, dumpJson(data))
-        .run();
-    int64_t summary_id = db_.lastInsertId();
-    for (int64_t row : p.rows) {
-      upd.bind(1, summary_id).bind(2, row).run();
-    }
+    Notification summary;
+    summary.id = newId(note_ids_);
+    summary.channel = channel;
+    summary.kind = "summary";
+    summary.rule = rule;
+    summary.grid = grid;
+    summary.severity = severityName(p.severity);
+    summary.created_at = clock_.wallMs();
+    summary.body = renderTemplate(config_.templates.summary, v);
+    summary.mentions = dumpJson(mentions);
+    summary.data = dumpJson(data);
+    insertNotification(summary, "pending");
+    write([ids = p.rows, summary_id = summary.id](storage::Database& db) {
+      auto& upd = db.cached("UPDATE alert_notifications SET state='summarised', summary_id=? "
+                            "WHERE id=?");
+      for (int64_t row : ids) {
+        upd.bind(1, summary_id).bind(2, row).run();
+      }
+    },
+          64 + p.rows.size() * 8);
+    new_notes_.push_back(std::move(summary));
     queued_total_.inc();
     wake_pending_ = true;
   }
@@ -486,9 +541,16 @@ void AlertManager::flushSummary(const FloodKey& key) {
 
 void AlertManager::insertEvent(int64_t alert_id, const char* kind, int64_t at,
                                const std::string& actor, const std::string& detail) {
-  Stmt ins(db_.handle(),
-           "INSERT INTO alert_events(alert_id, kind, at, actor, detail) VALUES(?,?,?,?,?)");
-  ins.bind(1, alert_id).bind(2, kind).bind(3, at).bind(4, actor).bindOpt(5, detail).run();
+  write([alert_id, kind, at, actor, detail](storage::Database& db) {
+    db.cached("INSERT INTO alert_events(alert_id, kind, at, actor, detail) VALUES(?,?,?,?,?)")
+        .bind(1, alert_id)
+        .bind(2, kind)
+        .bind(3, at)
+        .bind(4, actor)
+        .bindOpt(5, detail)
+        .run();
+  },
+        128 + actor.size() + detail.size());
 }
 
 void AlertManager::emit(AlertEventKind kind, const AlertRecord& a, int64_t at,
@@ -498,9 +560,17 @@ void AlertManager::emit(AlertEventKind kind, const AlertRecord& a, int64_t at,
   ev.alert = a;
   ev.at_ms = at;
   ev.actor = actor;
-  if (batch_open_) {
-    deferred_.push_back(std::move(ev));
-    return;
+  // Upstream first: the message goes out now, its outbox row rides in this change's
+  // transaction.
+  if (upstream_) {
+    try {
+      if (auto w = upstream_(ev)) {
+        writes_.push_back(std::move(*w));
+      }
+    } catch (const std::exception& e) {
+      log_.warn("alerts: upstream failed on {} of alert {}: {}", eventKindName(kind), a.id,
+                e.what());
+    }
   }
   try {
     listener_.onAlertEvent(ev);
@@ -559,6 +629,7 @@ RaiseResult AlertManager::raise(const AlertRaise& r) {
 
   Open o;
   AlertRecord& a = o.rec;
+  a.id = newId(alert_ids_);
   a.rule = r.rule;
   a.device = device_id;
   a.grid = grid;
@@ -573,45 +644,34 @@ RaiseResult AlertManager::raise(const AlertRaise& r) {
   bool at_once = r.escalate_now || policy.escalate_at_once;
   a.escalation_level = at_once ? 1 : 0;
   o.raised_steady_ms = core::steadyMs(clock_);
-  try {
-    Scope tx(*this);
-    Stmt ins(db_.handle(),
-             "INSERT INTO alerts(rule, device, grid, severity, state, message, value, source_ts, "
-             "raised_at, escalation_level, actions) VALUES(?,?,?,?,?,?,?,?,?,?,?)");
-    ins.bind(1, a.rule)
-        .bind(2, a.device)
-        .bindOpt(3, a.grid)
-        .bind(4, severityName(a.severity))
-        .bind(5, "active")
-        .bind(6, a.message)
-        .bind(7, dumpJson(model::toJson(a.value)))
-        .bind(8, a.source_ts)
-        .bind(9, a.raised_at)
-        .bind(10, a.escalation_level)
-        .bindOpt(11, a.actions)
+
+  write([a, value = dumpJson(model::toJson(a.value))](storage::Database& db) {
+    using Opt = storage::Statement::Opt<std::string>;
+    db.cached("INSERT OR REPLACE INTO alerts(id, rule, device, grid, severity, state, message, "
+              "value, source_ts, raised_at, escalation_level, actions) "
+              "VALUES(?,?,?,?,?,?,?,?,?,?,?,?)")
+        .bindAll(a.id, a.rule, a.device, Opt{a.grid}, severityName(a.severity), "active",
+                 a.message, value, a.source_ts, a.raised_at, a.escalation_level, Opt{a.actions})
         .run();
-    a.id = db_.lastInsertId();
-    insertEvent(a.id, "raised", a.raised_at, kGateway, at_once ? "escalated at once" : "");
-    if (enqueue(a, "raised", at_once, true)) {
-      wake_pending_ = true;
-    }
-    tx.commit();
-  } catch (const std::exception& e) {
-    dbError("raise", e);
-    result.error = e.what();
-    wake_pending_ = false;
-    return result;
-  }
+  },
+        256 + a.message.size());
+  insertEvent(a.id, "raised", a.raised_at, kGateway, at_once ? "escalated at once" : "");
+  // Announced before its notifications are queued, so the upstream message (the fastest way to
+  // the platform) is on its way first.
+  AlertRecord copy = a;
   raised_total_.inc();
   o.next_due_ms = nextDue(o, o.raised_steady_ms);
   by_id_[a.id] = key;
-  AlertRecord copy = a;
   open_[key] = std::move(o);
   updateGauges();
   emit(AlertEventKind::Raised, copy, copy.raised_at, kGateway);
+  if (enqueue(copy, "raised", at_once, true)) {
+    wake_pending_ = true;
+  }
   if (at_once) {
     escalated_total_.inc();
   }
+  submitWrites();
   wake();
   result.ok = true;
   result.created = true;
@@ -623,16 +683,20 @@ AckResult AlertManager::ack(int64_t alert_id, const std::string& by, const std::
   AckResult result;
   auto idx = by_id_.find(alert_id);
   if (idx == by_id_.end()) {
+    if (alert_id >= first_id_this_boot_ && alert_id < alert_ids_.peek()) {
+      // Raised during this run and no longer open: cleared (its rows may still be on their
+      // way to the disk).
+      result.status = AckStatus::AlreadyCleared;
+      return result;
+    }
     try {
-      Stmt q(db_.handle(), "SELECT state FROM alerts WHERE id=?");
+      storage::Statement q = db_.prepare("SELECT state FROM alerts WHERE id=?");
+      storage::Statement::Scope scope(q);
       q.bind(1, alert_id);
-      if (q.step()) {
-        result.status = AckStatus::AlreadyCleared;
-      } else {
-        result.status = AckStatus::UnknownId;
-      }
+      result.status = q.step() ? AckStatus::AlreadyCleared : AckStatus::UnknownId;
     } catch (const std::exception& e) {
-      dbError("ack lookup", e);
+      db_errors_.inc();
+      log_.warn("alerts: ack lookup failed: {}", e.what());
       result.status = AckStatus::Error;
       result.error = e.what();
     }
@@ -649,27 +713,25 @@ AckResult AlertManager::ack(int64_t alert_id, const std::string& by, const std::
   a.acked_at = clock_.wallMs();
   a.acked_by = by.empty() ? "operator" : by;
   a.ack_note = note;
-  try {
-    Scope tx(*this);
-    Stmt upd(db_.handle(),
-             "UPDATE alerts SET state='acked', acked_at=?, acked_by=?, ack_note=? WHERE id=?");
-    upd.bind(1, a.acked_at).bind(2, a.acked_by).bindOpt(3, a.ack_note).bind(4, a.id).run();
-    insertEvent(a.id, "acked", a.acked_at, a.acked_by, note);
-    if (config_.policy(a.severity).notify_ack && enqueue(a, "acked", false, false)) {
-      wake_pending_ = true;
-    }
-    tx.commit();
-  } catch (const std::exception& e) {
-    dbError("ack", e);
-    wake_pending_ = false;
-    result.status = AckStatus::Error;
-    result.error = e.what();
-    return result;
-  }
+  write([a](storage::Database& db) {
+    db.cached("UPDATE alerts SET state='acked', acked_at=?, acked_by=?, ack_note=? WHERE id=?")
+        .bind(1, a.acked_at)
+        .bind(2, a.acked_by)
+        .bindOpt(3, a.ack_note)
+        .bind(4, a.id)
+        .run();
+  },
+        128 + a.acked_by.size() + a.ack_note.size());
+  insertEvent(a.id, "acked", a.acked_at, a.acked_by, note);
   o.rec = a;
   o.next_due_ms = 0;
+  setAlertState(a.id, AlertState::Acked);
   updateGauges();
   emit(AlertEventKind::Acked, a, a.acked_at, a.acked_by);
+  if (config_.policy(a.severity).notify_ack && enqueue(a, "acked", false, false)) {
+    wake_pending_ = true;
+  }
+  submitWrites();
   wake();
   result.status = AckStatus::Ok;
   result.alert = a;
@@ -691,67 +753,62 @@ bool AlertManager::clear(const std::string& rule, const std::string& device_id) 
   AlertRecord a = it->second.rec;
   a.state = AlertState::Cleared;
   a.cleared_at = clock_.wallMs();
-  try {
-    Scope tx(*this);
-    Stmt upd(db_.handle(), "UPDATE alerts SET state='cleared', cleared_at=?, message=?, value=?, "
-                           "source_ts=?, actions=? WHERE id=?");
-    upd.bind(1, a.cleared_at)
+  write([a, value = dumpJson(model::toJson(a.value))](storage::Database& db) {
+    db.cached("UPDATE alerts SET state='cleared', cleared_at=?, message=?, value=?, "
+              "source_ts=?, actions=? WHERE id=?")
+        .bind(1, a.cleared_at)
         .bind(2, a.message)
-        .bind(3, dumpJson(model::toJson(a.value)))
+        .bind(3, value)
         .bind(4, a.source_ts)
         .bindOpt(5, a.actions)
         .bind(6, a.id)
         .run();
-    insertEvent(a.id, "cleared", a.cleared_at, kGateway, "");
-    if (config_.policy(a.severity).notify_clear && enqueue(a, "cleared", false, false)) {
-      wake_pending_ = true;
-    }
-    tx.commit();
-  } catch (const std::exception& e) {
-    dbError("clear", e);
-    wake_pending_ = false;
-    return false;
-  }
+  },
+        256 + a.message.size());
+  insertEvent(a.id, "cleared", a.cleared_at, kGateway, "");
   by_id_.erase(a.id);
   open_.erase(it);
+  setAlertState(a.id, AlertState::Cleared);
   updateGauges();
   emit(AlertEventKind::Cleared, a, a.cleared_at, kGateway);
+  if (config_.policy(a.severity).notify_clear && enqueue(a, "cleared", false, false)) {
+    wake_pending_ = true;
+  }
+  submitWrites();
   wake();
   return true;
 }
 
 void AlertManager::persistDirty() {
-  bool any = std::any_of(open_.begin(), open_.end(), [](const auto& kv) { return kv.second.dirty; });
-  if (!any) {
+  std::vector<std::pair<AlertRecord, std::string>> dirty;
+  for (auto& [key, o] : open_) {
+    if (o.dirty) {
+      dirty.emplace_back(o.rec, dumpJson(model::toJson(o.rec.value)));
+      o.dirty = false;
+    }
+  }
+  if (dirty.empty()) {
     return;
   }
-  Scope tx(*this);
-  Stmt upd(db_.handle(),
-           "UPDATE alerts SET message=?, value=?, source_ts=?, actions=? WHERE id=?");
-  for (auto& [key, o] : open_) {
-    if (!o.dirty) {
-      continue;
+  write([dirty](storage::Database& db) {
+    auto& upd =
+        db.cached("UPDATE alerts SET message=?, value=?, source_ts=?, actions=? WHERE id=?");
+    for (const auto& [rec, value] : dirty) {
+      upd.bind(1, rec.message)
+          .bind(2, value)
+          .bind(3, rec.source_ts)
+          .bindOpt(4, rec.actions)
+          .bind(5, rec.id)
+          .run();
     }
-    upd.bind(1, o.rec.message)
-        .bind(2, dumpJson(model::toJson(o.rec.value)))
-        .bind(3, o.rec.source_ts)
-        .bindOpt(4, o.rec.actions)
-        .bind(5, o.rec.id)
-        .run();
-  }
-  tx.commit();
-  for (auto& [key, o] : open_) {
-    o.dirty = false;
-  }
+  },
+        128 * dirty.size());
+  submitWrites();
   updateGauges();
 }
 
 void AlertManager::tick() {
-  try {
-    persistDirty();
-  } catch (const std::exception& e) {
-    dbError("update", e);
-  }
+  persistDirty();
   publishSnapshot();
 
   int64_t now = core::steadyMs(clock_);
@@ -772,53 +829,39 @@ void AlertManager::tick() {
   if (due.empty() && summaries.empty()) {
     return;
   }
-
-  std::vector<AlertRecord> escalated;
-  std::map<Key, Open> updated;
-  try {
-    Scope tx(*this);
-    Stmt lvl(db_.handle(), "UPDATE alerts SET escalation_level=? WHERE id=?");
-    for (const Key& key : due) {
-      Open o = open_.at(key);
-      const SeverityPolicy& p = config_.policy(o.rec.severity);
-      if (o.rec.escalation_level == 0 && p.ack_timeout.count() > 0) {
-        o.rec.escalation_level = 1;
-        lvl.bind(1, 1).bind(2, o.rec.id).run();
-        insertEvent(o.rec.id, "escalated", now_wall, kGateway,
-                    "unacknowledged for " + std::to_string(p.ack_timeout.count() / 1000) + "s");
-        if (enqueue(o.rec, "escalated", true, true)) {
-          wake_pending_ = true;
-        }
-        escalated.push_back(o.rec);
-        o.next_due_ms = p.renotify.count() > 0 ? now + p.renotify.count() : 0;
-      } else {
-        insertEvent(o.rec.id, "renotified", now_wall, kGateway, "");
-        if (enqueue(o.rec, "renotify", o.rec.escalation_level > 0, true)) {
-          wake_pending_ = true;
-        }
-        // Keep the cadence but never fire twice for one tick that came late.
-        int64_t interval = p.renotify.count();
-        o.next_due_ms = interval > 0 ? std::max(o.next_due_ms + interval, now + 1) : 0;
+  for (const Key& key : due) {
+    Open& o = open_.at(key);
+    const SeverityPolicy& p = config_.policy(o.rec.severity);
+    if (o.rec.escalation_level == 0 && p.ack_timeout.count() > 0) {
+      o.rec.escalation_level = 1;
+      write([id = o.rec.id](storage::Database& db) {
+        db.cached("UPDATE alerts SET escalation_level=? WHERE id=?").bind(1, 1).bind(2, id).run();
+      },
+            64);
+      insertEvent(o.rec.id, "escalated", now_wall, kGateway,
+                  "unacknowledged for " + std::to_string(p.ack_timeout.count() / 1000) + "s");
+      o.next_due_ms = p.renotify.count() > 0 ? now + p.renotify.count() : 0;
+      escalated_total_.inc();
+      AlertRecord rec = o.rec;
+      emit(AlertEventKind::Escalated, rec, now_wall, kGateway);
+      if (enqueue(rec, "escalated", true, true)) {
+        wake_pending_ = true;
       }
-      updated[key] = std::move(o);
+    } else {
+      insertEvent(o.rec.id, "renotified", now_wall, kGateway, "");
+      // Keep the cadence but never fire twice for one tick that came late.
+      int64_t interval = p.renotify.count();
+      o.next_due_ms = interval > 0 ? std::max(o.next_due_ms + interval, now + 1) : 0;
+      if (enqueue(o.rec, "renotify", o.rec.escalation_level > 0, true)) {
+        wake_pending_ = true;
+      }
     }
-    for (const FloodKey& fk : summaries) {
-      flushSummary(fk);
-    }
-    tx.commit();
-  } catch (const std::exception& e) {
-    dbError("escalation", e);
-    wake_pending_ = false;
-    return;
   }
-  for (auto& [key, o] : updated) {
-    open_[key] = std::move(o);
+  for (const FloodKey& fk : summaries) {
+    flushSummary(fk);
   }
   updateGauges();
-  for (const auto& a : escalated) {
-    escalated_total_.inc();
-    emit(AlertEventKind::Escalated, a, now_wall, kGateway);
-  }
+  submitWrites();
   wake();
 }
 

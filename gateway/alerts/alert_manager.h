@@ -4,6 +4,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <tuple>
@@ -13,9 +14,12 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/metrics.h"
-#include "gateway/alerts/alert_db.h"
+#include "gateway/alerts/alert_schema.h"
 #include "gateway/alerts/alert_types.h"
 #include "gateway/alerts/alerts_config.h"
+#include "gateway/alerts/delivery_book.h"
+#include "gateway/storage/durable.h"
+#include "gateway/storage/sqlite.h"
 #include "model/compound.h"
 
 namespace hgj::alerts {
@@ -54,19 +58,37 @@ struct AckResult {
 /// (rule, device), each change an `alert_events` row, routed by the device's grid to the grid's
 /// channels, escalated and re-notified on tick() while unacknowledged, storms summarised.
 ///
-/// Every change and the notification rows it creates are committed (synchronous=FULL) in one
-/// transaction before the call returns and before anything is sent: the Notifier, on its own
-/// threads and connections, only ever delivers committed rows. The listener is called after the
-/// commit.
+/// Committed and sent concurrently (ARCHITECTURE.md, "Durability boundary"): the manager's
+/// memory is the authority for open alerts and for the notifications waiting for delivery
+/// (deliveries()). A change is announced at once (the listener, the upstream message, the
+/// Notifier's queue), and its rows are handed to a DurableSink (the storage writer in the
+/// daemon): the alert, its event, its notifications and its upstream message in one
+/// transaction, committed with Durability::Power, in order with every other change. Nothing on
+/// the calling thread waits for the disk. An alert may thus reach upstream or a person before
+/// its commit has finished; once committed it is never lost; and when the disk is full its
+/// rows wait in memory (bounded by the sink) while it is still delivered.
 ///
-/// Thread: all methods run on the pipeline thread (single owner, no locks); only openAlerts() may
-/// be called from elsewhere (it takes a lock). Owns its SQLite connection to `db_path`.
-/// Data path: methods never throw; a database failure is logged, counted
-/// (`hgj_alert_db_errors_total`) and reported in the result, and a later raise retries.
+/// Ids (alerts and notifications) are chosen here, from blocks reserved durably
+/// (`id_reservations`), so an id that was sent is never given to another alert after a crash.
+///
+/// Thread: all methods run on the pipeline thread (single owner, no locks); openAlerts() and
+/// deliveries() may be used from elsewhere. Opens its own connection to `db_path` for the
+/// schema, the restore at start and lookups of old alerts. Data path: methods never throw.
 class AlertManager {
 public:
-  /// Opens the database and restores the open alerts (their timers resume from the stored times).
-  /// Throws DbError when the database cannot be opened (startup).
+  /// Called for every change with the event; returns the write that records the upstream
+  /// message, committed in the change's own transaction (Uplink::stage). Pipeline thread.
+  using UpstreamSink =
+      std::function<std::optional<storage::DurableWrite>(const AlertEvent& event)>;
+
+  /// Writes through `sink` (the storage writer). Opens the database, creates the alerts tables
+  /// and restores the open alerts and undelivered notifications (their timers resume from the
+  /// stored times). Throws storage::SqliteError when the database cannot be opened (startup).
+  AlertManager(const AlertsConfig& config, std::shared_ptr<const model::Compound> compound,
+               const std::string& db_path, storage::DurableSink& sink, const core::Clock& clock,
+               core::MetricsRegistry& metrics, AlertListener& listener);
+  /// The same with a storage::DirectSink of its own: every change is committed before the call
+  /// returns (tests, tools).
   AlertManager(const AlertsConfig& config, std::shared_ptr<const model::Compound> compound,
                const std::string& db_path, const core::Clock& clock,
                core::MetricsRegistry& metrics, AlertListener& listener);
@@ -86,25 +108,23 @@ public:
   /// Escalation, re-notification, flood summaries and deferred updates. Call about once a second.
   void tick();
 
-  /// Group commit: between beginBatch() and commitBatch() every change joins one transaction, and
-  /// listener events and notifier wake-ups are held until it commits (so still nothing is sent
-  /// or published before it is durable). The pipeline opens one around each batch of readings it
-  /// processes, so a storm of 200 alerts costs one fsync instead of 200. The transaction begins
-  /// with the batch's first change: a batch without alert changes takes no write lock and costs
-  /// nothing. Results returned inside a batch are provisional: if the commit fails, the batch is
-  /// rolled back, the open alerts are reloaded from the database and commitBatch() returns false.
+  /// Group commit: between beginBatch() and commitBatch() the writes of every change are
+  /// collected and handed to the sink as one transaction (a storm of 200 alerts costs one
+  /// fsync). Events are announced at once either way; the Notifier is woken at commitBatch().
+  /// A batch without changes submits nothing.
   void beginBatch();
   bool commitBatch();
 
-  /// Called (on the pipeline thread) right before this manager begins a write transaction
-  /// (BEGIN IMMEDIATE waits for any other writer of the file). The pipeline wires it to commit
-  /// the readings writer's open transaction, so an alert waits for that commit instead of the
-  /// writer's next commit tick. Empty: nothing is called.
-  void setBeforeWrite(std::function<void()> hook) { before_write_ = std::move(hook); }
-
-  /// Called (on the pipeline thread) after a commit that queued notifications; the lead wires it
+  /// The upstream channel; without one, events go to the listener only.
+  void setUpstream(UpstreamSink upstream) { upstream_ = std::move(upstream); }
+  /// Called (on the pipeline thread) after changes that queued notifications; the lead wires it
   /// to Notifier::wake().
   void setWakeCallback(std::function<void()> wake) { wake_ = std::move(wake); }
+
+  /// The notifications waiting for delivery (the Notifier's queue). Thread-safe.
+  DeliveryBook& deliveries() { return book_; }
+  /// Where this manager's writes go; the Notifier records delivery states through it too.
+  storage::DurableSink& durableSink() { return *sink_; }
 
   /// Open (active or acked) alerts as of the last tick() (or start). Thread-safe.
   std::vector<AlertRecord> openAlerts() const;
@@ -126,25 +146,22 @@ private:
   using Key = std::pair<std::string, std::string>;               // (rule, device)
   using FloodKey = std::tuple<std::string, std::string, std::string>;  // (rule, grid, kind)
 
-  /// A change's transaction: its own, or the open batch's.
-  class Scope {
-  public:
-    explicit Scope(AlertManager& m);
-    void commit();
-
-  private:
-    std::optional<AlertDb::Tx> tx_;
-  };
-
+  AlertManager(const AlertsConfig& config, std::shared_ptr<const model::Compound> compound,
+               const std::string& db_path, std::unique_ptr<storage::DirectSink> own_sink,
+               storage::DurableSink* sink, const core::Clock& clock,
+               core::MetricsRegistry& metrics, AlertListener& listener);
   void restore();
-  void abortBatch();
-  void beginTx(std::optional<AlertDb::Tx>& tx);
+  void write(std::function<void(storage::Database&)> apply, size_t bytes);
+  void submitWrites();
+  void setAlertState(int64_t alert_id, AlertState state);
+  int64_t newId(IdBlocks& ids);
   std::vector<std::string> channelsFor(const std::string& grid) const;
   std::map<std::string, std::string> vars(const AlertRecord& a) const;
   /// Queues one notification of `kind` for `a` on each channel of its grid (or holds it for a
-  /// flood summary). Inside a transaction. Returns whether anything was queued for sending.
+  /// flood summary). Returns whether anything was queued for sending.
   bool enqueue(const AlertRecord& a, const std::string& kind, bool mention_escalation,
                bool mention_staff);
+  void insertNotification(const Notification& n, const char* state);
   void flushSummary(const FloodKey& key);
   void insertEvent(int64_t alert_id, const char* kind, int64_t at, const std::string& actor,
                    const std::string& detail);
@@ -154,23 +171,28 @@ private:
   void publishSnapshot();
   void emit(AlertEventKind kind, const AlertRecord& a, int64_t at, const std::string& actor);
   void wake();
-  void dbError(const char* what, const std::exception& e);
 
   AlertsConfig config_;
   std::shared_ptr<const model::Compound> compound_;
   const core::Clock& clock_;
   AlertListener& listener_;
-  AlertDb db_;
+  storage::Database db_;
+  std::unique_ptr<storage::DirectSink> own_sink_;
+  storage::DurableSink* sink_ = nullptr;
+  UpstreamSink upstream_;
   std::function<void()> wake_;
-  std::function<void()> before_write_;
+  DeliveryBook book_;
+  IdBlocks alert_ids_{"alerts", "alerts"};
+  IdBlocks note_ids_{"alert_notifications", "alert_notifications"};
+  int64_t first_id_this_boot_ = 0;
 
   std::map<Key, Open> open_;
   std::unordered_map<int64_t, Key> by_id_;
   std::map<FloodKey, FloodWindow> flood_;
   bool wake_pending_ = false;
   bool batch_open_ = false;
-  std::optional<AlertDb::Tx> batch_tx_;
-  std::vector<AlertEvent> deferred_;  // listener events held until the batch commits
+  std::vector<storage::DurableWrite> writes_;  // the current change's or batch's rows
+  std::vector<Notification> new_notes_;        // their notifications, for the book at submit
 
   mutable std::mutex snapshot_mu_;
   std::vector<AlertRecord> snapshot_;  // guarded by snapshot_mu_; copy of open_ for other threads

@@ -4,7 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
-struct sqlite3;
+#include "gateway/storage/sqlite.h"
 
 namespace hgj::alerts {
 
@@ -13,7 +13,8 @@ namespace hgj::alerts {
 ///    "created_at":..,"sent_at":..,"last_error":null,"via_summary":null}, ...]`, oldest first.
 /// A notification folded into a flood summary reports the summary's state and its id in
 /// `via_summary`. `state` is pending | sent | expired | held (waiting for its summary).
-/// Runs on the caller's thread with the caller's (read) connection; throws DbError.
-nlohmann::json deliveriesJson(sqlite3* db, int64_t alert_id);
+/// What is committed: a notification delivered a moment ago may still read `pending`.
+/// Runs on the caller's thread with the caller's (read) connection; throws storage::SqliteError.
+nlohmann::json deliveriesJson(storage::Database& db, int64_t alert_id);
 
 } // namespace hgj::alerts

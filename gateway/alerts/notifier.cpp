@@ -8,7 +8,6 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
-#include "gateway/alerts/alert_db.h"
 #include "gateway/alerts/message_format.h"
 
 namespace hgj::alerts {
@@ -42,7 +41,6 @@ std::vector<std::string> stringList(const nlohmann::json& j, const char* key) {
 struct Notifier::Worker {
   ChannelConfig cfg;
   ParsedUrl url;
-  std::unique_ptr<AlertDb> db;
   std::unique_ptr<httplib::Client> client;
   std::deque<int64_t> sent_ms;  // steady times of the requests of the last minute
   int64_t backoff_ms = 0;
@@ -58,9 +56,9 @@ struct Notifier::Worker {
   ChannelStatus status;  // guarded by status_mu
 };
 
-Notifier::Notifier(const AlertsConfig& config, const std::string& db_path,
+Notifier::Notifier(const AlertsConfig& config, DeliveryBook& book, storage::DurableSink& sink,
                    const core::Clock& clock, core::MetricsRegistry& metrics)
-    : config_(config), clock_(clock) {
+    : config_(config), book_(book), sink_(sink), clock_(clock) {
   for (const auto& c : config_.channels) {
     if (!c.enabled || c.type == ChannelType::Upstream) {
       continue;
@@ -72,7 +70,6 @@ Notifier::Notifier(const AlertsConfig& config, const std::string& db_path,
     auto w = std::make_unique<Worker>();
     w->cfg = c;
     w->url = *url;
-    w->db = std::make_unique<AlertDb>(db_path, clock_.wallMs());
     w->client = std::make_unique<httplib::Client>(url->scheme_host_port);
     auto secs = std::chrono::duration_cast<std::chrono::seconds>(c.timeout);
     auto usecs = std::chrono::duration_cast<std::chrono::microseconds>(c.timeout - secs);
@@ -191,13 +188,10 @@ PumpResult Notifier::pump(Worker& w) {
   PumpResult result;
   const int64_t now = core::steadyMs(clock_);
   const int64_t now_wall = clock_.wallMs();
-  sqlite3* db = w.db->handle();
   w.wait_hint_ms = 0;
 
   auto refreshPending = [&] {
-    Stmt c(db, "SELECT COUNT(*) FROM alert_notifications WHERE channel=? AND state='pending'");
-    c.bind(1, w.cfg.id);
-    int64_t n = c.step() ? c.int64(0) : 0;
+    auto n = static_cast<int64_t>(book_.pendingCount(w.cfg.id));
     w.pending->set(static_cast<double>(n));
     std::lock_guard lock(w.status_mu);
     w.status.pending = n;
@@ -207,16 +201,15 @@ PumpResult Notifier::pump(Worker& w) {
   {
     // Rows stamped before kPlausibleWallMs were written while the wall clock was not set yet (a
     // box without RTC before NTP): their age is unknown, so they are never expired.
-    Stmt exp(db, "UPDATE alert_notifications SET state='expired', last_error='expired' "
-                 "WHERE channel=? AND state='pending' AND created_at < ? AND created_at >= ?");
-    exp.bind(1, w.cfg.id)
-        .bind(2, now_wall - config_.delivery.expire_after.count())
-        .bind(3, kPlausibleWallMs)
-        .run();
-    int n = w.db->changes();
-    if (n > 0) {
-      w.expired->inc(static_cast<uint64_t>(n));
-      spdlog::error("alerts: channel {}: {} notifications expired undelivered", w.cfg.id, n);
+    std::vector<int64_t> expired =
+        book_.expire(w.cfg.id, now_wall - config_.delivery.expire_after.count(), kPlausibleWallMs);
+    if (!expired.empty()) {
+      w.expired->inc(expired.size());
+      spdlog::error("alerts: channel {}: {} notifications expired undelivered", w.cfg.id,
+                    expired.size());
+      std::vector<storage::DurableWrite> out;
+      out.push_back(DeliveryBook::expiredWrite(std::move(expired)));
+      sink_.submit(std::move(out));
     }
   }
 
@@ -235,10 +228,6 @@ PumpResult Notifier::pump(Worker& w) {
     return result;
   }
 
-  Stmt q(db, "SELECT n.id, n.kind, n.body, n.mentions, n.data, n.created_at, a.state "
-             "FROM alert_notifications n LEFT JOIN alerts a ON a.id = n.alert_id "
-             "WHERE n.channel=? AND n.state='pending' ORDER BY n.id LIMIT ?");
-  q.bind(1, w.cfg.id).bind(2, w.cfg.max_batch);
   std::vector<OutgoingItem> items;
   int64_t oldest_created = 0;
   const std::string title = renderTemplate(config_.templates.title, {{"site", config_.site_name}});
@@ -246,28 +235,27 @@ PumpResult Notifier::pump(Worker& w) {
       static_cast<size_t>(w.cfg.max_bytes) > kMentionReserve + 64
           ? static_cast<size_t>(w.cfg.max_bytes) - kMentionReserve
           : static_cast<size_t>(w.cfg.max_bytes) / 2;
-  while (q.step()) {
+  for (auto& n : book_.pending(w.cfg.id, static_cast<size_t>(w.cfg.max_batch))) {
     OutgoingItem it;
-    it.id = q.int64(0);
-    it.kind = q.text(1);
-    it.body = q.text(2);
-    auto mentions = nlohmann::json::parse(q.text(3), nullptr, false);
+    it.id = n.id;
+    it.kind = n.kind;
+    it.body = std::move(n.body);
+    auto mentions = nlohmann::json::parse(n.mentions, nullptr, false);
     it.wecom_users = stringList(mentions, "wecom");
     it.mobiles = stringList(mentions, "mobiles");
-    it.data = nlohmann::json::parse(q.text(4), nullptr, false);
+    it.data = nlohmann::json::parse(n.data, nullptr, false);
     if (it.data.is_discarded()) {
       it.data = nlohmann::json::object();
     }
     if (items.empty()) {
-      oldest_created = q.int64(5);
+      oldest_created = n.created_at;
     }
     // A message that was queued while the alert was open but goes out late (channel was down)
     // says what the alert's state is now, so nobody runs to a fire that is already out.
-    std::string state = q.text(6);
     if (it.kind == "raised" || it.kind == "escalated" || it.kind == "renotify") {
-      if (state == "acked") {
+      if (n.alert_state == AlertState::Acked) {
         it.body += "\n> 当前状态：已确认";
-      } else if (state == "cleared") {
+      } else if (n.alert_state == AlertState::Cleared) {
         it.body += "\n> 当前状态：已恢复";
       }
     }
@@ -282,7 +270,6 @@ PumpResult Notifier::pump(Worker& w) {
       break;
     }
   }
-  q.reset();
   if (items.empty()) {
     refreshPending();
     return result;
@@ -338,15 +325,15 @@ PumpResult Notifier::pump(Worker& w) {
     }
   }
 
-  std::string ids;
+  std::vector<int64_t> ids;
   for (const auto& it : items) {
-    ids += (ids.empty() ? "" : ",") + std::to_string(it.id);
+    ids.push_back(it.id);
   }
+  std::vector<storage::DurableWrite> record;
   if (error.empty()) {
-    Stmt upd(db, "UPDATE alert_notifications SET state='sent', sent_at=?, last_attempt_at=?, "
-                 "attempts=attempts+1, batch_id=?, last_error=NULL WHERE id IN (" +
-                     ids + ")");
-    upd.bind(1, now_wall).bind(2, now_wall).bind(3, items.front().id).run();
+    book_.remove(w.cfg.id, ids);
+    record.push_back(DeliveryBook::sentWrite(ids, now_wall, items.front().id));
+    sink_.submit(std::move(record));
     w.backoff_ms = 0;
     w.retry_at_ms = 0;
     w.messages->inc();
@@ -357,10 +344,9 @@ PumpResult Notifier::pump(Worker& w) {
     ++w.status.messages_sent;
     w.status.last_error.clear();
   } else {
-    Stmt upd(db, "UPDATE alert_notifications SET attempts=attempts+1, last_attempt_at=?, "
-                 "last_error=? WHERE id IN (" +
-                     ids + ")");
-    upd.bind(1, now_wall).bind(2, error).run();
+    book_.failed(w.cfg.id, ids);
+    record.push_back(DeliveryBook::failedWrite(ids, now_wall, error));
+    sink_.submit(std::move(record));
     int64_t initial = config_.delivery.retry_initial.count();
     w.backoff_ms = w.backoff_ms == 0 ? initial
                                      : std::min(w.backoff_ms * 2, config_.delivery.retry_max.count());

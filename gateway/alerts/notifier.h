@@ -13,6 +13,8 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "gateway/alerts/alerts_config.h"
+#include "gateway/alerts/delivery_book.h"
+#include "gateway/storage/durable.h"
 
 namespace hgj::alerts {
 
@@ -34,35 +36,38 @@ struct PumpResult {
   bool ok = false;         ///< and it succeeded
 };
 
-/// Delivers the notifications the AlertManager committed to `alert_notifications` to the HTTP
-/// channels (WeCom, DingTalk, generic webhook). One worker thread per enabled HTTP channel, each
-/// with its own SQLite connection (WAL, synchronous=FULL) and HTTP client, so a down or slow robot
-/// only delays its own queue and never the pipeline or the other channels.
+/// Delivers the notifications the AlertManager queued (its DeliveryBook, mirrored in
+/// `alert_notifications`) to the HTTP channels (WeCom, DingTalk, generic webhook). One worker
+/// thread per enabled HTTP channel, each with its own HTTP client, so a down or slow robot only
+/// delays its own queue and never the pipeline or the other channels. Workers never touch the
+/// database: they take notifications from memory (committed or not, so a full disk does not
+/// stop a message) and record each outcome (sent, failed attempt, expired) through the
+/// DurableSink, in order after the notification's own row.
 ///
 /// Per channel: oldest first; several pending notifications go in one message (up to
 /// `max_batch` and `max_bytes`), so the robot's `rate_per_minute` is never exceeded and a burst is
 /// delayed and batched rather than dropped; a failed request (no answer, HTTP error, or a robot
 /// errcode != 0) backs off exponentially from `retry_initial` to `retry_max`; rows are marked
-/// `sent` only after the robot accepted them, so a restart resends whatever was not delivered.
+/// `sent` only after the robot accepted them, so a restart resends whatever was not delivered
+/// (at least once: a crash between the answer and the commit of `sent` repeats one message).
 /// Rows older than `expire_after` are marked `expired` rather than sent.
 ///
 /// Time comes from the injected clock (steady for rate and backoff), so tests drive retries with a
 /// ManualClock and pumpOnce() without sleeping.
 class Notifier {
 public:
-  /// Throws DbError when the database cannot be opened (startup).
-  Notifier(const AlertsConfig& config, const std::string& db_path, const core::Clock& clock,
-           core::MetricsRegistry& metrics);
+  /// `book` and `sink` are the AlertManager's (deliveries(), durableSink()) and must outlive
+  /// the Notifier. Throws std::invalid_argument for a channel URL that does not parse.
+  Notifier(const AlertsConfig& config, DeliveryBook& book, storage::DurableSink& sink,
+           const core::Clock& clock, core::MetricsRegistry& metrics);
   ~Notifier();
-  Notifier(const Notifier&) = delete;
-  Notifier& operator=(const Notifier&) = delete;
 
+  /// New notifications are queued: look now. Thread-safe, never blocks.
+  void wake();
   /// Starts the worker threads.
   void start();
   /// Stops and joins them (an in-flight request finishes within its timeout).
   void stop();
-  /// New notifications were committed: look now. Thread-safe, never blocks.
-  void wake();
 
   /// One delivery pass of one channel on the calling thread: for tests, and only while the
   /// workers are not started.
@@ -71,6 +76,9 @@ public:
   /// Thread-safe.
   std::vector<ChannelStatus> status() const;
 
+  Notifier(const Notifier&) = delete;
+  Notifier& operator=(const Notifier&) = delete;
+
 private:
   struct Worker;
   void run(Worker& w);
@@ -78,6 +86,8 @@ private:
   int64_t nextWaitMs(const Worker& w) const;
 
   AlertsConfig config_;
+  DeliveryBook& book_;
+  storage::DurableSink& sink_;
   const core::Clock& clock_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::atomic<bool> running_{false};

@@ -2,14 +2,11 @@
 
 #include <cstdint>
 #include <map>
-#include <mutex>
 #include <optional>
 #include <string>
-#include <vector>
 
 #include "gateway/api/views.h"
-
-struct sqlite3;
+#include "gateway/storage/sqlite.h"
 
 namespace hgj::api {
 
@@ -21,10 +18,11 @@ struct AlertQuery {
 };
 
 /// Read-only access to the `alerts` table (schema owned by the alerts stage, documented in
-/// docs/storage.md) through the API's own SQLite read connections, so a slow HTTP client never
-/// holds the storage writer. Thread-safe: each call borrows a connection from a small pool. The
-/// database may not exist yet at start-up; calls then fail with a message and are retried by
-/// the next request.
+/// docs/storage.md) through the API's own read connections (storage::ReadPool), so a slow HTTP
+/// client never holds the storage writer. Thread-safe: each call borrows a connection from the
+/// pool. The database may not exist yet at start-up; calls then fail with a message and are
+/// retried by the next request. Shows what is committed: an alert raised a moment ago appears
+/// once its transaction has landed (its upstream message and notifications may be ahead).
 class AlertStore {
 public:
   explicit AlertStore(std::string db_path);
@@ -40,12 +38,7 @@ public:
   std::map<std::string, int64_t> countByState() const;
 
 private:
-  sqlite3* acquire(std::string* error) const;
-  void release(sqlite3* db, bool healthy) const;
-
-  std::string path_;
-  mutable std::mutex mu_;
-  mutable std::vector<sqlite3*> idle_; // guarded by mu_
+  storage::ReadPool pool_;
 };
 
 } // namespace hgj::api

@@ -29,7 +29,6 @@ constexpr auto kLinger = std::chrono::microseconds(300);
 // for the commit to finish (rather than polling for the lock while it runs) keeps the alert's
 // fsync clear of the writer's I/O; returning at once let the two writers fight over the lock
 // and stalled the readings writer into dropping readings.
-constexpr auto kAlertStoreFlush = std::chrono::milliseconds(200);
 } // namespace
 
 Pipeline::Pipeline(const config::GatewayConfig& cfg, std::shared_ptr<const model::Compound> compound,
@@ -120,7 +119,10 @@ void Pipeline::restoreHolds() {
   int64_t from_ms = now_ms - window.count() - 60'000;
   std::vector<model::Reading> recent;
   try {
-    storage::Database db(cfg_.storage.path, cfg_.storage.busy_timeout_ms, true);
+    storage::OpenOptions options;
+    options.read_only = true;
+    options.busy_timeout_ms = cfg_.storage.busy_timeout_ms;
+    storage::Database db(cfg_.storage.path, options);
     // Newest first, stopping at the window: rows are appended in ingest order.
     storage::Statement q = db.prepare(
         "SELECT device, point, value, quality, ts_ms, ingest_ms FROM readings ORDER BY id DESC");
@@ -252,12 +254,6 @@ void Pipeline::run() {
   std::vector<Event> events;
   events.reserve(cfg_.pipeline.batch_max);
   bool busy = false;
-  // The readings writer keeps its transaction open until its commit tick (100 ms), and SQLite has
-  // one writer per file: an alert committed behind it would wait for that tick. Ask the writer
-  // to commit first (it is fed only from this thread, so it stays idle until the alert is in).
-  if (alerts_ != nullptr) {
-    alerts_->setBeforeWrite([this] { store_.flush(kAlertStoreFlush); });
-  }
   // Test-only (HGJ_FAULTS, docs/reliability.md): the thread hangs for good after this long, as
   // a deadlock would, so the watchdog test can see the feed stop.
   std::optional<core::SteadyTime> wedge_at;
@@ -325,9 +321,6 @@ void Pipeline::run() {
   handOverReadings();
   flushStore(true);
   publishSnapshot();
-  if (alerts_ != nullptr) {
-    alerts_->setBeforeWrite(nullptr);
-  }
 }
 
 void Pipeline::handOverReadings() {

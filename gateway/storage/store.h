@@ -3,8 +3,10 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <future>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -15,13 +17,17 @@
 
 #include "core/bounded_queue.h"
 #include "core/clock.h"
+#include "core/heartbeat.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "gateway/config/config.h"
+#include "gateway/storage/durable.h"
 #include "model/compound.h"
 #include "model/reading.h"
 
 namespace hgj::storage {
+
+class Database;
 
 /// A point's persisted state: the latest value and since when it has held it.
 struct StoredPoint {
@@ -34,7 +40,7 @@ struct StoredPoint {
   int64_t updated_ms = 0;
 };
 
-/// A decision to write a point, recorded (durably) before it is executed.
+/// A decision to write a point, recorded durably.
 struct ActuationRecord {
   uint64_t request_id = 0;
   int64_t ts_ms = 0;
@@ -62,16 +68,32 @@ struct StorageEvent {
   std::string message;
 };
 
-/// The gateway's SQLite store for readings, point state, actuations and latches. One writer
-/// thread owns the write connection: callers on the pipeline thread hand over batches that are
-/// inserted in transactions committed every `commit_interval` (WAL, synchronous=NORMAL), except
-/// actuation records, which are committed at once with synchronous=FULL before their callback
-/// runs. Alerts and the upstream outbox use their own connections on the same file.
-class Store {
+/// The gateway's SQLite writer: the one thread that owns the write connection of the database
+/// file. It stores readings and point state (Durability::Process, one transaction per
+/// `commit_interval` or `batch_max_rows`), and everything that must survive a power cut
+/// (Durability::Power): actuation records, latches, and the DurableWrites other components
+/// submit (alerts with their notifications and upstream messages, delivery states). Work is
+/// buffered in memory between commits and written in one short transaction, so the write lock
+/// is held for milliseconds, never across a tick; durable work is committed at once, together
+/// with whatever readings are buffered.
+///
+/// Faults: a transaction that fails is rolled back; its readings are dropped and counted
+/// (`reason="storage_error"`; on a lock held past `busy_timeout` they are kept, bounded, and
+/// tried again), while point state and every durable item stay in memory (bounded) and are
+/// tried again, in order, until they commit: a full disk loses no latch, actuation record or
+/// alert, it only delays their record. On a full disk the store releases its reserve file
+/// (`<path>.reserve`), deletes readings past retention and, per failed commit, at most a tenth
+/// of the rest (oldest first, at most 1,000 rows); when the database itself is what filled the
+/// disk it keeps it below that size from then on. A StorageEvent tells the operators, and
+/// health() says "disk_full: ..." until the filesystem has room for the reserve again.
+///
+/// Threads: the submit methods and flush() may be called from any thread; the pipeline thread
+/// is the usual caller. open()/load*() run before start(), on the caller's thread.
+class Store : public DurableSink {
 public:
   Store(const config::StorageConfig& cfg, std::shared_ptr<const model::Compound> compound,
         core::MetricsRegistry& metrics, const core::Clock& clock);
-  ~Store();
+  ~Store() override;
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
 
@@ -82,28 +104,35 @@ public:
   /// Persisted point states and latches (before start()).
   std::vector<StoredPoint> loadState();
   std::vector<LatchRecord> loadLatches();
+  /// The writer thread beats a heartbeat named "storage writer" in `liveness` every time round
+  /// its loop and during every wait for the database lock. Call before start().
+  void setLiveness(core::Liveness* liveness) { liveness_ = liveness; }
   void start();
   /// Commits everything queued and joins the writer.
   void stop();
 
   /// Pipeline thread. Waits while more than `queue_max_rows` readings are queued (backpressure
   /// through the pipeline queue to the broker); if the writer stays stuck for `busy_timeout`
-  /// (at most 500 ms), the batch is dropped and counted (reason "storage_backlog"), so rules and actuation keep
-  /// running on a dead disk.
+  /// (at most 500 ms), the batch is dropped and counted (reason "storage_backlog"), so rules and
+  /// actuation keep running on a dead disk.
   bool submitReadings(std::vector<model::Reading>&& batch);
   void submitState(std::vector<StoredPoint>&& changed);
+  /// Never waits; committed durably, in order with the other durable work.
   void submitLatch(LatchRecord latch);
   /// Records the actuation durably, then calls `after_commit` on the writer thread (which must
-  /// only queue work, e.g. Driver::write). If the record cannot be written the callback still
-  /// runs: a safety cut is never held back by a failing disk.
+  /// only queue work, e.g. Driver::write). If the record cannot be written the callback runs at
+  /// the first failed attempt (a safety cut is never held back by a failing disk) and the record
+  /// is still kept and written later. Never waits.
   void submitActuation(ActuationRecord record, std::function<void()> after_commit);
   /// Records an actuation that may run only once its record is durable (an energizing write):
-  /// `done(true)` runs on the writer thread after its transaction committed, `done(false)` when
-  /// it could not be written or queued (then possibly on the calling thread). `done` must only
-  /// queue work.
+  /// `done(true)` runs on the writer thread after its transaction committed with
+  /// Durability::Power, `done(false)` when the commit failed or the record could not be queued
+  /// (then possibly on the calling thread). `done` must only queue work. Never waits.
   void recordActuation(ActuationRecord record, std::function<void(bool durable)> done);
-  /// Updates an actuation's outcome (confirmed / failed).
+  /// Updates an actuation's outcome (confirmed / failed). Never waits.
   void updateActuation(uint64_t request_id, std::string state, std::string error);
+  /// DurableSink: never waits; see the class comment.
+  void submit(std::vector<DurableWrite> writes) override;
 
   /// Events raised since the last call (pipeline thread turns them into alerts).
   std::vector<StorageEvent> takeEvents();
@@ -111,14 +140,20 @@ public:
   std::string health() const;
   const std::string& path() const { return cfg_.path; }
   size_t queuedRows() const { return queued_rows_.load(); }
-  /// Blocks until every batch submitted before the call is committed (tests, shutdown).
+  /// Durable items waiting for a successful commit (any thread).
+  size_t durableBacklog() const { return durable_backlog_.load(); }
+  /// Blocks until every batch submitted before the call had its commit attempted (tests,
+  /// shutdown). False on timeout.
   bool flush(std::chrono::milliseconds timeout);
 
 private:
   struct Flush {
     std::shared_ptr<std::promise<void>> done;
   };
-  struct ActuationOp {
+  struct Wake {};
+  using Op = std::variant<std::vector<model::Reading>, std::vector<StoredPoint>, Flush, Wake>;
+
+  struct ActuationItem {
     ActuationRecord record;
     std::function<void()> after_commit;
     std::function<void(bool durable)> done;  // recordActuation()
@@ -127,22 +162,32 @@ private:
     uint64_t request_id;
     std::string state;
     std::string error;
+    int64_t at_ms;
   };
-  using Op = std::variant<std::vector<model::Reading>, std::vector<StoredPoint>, LatchRecord,
-                          ActuationOp, ActuationUpdate, Flush>;
+  using DurableItem = std::variant<LatchRecord, ActuationItem, ActuationUpdate, DurableWrite>;
 
   void run();
   void migrate();
   void prepareStatements();
-  void begin();
-  void commit(bool durable);
-  void syncWal();
-  void apply(Op& op, std::vector<std::function<void()>>& callbacks, bool& durable,
-             std::vector<Flush>& flushes);
-  void retention();
-  void fail(const std::exception& e, size_t rows);
+  void pushDurable(DurableItem item, size_t bytes);
+  void take(std::vector<Op>& ops, std::vector<Flush>& flushes);
+  bool commitDue(core::SteadyTime now, bool forced) const;
+  void commitNow();
+  void writeAll(Database& db, bool durable);
+  void applyDurable(Database& db, DurableItem& item);
+  void onCommitted(double seconds, size_t rows, bool durable);
+  void onFailed(const SqliteError& e);
+  void dropPoisonedItems();
+  void retention(bool emergency);
+  void freeSpace();
+  void ensureReserve();
+  /// After a full disk: clears disk_low_ once the filesystem has room for the reserve again.
+  void checkSpace();
+  void releaseReserve();
   void raise(std::string kind, std::string message);
+  void setHealth(std::string h);
   void releaseRows(size_t n);
+  void beat();
 
   config::StorageConfig cfg_;
   std::shared_ptr<const model::Compound> compound_;
@@ -151,10 +196,12 @@ private:
   core::Counter& dropped_backlog_;
   core::Counter& dropped_error_;
   core::Counter& commits_;
+  core::Counter& commit_failures_;
   core::Histogram& commit_seconds_;
   core::Counter& retention_deleted_;
+  core::Counter& durable_dropped_;
 
-  std::unique_ptr<class Database> db_;
+  std::unique_ptr<Database> db_;
   struct Statements;
   std::unique_ptr<Statements> st_;
   core::BoundedQueue<Op> queue_;
@@ -162,11 +209,30 @@ private:
   std::mutex space_mu_;
   std::condition_variable space_cv_;
   core::RateLimitedLog backlog_log_;
+  core::RateLimitedLog fail_log_;
   std::thread writer_;
   std::atomic<bool> running_{false};
-  bool in_txn_ = false;
-  size_t rows_in_txn_ = 0;
-  std::vector<std::function<void(bool)>> record_outcomes_;  // writer thread: this round's
+  core::Liveness* liveness_ = nullptr;
+  core::Heartbeat* heartbeat_ = nullptr;
+
+  std::mutex inbox_mu_;
+  std::vector<std::pair<DurableItem, size_t>> inbox_;  // guarded by inbox_mu_
+  std::atomic<size_t> durable_backlog_{0};  // items in inbox_ and durable_
+  std::atomic<size_t> durable_bytes_{0};    // their approximate bytes
+
+  // Writer thread only: what the next transaction writes.
+  std::vector<std::vector<model::Reading>> readings_;
+  size_t reading_rows_ = 0;
+  std::map<std::pair<model::DeviceIndex, model::PointId>, StoredPoint> states_;
+  std::deque<std::pair<DurableItem, size_t>> durable_;
+  core::SteadyTime next_commit_{};
+  bool degraded_ = false;           // the last commit failed
+  core::SteadyTime retry_at_{};     // degraded: no attempt before
+  int64_t retry_delay_ms_ = 0;
+  bool episode_reported_ = false;   // one event per failure episode
+  int64_t size_cap_bytes_ = 0;      // retention's size cap (lowered after a full disk)
+  bool have_reserve_ = false;
+  bool disk_low_ = false;           // a commit hit a full disk; the disk has not had room since
 
   mutable std::mutex events_mu_;
   std::vector<StorageEvent> events_;  // guarded by events_mu_

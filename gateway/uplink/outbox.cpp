@@ -1,74 +1,42 @@
 #include "gateway/uplink/outbox.h"
 
-#include <chrono>
+#include <algorithm>
 #include <stdexcept>
-#include <thread>
 
 #include <spdlog/spdlog.h>
-#include <sqlite3.h>
 
 namespace hgj::uplink {
 
 namespace {
 
+using storage::Database;
+using storage::Durability;
+using storage::SqliteError;
+using storage::Statement;
+using storage::Transaction;
+
 constexpr std::array<const char*, kKindCount> kKindNames = {"summary", "alert", "telemetry",
                                                              "status", "cmd_result"};
 constexpr std::array<Kind, 3> kDropOrder = {Kind::Summary, Kind::Telemetry, Kind::Status};
+constexpr int kEpochShift = 32;
+constexpr int64_t kMaxCounter = (int64_t{1} << kEpochShift) - 1;
 
-// Resets a statement on every exit path so a failed step never leaves a read transaction open.
-class StmtGuard {
-public:
-  explicit StmtGuard(sqlite3_stmt* s) : s_(s) {}
-  ~StmtGuard() {
-    sqlite3_reset(s_);
-    sqlite3_clear_bindings(s_);
-  }
-  StmtGuard(const StmtGuard&) = delete;
-  StmtGuard& operator=(const StmtGuard&) = delete;
+constexpr const char* kInsert =
+    "INSERT OR IGNORE INTO outbox(seq, msg_id, kind, topic, payload, created_ms) "
+    "VALUES(?1, ?2, ?3, ?4, ?5, ?6)";
 
-private:
-  sqlite3_stmt* s_;
-};
-
-std::string columnText(sqlite3_stmt* s, int col) {
-  const auto* p = sqlite3_column_text(s, col);
-  return p == nullptr ? std::string()
-                      : std::string(reinterpret_cast<const char*>(p),
-                                    static_cast<size_t>(sqlite3_column_bytes(s, col)));
+int64_t rowBytes(const OutboxRow& r) {
+  return static_cast<int64_t>(r.topic.size() + r.payload.size());
 }
 
-void bindText(sqlite3_stmt* s, int i, const std::string& v) {
-  sqlite3_bind_text(s, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
-}
-
-constexpr int kBusyTimeoutMs = 5000;
-constexpr int kFinePolls = 50;  // 50 x 0.1 ms, then 1 ms steps
-
-// SQLite's own busy handler sleeps 1, 2, 5, 10, ... 100 ms between retries, so a writer that
-// waits for another's one-fsync transaction (under a millisecond) oversleeps by several ms. Poll
-// finely for the first 5 ms, where alerts and acks usually find the lock, then every ms.
-int busyHandler(void* /*unused*/, int count) {
-  const int waited_ms = count < kFinePolls ? count / 10 : kFinePolls / 10 + (count - kFinePolls);
-  if (waited_ms >= kBusyTimeoutMs) {
-    return 0;
-  }
-  std::this_thread::sleep_for(count < kFinePolls ? std::chrono::microseconds(100)
-                                                 : std::chrono::microseconds(1000));
-  return 1;
-}
-
-sqlite3* openConnection(const std::string& db_path) {
-  sqlite3* db = nullptr;
-  int rc = sqlite3_open_v2(db_path.c_str(), &db,
-                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                           nullptr);
-  if (rc != SQLITE_OK) {
-    std::string msg = db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
-    sqlite3_close(db);
-    throw std::runtime_error("outbox: cannot open " + db_path + ": " + msg);
-  }
-  sqlite3_busy_handler(db, busyHandler, nullptr);
-  return db;
+void insertRow(Statement& ins, const OutboxRow& r) {
+  ins.bind(1, r.seq)
+      .bind(2, r.msg_id)
+      .bind(3, kindName(r.kind))
+      .bind(4, r.topic)
+      .bind(5, r.payload)
+      .bind(6, r.created_ms)
+      .run();
 }
 
 } // namespace
@@ -92,7 +60,8 @@ bool isDroppable(Kind kind) {
 
 Outbox::Outbox(const std::string& db_path, const std::string& site_id, Limits limits,
                const core::Clock& clock, core::MetricsRegistry& metrics)
-    : site_id_(site_id),
+    : db_path_(db_path),
+      site_id_(site_id),
       limits_(limits),
       clock_(clock),
       depth_gauge_(metrics.gauge("hgj_outbox_depth", "upstream messages waiting in the outbox")),
@@ -102,114 +71,86 @@ Outbox::Outbox(const std::string& db_path, const std::string& site_id, Limits li
         "hgj_outbox_dropped_total", "outbox messages dropped because the outbox was full",
         {{"kind", kKindNames[i]}});
   }
-  db_ = openConnection(db_path);
+  int64_t last = 0;
   try {
-    exec("PRAGMA journal_mode=WAL");
-    // An outbox commit (and a deletion after PUBACK) must survive a power cut, not only a crash.
-    exec("PRAGMA synchronous=FULL");
-    // Checkpoints are the readings writer's job: a commit that crosses the WAL's 1000-page mark
-    // runs one on its own thread, copying and syncing the whole WAL (50-160 ms measured), and
-    // an alert or outbox commit must not be the one that pays for it.
-    exec("PRAGMA wal_autocheckpoint=0");
+    db_ = std::make_unique<Database>(db_path);
     // Same definition as the store's: whichever component opens the file first creates it.
-    exec("CREATE TABLE IF NOT EXISTS schema_versions(component TEXT PRIMARY KEY, "
-         "version INTEGER NOT NULL, updated_ms INTEGER)");
-    exec("CREATE TABLE IF NOT EXISTS outbox(seq INTEGER PRIMARY KEY, msg_id TEXT NOT NULL, "
-         "kind TEXT NOT NULL, topic TEXT NOT NULL, payload TEXT NOT NULL, "
-         "created_ms INTEGER NOT NULL)");
+    db_->exec("CREATE TABLE IF NOT EXISTS schema_versions(component TEXT PRIMARY KEY, "
+              "version INTEGER NOT NULL, updated_ms INTEGER)");
+    db_->exec("CREATE TABLE IF NOT EXISTS outbox(seq INTEGER PRIMARY KEY, msg_id TEXT NOT NULL, "
+              "kind TEXT NOT NULL, topic TEXT NOT NULL, payload TEXT NOT NULL, "
+              "created_ms INTEGER NOT NULL)");
     // Finding the oldest summary when full must not scan past thousands of alerts.
-    exec("CREATE INDEX IF NOT EXISTS outbox_kind_seq ON outbox(kind, seq)");
-    exec("CREATE TABLE IF NOT EXISTS outbox_sequence(site TEXT PRIMARY KEY, "
-         "last_seq INTEGER NOT NULL)");
-    exec(("INSERT INTO schema_versions(component, version, updated_ms) VALUES('uplink', 1, " +
-          std::to_string(clock_.wallMs()) + ") ON CONFLICT(component) DO NOTHING")
-             .c_str());
-
-    sqlite3_stmt* s = prepare("SELECT version FROM schema_versions WHERE component='uplink'");
-    int version = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int(s, 0) : 0;
-    sqlite3_finalize(s);
+    db_->exec("CREATE INDEX IF NOT EXISTS outbox_kind_seq ON outbox(kind, seq)");
+    db_->exec("CREATE TABLE IF NOT EXISTS outbox_sequence(site TEXT PRIMARY KEY, "
+              "last_seq INTEGER NOT NULL)");
+    db_->exec("INSERT INTO schema_versions(component, version, updated_ms) VALUES('uplink', 1, " +
+              std::to_string(clock_.wallMs()) + ") ON CONFLICT(component) DO NOTHING");
+    int64_t version =
+        db_->scalarInt("SELECT version FROM schema_versions WHERE component='uplink'");
     if (version > kSchemaVersion) {
-      throw std::runtime_error("outbox: database has schema version " + std::to_string(version) +
-                               ", this build knows " + std::to_string(kSchemaVersion));
+      throw std::runtime_error("outbox: database has schema version " +
+                               std::to_string(version) + ", this build knows " +
+                               std::to_string(kSchemaVersion));
     }
-
-    // The next seq is above both this site's persisted counter and any row still queued (rows
+    // The boot's epoch is above this site's persisted sequence and any row still queued (rows
     // written under another site id share the table's key space).
-    s = prepare("SELECT MAX(COALESCE((SELECT last_seq FROM outbox_sequence WHERE site=?1), 0), "
-                "COALESCE((SELECT MAX(seq) FROM outbox), 0)), "
-                "(SELECT COUNT(*) FROM outbox), "
-                "(SELECT COALESCE(SUM(length(CAST(topic AS BLOB)) + "
-                "length(CAST(payload AS BLOB))), 0) FROM outbox)");
-    bindText(s, 1, site_id_);
-    if (sqlite3_step(s) == SQLITE_ROW) {
-      stats_.last_seq = sqlite3_column_int64(s, 0);
-      stats_.rows = sqlite3_column_int64(s, 1);
-      stats_.bytes = sqlite3_column_int64(s, 2);
+    Statement s = db_->prepare(
+        "SELECT MAX(COALESCE((SELECT last_seq FROM outbox_sequence WHERE site=?1), 0), "
+        "COALESCE((SELECT MAX(seq) FROM outbox), 0)), "
+        "(SELECT COUNT(*) FROM outbox), "
+        "(SELECT COALESCE(SUM(length(CAST(topic AS BLOB)) + length(CAST(payload AS BLOB))), 0) "
+        "FROM outbox), "
+        "(SELECT created_ms FROM outbox ORDER BY seq LIMIT 1)");
+    {
+      Statement::Scope scope(s);
+      s.bind(1, site_id_);
+      if (s.step()) {
+        last = s.columnInt(0);
+        stats_.rows = s.columnInt(1);
+        stats_.bytes = s.columnInt(2);
+        stats_.oldest_created_ms = s.columnInt(3);
+      }
     }
-    sqlite3_finalize(s);
-
-    insert_ = prepare("INSERT INTO outbox(seq, msg_id, kind, topic, payload, created_ms) "
-                      "VALUES(?1, ?2, ?3, ?4, ?5, ?6)");
-    save_seq_ = prepare("INSERT INTO outbox_sequence(site, last_seq) VALUES(?1, ?2) "
-                        "ON CONFLICT(site) DO UPDATE SET last_seq=excluded.last_seq");
-    delete_ = prepare("DELETE FROM outbox WHERE seq=?1 RETURNING "
-                      "length(CAST(topic AS BLOB)) + length(CAST(payload AS BLOB))");
-    // Fetching runs on a connection of its own: in WAL a reader never waits for a writer, so
-    // the uplink thread can send a just-committed alert while another thread's write (or this
-    // connection's, holding mu_) waits for the write lock.
-    read_db_ = openConnection(db_path);
-    if (sqlite3_prepare_v3(read_db_, "SELECT seq, msg_id, kind, topic, payload, created_ms "
-                                     "FROM outbox WHERE seq > ?1 ORDER BY seq LIMIT ?2",
-                           -1, SQLITE_PREPARE_PERSISTENT, &fetch_, nullptr) != SQLITE_OK) {
-      throw std::runtime_error(std::string("outbox: ") + sqlite3_errmsg(read_db_));
-    }
-    oldest_of_kind_ = prepare("SELECT seq, length(CAST(topic AS BLOB)) + "
-                              "length(CAST(payload AS BLOB)) FROM outbox WHERE kind=?1 "
-                              "ORDER BY seq LIMIT 1");
-    oldest_ = prepare("SELECT created_ms FROM outbox ORDER BY seq LIMIT 1");
-    begin_ = prepare("BEGIN IMMEDIATE");
-    commit_ = prepare("COMMIT");
-    rollback_ = prepare("ROLLBACK");
-  } catch (...) {
-    for (auto* st : {insert_, save_seq_, delete_, fetch_, oldest_of_kind_, oldest_, begin_,
-                     commit_, rollback_}) {
-      sqlite3_finalize(st);
-    }
-    sqlite3_close(read_db_);
-    sqlite3_close(db_);
-    db_ = nullptr;
-    read_db_ = nullptr;
-    throw;
+    // Fetching runs on a connection of its own: in WAL a reader never waits for a writer.
+    read_db_ = std::make_unique<Database>(db_path);
+    fetch_ = read_db_->prepare("SELECT seq, msg_id, kind, topic, payload, created_ms "
+                               "FROM outbox WHERE seq > ?1 ORDER BY seq LIMIT ?2");
+  } catch (const SqliteError& e) {
+    throw std::runtime_error(std::string("outbox: ") + e.what());
   }
+  epoch_ = (last >> kEpochShift) + 1;
+  stats_.last_seq = last;
+  saveEpoch(epoch_);
   std::lock_guard lock(mu_);
-  refreshOldestLocked();
-  publishGaugesLocked();
+  publishLocked();
 }
 
-Outbox::~Outbox() {
-  for (auto* st : {insert_, save_seq_, delete_, fetch_, oldest_of_kind_, oldest_, begin_, commit_,
-                   rollback_}) {
-    sqlite3_finalize(st);
+Outbox::~Outbox() = default;
+
+void Outbox::saveEpoch(int64_t epoch) {
+  // Durable before the first message of the epoch: after a crash the next boot starts above it,
+  // so no msg_id is ever given to two different messages. A connection of its own, so this
+  // never waits behind the outbox's write mutex.
+  try {
+    Database db(db_path_);
+    Transaction tx(db, Durability::Power);
+    db.prepare("INSERT INTO outbox_sequence(site, last_seq) VALUES(?1, ?2) "
+               "ON CONFLICT(site) DO UPDATE SET last_seq=MAX(last_seq, excluded.last_seq)")
+        .bind(1, site_id_)
+        .bind(2, epoch << kEpochShift)
+        .run();
+    tx.commit();
+  } catch (const SqliteError& e) {
+    spdlog::error("outbox: cannot record sequence epoch {} ({}); a crash before it is written "
+                  "may reuse message ids of this boot",
+                  epoch, e.what());
   }
-  sqlite3_close(read_db_);
-  sqlite3_close(db_);
 }
 
-void Outbox::exec(const char* sql) {
-  char* err = nullptr;
-  if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
-    std::string msg = err != nullptr ? err : "unknown error";
-    sqlite3_free(err);
-    throw std::runtime_error(std::string("outbox: ") + msg + " in: " + sql);
-  }
-}
-
-sqlite3_stmt* Outbox::prepare(const char* sql) {
-  sqlite3_stmt* s = nullptr;
-  if (sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, nullptr) != SQLITE_OK) {
-    throw std::runtime_error(std::string("outbox: ") + sqlite3_errmsg(db_) + " in: " + sql);
-  }
-  return s;
+int64_t Outbox::epoch() const {
+  std::lock_guard lock(mu_);
+  return epoch_;
 }
 
 void Outbox::setDropHandler(DropHandler handler) {
@@ -217,222 +158,443 @@ void Outbox::setDropHandler(DropHandler handler) {
   drop_handler_ = std::move(handler);
 }
 
-bool Outbox::dropOldestLocked(Kind& dropped_kind) {
-  int64_t best_seq = 0;
-  int64_t best_bytes = 0;
-  Kind best_kind = Kind::Summary;
-  for (Kind k : kDropOrder) {
-    StmtGuard g(oldest_of_kind_);
-    sqlite3_bind_text(oldest_of_kind_, 1, kindName(k), -1, SQLITE_STATIC);
-    if (sqlite3_step(oldest_of_kind_) == SQLITE_ROW) {
-      int64_t seq = sqlite3_column_int64(oldest_of_kind_, 0);
-      if (best_seq == 0 || seq < best_seq) {
-        best_seq = seq;
-        best_bytes = sqlite3_column_int64(oldest_of_kind_, 1);
-        best_kind = k;
-      }
-    }
-  }
-  if (best_seq == 0) {
-    return false;
-  }
-  StmtGuard g(delete_);
-  sqlite3_bind_int64(delete_, 1, best_seq);
-  if (sqlite3_step(delete_) != SQLITE_ROW) {
-    return false;
-  }
-  stats_.rows -= 1;
-  stats_.bytes -= best_bytes;
-  dropped_kind = best_kind;
-  return true;
+void Outbox::setWakeHandler(WakeHandler handler) {
+  std::lock_guard lock(mu_);
+  wake_handler_ = std::move(handler);
 }
 
-std::optional<std::vector<int64_t>> Outbox::append(std::vector<Entry> entries) {
-  std::vector<int64_t> seqs(entries.size(), 0);
-  std::array<uint64_t, kKindCount> dropped_now{};
-  DropHandler handler;
-  std::vector<std::pair<Kind, uint64_t>> notify;
+int64_t Outbox::nextSeqLocked() {
+  if (counter_ >= kMaxCounter) {
+    // Four billion messages in one boot: start a new epoch (rare; a short durable write).
+    ++epoch_;
+    counter_ = 0;
+    saveEpoch(epoch_);
+  }
+  return (epoch_ << kEpochShift) + ++counter_;
+}
+
+std::vector<int64_t> Outbox::stageLocked(std::vector<Entry>& entries, Writer writer,
+                                         std::vector<OutboxRow>* copies) {
+  std::vector<int64_t> seqs;
+  seqs.reserve(entries.size());
+  const int64_t now_ms = clock_.wallMs();
+  for (auto& e : entries) {
+    Staged s;
+    s.writer = writer;
+    s.row.seq = nextSeqLocked();
+    s.row.msg_id = site_id_ + ":" + std::to_string(s.row.seq);
+    s.row.kind = e.kind;
+    s.row.created_ms = now_ms;
+    e.render(s.row.msg_id, s.row.topic, s.row.payload);
+    stats_.rows += 1;
+    stats_.bytes += rowBytes(s.row);
+    stats_.unwritten += 1;
+    stats_.last_seq = s.row.seq;
+    if (copies != nullptr) {
+      copies->push_back(s.row);
+    }
+    seqs.push_back(s.row.seq);
+    staged_.emplace(s.row.seq, std::move(s));
+  }
+  publishLocked();
+  return seqs;
+}
+
+std::vector<int64_t> Outbox::stageAndWake(std::vector<Entry>& entries, Writer writer,
+                                          std::vector<OutboxRow>* copies) {
+  std::vector<int64_t> seqs;
+  WakeHandler wake;
   {
     std::lock_guard lock(mu_);
-    const OutboxStats before = stats_;
-    auto fail = [&](const char* what) {
-      spdlog::error("outbox: {} failed: {}", what, sqlite3_errmsg(db_));
-      sqlite3_reset(rollback_);
-      sqlite3_step(rollback_);
-      sqlite3_reset(rollback_);
-      stats_ = before;
-      return std::nullopt;
-    };
-    {
-      StmtGuard g(begin_);
-      if (sqlite3_step(begin_) != SQLITE_DONE) {
-        spdlog::error("outbox: begin failed: {}", sqlite3_errmsg(db_));
-        return std::nullopt;
-      }
-    }
-    const int64_t now_ms = clock_.wallMs();
-    std::string topic;
-    std::string payload;
-    for (size_t i = 0; i < entries.size(); ++i) {
-      const Entry& e = entries[i];
-      const int64_t seq = stats_.last_seq + 1;
-      std::string msg_id = site_id_ + ":" + std::to_string(seq);
-      topic.clear();
-      payload.clear();
-      e.render(msg_id, topic, payload);
-      const auto size = static_cast<int64_t>(topic.size() + payload.size());
-      bool refused = false;
-      while (stats_.rows + 1 > limits_.max_rows || stats_.bytes + size > limits_.max_bytes) {
-        Kind k;
-        if (!dropOldestLocked(k)) {
-          if (isDroppable(e.kind)) {
-            refused = true;
-            dropped_now[static_cast<size_t>(e.kind)] += 1;
-          } else {
-            stats_.over_cap_kept += 1;
-          }
-          break;
-        }
-        dropped_now[static_cast<size_t>(k)] += 1;
-      }
-      if (refused) {
-        continue;
-      }
-      StmtGuard g(insert_);
-      sqlite3_bind_int64(insert_, 1, seq);
-      bindText(insert_, 2, msg_id);
-      sqlite3_bind_text(insert_, 3, kindName(e.kind), -1, SQLITE_STATIC);
-      bindText(insert_, 4, topic);
-      bindText(insert_, 5, payload);
-      sqlite3_bind_int64(insert_, 6, now_ms);
-      if (sqlite3_step(insert_) != SQLITE_DONE) {
-        return fail("insert");
-      }
-      stats_.last_seq = seq;
-      stats_.rows += 1;
-      stats_.bytes += size;
-      seqs[i] = seq;
-    }
-    {
-      StmtGuard g(save_seq_);
-      bindText(save_seq_, 1, site_id_);
-      sqlite3_bind_int64(save_seq_, 2, stats_.last_seq);
-      if (sqlite3_step(save_seq_) != SQLITE_DONE) {
-        return fail("saving the sequence");
-      }
-    }
-    {
-      StmtGuard g(commit_);
-      if (sqlite3_step(commit_) != SQLITE_DONE) {
-        return fail("commit");
-      }
-    }
-    bool any_dropped = false;
-    for (size_t k = 0; k < kKindCount; ++k) {
-      if (dropped_now[k] > 0) {
-        stats_.dropped[k] += dropped_now[k];
-        dropped_counters_[k]->inc(dropped_now[k]);
-        any_dropped = true;
-      }
-    }
-    if (any_dropped || before.rows == 0) {
-      refreshOldestLocked();
-    }
-    publishGaugesLocked();
-    if (any_dropped && drop_handler_) {
-      handler = drop_handler_;
-      for (size_t k = 0; k < kKindCount; ++k) {
-        if (dropped_now[k] > 0) {
-          notify.emplace_back(static_cast<Kind>(k), stats_.dropped[k]);
-        }
-      }
-    }
+    seqs = stageLocked(entries, writer, copies);
+    wake = wake_handler_;
   }
-  for (const auto& [kind, total] : notify) {
-    handler(kind, total);
+  if (wake) {
+    wake();
   }
   return seqs;
 }
 
-std::vector<OutboxRow> Outbox::fetchAfter(int64_t after_seq, int limit) {
+std::optional<std::vector<int64_t>> Outbox::append(std::vector<Entry> entries) {
+  std::vector<int64_t> seqs = stageAndWake(entries, Writer::Own, nullptr);
+  if (!persist()) {
+    return std::nullopt;
+  }
+  // A droppable message refused for lack of room was dropped by persist() before it was
+  // written: it is neither staged nor on disk.
+  std::lock_guard lock(mu_);
+  for (auto& seq : seqs) {
+    auto it = staged_.find(seq);
+    if (it == staged_.end() && refused_.erase(seq) > 0) {
+      seq = 0;
+    }
+  }
+  while (refused_.size() > 1024) {  // refusals of post()ed messages nobody asks about
+    refused_.erase(refused_.begin());
+  }
+  return seqs;
+}
+
+std::vector<int64_t> Outbox::post(std::vector<Entry> entries) {
+  return stageAndWake(entries, Writer::Own, nullptr);
+}
+
+storage::DurableWrite Outbox::stage(std::vector<Entry> entries) {
+  auto rows = std::make_shared<std::vector<OutboxRow>>();
+  std::vector<int64_t> seqs = stageAndWake(entries, Writer::External, rows.get());
+  storage::DurableWrite w;
+  w.bytes = 128;
+  for (const auto& r : *rows) {
+    w.bytes += static_cast<size_t>(rowBytes(r)) + r.msg_id.size();
+  }
+  w.apply = [rows](Database& db) {
+    Statement ins = db.prepare(kInsert);
+    for (const auto& r : *rows) {
+      insertRow(ins, r);
+    }
+  };
+  w.committed = [this, seqs = std::move(seqs)] { committed(seqs); };
+  return w;
+}
+
+void Outbox::committed(const std::vector<int64_t>& seqs) {
+  std::lock_guard lock(mu_);
+  for (int64_t seq : seqs) {
+    auto it = staged_.find(seq);
+    if (it == staged_.end()) {
+      continue;
+    }
+    if (it->second.acked) {
+      late_delete_.insert(seq);
+    }
+    staged_.erase(it);
+    stats_.unwritten -= 1;
+  }
+  trim_due_ = trim_due_ || stats_.rows > limits_.max_rows || stats_.bytes > limits_.max_bytes;
+  if (stats_.oldest_created_ms == 0 && !seqs.empty()) {
+    stats_.oldest_created_ms = clock_.wallMs();
+  }
+  publishLocked();
+}
+
+bool Outbox::persist() {
+  std::lock_guard wlock(write_mu_);
+  bool deleted = deletePending();
   std::vector<OutboxRow> rows;
-  std::lock_guard lock(read_mu_);
-  StmtGuard g(fetch_);
-  sqlite3_bind_int64(fetch_, 1, after_seq);
-  sqlite3_bind_int(fetch_, 2, limit);
-  int rc;
-  while ((rc = sqlite3_step(fetch_)) == SQLITE_ROW) {
-    OutboxRow r;
-    r.seq = sqlite3_column_int64(fetch_, 0);
-    r.msg_id = columnText(fetch_, 1);
-    r.kind = parseKind(columnText(fetch_, 2)).value_or(Kind::Summary);
-    r.topic = columnText(fetch_, 3);
-    r.payload = columnText(fetch_, 4);
-    r.created_ms = sqlite3_column_int64(fetch_, 5);
-    rows.push_back(std::move(r));
+  int64_t rows_now = 0;
+  int64_t bytes_now = 0;
+  {
+    std::lock_guard lock(mu_);
+    for (auto& [seq, s] : staged_) {
+      if (s.writer == Writer::Own && !s.acked && !s.writing) {
+        s.writing = true;
+        rows.push_back(s.row);
+      }
+    }
+    rows_now = stats_.rows;
+    bytes_now = stats_.bytes;
+    // With nothing new to write, trim only after others wrote rows (the alerts' own
+    // transactions): an outbox full of alerts is not scanned again on every call.
+    if (rows.empty() && !trim_due_) {
+      return deleted;
+    }
+    trim_due_ = false;
   }
-  if (rc != SQLITE_DONE) {
-    spdlog::error("outbox: fetch failed: {}", sqlite3_errmsg(read_db_));
+  const bool over = rows_now > limits_.max_rows || bytes_now > limits_.max_bytes;
+  if (rows.empty() && !over) {
+    return deleted;
   }
-  return rows;
+  std::array<uint64_t, kKindCount> dropped_now{};
+  std::set<int64_t> refused;  // staged, dropped before being written
+  int64_t trimmed_rows = 0;   // on disk, dropped
+  int64_t trimmed_bytes = 0;
+  uint64_t kept_over = 0;
+  int64_t oldest = 0;
+  try {
+    Transaction tx(*db_, Durability::Power);
+    // Make room: the oldest droppable message goes first, on disk or about to be written.
+    Statement oldest_of_kind = db_->prepare(
+        "SELECT seq, length(CAST(topic AS BLOB)) + length(CAST(payload AS BLOB)) FROM outbox "
+        "WHERE kind=?1 ORDER BY seq LIMIT 1");
+    Statement del = db_->prepare("DELETE FROM outbox WHERE seq=?1");
+    while (rows_now > limits_.max_rows || bytes_now > limits_.max_bytes) {
+      int64_t best_seq = 0;
+      int64_t best_bytes = 0;
+      Kind best_kind = Kind::Summary;
+      bool on_disk = false;
+      for (Kind k : kDropOrder) {
+        Statement::Scope scope(oldest_of_kind);
+        oldest_of_kind.bind(1, kindName(k));
+        if (oldest_of_kind.step()) {
+          int64_t seq = oldest_of_kind.columnInt(0);
+          if (best_seq == 0 || seq < best_seq) {
+            best_seq = seq;
+            best_bytes = oldest_of_kind.columnInt(1);
+            best_kind = k;
+            on_disk = true;
+          }
+        }
+      }
+      for (const auto& r : rows) {
+        if (isDroppable(r.kind) && refused.count(r.seq) == 0) {
+          if (best_seq == 0 || r.seq < best_seq) {
+            best_seq = r.seq;
+            best_bytes = rowBytes(r);
+            best_kind = r.kind;
+            on_disk = false;
+          }
+          break;  // rows are in seq order: the first droppable one is the oldest
+        }
+      }
+      if (best_seq == 0) {
+        for (const auto& r : rows) {
+          kept_over += isDroppable(r.kind) ? 0 : 1;
+        }
+        break;
+      }
+      if (on_disk) {
+        del.bind(1, best_seq).run();
+        trimmed_rows += 1;
+        trimmed_bytes += best_bytes;
+      } else {
+        refused.insert(best_seq);
+      }
+      rows_now -= 1;
+      bytes_now -= best_bytes;
+      dropped_now[static_cast<size_t>(best_kind)] += 1;
+    }
+    Statement ins = db_->prepare(kInsert);
+    for (const auto& r : rows) {
+      if (refused.count(r.seq) == 0) {
+        insertRow(ins, r);
+      }
+    }
+    tx.commit();
+    oldest = db_->scalarInt("SELECT created_ms FROM outbox ORDER BY seq LIMIT 1");
+  } catch (const SqliteError& e) {
+    std::lock_guard lock(mu_);
+    for (const auto& r : rows) {
+      if (auto it = staged_.find(r.seq); it != staged_.end()) {
+        it->second.writing = false;
+      }
+    }
+    write_log_.warn("outbox: {} messages not written yet (kept in memory, sent anyway): {}",
+                    rows.size(), e.what());
+    return false;
+  }
+  DropHandler handler;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& r : rows) {
+      auto it = staged_.find(r.seq);
+      if (it == staged_.end()) {
+        continue;
+      }
+      const bool was_refused = refused.count(r.seq) > 0;
+      if (it->second.acked && !was_refused) {
+        late_delete_.insert(r.seq);  // acknowledged while being written
+      } else if (!it->second.acked && was_refused) {
+        stats_.rows -= 1;
+        stats_.bytes -= rowBytes(r);
+        refused_.insert(r.seq);
+      }
+      staged_.erase(it);
+      stats_.unwritten -= 1;
+    }
+    stats_.rows -= trimmed_rows;
+    stats_.bytes -= trimmed_bytes;
+    stats_.over_cap_kept += kept_over;
+    stats_.oldest_created_ms = oldest;
+    bool any = false;
+    for (size_t k = 0; k < kKindCount; ++k) {
+      if (dropped_now[k] > 0) {
+        stats_.dropped[k] += dropped_now[k];
+        dropped_counters_[k]->inc(dropped_now[k]);
+        any = true;
+      }
+    }
+    publishLocked();
+    if (any) {
+      handler = drop_handler_;
+      for (size_t k = 0; k < kKindCount; ++k) {
+        dropped_now[k] = dropped_now[k] > 0 ? stats_.dropped[k] : 0;
+      }
+    }
+  }
+  if (handler) {
+    for (size_t k = 0; k < kKindCount; ++k) {
+      if (dropped_now[k] > 0) {
+        handler(static_cast<Kind>(k), dropped_now[k]);
+      }
+    }
+  }
+  return deleted;
 }
 
 bool Outbox::remove(const std::vector<int64_t>& seqs) {
   if (seqs.empty()) {
     return true;
   }
-  std::lock_guard lock(mu_);
-  const OutboxStats before = stats_;
   {
-    StmtGuard g(begin_);
-    if (sqlite3_step(begin_) != SQLITE_DONE) {
-      spdlog::error("outbox: begin failed: {}", sqlite3_errmsg(db_));
-      return false;
-    }
-  }
-  for (int64_t seq : seqs) {
-    StmtGuard g(delete_);
-    sqlite3_bind_int64(delete_, 1, seq);
-    int rc = sqlite3_step(delete_);
-    if (rc == SQLITE_ROW) {
+    std::lock_guard lock(mu_);
+    for (int64_t seq : seqs) {
+      auto it = staged_.find(seq);
+      if (it == staged_.end()) {
+        delete_.insert(seq);
+        continue;
+      }
+      Staged& s = it->second;
+      if (s.acked) {
+        continue;
+      }
+      s.acked = true;
       stats_.rows -= 1;
-      stats_.bytes -= sqlite3_column_int64(delete_, 0);
-      rc = sqlite3_step(delete_);
+      stats_.bytes -= rowBytes(s.row);
+      if (s.writer == Writer::Own && !s.writing) {
+        // Never written and no longer needed.
+        staged_.erase(it);
+        stats_.unwritten -= 1;
+      }
     }
-    if (rc != SQLITE_DONE) {
-      spdlog::error("outbox: delete failed: {}", sqlite3_errmsg(db_));
-      sqlite3_reset(rollback_);
-      sqlite3_step(rollback_);
-      sqlite3_reset(rollback_);
-      stats_ = before;
-      return false;
-    }
+    publishLocked();
   }
-  StmtGuard g(commit_);
-  if (sqlite3_step(commit_) != SQLITE_DONE) {
-    spdlog::error("outbox: commit of deletions failed: {}", sqlite3_errmsg(db_));
-    sqlite3_reset(rollback_);
-    sqlite3_step(rollback_);
-    sqlite3_reset(rollback_);
-    stats_ = before;
+  std::lock_guard wlock(write_mu_);
+  return deletePending();
+}
+
+bool Outbox::deletePending() {
+  std::vector<int64_t> counted;
+  std::vector<int64_t> late;
+  {
+    std::lock_guard lock(mu_);
+    counted.assign(delete_.begin(), delete_.end());
+    late.assign(late_delete_.begin(), late_delete_.end());
+  }
+  if (counted.empty() && late.empty()) {
+    return true;
+  }
+  int64_t rows = 0;
+  int64_t bytes = 0;
+  int64_t oldest = 0;
+  try {
+    Transaction tx(*db_, Durability::Power);
+    Statement del = db_->prepare("DELETE FROM outbox WHERE seq=?1 RETURNING "
+                                 "length(CAST(topic AS BLOB)) + length(CAST(payload AS BLOB))");
+    for (int64_t seq : counted) {
+      Statement::Scope scope(del);
+      del.bind(1, seq);
+      if (del.step()) {
+        rows += 1;
+        bytes += del.columnInt(0);
+      }
+    }
+    Statement late_del = db_->prepare("DELETE FROM outbox WHERE seq=?1");
+    for (int64_t seq : late) {
+      late_del.bind(1, seq).run();
+    }
+    tx.commit();
+    oldest = db_->scalarInt("SELECT created_ms FROM outbox ORDER BY seq LIMIT 1");
+  } catch (const SqliteError& e) {
+    // The rows stay and are not sent again (excluded from fetchAfter); tried again later. A
+    // crash meanwhile sends them once more, with the same msg_id.
+    write_log_.warn("outbox: deleting {} acknowledged messages failed: {}",
+                    counted.size() + late.size(), e.what());
     return false;
   }
-  refreshOldestLocked();
-  publishGaugesLocked();
+  std::lock_guard lock(mu_);
+  for (int64_t seq : counted) {
+    delete_.erase(seq);
+  }
+  for (int64_t seq : late) {
+    late_delete_.erase(seq);
+  }
+  stats_.rows -= rows;
+  stats_.bytes -= bytes;
+  stats_.oldest_created_ms = oldest;
+  publishLocked();
   return true;
 }
 
-void Outbox::refreshOldestLocked() {
-  StmtGuard g(oldest_);
-  stats_.oldest_created_ms =
-      sqlite3_step(oldest_) == SQLITE_ROW ? sqlite3_column_int64(oldest_, 0) : 0;
+std::vector<OutboxRow> Outbox::fetchAfter(int64_t after_seq, int limit) {
+  std::vector<OutboxRow> staged;
+  std::set<int64_t> excluded;
+  {
+    // The memory part first: a message committed after this looks is found on disk below
+    // (the read starts later), one committed before is on disk already.
+    std::lock_guard lock(mu_);
+    for (auto it = staged_.upper_bound(after_seq);
+         it != staged_.end() && static_cast<int>(staged.size()) < limit; ++it) {
+      if (!it->second.acked) {
+        staged.push_back(it->second.row);
+      }
+    }
+    excluded = delete_;
+    excluded.insert(late_delete_.begin(), late_delete_.end());
+    for (const auto& [seq, s] : staged_) {
+      if (s.acked) {
+        excluded.insert(seq);
+      }
+    }
+  }
+  std::vector<OutboxRow> rows;
+  bool full = false;
+  {
+    std::lock_guard lock(read_mu_);
+    try {
+      Statement::Scope scope(fetch_);
+      fetch_.bind(1, after_seq).bind(2, limit);
+      int n = 0;
+      while (fetch_.step()) {
+        ++n;
+        OutboxRow r;
+        r.seq = fetch_.columnInt(0);
+        if (excluded.count(r.seq) > 0) {
+          continue;
+        }
+        r.msg_id = fetch_.columnText(1);
+        r.kind = parseKind(fetch_.columnText(2)).value_or(Kind::Summary);
+        r.topic = fetch_.columnText(3);
+        r.payload = fetch_.columnText(4);
+        r.created_ms = fetch_.columnInt(5);
+        rows.push_back(std::move(r));
+      }
+      full = n >= limit;
+    } catch (const SqliteError& e) {
+      write_log_.warn("outbox: fetch failed: {}", e.what());
+      return {};
+    }
+  }
+  // A full page from disk ends where the disk's next page would begin: staged messages beyond
+  // it wait for the next call, so nothing is skipped.
+  const int64_t cut = full && !rows.empty() ? rows.back().seq : INT64_MAX;
+  for (auto& s : staged) {
+    if (s.seq <= cut) {
+      rows.push_back(std::move(s));
+    }
+  }
+  std::sort(rows.begin(), rows.end(),
+            [](const OutboxRow& a, const OutboxRow& b) { return a.seq < b.seq; });
+  rows.erase(std::unique(rows.begin(), rows.end(),
+                         [](const OutboxRow& a, const OutboxRow& b) { return a.seq == b.seq; }),
+             rows.end());
+  if (static_cast<int>(rows.size()) > limit) {
+    rows.resize(static_cast<size_t>(limit));
+  }
+  return rows;
 }
 
-void Outbox::publishGaugesLocked() {
+void Outbox::publishLocked() {
   depth_gauge_.set(static_cast<double>(stats_.rows));
   bytes_gauge_.set(static_cast<double>(stats_.bytes));
+  OutboxStats copy = stats_;
+  if (!staged_.empty()) {
+    int64_t first = staged_.begin()->second.row.created_ms;
+    if (copy.oldest_created_ms == 0 || first < copy.oldest_created_ms) {
+      copy.oldest_created_ms = first;
+    }
+  }
   std::lock_guard lock(published_mu_);
-  published_ = stats_;
+  published_ = copy;
 }
 
 OutboxStats Outbox::stats() const {

@@ -4,17 +4,20 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "core/clock.h"
+#include "core/log.h"
 #include "core/metrics.h"
-
-struct sqlite3;
-struct sqlite3_stmt;
+#include "gateway/storage/durable.h"
+#include "gateway/storage/sqlite.h"
 
 namespace hgj::uplink {
 
@@ -28,7 +31,7 @@ std::optional<Kind> parseKind(std::string_view name);
 /// are never dropped.
 bool isDroppable(Kind kind);
 
-/// One committed upstream message, ready to publish as is.
+/// One upstream message, ready to publish as is.
 struct OutboxRow {
   int64_t seq = 0;
   std::string msg_id;
@@ -39,28 +42,40 @@ struct OutboxRow {
 };
 
 struct OutboxStats {
-  int64_t rows = 0;
-  int64_t bytes = 0;          ///< topic + payload bytes of all rows
-  int64_t oldest_created_ms = 0;  ///< 0 when empty
+  int64_t rows = 0;               ///< messages not yet acknowledged (on disk or in memory)
+  int64_t bytes = 0;              ///< their topic + payload bytes
+  int64_t oldest_created_ms = 0;  ///< oldest row on disk; 0 when none
   int64_t last_seq = 0;
+  int64_t unwritten = 0;          ///< messages in memory only (not yet committed)
   std::array<uint64_t, kKindCount> dropped{};  ///< by Kind, since this object was created
   uint64_t over_cap_kept = 0;  ///< alerts/results kept although the outbox was full
 };
 
-/// The durable store-and-forward queue of upstream messages: table `outbox` in the gateway's
-/// SQLite file, on a connection of its own (WAL, busy_timeout, synchronous=FULL so a commit
-/// survives a power cut). `seq` comes from a per-site counter persisted in `outbox_sequence` in
-/// the same transaction as the row, so `msg_id = "{site}:{seq}"` strictly increases across
-/// restarts and kill -9. Bounded in rows and bytes: when full, the oldest droppable rows
-/// (summary, telemetry, status; oldest first) are deleted and counted; alerts and command
-/// results are never dropped (they are kept over the cap and counted in `over_cap_kept`).
+/// The store-and-forward queue of upstream messages: the `outbox` table of the gateway's
+/// database plus, in memory, the messages of this boot that are not yet committed.
 ///
-/// Thread-safe: append() is called by the pipeline thread (alerts) and the uplink threads
-/// (summaries, results); remove() by the uplink writer thread, fetchAfter() by the uplink thread.
-/// One mutex serialises the write connection (a call holds it for one transaction, including the
-/// wait for SQLite's write lock); fetchAfter() reads on a second connection and stats() reads a
-/// copy, so neither ever waits for a writer. Lock waits poll every 0.1 ms for the first 5 ms
-/// (SQLite's default handler sleeps up to 100 ms between tries), up to 5 s.
+/// Sequence: `seq = epoch * 2^32 + n`, where the epoch is this boot's number, made durable
+/// (`outbox_sequence.last_seq = epoch * 2^32`) in the constructor before any message exists,
+/// and n counts from 1 in memory. So `msg_id = "{site}:{seq}"` strictly increases per site
+/// across restarts and crashes, and no two messages ever share one, without a write per
+/// message.
+///
+/// A message is visible to fetchAfter() (and so published) from the moment it is staged, before
+/// its row is committed: the uplink never waits for the disk. Its row is committed either by
+/// the outbox's own connection (append(): at once; post(): by persist() on the uplink writer
+/// thread) or in someone else's transaction (stage(): the alert's own transaction, one fsync for
+/// both). A message whose commit fails stays in memory, is still sent, and is written again by
+/// persist() once the disk takes it. A row is deleted only after its PUBACK (remove()); a
+/// message acknowledged before its row was committed is deleted right after the commit.
+///
+/// Bounded in rows and bytes: when full, the oldest droppable rows (summary, telemetry,
+/// status; oldest first) are deleted and counted; alerts and command results are never dropped
+/// (kept over the cap and counted in `over_cap_kept`). The memory part holds only messages not
+/// yet committed, so it is small unless the disk fails.
+///
+/// Thread-safe. One mutex guards the memory part (never held across a disk operation); a
+/// second serialises the write connection; fetchAfter() reads on a third connection, so
+/// publishing never waits for a writer.
 class Outbox {
 public:
   struct Limits {
@@ -74,39 +89,68 @@ public:
     Kind kind = Kind::Summary;
     Render render;
   };
-  /// Called (on the appending thread, outside the lock) after rows were dropped to make room.
+  /// Called (outside the lock) after rows were dropped to make room.
   using DropHandler = std::function<void(Kind kind, uint64_t dropped_total)>;
+  /// Called (outside the lock, on the staging thread) after messages were staged: the uplink
+  /// thread has something to send.
+  using WakeHandler = std::function<void()>;
 
-  /// Opens (creating when needed) the tables in `db_path`. Throws std::runtime_error when the
-  /// database cannot be opened or has a newer schema.
+  /// Opens (creating when needed) the tables in `db_path` and makes this boot's epoch durable.
+  /// Throws std::runtime_error when the database cannot be opened or has a newer schema.
   Outbox(const std::string& db_path, const std::string& site_id, Limits limits,
          const core::Clock& clock, core::MetricsRegistry& metrics);
   ~Outbox();
   Outbox(const Outbox&) = delete;
   Outbox& operator=(const Outbox&) = delete;
 
-  /// Commits all entries in one transaction before returning. Returns each entry's seq (0 for a
-  /// droppable entry refused because the outbox is full of undroppable rows), or nullopt when
-  /// SQLite failed (nothing was committed; logged).
+  /// Stages the entries and commits them on the outbox's connection before returning. Returns
+  /// each entry's seq (0 for a droppable entry refused because the outbox is full of
+  /// undroppable rows), or nullopt when the commit failed: the messages then stay in memory,
+  /// are sent, and are written by a later persist().
   std::optional<std::vector<int64_t>> append(std::vector<Entry> entries);
-  /// Rows with seq > `after_seq`, oldest first, at most `limit`.
+  /// Stages the entries for sending now; persist() commits them. Never waits for the disk.
+  std::vector<int64_t> post(std::vector<Entry> entries);
+  /// Stages the entries for sending now and returns the write that records them, to be
+  /// committed in the caller's own transaction (DurableSink). Never waits for the disk.
+  storage::DurableWrite stage(std::vector<Entry> entries);
+  /// Commits what post() staged and what failed before, drops over the cap, deletes rows
+  /// acknowledged before they were committed. Uplink writer thread (or any, serialised).
+  /// False when something is still unwritten.
+  bool persist();
+  /// Messages with seq > `after_seq`, oldest first, at most `limit`: the committed rows merged
+  /// with the staged ones, without those already acknowledged.
   std::vector<OutboxRow> fetchAfter(int64_t after_seq, int limit);
-  /// Deletes acknowledged rows (absent ones are ignored) in one durable transaction.
+  /// The broker acknowledged these messages: their rows are deleted (one durable transaction;
+  /// a failure is retried by persist()), staged ones forgotten. False when a delete failed.
   bool remove(const std::vector<int64_t>& seqs);
 
   OutboxStats stats() const;
   void setDropHandler(DropHandler handler);
+  void setWakeHandler(WakeHandler handler);
+  int64_t epoch() const;
 
   static constexpr int kSchemaVersion = 1;
 
 private:
-  void exec(const char* sql);
-  sqlite3_stmt* prepare(const char* sql);
-  void refreshOldestLocked();
-  void publishGaugesLocked();
-  // Deletes the oldest droppable row; false when there is none.
-  bool dropOldestLocked(Kind& dropped_kind);
+  enum class Writer : uint8_t { Own, External };
+  struct Staged {
+    OutboxRow row;
+    Writer writer = Writer::Own;
+    bool acked = false;    // acknowledged: not sent again; its row is deleted once committed
+    bool writing = false;  // in a persist() transaction right now
+  };
 
+  std::vector<int64_t> stageLocked(std::vector<Entry>& entries, Writer writer,
+                                   std::vector<OutboxRow>* copies);
+  std::vector<int64_t> stageAndWake(std::vector<Entry>& entries, Writer writer,
+                                    std::vector<OutboxRow>* copies);
+  int64_t nextSeqLocked();
+  void saveEpoch(int64_t epoch);
+  void committed(const std::vector<int64_t>& seqs);
+  bool deletePending();
+  void publishLocked();
+
+  const std::string db_path_;
   const std::string site_id_;
   const Limits limits_;
   const core::Clock& clock_;
@@ -115,22 +159,28 @@ private:
   std::array<core::Counter*, kKindCount> dropped_counters_{};
 
   mutable std::mutex mu_;
-  sqlite3* db_ = nullptr;           // guarded by mu_: the write connection
-  sqlite3_stmt* insert_ = nullptr;  // guarded by mu_
-  sqlite3_stmt* save_seq_ = nullptr;
-  sqlite3_stmt* delete_ = nullptr;
+  std::map<int64_t, Staged> staged_;        // guarded by mu_: not yet committed
+  std::set<int64_t> delete_;                // guarded by mu_: committed rows to delete, counted
+  std::set<int64_t> late_delete_;           // guarded by mu_: acked before their commit
+  std::set<int64_t> refused_;               // guarded by mu_: dropped before being written
+  bool trim_due_ = false;                   // guarded by mu_: rows written by others, over cap
+  int64_t epoch_ = 0;                       // guarded by mu_
+  int64_t counter_ = 0;                     // guarded by mu_
+  OutboxStats stats_;                       // guarded by mu_
+  DropHandler drop_handler_;                // guarded by mu_
+  WakeHandler wake_handler_;                // guarded by mu_
+
+  std::mutex write_mu_;
+  std::unique_ptr<storage::Database> db_;    // guarded by write_mu_
   std::mutex read_mu_;
-  sqlite3* read_db_ = nullptr;      // guarded by read_mu_
-  sqlite3_stmt* fetch_ = nullptr;   // guarded by read_mu_, on read_db_
-  sqlite3_stmt* oldest_of_kind_ = nullptr;
-  sqlite3_stmt* oldest_ = nullptr;
-  sqlite3_stmt* begin_ = nullptr;
-  sqlite3_stmt* commit_ = nullptr;
-  sqlite3_stmt* rollback_ = nullptr;
-  OutboxStats stats_;  // guarded by mu_: the working copy
+  std::unique_ptr<storage::Database> read_db_;  // guarded by read_mu_
+  storage::Statement fetch_;                    // guarded by read_mu_
+
   mutable std::mutex published_mu_;
-  OutboxStats published_;  // guarded by published_mu_: stats_ after the last commit
-  DropHandler drop_handler_;  // set before use, read under mu_
+  OutboxStats published_;  // guarded by published_mu_: a copy for other threads
+
+  // A failing disk fails every write and fetch: warn a few times a minute, not per ack.
+  core::RateLimitedLog write_log_{5, std::chrono::seconds(60)};
 };
 
 } // namespace hgj::uplink

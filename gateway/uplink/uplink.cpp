@@ -135,6 +135,13 @@ Uplink::Uplink(const UplinkConfig& config, const std::string& site_id, const std
     outbox_ = std::make_unique<Outbox>(
         db_path, site_id, Outbox::Limits{config_.outbox.max_rows, config_.outbox.max_bytes},
         clock_, metrics);
+    outbox_->setWakeHandler([this] {
+      {
+        std::lock_guard lock(mu_);
+        work_ = true;
+      }
+      wake_.notify_one();
+    });
   }
 }
 
@@ -219,10 +226,13 @@ void Uplink::runWriter() {
       batches = deletes_queued_;
     }
     if (!deletes.empty()) {
-      // A failed delete leaves the rows in place: they are sent again after the next reconnect,
-      // a duplicate with the same msg_id, never a loss.
+      // A failed delete is tried again by persist(); the rows are not sent again meanwhile
+      // (a crash before the delete sends them once more, with the same msg_id).
       outbox_->remove(deletes);
     }
+    // Command results posted by the uplink thread, messages whose commit failed (full disk),
+    // rows acknowledged before their commit: all written here, off the publishing path.
+    outbox_->persist();
     {
       std::lock_guard lock(writer_mu_);
       deletes_done_count_ = batches;
@@ -261,15 +271,26 @@ bool Uplink::enqueueMany(std::vector<Message> messages) {
                        }});
   }
   auto seqs = outbox_->append(std::move(entries));
-  {
-    std::lock_guard lock(mu_);
-    work_ = true;
-  }
-  wake_.notify_one();
   if (!seqs) {
     return false;
   }
   return std::none_of(seqs->begin(), seqs->end(), [](int64_t s) { return s == 0; });
+}
+
+std::optional<storage::DurableWrite> Uplink::stage(Kind kind, const std::string& subtopic,
+                                                   json body) {
+  if (!outbox_) {
+    return std::nullopt;
+  }
+  const int64_t ts = clock_.wallMs();
+  std::vector<Outbox::Entry> entries;
+  entries.push_back({kind, [this, kind, &subtopic, &body, ts](const std::string& msg_id,
+                                                            std::string& topic,
+                                                            std::string& payload) {
+                       format_.render(kind, subtopic, std::move(body), msg_id, ts, topic,
+                                      payload);
+                     }});
+  return outbox_->stage(std::move(entries));
 }
 
 void Uplink::requestSummaries() {
@@ -863,7 +884,10 @@ void Uplink::answer(const ParsedCommand& cmd, bool ok, int status, const std::st
                        renderCommandResult(format_, cmd, ok, status, message, msg_id, ts, topic,
                                            payload);
                      }});
-  outbox_->append(std::move(entries));
+  // Posted, not committed here: the uplink thread never waits for the disk. The writer thread
+  // commits it.
+  outbox_->post(std::move(entries));
+  wakeWriter();
 }
 
 void Uplink::runSummaries() {

@@ -7,6 +7,7 @@
 #include <future>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -48,9 +49,10 @@ std::chrono::milliseconds reconnectDelay(int attempt, std::chrono::milliseconds 
 /// telemetry. Paho's callback threads only hand acks, lost connections and incoming commands to
 /// the uplink thread under a mutex.
 ///
-/// Every message is committed to the outbox before it is sent; after a restart (or kill -9) the
-/// outbox is sent again from its oldest row, so the platform sees every msg_id at least once, in
-/// order, duplicates carrying the same msg_id.
+/// Every message is staged in the outbox (memory) and published at once, while its row is
+/// committed (by the outbox, or in the alert's own transaction); after a restart (or kill -9)
+/// the outbox is sent again from its oldest row, so the platform sees every committed msg_id at
+/// least once, in order, duplicates carrying the same msg_id.
 ///
 /// Ownership: the ReadModel, CommandSink, Clock and MetricsRegistry must outlive this object.
 /// When `config.enabled` is false nothing is opened: enqueue() accepts and discards.
@@ -69,10 +71,12 @@ public:
   /// yet acknowledged stay in the outbox for the next start.
   void stop();
 
-  /// Commits one message to the outbox (adds `msg_id` and `ts`) and wakes the uplink thread.
-  /// Native topic `hgj/{site}/{subtopic}` (alerts: subtopic "alerts"). Thread-safe; costs one
-  /// SQLite transaction (fsync), so call it for events, not per reading. False when SQLite
-  /// failed (logged) or a droppable message was refused because the outbox is full of alerts.
+  /// Commits one message to the outbox (adds `msg_id` and `ts`); the uplink thread may publish
+  /// it as soon as it is staged, before the commit. Native topic `hgj/{site}/{subtopic}`
+  /// (alerts: subtopic "alerts"). Thread-safe; costs one SQLite transaction (fsync), so call it
+  /// for events, not per reading. False when SQLite failed (logged; the message is kept in
+  /// memory, sent, and written later) or a droppable message was refused because the outbox is
+  /// full of alerts.
   bool enqueue(Kind kind, const std::string& subtopic, nlohmann::json body);
 
   struct Message {
@@ -82,6 +86,15 @@ public:
   };
   /// Commits several messages in one transaction (summaries of one tick, bulk loads).
   bool enqueueMany(std::vector<Message> messages);
+
+  /// The alert path: hands the message (with `msg_id` and `ts`) to the uplink thread at once and
+  /// returns the write that records it in the outbox, for the caller to commit in its own
+  /// transaction (the alert and its message: one fsync). The message is published without
+  /// waiting for that commit; until it commits it lives in memory (sent again after a
+  /// reconnect like any other). Nullopt when the uplink is disabled. Thread-safe, never waits
+  /// for the disk.
+  std::optional<storage::DurableWrite> stage(Kind kind, const std::string& subtopic,
+                                             nlohmann::json body);
 
   /// Sends every summary at the next turn of the uplink thread. Thread-safe.
   void requestSummaries();

@@ -77,57 +77,104 @@ TEST_CASE("alerts storage: the alert manager and the readings store share one da
   CHECK(count(dir.db(), "SELECT COUNT(*) FROM schema_versions") >= 2);
 }
 
-TEST_CASE("alerts storage: with the store's flush as the before-write hook an alert commits "
-          "without waiting for the store's commit tick",
-          "[alerts][storage]") {
+namespace {
+
+struct StoreEnv {
   TempDir dir;
-  auto compound = makeCompound({}, {});
-  compound->internPoint("temp_c");
+  std::shared_ptr<model::Compound> compound = makeCompound({}, {});
   core::MetricsRegistry metrics;
   core::SystemClock& clock = core::SystemClock::instance();
   RecordingListener listener;
   AlertsConfig cfg = defaultAlertsConfig();
   config::StorageConfig scfg;
-  scfg.path = dir.db();
-  scfg.commit_interval_ms = 10'000;  // the store holds its transaction open for 10 s
-  storage::Store store(scfg, compound, metrics, clock);
-  store.open();
-  store.start();
-  AlertManager manager(cfg, compound, dir.db(), clock, metrics, listener);
-  manager.setBeforeWrite([&] { store.flush(2s); });
+  std::unique_ptr<storage::Store> store;
 
-  model::Reading r;
-  r.device = compound->deviceIndex("S03/P07");
-  r.point = *compound->pointId("temp_c");
-  r.value = 75.0;
-  r.source_ms = clock.wallMs();
-  r.ingest_ms = r.source_ms;
-  REQUIRE(store.submitReadings(std::vector<model::Reading>(10, r)));
-  // Wait until the store's open transaction holds the write lock.
+  explicit StoreEnv(int64_t commit_interval_ms = 100) {
+    compound->internPoint("temp_c");
+    scfg.path = dir.db();
+    scfg.commit_interval_ms = commit_interval_ms;
+    store = std::make_unique<storage::Store>(scfg, compound, metrics, clock);
+    store->open();
+    store->start();
+  }
+  model::Reading reading() const {
+    model::Reading r;
+    r.device = compound->deviceIndex("S03/P07");
+    r.point = *compound->pointId("temp_c");
+    r.value = 75.0;
+    r.source_ms = clock.wallMs();
+    r.ingest_ms = r.source_ms;
+    return r;
+  }
+  AlertRaise overTemp() const {
+    AlertRaise a;
+    a.rule = "port_over_temp";
+    a.device = compound->deviceIndex("S03/P07");
+    a.severity = Severity::Critical;
+    a.message = "S03/P07 温度 75°C";
+    a.value = 75.0;
+    return a;
+  }
+};
+
+/// Whether another connection can take the write lock right now.
+bool writeLockFree(const std::string& path) {
   sqlite3* probe = nullptr;
-  REQUIRE(sqlite3_open(dir.db().c_str(), &probe) == SQLITE_OK);
-  REQUIRE(waitUntil([&] {
-    if (sqlite3_exec(probe, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_BUSY) {
-      return true;
-    }
-    sqlite3_exec(probe, "ROLLBACK", nullptr, nullptr, nullptr);
-    return false;
-  }));
+  sqlite3_open(path.c_str(), &probe);
+  sqlite3_busy_timeout(probe, 0);
+  bool free = sqlite3_exec(probe, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK;
+  sqlite3_exec(probe, "ROLLBACK", nullptr, nullptr, nullptr);
   sqlite3_close(probe);
+  return free;
+}
 
-  AlertRaise a;
-  a.rule = "port_over_temp";
-  a.device = r.device;
-  a.severity = Severity::Critical;
-  a.message = "S03/P07 温度 75°C";
-  a.value = 75.0;
-  const auto t0 = std::chrono::steady_clock::now();
+} // namespace
+
+TEST_CASE("alerts storage: the readings writer holds no lock between commits, and an alert "
+          "written through it does not wait for its commit tick",
+          "[alerts][storage]") {
+  StoreEnv env(10'000);  // readings are committed every 10 s
+  AlertManager manager(env.cfg, env.compound, env.dir.db(), *env.store, env.clock, env.metrics,
+                       env.listener);
+  REQUIRE(env.store->submitReadings(std::vector<model::Reading>(10, env.reading())));
+  // Buffered in memory, not in an open transaction: any other writer gets the lock.
+  REQUIRE(waitUntil([&] { return env.store->queuedRows() == 0; }));
+  CHECK(writeLockFree(env.dir.db()));
+
   manager.beginBatch();
-  REQUIRE(manager.raise(a).ok);
+  REQUIRE(manager.raise(env.overTemp()).ok);
   REQUIRE(manager.commitBatch());
-  // Without the hook the alert would wait for the store's tick (10 s) or its busy timeout (5 s).
-  CHECK(std::chrono::steady_clock::now() - t0 < 1s);
-  CHECK(count(dir.db(), "SELECT COUNT(*) FROM alerts WHERE state='active'") == 1);
-  CHECK(count(dir.db(), "SELECT COUNT(*) FROM readings") == 10);
-  store.stop();
+  // Committed at once with the readings it found buffered, long before the 10 s tick.
+  CHECK(waitUntil([&] {
+    return count(env.dir.db(), "SELECT COUNT(*) FROM alerts WHERE state='active'") == 1;
+  }, 5s));
+  CHECK(count(env.dir.db(), "SELECT COUNT(*) FROM readings") == 10);
+  env.store->stop();
+}
+
+TEST_CASE("alerts storage: raise() never waits for the database; with the write lock held "
+          "elsewhere the alert is announced and queued for the robots, and its rows land once "
+          "the lock is released",
+          "[alerts][storage]") {
+  StoreEnv env;
+  AlertManager manager(env.cfg, env.compound, env.dir.db(), *env.store, env.clock, env.metrics,
+                       env.listener);
+  sqlite3* holder = nullptr;
+  REQUIRE(sqlite3_open(env.dir.db().c_str(), &holder) == SQLITE_OK);
+  REQUIRE(sqlite3_exec(holder, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK);
+
+  // If raise() waited for the lock this thread (which holds it) would never get past it.
+  auto res = manager.raise(env.overTemp());
+  REQUIRE(res.ok);
+  REQUIRE(env.listener.events.size() == 1);
+  CHECK(env.listener.events[0].kind == AlertEventKind::Raised);
+  CHECK(count(env.dir.db(), "SELECT COUNT(*) FROM alerts") == 0);
+  CHECK(env.store->durableBacklog() > 0);
+
+  REQUIRE(sqlite3_exec(holder, "COMMIT", nullptr, nullptr, nullptr) == SQLITE_OK);
+  sqlite3_close(holder);
+  CHECK(waitUntil([&] { return count(env.dir.db(), "SELECT COUNT(*) FROM alerts") == 1; }, 10s));
+  CHECK(waitUntil([&] { return env.store->durableBacklog() == 0; }, 10s));
+  CHECK(count(env.dir.db(), "SELECT COUNT(*) FROM alert_events") == 1);
+  env.store->stop();
 }

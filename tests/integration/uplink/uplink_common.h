@@ -1,5 +1,6 @@
 #pragma once
 
+#include <algorithm>
 #include <set>
 
 #include <nlohmann/json.hpp>
@@ -59,6 +60,34 @@ inline std::vector<int64_t> firstSeen(const Recorder& r, const std::string& topi
     }
   }
   return out;
+}
+
+/// The integer `field` of the messages on `topic` (the test's own numbering of what it
+/// enqueued), first occurrences of each msg_id only, in arrival order. msg_ids themselves are
+/// `epoch * 2^32 + n` (docs/uplink.md): a test compares its own numbers, and checks the msg_ids
+/// only for their order.
+inline std::vector<int64_t> firstSeenField(const Recorder& r, const std::string& topic,
+                                           const std::string& field) {
+  std::vector<int64_t> out;
+  std::set<int64_t> seen;
+  for (const auto& m : r.on(topic)) {
+    if (!seen.insert(seqOf(m.payload)).second) {
+      continue;
+    }
+    auto j = nlohmann::json::parse(m.payload, nullptr, false);
+    out.push_back(j.is_object() && j.contains(field) && j[field].is_number_integer()
+                      ? j[field].get<int64_t>()
+                      : -1);
+  }
+  return out;
+}
+
+/// Whether the first occurrences of the msg_ids on `topic` strictly increase.
+inline bool msgIdsIncrease(const Recorder& r, const std::string& topic) {
+  auto seqs = firstSeen(r, topic);
+  return std::adjacent_find(seqs.begin(), seqs.end(), [](int64_t a, int64_t b) {
+           return a >= b;
+         }) == seqs.end();
 }
 
 /// The payloads on `topic` parsed as JSON.

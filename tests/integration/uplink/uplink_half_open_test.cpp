@@ -89,7 +89,8 @@ TEST_CASE("uplink half-open: keepalive notices vanished packets, reconnects, los
   for (int64_t i = 1; i <= 30; ++i) {
     expected.push_back(i);
   }
-  CHECK(firstSeen(rec, "hgj/site1/alerts") == expected);
+  CHECK(firstSeenField(rec, "hgj/site1/alerts", "id") == expected);
+  CHECK(msgIdsIncrease(rec, "hgj/site1/alerts"));
   REQUIRE(waitFor([&] { return up.outboxStats().rows == 0; }));
   CHECK(w.metrics.value("hgj_uplink_connects_total") >= 2);
 }

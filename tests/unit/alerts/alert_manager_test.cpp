@@ -56,6 +56,33 @@ std::string one(const std::string& db_path, const std::string& sql) {
   return r.empty() ? "" : r.front();
 }
 
+/// Forwards to a DirectSink and counts the submissions (one per transaction).
+struct CountingSink : storage::DurableSink {
+  explicit CountingSink(const std::string& path) : direct(path) {}
+  void submit(std::vector<storage::DurableWrite> writes) override {
+    ++submits;
+    direct.submit(std::move(writes));
+  }
+  storage::DirectSink direct;
+  int submits = 0;
+};
+
+/// A disk that takes nothing: writes are kept until releaseTo().
+struct HoldingSink : storage::DurableSink {
+  void submit(std::vector<storage::DurableWrite> writes) override {
+    for (auto& w : writes) {
+      held.push_back(std::move(w));
+    }
+  }
+  void releaseTo(storage::DurableSink& sink) { sink.submit(std::exchange(held, {})); }
+  std::vector<storage::DurableWrite> held;
+};
+
+/// A disk that loses everything.
+struct DroppingSink : storage::DurableSink {
+  void submit(std::vector<storage::DurableWrite>) override {}
+};
+
 struct Env {
   TempDir dir;
   std::shared_ptr<model::Compound> compound = makeCompound();
@@ -338,10 +365,14 @@ TEST_CASE("alerts manager: held storm notifications are summarised after a crash
   CHECK(one(env.dir.db(), "SELECT COUNT(*) FROM alert_notifications WHERE kind='summary'") == "1");
 }
 
-TEST_CASE("alerts manager: a batch commits many alerts at once and publishes them only after "
-          "the commit",
+TEST_CASE("alerts manager: a batch is one transaction; each alert is announced at once, before "
+          "its commit",
           "[alerts][manager]") {
   Env env;
+  CountingSink sink(env.dir.db());
+  env.manager.reset();
+  env.manager = std::make_unique<AlertManager>(env.config, env.compound, env.dir.db(), sink,
+                                               env.clock, env.metrics, env.listener);
   int wakes = 0;
   env.manager->setWakeCallback([&] { ++wakes; });
   env.manager->beginBatch();
@@ -350,15 +381,68 @@ TEST_CASE("alerts manager: a batch commits many alerts at once and publishes the
     std::snprintf(id, sizeof id, "S03/P%02d", n);
     REQUIRE(env.manager->raise(env.overTemp(id)).ok);
   }
-  // Not yet visible to another connection, not yet published, nobody woken.
+  // Announced (dashboard, upstream) before anything is written; the robots' queue is filled
+  // with the commit's submission.
+  CHECK(env.listener.events.size() == 4);
   CHECK(one(env.dir.db(), "SELECT COUNT(*) FROM alerts") == "0");
-  CHECK(env.listener.events.empty());
+  CHECK(env.manager->deliveries().pendingCount("wecom") == 0);
   CHECK(wakes == 0);
+  CHECK(sink.submits == 0);
   CHECK(env.manager->commitBatch());
+  CHECK(sink.submits == 1);
   CHECK(one(env.dir.db(), "SELECT COUNT(*) FROM alerts") == "4");
   CHECK(one(env.dir.db(), "SELECT COUNT(*) FROM alert_notifications") == "12");
-  CHECK(env.listener.events.size() == 4);
+  CHECK(env.manager->deliveries().pendingCount("wecom") == 4);
   CHECK(wakes == 1);
+}
+
+TEST_CASE("alerts manager: the upstream message is written in the alert's own transaction",
+          "[alerts][manager]") {
+  Env env;
+  CountingSink sink(env.dir.db());
+  env.manager.reset();
+  env.manager = std::make_unique<AlertManager>(env.config, env.compound, env.dir.db(), sink,
+                                               env.clock, env.metrics, env.listener);
+  std::vector<std::string> sent;
+  env.manager->setUpstream([&](const AlertEvent& ev) {
+    sent.push_back(eventKindName(ev.kind));  // "published" now, before any write
+    std::optional<storage::DurableWrite> w = storage::DurableWrite{};
+    w->apply = [id = ev.alert.id, kind = std::string(eventKindName(ev.kind))](
+                   storage::Database& db) {
+      db.exec("CREATE TABLE IF NOT EXISTS upstream_probe(alert_id, kind)");
+      db.prepare("INSERT INTO upstream_probe VALUES(?, ?)").bind(1, id).bind(2, kind).run();
+    };
+    return w;
+  });
+  auto r = env.manager->raise(env.overTemp());
+  REQUIRE(r.ok);
+  CHECK(sent == std::vector<std::string>{"raised"});
+  CHECK(sink.submits == 1);  // the alert, its event, notifications and message: one commit
+  CHECK(one(env.dir.db(), "SELECT alert_id, kind FROM upstream_probe") ==
+        std::to_string(r.alert_id) + "|raised");
+}
+
+TEST_CASE("alerts manager: an alert id is never given twice, even when a crash lost the rows of "
+          "alerts that were already announced",
+          "[alerts][manager]") {
+  Env env;
+  // Writes that never land: the disk died, then the box (this manager is never stopped in
+  // order while the next one starts).
+  DroppingSink dead;
+  AlertManager lost(env.config, env.compound, env.dir.db(), dead, env.clock, env.metrics,
+                    env.listener);
+  auto first = lost.raise(env.overTemp("S03/P01"));
+  auto second = lost.raise(env.overTemp("S03/P02"));
+  REQUIRE(first.ok);
+  REQUIRE(second.ok);
+  CHECK(one(env.dir.db(), "SELECT COUNT(*) FROM alerts WHERE id IN (" +
+                              std::to_string(first.alert_id) + "," +
+                              std::to_string(second.alert_id) + ")") == "0");
+  AlertManager next(env.config, env.compound, env.dir.db(), env.clock, env.metrics,
+                    env.listener);
+  auto third = next.raise(env.overTemp("S03/P03"));
+  REQUIRE(third.ok);
+  CHECK(third.alert_id > second.alert_id);
 }
 
 TEST_CASE("alerts manager: records its schema version beside the store's", "[alerts][manager]") {
@@ -420,72 +504,42 @@ TEST_CASE("alerts manager: the gateway's own alerts have no grid and go to the d
   CHECK(m.clear("outbox_full", std::string("gateway")));
 }
 
-namespace {
-
-/// Another connection holding the database's write lock, as the readings writer does between
-/// its commit ticks.
-struct WriteLockHolder {
-  sqlite3* db = nullptr;
-  explicit WriteLockHolder(const std::string& path) {
-    REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
-    REQUIRE(sqlite3_exec(db, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK);
-  }
-  ~WriteLockHolder() {
-    release();
-    sqlite3_close(db);
-  }
-  WriteLockHolder(const WriteLockHolder&) = delete;
-  WriteLockHolder& operator=(const WriteLockHolder&) = delete;
-  void release() {
-    if (sqlite3_get_autocommit(db) == 0) {
-      sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr);
-    }
-  }
-};
-
-} // namespace
-
-TEST_CASE("alerts manager: a batch without alert changes takes no write lock",
+TEST_CASE("alerts manager: a batch without alert changes writes nothing",
           "[alerts][manager]") {
   Env env;
-  WriteLockHolder other(env.dir.db());
-  int hook_calls = 0;
-  env.manager->setBeforeWrite([&] { ++hook_calls; });
-  const auto t0 = std::chrono::steady_clock::now();
+  CountingSink sink(env.dir.db());
+  env.manager.reset();
+  env.manager = std::make_unique<AlertManager>(env.config, env.compound, env.dir.db(), sink,
+                                               env.clock, env.metrics, env.listener);
   env.manager->beginBatch();
   CHECK(env.manager->commitBatch());
   env.manager->beginBatch();
-  env.manager->tick();  // nothing dirty: nothing to write
+  env.manager->tick();  // nothing dirty, nothing due
   CHECK(env.manager->commitBatch());
-  // Waiting for the lock would take the busy timeout (5 s).
-  CHECK(std::chrono::steady_clock::now() - t0 < 100ms);
-  CHECK(hook_calls == 0);
-  CHECK(env.metrics.value("hgj_alert_db_errors_total") == 0);
+  CHECK(sink.submits == 0);
 }
 
-TEST_CASE("alerts manager: the before-write hook runs before the transaction begins, once per "
-          "batch, so an alert does not wait for another writer's commit tick",
+TEST_CASE("alerts manager: with the disk refusing writes, alerts are still announced and queued "
+          "for the robots, and written once it takes them again",
           "[alerts][manager]") {
   Env env;
-  WriteLockHolder other(env.dir.db());
-  int hook_calls = 0;
-  // The pipeline's hook has the readings writer commit; here the other connection commits.
-  env.manager->setBeforeWrite([&] {
-    ++hook_calls;
-    other.release();
-  });
-  const auto t0 = std::chrono::steady_clock::now();
-  env.manager->beginBatch();
-  REQUIRE(env.manager->raise(env.overTemp("S03/P01")).ok);
-  REQUIRE(env.manager->raise(env.overTemp("S03/P02")).ok);
-  CHECK(env.manager->commitBatch());
-  CHECK(std::chrono::steady_clock::now() - t0 < 1s);
-  CHECK(hook_calls == 1);
-  CHECK(one(env.dir.db(), "SELECT COUNT(*) FROM alerts") == "2");
-  CHECK(env.listener.events.size() == 2);
-
-  // Outside a batch every change is its own transaction, each announced.
-  CHECK(env.manager->clear("port_over_temp", std::string("S03/P01")));
-  CHECK(hook_calls == 2);
-  CHECK(one(env.dir.db(), "SELECT state FROM alerts WHERE device='S03/P01'") == "cleared");
+  HoldingSink held;
+  env.manager.reset();
+  env.manager = std::make_unique<AlertManager>(env.config, env.compound, env.dir.db(), held,
+                                               env.clock, env.metrics, env.listener);
+  auto r = env.manager->raise(env.overTemp());
+  REQUIRE(r.ok);
+  CHECK(env.listener.events.size() == 1);
+  auto waiting = env.manager->deliveries().pending("wecom", 10);
+  REQUIRE(waiting.size() == 1);
+  CHECK(waiting[0].alert_id == r.alert_id);
+  CHECK(one(env.dir.db(), "SELECT COUNT(*) FROM alerts") == "0");
+  env.clock.advance(30s);
+  CHECK(env.manager->ack(r.alert_id, "张三", "").status == AckStatus::Ok);
+  // Space again: everything lands, in order.
+  storage::DirectSink disk(env.dir.db());
+  held.releaseTo(disk);
+  CHECK(one(env.dir.db(), "SELECT state, acked_by FROM alerts") == "acked|张三");
+  CHECK(rows(env.dir.db(), "SELECT kind FROM alert_events ORDER BY id") ==
+        std::vector<std::string>{"raised", "acked"});
 }

@@ -16,6 +16,7 @@
 
 #include "gateway/pipeline/commands.h"
 #include "gateway/pipeline/read_model.h"
+#include "gateway/storage/sqlite.h"
 #include "model/compound.h"
 
 namespace hgj::uplink::testing {
@@ -36,6 +37,18 @@ struct TempDir {
   std::string file(const std::string& name) const { return path + "/" + name; }
   std::string path;
 };
+
+/// One integer from `sql` on the database file `path`.
+inline int64_t queryInt(const std::string& path, const std::string& sql) {
+  storage::Database db(path);
+  return db.scalarInt(sql);
+}
+
+/// Runs `sql` on the database file `path` (another connection, as another process would).
+inline void exec(const std::string& path, const std::string& sql) {
+  storage::Database db(path);
+  db.exec(sql);
+}
 
 /// Polls `pred` every 5 ms until it holds or `timeout` passes.
 inline bool waitFor(const std::function<bool()>& pred,
