@@ -91,6 +91,7 @@ Site::Site(SiteOptions o) : options(std::move(o)) {
       << "  - {id: S01, profile: ebike_shed_mqtt, grid: G3, ports: 3}\n"
       << "  - {id: M01, profile: hgj_ebike_shed_m12, grid: G3, ports: 12,\n"
       << "     modbus: {line: shed-bus, unit: 1, poll_interval: 1s, timeout: 300ms}}\n";
+  std::ofstream(dir.file("operator.token")) << kOperatorToken << "\n";
   config = dir.file("gateway.yaml");
   std::ofstream(config) << "site: {id: site1}\n"
                         << "include:\n"
@@ -99,6 +100,7 @@ Site::Site(SiteOptions o) : options(std::move(o)) {
                         << "  devices: devices.yaml\n"
                         << "  rules: rules.yaml\n"
                         << "  profiles: " << hgj::test::sourcePath("conf/profiles") << "\n"
+                        << "http: {operator_token_file: " << dir.file("operator.token") << "}\n"
                         << "modbus:\n"
                         << "  lines: [{id: shed-bus, type: tcp, host: 127.0.0.1, port: "
                         << modbus_port << "}]\n"
@@ -172,6 +174,7 @@ std::pair<int, nlohmann::json> Site::write(const std::string& device, const std:
                                            const nlohmann::json& body) const {
   httplib::Client cli("127.0.0.1", gw->httpPort());
   cli.set_read_timeout(30, 0);
+  cli.set_bearer_token_auth(kOperatorToken);
   auto res = cli.Post("/api/v1/devices/" + device + "/points/" + point, body.dump(),
                       "application/json");
   if (!res) {

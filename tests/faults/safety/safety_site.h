@@ -37,6 +37,9 @@ private:
   std::vector<std::string> bodies_;
 };
 
+/// The operator token the site's gateway reads from its token file; write() sends it.
+inline constexpr const char* kOperatorToken = "operator-token-safety-site-0123456789";
+
 struct SiteOptions {
   std::string port_hold = "10s";  ///< port_over_temperature `for:`
   std::string zombie_hold = "7d"; ///< zombie_vehicle `for:`
