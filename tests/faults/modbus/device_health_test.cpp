@@ -9,45 +9,13 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include "tests/faults/modbus/modbus_sim.h"
 #include "tests/support/test_support.h"
 
 using namespace std::chrono_literals;
 using nlohmann::json;
 
 namespace {
-
-/// hgj-sim serving the example compound's Modbus lines on ports chosen free now, with a
-/// scenario of the given events.
-struct ModbusSim {
-  ModbusSim(const hgj::test::TempDir& dir, const std::string& broker_url,
-            const std::string& events) {
-    const std::string scenario = dir.file("scenario.yaml");
-    std::ofstream(scenario) << "gateway: " << hgj::test::sourcePath("conf/gateway.yaml")
-                            << "\nspeed: 1\nrealistic: false\nevents:\n"
-                            << events;
-    std::vector<std::string> argv{hgj::test::binary("tools/sim/hgj-sim"), "-c", scenario,
-                                  "--set", "mqtt.url=" + broker_url};
-    for (const char* line : {"shed-bus", "meter-bus", "garage-bus"}) {
-      ports[line] = hgj::test::freePort();
-      argv.push_back("--set");
-      argv.push_back(std::string("modbus.lines.") + line + "=" + std::to_string(ports[line]));
-    }
-    process = std::make_unique<hgj::test::Process>(argv, dir.file("sim.log"));
-    for (const auto& [line, port] : ports) {
-      const int p = port;
-      REQUIRE(hgj::test::waitFor([&] { return hgj::test::portOpen(p); }, 20s));
-    }
-  }
-  std::vector<std::string> gatewaySets() const {
-    std::vector<std::string> s{"modbus.enabled=true"};
-    for (const auto& [line, port] : ports) {
-      s.push_back("modbus.lines." + line + ".port=" + std::to_string(port));
-    }
-    return s;
-  }
-  std::map<std::string, int> ports;
-  std::unique_ptr<hgj::test::Process> process;
-};
 
 json getJson(hgj::test::GatewayProcess& gw, const std::string& path) {
   auto [code, body] = gw.get(path);
@@ -61,7 +29,7 @@ TEST_CASE("faults modbus: a device answering exception 02 to every read is fault
           "[faults][modbus]") {
   hgj::test::Broker broker(false);
   hgj::test::TempDir dir;
-  ModbusSim sim(dir, broker.url(),
+  hgj::test::ModbusSim sim(dir, broker.url(),
                 "  - {at: 0s, type: modbus_exception, device: M01, code: 2, for: 30m}\n");
   auto gw = hgj::test::startGateway(broker.url(), dir.file("hgj.db"), dir.file("gw.log"),
                                     sim.gatewaySets());
@@ -87,16 +55,8 @@ TEST_CASE("faults modbus: a device answering exception 02 to every read is fault
   CHECK(health["modbus"].get<std::string>().find("faulted") != std::string::npos);
   auto [code, metrics] = gw->get("/metrics");
   REQUIRE(code == 200);
-  auto at = metrics.find("hgj_modbus_device_failed_polls_total{");
-  bool counted = false;
-  while (at != std::string::npos) {
-    auto eol = metrics.find('\n', at);
-    std::string line = metrics.substr(at, eol - at);
-    if (line.find("\"M01\"") != std::string::npos) {
-      counted = std::stod(line.substr(line.rfind(' ') + 1)) >= 1;
-    }
-    at = metrics.find("hgj_modbus_device_failed_polls_total{", eol);
-  }
+  const bool counted =
+      hgj::test::deviceMetric(metrics, "hgj_modbus_device_failed_polls_total", "M01") >= 1;
   CHECK(counted);
   gw->signal(SIGTERM);
   CHECK(gw->wait(30s) == 0);
