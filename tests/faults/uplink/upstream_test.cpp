@@ -82,6 +82,13 @@ struct HeatCycler {
   int round = 0;
 };
 
+/// hgj_outbox_dropped_total of one message kind; -1 when the sample is missing.
+double droppedOf(const std::string& metrics, const std::string& kind) {
+  const std::string head = "hgj_outbox_dropped_total{kind=\"" + kind + "\"} ";
+  const auto at = metrics.find(head);
+  return at == std::string::npos ? -1 : std::stod(metrics.substr(at + head.size()));
+}
+
 std::vector<std::string> gatewaySets(const FaultRelay& relay) {
   return {"include.rules=" + hgj::test::sourcePath("conf/rules-bench.yaml"),
           "uplink.enabled=true",
@@ -217,6 +224,66 @@ TEST_CASE("faults uplink: a half-open upstream link is noticed by the keepalive,
     CHECK(r.has(s));
   }
   CHECK(r.unbroken());
+  CHECK(std::is_sorted(r.order.begin(), r.order.end()));
+  CHECK(r.same_payload_on_repeat);
+  gw->signal(SIGTERM);
+  CHECK(gw->wait(30s) == 0);
+}
+
+TEST_CASE("faults uplink: an outage longer than the outbox holds drops the oldest summaries, "
+          "keeps every alert, raises uplink_outbox_full",
+          "[faults][uplink]") {
+  hgj::test::Broker broker(false);
+  hgj::test::Broker upstream(false);
+  FaultRelay relay(upstream.port());
+  relay.setMode(FaultRelay::Mode::Refuse);  // the platform is down from the start
+  hgj::test::TempDir dir;
+  const std::string db = dir.file("hgj.db");
+  hgj::test::TestClient platform(upstream.url(), "platform");
+  platform.subscribe("hgj/#");
+  auto sets = gatewaySets(relay);
+  // A 20-row outbox, filled by telemetry five times a second and summaries every second.
+  sets.insert(sets.end(), {"uplink.outbox.max_rows=20", "uplink.telemetry.enabled=true",
+                           "uplink.telemetry.period=200ms"});
+  auto gw = hgj::test::startGateway(broker.url(), db, dir.file("gw.log"), sets);
+  HeatCycler heat(broker.url());
+  std::set<int64_t> alerts_queued;
+  auto sampleAlerts = [&] {
+    for (const auto& r : hgj::test::queryRows(db, "SELECT seq FROM outbox WHERE kind='alert'")) {
+      alerts_queued.insert(std::stoll(r));
+    }
+  };
+  for (int i = 0; i < 4; ++i) {
+    heat.cycle();
+  }
+  REQUIRE(hgj::test::waitFor(
+      [&] {
+        sampleAlerts();
+        return hgj::test::queryInt(
+                   db, "SELECT count(*) FROM alerts WHERE rule='uplink_outbox_full'") > 0;
+      },
+      60s));
+  const std::string metrics = gw->get("/metrics").second;
+  CHECK(droppedOf(metrics, "alert") == 0);
+  CHECK(droppedOf(metrics, "summary") + droppedOf(metrics, "telemetry") > 0);
+  CHECK(hgj::test::queryInt(db, "SELECT count(*) FROM outbox") <=
+        20 + static_cast<long long>(alerts_queued.size()));
+  sampleAlerts();
+  REQUIRE(!alerts_queued.empty());
+
+  relay.setMode(FaultRelay::Mode::Pass);
+  REQUIRE(hgj::test::waitFor(
+      [&] {
+        Received r(platform);
+        for (int64_t s : alerts_queued) {
+          if (!r.has(s)) {
+            return false;
+          }
+        }
+        return true;
+      },
+      60s));
+  Received r(platform);
   CHECK(std::is_sorted(r.order.begin(), r.order.end()));
   CHECK(r.same_payload_on_repeat);
   gw->signal(SIGTERM);
