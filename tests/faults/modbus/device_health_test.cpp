@@ -86,3 +86,36 @@ TEST_CASE("faults modbus: with modbus.enabled false no Modbus device or port goe
   gw->signal(SIGTERM);
   CHECK(gw->wait(30s) == 0);
 }
+
+TEST_CASE("faults modbus: a device answering busy (06) to everything is retried before each "
+          "failed poll, then offline, not faulted",
+          "[faults][modbus]") {
+  hgj::test::Broker broker(false);
+  hgj::test::TempDir dir;
+  hgj::test::ModbusSim sim(dir, broker.url(),
+                           "  - {at: 0s, type: modbus_exception, device: M02, code: 6, for: 30m}\n");
+  auto gw = hgj::test::startGateway(broker.url(), dir.file("hgj.db"), dir.file("gw.log"),
+                                    sim.gatewaySets());
+  REQUIRE(hgj::test::waitFor(
+      [&] {
+        const std::string metrics = gw->get("/metrics").second;
+        return hgj::test::deviceMetric(metrics, "hgj_modbus_device_failed_polls_total", "M02") >=
+               2;
+      },
+      60s));
+  const std::string metrics = gw->get("/metrics").second;
+  const double busy =
+      hgj::test::deviceMetric(metrics, "hgj_modbus_device_errors_total", "M02", "kind=\"busy\"");
+  const double failed =
+      hgj::test::deviceMetric(metrics, "hgj_modbus_device_failed_polls_total", "M02");
+  INFO(busy << " busy answers, " << failed << " failed polls");
+  // Every failed poll was tried more than once: a busy device is retried, not given up at once.
+  CHECK(busy > failed);
+  json m02 = getJson(*gw, "/api/v1/devices/M02");
+  INFO(m02.dump());
+  CHECK(m02["online"] == false);
+  CHECK(m02["faulted"] == false);
+  CHECK(getJson(*gw, "/api/v1/devices/M01")["online"] == true);
+  gw->signal(SIGTERM);
+  CHECK(gw->wait(30s) == 0);
+}
