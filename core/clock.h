@@ -27,10 +27,15 @@ public:
   int64_t wallMs() const override {
     return std::chrono::duration_cast<Millis>(
                std::chrono::system_clock::now().time_since_epoch())
-        .count();
+               .count() +
+           faultOffsetMs();
   }
   /// The process-wide instance.
   static SystemClock& instance();
+
+private:
+  /// 0 unless a test set the wall-clock faults of HGJ_FAULTS (core/fault_hooks.h).
+  static int64_t faultOffsetMs();
 };
 
 /// A clock that moves only when told to; steady and wall time advance together unless the wall

@@ -47,6 +47,9 @@ struct DeviceHealth {
   model::DeviceIndex device = model::kNoDevice;
   bool online = false;
   std::string reason;  ///< "timeout", "exception 06 (slave busy)", ...
+  /// Non-empty when the device answers but refuses every read its profile asks for (Modbus
+  /// exceptions 01-03): not online, and not merely silent either (the API shows it `faulted`).
+  std::string fault;
   int64_t ts_ms = 0;
 };
 

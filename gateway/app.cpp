@@ -23,6 +23,16 @@ namespace hgj {
 
 App::App(config::GatewayConfig cfg, const core::Clock& clock)
     : cfg_(std::move(cfg)), clock_(clock) {
+  if (!cfg_.modbus.enabled) {
+    // Commissioning the MQTT devices first: the Modbus devices and their ports are configured
+    // but nobody polls them, so none of them is reported offline.
+    for (auto& d : cfg_.compound->devices) {
+      const bool on_modbus =
+          !d.modbus.line.empty() ||
+          (d.parent != model::kNoDevice && !cfg_.compound->devices[d.parent].modbus.line.empty());
+      d.monitored = !on_modbus;
+    }
+  }
   metrics_.gaugeFn("process_resident_memory_bytes", "resident memory of the gateway process",
                    [] { return core::processResidentBytes(); });
   store_ = std::make_unique<storage::Store>(cfg_.storage, cfg_.compound, metrics_, clock_);

@@ -112,6 +112,9 @@ struct Device {
   DeviceIndex parent = kNoDevice;
   std::vector<DeviceIndex> children;
   int child_number = 0;  ///< 1-based port number of a child, 0 otherwise
+  /// false: nothing reads this device in this run (its driver is disabled, e.g. a Modbus device
+  /// with modbus.enabled false), so its silence is no fault: no offline alert.
+  bool monitored = true;
   /// A parking space served by a charging pile (and the reverse link on the pile).
   std::string linked_id;
   DeviceIndex linked = kNoDevice;

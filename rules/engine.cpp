@@ -373,6 +373,9 @@ void Engine::stepOffline(Instance& inst, const model::StateTable& state, core::S
   const RuleDef& rule = config_.rules[inst.rule];
   const model::DeviceState& ds = state.device(inst.device);
   const model::Device& dev = compound_.devices[inst.device];
+  if (!dev.monitored) {
+    return;
+  }
   core::SteadyTime last = ds.ever_seen ? ds.last_seen_steady : started_;
   core::Millis limit = rule.silent_for.count() > 0 ? rule.silent_for
                                                    : core::Millis(dev.expectedIntervalMs());

@@ -39,13 +39,17 @@ asan)
   cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHGJ_WERROR=ON \
     -DHGJ_SANITIZE=address,undefined
   cmake --build build-asan -j "$jobs"
+  # Tests that measure the resident set are left out: ASan's allocator (shadow memory, the
+  # quarantine of freed blocks) makes RSS grow by design, and the release run checks them.
   ctest --test-dir build-asan --output-on-failure --timeout 900 -j "$jobs" \
-    -L '^(unit|integration|faults|fuzz)$' -LE '^(soak|browser)$' "$@"
+    -L '^(unit|integration|faults|fuzz)$' -LE '^(soak|browser)$' \
+    -E 'memory stays flat|bounded memory' "$@"
   ;;
 tsan)
   export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$PWD/tests/sanitizers/tsan.supp"
+  # GCC warns (-Wtsan) that TSan does not model std::atomic_thread_fence; kept as a warning.
   cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHGJ_WERROR=ON \
-    -DHGJ_SANITIZE=thread
+    -DHGJ_SANITIZE=thread -DCMAKE_CXX_FLAGS=-Wno-error=tsan
   cmake --build build-tsan -j "$jobs" --target hgj-gateway hgj-sim unit_ingest \
     integration_ingest unit_uplink integration_uplink \
     $(cd tests && ls -d faults/ingest faults/storage faults/uplink 2>/dev/null | tr / _)

@@ -147,9 +147,18 @@ std::string ModbusLine::health() const {
            (last_error_.empty() ? std::string() : ": " + last_error_);
   }
   int offline = offline_devices_.load();
-  if (offline > 0) {
-    return "line " + line_.id + ": " + std::to_string(offline) + " of " +
+  int faulted = faulted_devices_.load();
+  if (offline > 0 || faulted > 0) {
+    std::string h = "line " + line_.id + ":";
+    if (faulted > 0) {
+      h += " " + std::to_string(faulted) + " of " + std::to_string(devices_.size()) +
+           " devices faulted (they refuse every read: see /api/v1/devices)";
+    }
+    if (offline > 0) {
+      h += std::string(faulted > 0 ? "," : "") + " " + std::to_string(offline) + " of " +
            std::to_string(devices_.size()) + " devices offline";
+    }
+    return h;
   }
   return "ok";
 }
@@ -482,6 +491,8 @@ ModbusLine::PollOutcome ModbusLine::pollDevice(DeviceState& d) {
   readings.reserve(d.plan.values.size());
   int bad = 0;
   bool resynced = false;
+  size_t refused = 0;
+  PollOutcome refusal;
   for (size_t i = 0; i < d.plan.reads.size(); ++i) {
     const PlannedRead& r = d.plan.reads[i];
     if (i > 0 && runUrgentWrites()) {
@@ -522,6 +533,12 @@ ModbusLine::PollOutcome ModbusLine::pollDevice(DeviceState& d) {
                   line_.id, d.device->id, d.device->modbus.unit_id,
                   profiles::tableName(r.table), r.address, r.count, text,
                   d.device->profile->name);
+        if (refused++ == 0) {
+          refusal = {PollStatus::Refused, tx.error,
+                     text + " for " + std::string(profiles::tableName(r.table)) + " " +
+                         std::to_string(r.address) + "+" + std::to_string(r.count) +
+                         " (check the profile " + d.device->profile->name + ")"};
+        }
         continue;
       }
       if (tx.error == ErrorKind::Connection) {
@@ -543,6 +560,10 @@ ModbusLine::PollOutcome ModbusLine::pollDevice(DeviceState& d) {
               d.device->id, bad);
   }
   d.latency->observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  if (refused > 0 && refused == d.plan.reads.size()) {
+    // It answers, but nothing it says is a value: not a healthy device with stale points.
+    return refusal;
+  }
   // One batch per device: the polled device first, then each child port.
   for (model::DeviceIndex di : d.plan.devices) {
     ReadingBatch batch;
@@ -597,6 +618,15 @@ void ModbusLine::afterPoll(DeviceState& d, const PollOutcome& outcome, int64_t t
       return;
     }
     break;
+  case PollStatus::Refused:
+    d.attempt = 0;
+    ++d.failures;
+    d.failed_polls->inc();
+    setLink(d, Link::Faulted, outcome.reason);
+    d.cycle_ms = t + std::min(d.interval_ms << std::min(d.failures - 1, 20),
+                              std::max(line_.max_backoff_ms, d.interval_ms));
+    d.next_due_ms = d.cycle_ms;
+    return;
   case PollStatus::Failed:
     // While a device is offline a probe gets one attempt: retries are for a device that answers.
     if (d.attempt < d.retries && d.link != Link::Offline) {
@@ -620,12 +650,20 @@ void ModbusLine::setLink(DeviceState& d, Link link, const std::string& reason) {
   if (d.link == link) {
     return;
   }
+  if (d.link == Link::Offline) {
+    --offline_devices_;
+  } else if (d.link == Link::Faulted) {
+    --faulted_devices_;
+  }
   if (link == Link::Offline) {
     ++offline_devices_;
     log_.warn("modbus line {}: {} (unit {}) offline: {}", line_.id, d.device->id,
               d.device->modbus.unit_id, reason);
-  } else if (d.link == Link::Offline) {
-    --offline_devices_;
+  } else if (link == Link::Faulted) {
+    ++faulted_devices_;
+    log_.warn("modbus line {}: {} (unit {}) faulted: {}", line_.id, d.device->id,
+              d.device->modbus.unit_id, reason);
+  } else if (d.link == Link::Offline || d.link == Link::Faulted) {
     spdlog::info("modbus line {}: {} back online", line_.id, d.device->id);
   }
   d.link = link;
@@ -636,6 +674,9 @@ void ModbusLine::setLink(DeviceState& d, Link link, const std::string& reason) {
     h.device = di;
     h.online = link == Link::Online;
     h.reason = reason;
+    if (link == Link::Faulted) {
+      h.fault = reason;
+    }
     h.ts_ms = wall;
     deliver(std::move(h));
   }

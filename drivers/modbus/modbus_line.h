@@ -33,7 +33,10 @@ namespace hgj::drivers::modbus {
 /// than in a loop, so the other devices keep their cadence. A poll that fails after its retries
 /// marks the device (and its children) offline and backs it off: interval x 2^(failures-1), at
 /// most the line's max_backoff. Exceptions 01-03 (a profile that asks for something the device
-/// does not have) are counted and logged but leave the device online; 05/06 (busy) are retried
+/// does not have) are counted and logged; a device that refuses some reads stays online with
+/// what it did answer, one that refuses every read of a poll is `faulted` (not online, its
+/// reason in DeviceHealth::fault, the poll counted as failed, backed off like a failure), so
+/// that a wrong register table never passes for a healthy device; 05/06 (busy) are retried
 /// after a short pause; 04, 0A, 0B, timeouts and garbled frames count as failed attempts.
 /// A broken TCP connection is closed and reopened with back-off (reconnect_min..max).
 class ModbusLine {
@@ -61,7 +64,7 @@ public:
   const std::string& id() const { return line_.id; }
 
 private:
-  enum class Link : uint8_t { Unknown, Online, Offline };
+  enum class Link : uint8_t { Unknown, Online, Offline, Faulted };
 
   struct DeviceState {
     const model::Device* device = nullptr;
@@ -89,7 +92,7 @@ private:
     std::string reject_reason;
   };
 
-  enum class PollStatus : uint8_t { Ok, Retry, Failed, Connection };
+  enum class PollStatus : uint8_t { Ok, Retry, Failed, Connection, Refused };
   struct PollOutcome {
     PollStatus status = PollStatus::Ok;
     ErrorKind kind = ErrorKind::None;
@@ -151,6 +154,7 @@ private:
   bool stopping_ = false;              // guarded by mu_
   std::atomic<bool> connected_{false};
   std::atomic<int> offline_devices_{0};
+  std::atomic<int> faulted_devices_{0};
   std::atomic<bool> thread_failed_{false};
   std::string last_error_;  // guarded by mu_
 };

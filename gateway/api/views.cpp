@@ -79,8 +79,12 @@ Json deviceSummary(const Snapshot& s, const model::Device& d) {
          {"grid", d.grid},
          {"location", location(d.location)},
          {"online", v != nullptr && v->online},
+         {"faulted", v != nullptr && !v->fault.empty()},
          {"last_seen", timeOrNull(v != nullptr ? v->last_seen_ms : 0)},
          {"safety_cut", v != nullptr && v->safety_cut}};
+  if (v != nullptr && !v->fault.empty()) {
+    j["fault"] = v->fault;
+  }
   if (!d.name.empty()) {
     j["name"] = d.name;
   }
@@ -107,6 +111,7 @@ Json portView(const Snapshot& s, const model::Device& port) {
   return Json{{"id", port.id},
               {"n", port.child_number},
               {"online", v != nullptr && v->online},
+              {"faulted", v != nullptr && !v->fault.empty()},
               {"last_seen", timeOrNull(v != nullptr ? v->last_seen_ms : 0)},
               {"current_a", valueOf(current)},
               {"power_w", valueOf(power)},
@@ -387,6 +392,7 @@ Json ebikeView(const Snapshot& s) {
            {"grid", d != nullptr ? d->grid : ports.front()->grid},
            {"location", location(d != nullptr ? d->location : ports.front()->location)},
            {"online", d != nullptr ? Json(v != nullptr && v->online) : Json(nullptr)},
+           {"faulted", v != nullptr && !v->fault.empty()},
            {"last_seen", timeOrNull(v != nullptr ? v->last_seen_ms : 0)},
            {"smoke", d != nullptr ? valueOf(pointOf(s, *d, "smoke")) : Json(nullptr)},
            {"temp_c", d != nullptr ? valueOf(pointOf(s, *d, "temp_c")) : Json(nullptr)},

@@ -72,6 +72,7 @@ Pipeline::Pipeline(const config::GatewayConfig& cfg, std::shared_ptr<const model
   }
   dirty_.assign(offset, 0);
   offline_reported_.assign(compound_->devices.size(), 0);
+  device_fault_.assign(compound_->devices.size(), std::string());
   if (auto p = compound_->pointId("occupied")) {
     occupied_point_ = *p;
     has_occupied_ = true;
@@ -346,6 +347,7 @@ void Pipeline::handleSample(drivers::Sample& sample) {
     }
   } else if (auto* h = std::get_if<drivers::DeviceHealth>(&sample)) {
     if (h->device < compound_->devices.size()) {
+      device_fault_[h->device] = h->fault;
       if (h->online) {
         if (state_.markOnline(h->device, h->ts_ms, clock_.steadyNow())) {
           control_.onDeviceOnline(h->device);
@@ -762,6 +764,7 @@ void Pipeline::publishSnapshot() {
     DeviceView& v = snap->devices[d.index];
     v.online = ds.online;
     v.safety_cut = control_.engine().safetyCut(d.index);
+    v.fault = device_fault_[d.index];
     v.last_seen_ms = ds.ever_seen ? ds.last_seen_ms : 0;
     v.points.resize(ds.points.size());
     for (size_t i = 0; i < ds.points.size(); ++i) {

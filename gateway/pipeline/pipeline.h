@@ -176,6 +176,7 @@ private:
   std::vector<uint8_t> dirty_;                     // flat point slot -> needs persisting
   std::vector<std::pair<model::DeviceIndex, int>> dirty_list_;
   std::vector<uint8_t> offline_reported_;          // device -> offline already handled
+  std::vector<std::string> device_fault_;          // device -> DeviceHealth::fault
   std::vector<std::string> changed_spaces_;        // for the next live event
   bool changed_ = true;
   uint64_t snapshot_version_ = 0;

@@ -25,6 +25,7 @@ struct DeviceView {
   bool online = false;
   int64_t last_seen_ms = 0;   ///< 0 = never
   bool safety_cut = false;    ///< a safety rule cut it; re-enabling needs an operator
+  std::string fault;          ///< non-empty: it answers but refuses every read (why)
   std::vector<PointView> points;  ///< by slot of the device profile's points
 };
 

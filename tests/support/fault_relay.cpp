@@ -138,8 +138,10 @@ void FaultRelay::run() {
         }
       }
     }
+    // Only the pairs polled above: one accepted just now has no entry in fds yet.
+    const size_t polled = (fds.size() - first_pair) / 2;
     std::vector<size_t> dead;
-    for (size_t i = 0; i < pairs_.size(); ++i) {
+    for (size_t i = 0; i < polled; ++i) {
       const pollfd& pc = fds[first_pair + 2 * i];
       const pollfd& ps = fds[first_pair + 2 * i + 1];
       Pair& p = pairs_[i];

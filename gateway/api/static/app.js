@@ -391,8 +391,8 @@ async function loadDevices() {
       el('div', { class: 'sub', text: `${c.online}/${c.total} ${t('online')}` }))));
   const off = state.devices.devices;
   const shown = off.slice(0, 60);
-  const items = shown.map((d) => el('li', { 'data-device': d.id,
-    text: `${d.id}` + (d.last_seen ? ` · ${age(d.last_seen)}` : '') }));
+  const items = shown.map((d) => el('li', { 'data-device': d.id, title: d.fault,
+    text: `${d.id}` + (d.faulted ? ` · ${t('faulted')}` : '') + (d.last_seen ? ` · ${age(d.last_seen)}` : '') }));
   if (off.length > shown.length) items.push(el('li', { text: `… ${t('more')} ${off.length - shown.length}` }));
   if (!off.length) items.push(el('li', { text: t('none_offline') }));
   document.getElementById('offline-list').replaceChildren(...items);

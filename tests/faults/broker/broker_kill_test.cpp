@@ -51,7 +51,7 @@ constexpr auto kSaveWithin = 30s;
 } // namespace
 
 TEST_CASE("faults broker: messages queued for a stopped gateway survive a broker SIGKILL once "
-          "the broker has saved them; what it acknowledged after its last save is what a crash "
+          "the broker has saved them, and what it acknowledged after its last save is what a crash "
           "can lose",
           "[faults][broker]") {
   const std::vector<std::string> devices{"P-B1-0011", "P-B1-0012"};

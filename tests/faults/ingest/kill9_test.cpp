@@ -31,6 +31,21 @@ std::set<int> storedSeqs(const std::string& db, const std::string& device, int64
   return out;
 }
 
+/// hgj_readings_dropped_total of the running daemon, both reasons (the store drops a batch when
+/// its writer stays stuck for 500 ms: a loss no kill caused).
+double droppedByStore(hgj::test::GatewayProcess& gw) {
+  const std::string m = gw.get("/metrics").second;
+  double sum = 0;
+  for (const char* reason : {"storage_backlog", "storage_error"}) {
+    const std::string head = std::string("hgj_readings_dropped_total{reason=\"") + reason + "\"} ";
+    const auto at = m.find(head);
+    if (at != std::string::npos) {
+      sum += std::stod(m.substr(at + head.size()));
+    }
+  }
+  return sum;
+}
+
 std::set<std::string> column(const std::string& db, const std::string& sql) {
   auto rows = queryRows(db, sql);
   return {rows.begin(), rows.end()};
@@ -94,11 +109,13 @@ TEST_CASE("faults ingest: kill -9 at 20 random moments under load: database inta
   std::set<std::string> committed_outbox;
   std::vector<std::map<int, int>> max_at_kill(kDevices);  // device -> kill -> max stored seq
   std::vector<std::chrono::steady_clock::time_point> kill_times;
+  double dropped_by_store = 0;  // readings the store itself dropped (counted), not the kills
   for (int k = 0; k < kKills; ++k) {
     const auto until = std::chrono::steady_clock::now() + schedule.next();
     while (std::chrono::steady_clock::now() < until) {
       heatCycle();  // also paces this loop: two QoS 1 round trips
     }
+    dropped_by_store += droppedByStore(*gw);
     kill_times.push_back(hgj::test::KillScheduler::kill(*gw));
     INFO("after kill " << k + 1);
     REQUIRE(queryRows(db, "PRAGMA integrity_check") == std::vector<std::string>{"ok"});
@@ -126,10 +143,12 @@ TEST_CASE("faults ingest: kill -9 at 20 random moments under load: database inta
         },
         60s));
   }
+  dropped_by_store += droppedByStore(*gw);
   gw->signal(SIGTERM);
   REQUIRE(gw->wait(30s) == 0);
   REQUIRE(queryRows(db, "PRAGMA integrity_check") == std::vector<std::string>{"ok"});
 
+  INFO("readings the store dropped itself (writer stuck > 500 ms): " << dropped_by_store);
   // Per device: every message is stored except runs right after a kill's last committed
   // reading, each run published less than one commit interval (plus the time the box took to
   // get it through the pipeline: a generous allowance, since ctest runs this beside other

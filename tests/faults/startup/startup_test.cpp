@@ -120,7 +120,7 @@ TEST_CASE("faults startup: the database cannot be created: one error line, exit 
   }
 }
 
-TEST_CASE("faults startup: a bad broker URL: one configuration line, exit 2; a broker that is "
+TEST_CASE("faults startup: a bad broker URL: one configuration line, exit 2, and a broker that is "
           "down is retried, not fatal",
           "[faults][startup]") {
   hgj::test::TempDir dir;

@@ -56,6 +56,12 @@ bool offline(const CollectingSink& sink, model::DeviceIndex d) {
   return !h.empty() && !h.back().online;
 }
 
+/// It answers, but refuses every read: not online, with the refusal as its fault.
+bool faulted(const CollectingSink& sink, model::DeviceIndex d) {
+  auto h = sink.health(d);
+  return !h.empty() && !h.back().online && !h.back().fault.empty();
+}
+
 double metric(const Rig& rig, const std::string& name, const core::Labels& labels) {
   return rig.metrics.value(name, labels);
 }
@@ -310,7 +316,7 @@ TEST_CASE("modbus tcp: exception codes 01 to 06 and 0A/0B are classified and cou
       [&] {
         for (const auto& [code, kind] : codes) {
           auto d = rig.dev(std::string("E") + std::to_string(code));
-          bool settled = code <= 3 ? online(rig.sink, d) : offline(rig.sink, d);
+          bool settled = code <= 3 ? faulted(rig.sink, d) : offline(rig.sink, d);
           if (!settled ||
               metric(rig, "hgj_modbus_errors_total", {{"line", "bus"}, {"kind", kind}}) < 1) {
             return false;
@@ -319,8 +325,12 @@ TEST_CASE("modbus tcp: exception codes 01 to 06 and 0A/0B are classified and cou
         return true;
       },
       milliseconds(3000)));
-  // 01-03 mean the profile asks for something the device lacks: it answered, so it is online.
-  // The others are the device's trouble: offline with the exception as the reason.
+  // 01-03 mean the profile asks for something the device lacks: refused on every read, the
+  // device is faulted (a wrong register table must not pass for a healthy device). The others
+  // are the device's trouble: offline with the exception as the reason.
+  CHECK(rig.sink.health(rig.dev("E2")).back().fault ==
+        "exception 02 (illegal data address) for holding 0+4 (check the profile simple)");
+  CHECK(rig.sink.health(rig.dev("E4")).back().fault.empty());
   CHECK(rig.sink.health(rig.dev("E11")).back().reason ==
         "exception 0B (gateway target failed to respond)");
 }
