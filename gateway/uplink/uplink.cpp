@@ -8,6 +8,8 @@
 #include <mqtt/async_client.h>
 #include <spdlog/spdlog.h>
 
+#include "gateway/uplink/tls_probe.h"
+
 namespace hgj::uplink {
 
 namespace {
@@ -100,7 +102,6 @@ struct Uplink::Link : public mqtt::iaction_listener {
 
   Uplink& owner;
   mqtt::async_client client;
-  std::string tls_error;  // written by Paho's SSL error callback during connect
 };
 
 Uplink::Uplink(const UplinkConfig& config, const std::string& site_id, const std::string& db_path,
@@ -524,15 +525,6 @@ void Uplink::tryConnect() {
       }
       ssl.set_enable_server_cert_auth(config_.tls.verify);
       ssl.set_verify(config_.tls.verify);
-      Link* raw = link.get();
-      ssl.set_error_handler([raw](const std::string& msg) {
-        std::lock_guard lock(raw->owner.mu_);
-        raw->tls_error = msg;
-        while (!raw->tls_error.empty() &&
-               std::isspace(static_cast<unsigned char>(raw->tls_error.back())) != 0) {
-          raw->tls_error.pop_back();
-        }
-      });
       opts.set_ssl(std::move(ssl));
     }
     auto tok = link->client.connect(opts);
@@ -552,10 +544,12 @@ void Uplink::tryConnect() {
     link_ = std::move(link);
   } catch (const std::exception& e) {
     error = e.what();
-    if (link) {
-      std::lock_guard lock(mu_);
-      if (!link->tls_error.empty()) {
-        error += " (tls: " + link->tls_error + ")";
+    if (config_.usesTls()) {
+      // Paho cannot say why a handshake failed (see tls_probe.h): ask OpenSSL directly.
+      std::string why = probeTls(config_.url, config_.tls,
+                                 std::min<milliseconds>(config_.connect_timeout, std::chrono::seconds(5)));
+      if (!why.empty()) {
+        error += " (tls: " + why + ")";
       }
     }
   }
