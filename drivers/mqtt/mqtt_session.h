@@ -182,6 +182,9 @@ private:
   bool session_present_ = false;
 
   // Receive side.
+  /// Whether no message still holds rx_, ordered after every former holder's last read.
+  bool soleHolder() const;
+
   std::shared_ptr<RxBuffer> rx_;
   size_t rx_begin_ = 0;  ///< first byte not yet handled
   size_t rx_end_ = 0;    ///< end of the received bytes
