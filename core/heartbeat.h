@@ -1,5 +1,6 @@
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -42,9 +43,12 @@ private:
 /// longer expected to beat. Thread-safe.
 class Liveness {
 public:
-  Heartbeat& add(std::string name) {
+  /// `at_least_ms`: this thread counts as stalled only after at least that long, whatever the
+  /// caller of stalled() allows (a thread whose one step may rightly take longer than the
+  /// watchdog interval, such as a commit behind a slow disk).
+  Heartbeat& add(std::string name, int64_t at_least_ms = 0) {
     std::lock_guard lock(mu_);
-    beats_.emplace_back(std::move(name));
+    beats_.emplace_back(std::move(name), at_least_ms);
     return beats_.back().beat;
   }
   void retire(const Heartbeat& hb) {
@@ -59,7 +63,9 @@ public:
   std::optional<std::string> stalled(int64_t max_silence_ms) const {
     std::lock_guard lock(mu_);
     for (const auto& e : beats_) {
-      if (!e.retired && e.beat.silentMs() > max_silence_ms) {
+      const int64_t limit =
+          e.at_least_ms > 0 ? std::max(max_silence_ms, e.at_least_ms) : max_silence_ms;
+      if (!e.retired && e.beat.silentMs() > limit) {
         return e.beat.name() + " silent for " + std::to_string(e.beat.silentMs()) + " ms";
       }
     }
@@ -68,8 +74,9 @@ public:
 
 private:
   struct Entry {
-    explicit Entry(std::string name) : beat(std::move(name)) {}
+    Entry(std::string name, int64_t at_least) : beat(std::move(name)), at_least_ms(at_least) {}
     Heartbeat beat;
+    int64_t at_least_ms;
     bool retired = false;
   };
   mutable std::mutex mu_;

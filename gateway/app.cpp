@@ -36,12 +36,14 @@ App::App(config::GatewayConfig cfg, const core::Clock& clock)
   metrics_.gaugeFn("process_resident_memory_bytes", "resident memory of the gateway process",
                    [] { return core::processResidentBytes(); });
   store_ = std::make_unique<storage::Store>(cfg_.storage, cfg_.compound, metrics_, clock_);
+  store_->setLiveness(&liveness_);
   read_model_ = std::make_unique<pipeline::ReadModel>();
   pipeline_ = std::make_unique<pipeline::Pipeline>(cfg_, cfg_.compound, cfg_.rules, *store_,
                                                    *read_model_, metrics_, clock_);
   pipeline_->setLiveness(liveness_);
   mqtt_ = drivers::mqtt::makeMqttIngest(cfg_.mqtt, pipeline_->subscriptions(), *cfg_.compound,
                                          *pipeline_, metrics_, clock_);
+  mqtt_->setLiveness(liveness_);
   pipeline_->addDriver(mqtt_.get());
   if (cfg_.modbus.enabled && !cfg_.modbus.lines.empty()) {
     modbus_ = std::make_unique<drivers::modbus::ModbusDriver>(

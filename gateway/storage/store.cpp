@@ -338,12 +338,19 @@ std::vector<LatchRecord> Store::loadLatches() {
   return out;
 }
 
+namespace {
+constexpr int64_t kWriterStallMs = 5 * 60 * 1000;
+} // namespace
+
 void Store::start() {
   if (running_.exchange(true)) {
     return;
   }
   if (liveness_ != nullptr) {
-    heartbeat_ = &liveness_->add("storage writer");
+    // A commit behind a slow or failing eMMC can take seconds; restarting the daemon would not
+    // speed the disk up and would interrupt the safety loop, which never waits on the disk.
+    // Only a writer silent for minutes (a deadlock) stops the watchdog's feed.
+    heartbeat_ = &liveness_->add("storage writer", kWriterStallMs);
   }
   db_->setHeartbeat(heartbeat_);
   writer_ = std::thread([this] {

@@ -185,3 +185,14 @@ TEST_CASE("liveness: a thread that stops beating is named, a retired one is not"
   live.retire(b);
   CHECK_FALSE(live.stalled(-1));
 }
+
+TEST_CASE("liveness: a thread allowed a longer step is not stalled within it", "[core]") {
+  hgj::core::Liveness live;
+  live.add("storage writer", 3'600'000);
+  // Every heartbeat is "silent" longer than -1 ms; the writer's own allowance is one hour.
+  CHECK_FALSE(live.stalled(-1));
+  live.add("pipeline");
+  auto stalled = live.stalled(-1);
+  REQUIRE(stalled.has_value());
+  CHECK(stalled->rfind("pipeline", 0) == 0);
+}
