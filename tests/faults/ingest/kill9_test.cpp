@@ -77,7 +77,7 @@ TEST_CASE("faults ingest: kill -9 at 20 random moments under load: database inta
   hgj::test::LoadSpec spec;
   spec.url = broker.url();
   for (int i = 1; i <= kDevices; ++i) {
-    char id[16];
+    char id[32];
     std::snprintf(id, sizeof id, "P-B2-%04d", 100 + i);
     spec.devices.push_back(id);
   }

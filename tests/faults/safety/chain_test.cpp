@@ -132,7 +132,7 @@ TEST_CASE("faults safety: smoke in a Modbus 12-port shed cuts all 12 ports, veri
   }, 5s));
   site.sim->inspect([](const hgj::sim::World& w) {
     for (int n = 1; n <= 12; ++n) {
-      char id[16];
+      char id[32];
       std::snprintf(id, sizeof(id), "M01/P%02d", n);
       INFO(id);
       CHECK(w.relay(id) == false);

@@ -63,7 +63,7 @@ TEST_CASE("faults signals: SIGTERM under load at three moments: exit 0, nothing 
   hgj::test::LoadSpec spec;
   spec.url = broker.url();
   for (int i = 1; i <= kDevices; ++i) {
-    char id[16];
+    char id[32];
     std::snprintf(id, sizeof id, "P-B2-%04d", 200 + i);
     spec.devices.push_back(id);
   }

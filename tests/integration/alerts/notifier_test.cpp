@@ -116,7 +116,7 @@ struct Env {
     return r;
   }
   AlertRaise offline(int n) {
-    char id[16];
+    char id[32];
     std::snprintf(id, sizeof id, "P-B1-%04d", n);
     AlertRaise r;
     r.rule = "device_offline";

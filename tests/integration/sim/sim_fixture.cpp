@@ -210,7 +210,7 @@ void addShed(model::Compound& c, const std::string& id, const model::Profile* sh
   s.modbus.line = line;
   s.modbus.unit_id = unit;
   for (int n = 1; n <= ports; ++n) {
-    char buf[16];
+    char buf[32];
     std::snprintf(buf, sizeof(buf), "/P%02d", n);
     model::Device& d = addDevice(c, id + buf, port);
     d.parent = parent;
@@ -237,7 +237,7 @@ std::shared_ptr<model::Compound> smallCompound() {
   auto* co_mb = addProfile(*c, "co_sensor_modbus", "co_sensor", "modbus");
   auto* display = addProfile(*c, "guidance_display", "display", "modbus");
   for (int n = 1; n <= 10; ++n) {
-    char id[16];
+    char id[32];
     std::snprintf(id, sizeof(id), "P-B1-%04d", n);
     model::Device& d = addDevice(*c, id, n == 4 ? lora : parking);
     d.location.level = "B1";

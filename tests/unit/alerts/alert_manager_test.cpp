@@ -312,7 +312,7 @@ TEST_CASE("alerts manager: a storm of one kind becomes a few messages and one su
           "[alerts][manager]") {
   Env env;
   for (int n = 1; n <= 200; ++n) {
-    char id[16];
+    char id[32];
     std::snprintf(id, sizeof id, "P-B1-%04d", n);
     AlertRaise r;
     r.rule = "device_offline";
@@ -349,7 +349,7 @@ TEST_CASE("alerts manager: held storm notifications are summarised after a crash
           "[alerts][manager]") {
   Env env;
   for (int n = 1; n <= 8; ++n) {
-    char id[16];
+    char id[32];
     std::snprintf(id, sizeof id, "P-B1-%04d", n);
     AlertRaise r;
     r.rule = "device_offline";
@@ -377,7 +377,7 @@ TEST_CASE("alerts manager: a batch is one transaction; each alert is announced a
   env.manager->setWakeCallback([&] { ++wakes; });
   env.manager->beginBatch();
   for (int n = 1; n <= 4; ++n) {
-    char id[16];
+    char id[32];
     std::snprintf(id, sizeof id, "S03/P%02d", n);
     REQUIRE(env.manager->raise(env.overTemp(id)).ok);
   }

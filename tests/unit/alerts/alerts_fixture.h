@@ -91,7 +91,7 @@ inline std::shared_ptr<model::Compound> makeCompound(
   for (int n = 1; n <= 10; ++n) {
     model::Device p;
     p.index = static_cast<model::DeviceIndex>(c->devices.size());
-    char id[16];
+    char id[32];
     std::snprintf(id, sizeof id, "S03/P%02d", n);
     p.id = id;
     p.profile = port.get();
@@ -104,7 +104,7 @@ inline std::shared_ptr<model::Compound> makeCompound(
   for (int n = 1; n <= 300; ++n) {
     model::Device p;
     p.index = static_cast<model::DeviceIndex>(c->devices.size());
-    char id[16];
+    char id[32];
     std::snprintf(id, sizeof id, "P-B1-%04d", n);
     p.id = id;
     p.profile = parking.get();

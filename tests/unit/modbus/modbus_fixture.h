@@ -95,7 +95,7 @@ inline void addDevice(model::Compound& compound, const std::string& id,
   for (int n = 1; n <= ports; ++n) {
     model::Device c;
     c.index = static_cast<model::DeviceIndex>(compound.devices.size());
-    char buf[16];
+    char buf[32];
     std::snprintf(buf, sizeof buf, "/P%02d", n);
     c.id = id + buf;
     c.profile = child_profile;

@@ -98,7 +98,7 @@ public:
       addRelay(id, true);
     }
     for (int n = 1; n <= 12; ++n) {
-      char id[16];
+      char id[32];
       std::snprintf(id, sizeof(id), "M01/P%02d", n);
       addRelay(id, false);
     }
