@@ -1,9 +1,11 @@
 // RELIABILITY rows 2, 3 and 5 against the daemon: the upstream platform's broker behind a
 // scripted relay that refuses connections (the platform is down) or swallows every byte (a
 // half-open link). The platform's subscriber is connected to the broker itself throughout, so
-// it sees exactly what the gateway delivered. Outbox message ids are `{site}:{seq}` with seq
-// increasing by one per message, so "none missing" is "the seqs seen form one unbroken range".
+// it sees exactly what the gateway delivered. Outbox message ids are `{site}:{seq}`, seq = the
+// boot's epoch above bit 32 and a counter from 1 increasing by one per message, so "none
+// missing" is "each boot's counters seen form one range from 1".
 #include <csignal>
+#include <algorithm>
 #include <map>
 #include <set>
 
@@ -46,10 +48,26 @@ struct Received {
     }
   }
   bool has(int64_t seq) const { return first.count(seq) != 0; }
+  /// Each boot's seqs (same epoch, the bits above kEpochShift) form one range from its first
+  /// message: nothing missing within a boot.
   bool unbroken() const {
-    return !first.empty() &&
-           first.rbegin()->first - first.begin()->first + 1 == static_cast<int64_t>(first.size());
+    if (first.empty()) {
+      return false;
+    }
+    std::map<int64_t, std::pair<int64_t, int64_t>> per_epoch;  // epoch -> (count, max counter)
+    for (const auto& [seq, payload] : first) {
+      auto& [count, max] = per_epoch[seq >> kEpochShift];
+      ++count;
+      max = std::max(max, seq & ((int64_t{1} << kEpochShift) - 1));
+    }
+    for (const auto& [epoch, cm] : per_epoch) {
+      if (cm.first != cm.second) {
+        return false;
+      }
+    }
+    return true;
   }
+  static constexpr int kEpochShift = 32;  // gateway/uplink/outbox.cpp
 };
 
 std::set<int64_t> queuedSeqs(const std::string& db) {
