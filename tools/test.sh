@@ -50,7 +50,9 @@ asan)
     -E 'memory stays flat|bounded memory' "$@"
   ;;
 tsan)
-  sanflags=(-DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG"
+  # GCC warns (-Wtsan) that TSan does not model std::atomic_thread_fence: Boost.Asio's handler
+  # memory recycling uses fences (our own code compiles none under TSan). Kept as a warning.
+  sanflags=(-DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG -Wno-error=tsan"
     -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG")
   export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$PWD/tests/sanitizers/tsan.supp"
   cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHGJ_WERROR=ON \
