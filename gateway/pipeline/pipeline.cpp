@@ -567,6 +567,11 @@ void Pipeline::tick() {
     alerts_->beginBatch();
   }
   control_.tick();
+  // A debounced space change moves the counts without a reading of its own.
+  if (control_.engine().occupancy().version() != occupancy_version_) {
+    occupancy_version_ = control_.engine().occupancy().version();
+    changed_ = true;
+  }
   handleStorageEvents();
   if (alerts_ != nullptr) {
     if (now >= next_alert_tick_) {
@@ -758,7 +763,7 @@ void Pipeline::publishSnapshot() {
   snap->updated_ms = clock_.wallMs();
   snap->compound = compound_;
   snap->devices.resize(compound_->devices.size());
-  std::map<std::string, std::map<std::string, ParkingCounts>> parking;
+  const rules::occupancy::Tracker& occupancy = control_.engine().occupancy();
   for (const auto& d : compound_->devices) {
     const model::DeviceState& ds = state_.device(d.index);
     DeviceView& v = snap->devices[d.index];
@@ -771,35 +776,16 @@ void Pipeline::publishSnapshot() {
       const auto& ps = ds.points[i];
       v.points[i] = {d.profile->points[i].id, ps.value, ps.quality, ps.since_ms, ps.updated_ms};
     }
-    if (d.type() == "parking_sensor" && has_occupied_) {
-      ParkingCounts& z = parking[d.location.level][d.location.zone];
-      ++z.total;
-      const model::Value* occ = state_.goodValue(d.index, occupied_point_);
-      if (occ == nullptr || !ds.online) {
-        ++z.unknown;
-      } else if (model::asBool(*occ).value_or(false)) {
-        ++z.occupied;
-      } else {
-        ++z.free;
-      }
+    if (occupancy.isSpace(d.index)) {
+      rules::occupancy::SpaceView sv = occupancy.space(d.index);
+      v.space = sv.state;
+      v.space_since_ms = sv.since_ms;
     }
   }
-  auto add = [](ParkingCounts& a, const ParkingCounts& b) {
-    a.total += b.total;
-    a.occupied += b.occupied;
-    a.free += b.free;
-    a.unknown += b.unknown;
-  };
-  for (const auto& [level, zones] : parking) {
-    ParkingLevel lv;
-    lv.level = level;
-    for (const auto& [zone, counts] : zones) {
-      lv.zones.push_back({zone, counts});
-      add(lv.counts, counts);
-    }
-    add(snap->parking, lv.counts);
-    snap->levels.push_back(std::move(lv));
-  }
+  snap->parking = occupancy.total();
+  snap->levels = occupancy.levels();
+  snap->categories = occupancy.categories();
+  snap->parking_pending = static_cast<int>(occupancy.pending());
   read_model_.publish(std::move(snap));
   changed_ = false;
   if (!changed_spaces_.empty()) {

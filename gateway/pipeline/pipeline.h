@@ -187,6 +187,7 @@ private:
   core::SteadyTime next_offline_check_{};
   model::PointId occupied_point_ = 0;
   bool has_occupied_ = false;
+  uint64_t occupancy_version_ = 0;  ///< the occupancy tracker's version last published
 
   std::thread thread_;
   std::atomic<bool> running_{false};

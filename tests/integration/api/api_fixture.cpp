@@ -263,7 +263,13 @@ void LiveState::publish(pipeline::ReadModel& rm) {
     if (d.type() != "parking_sensor") {
       continue;
     }
-    std::string st = api::spaceState(*s, d);
+    // Counted as the occupancy tracker does without a debounce: the sensor's state.
+    std::string st = api::sensorState(*s, d);
+    s->devices[d.index].space = st == "occupied" ? rules::occupancy::SpaceState::Occupied
+                                : st == "free"   ? rules::occupancy::SpaceState::Free
+                                                 : rules::occupancy::SpaceState::Unknown;
+    const pipeline::PointView* occ = api::pointOf(*s, d, "occupied");
+    s->devices[d.index].space_since_ms = occ != nullptr ? occ->since_ms : 0;
     add(counts[d.location.level][d.location.zone], st);
     add(s->parking, st);
   }
