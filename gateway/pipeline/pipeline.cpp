@@ -679,6 +679,25 @@ void Pipeline::setAlerts(alerts::AlertManager* alerts) {
   if (alerts_ == nullptr) {
     return;
   }
+  // An alert's value is in the unit of the point its rule watches (rules_ is replaced on this
+  // thread only, where the manager renders its messages).
+  alerts_->setUnitResolver([this](const alerts::AlertRecord& a) -> std::string {
+    const model::Device* d = compound_->device(a.device);
+    if (d == nullptr || !rules_) {
+      return {};
+    }
+    for (const auto& r : rules_->rules) {
+      if (r.name != a.rule) {
+        continue;
+      }
+      if (r.when.empty() || r.expr || r.when.front().on != rules::Relation::Self) {
+        return {};
+      }
+      const model::PointDef* p = d->profile->point(r.when.front().point);
+      return p != nullptr ? p->unit : std::string();
+    }
+    return {};
+  });
   // Alerts still active in the store are the rules' business again: they clear them when the
   // condition ends (the rules' own state does not survive a restart, the alerts do).
   for (const auto& a : alerts_->openAlerts()) {
