@@ -266,6 +266,28 @@ async function main() {
       `shown ${shown1.total} api ${api1.free} before ${api0.free}`);
     await page.screenshot({ path: join(artifacts, 'dashboard-after-space-change.png'), fullPage: true });
 
+    // 2b. A visitor space changes: the visitor chip follows, and equals the API. (The example
+    // compound's visitor spaces report through ChirpStack, which HGJ_CHANGE_SPACE_CMD does not
+    // play; the daemon-level check of this is tests/integration/sim/categories_e2e_test.cpp.)
+    if (!external) {
+      const visitorFree = async () => Number(await page.textContent('.category[data-category="visitor"] [data-count="free"]'));
+      const before = await visitorFree();
+      const vs = (await getJson(base, '/api/v1/parking/spaces?category=visitor')).spaces.find((x) => x.state === 'free');
+      await changeSpace(vs.id, true);
+      let followed = true;
+      try {
+        await page.waitForFunction((n) => Number(document.querySelector(
+          '.category[data-category="visitor"] [data-count="free"]').textContent) === n,
+        before - 1, { timeout: debounceMs + 2000, polling: 50 });
+      } catch (e) {
+        followed = false;
+      }
+      const apiV = (await getJson(base, '/api/v1/parking')).categories.find((c) => c.category === 'visitor');
+      check(`a visitor space (${vs.id}) taken: the visitor free count drops on the page and equals the API`,
+        followed && apiV.free === before - 1 && (await visitorFree()) === apiV.free,
+        `before ${before} api ${apiV.free}`);
+    }
+
     // 3. Ack an alert from the page; the API shows it acked.
     const active = await getJson(base, '/api/v1/alerts?state=active');
     check('there is an active alert to acknowledge', active.length > 0);
