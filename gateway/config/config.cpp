@@ -664,7 +664,7 @@ GatewayConfig loadConfig(const std::string& path, const std::vector<Override>& o
   applyOverrides(root_opt->yaml(), overrides, diag);
   const core::ConfigNode& root = *root_opt;
   root.allowKeys({"site", "include", "mqtt", "modbus", "storage", "http", "uplink", "log",
-                  "pipeline", "parking"});
+                  "pipeline", "parking", "history"});
 
   core::ConfigNode site = root.child("site");
   if (!site.defined()) {
@@ -736,6 +736,9 @@ GatewayConfig loadConfig(const std::string& path, const std::vector<Override>& o
   }
   cfg.uplink = uplink::parseUplinkConfig(root.child("uplink"));
   cfg.http = api::parseHttpConfig(root.child("http"));
+  cfg.history = history::parseHistoryConfig(root.child("history"));
+  cfg.history.debounce = cfg.rules.occupancy.debounce;
+  cfg.http.history_utc_offset_minutes = cfg.history.utc_offset_minutes;
 
   // A path given with --set is the command line's: relative to the working directory.
   for (const auto& o : overrides) {

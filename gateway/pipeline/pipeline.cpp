@@ -24,6 +24,8 @@ constexpr size_t kHandOverReserve = kHandOverRows + 64;
 constexpr auto kHandOverDelay = std::chrono::milliseconds(20);
 constexpr size_t kBusyBatch = 8;
 constexpr auto kLinger = std::chrono::microseconds(300);
+constexpr int64_t kHistoryQuietMs = 60'000;
+constexpr int64_t kHistoryWriteMs = 60'000;
 // How long an alert change waits for the readings writer to commit its open transaction before
 // it queues for the write lock anyway (a stuck disk must not hold the rules up longer). Waiting
 // for the commit to finish (rather than polling for the lock while it runs) keeps the alert's
@@ -78,9 +80,29 @@ Pipeline::Pipeline(const config::GatewayConfig& cfg, std::shared_ptr<const model
     has_occupied_ = true;
   }
   readings_.reserve(kHandOverReserve);
+  if (cfg.history.enabled) {
+    history_ = std::make_unique<history::Rollups>(cfg.history, compound_);
+  }
 }
 
 Pipeline::~Pipeline() { stop(); }
+
+void Pipeline::restoreHistory(storage::Database& db) {
+  if (history_) {
+    history_->restoreDays(db);
+  }
+}
+
+void Pipeline::writeHistory() {
+  if (!history_) {
+    return;
+  }
+  if (auto w = history_->takeWrite()) {
+    std::vector<storage::DurableWrite> writes;
+    writes.push_back(std::move(*w));
+    store_.submit(std::move(writes));
+  }
+}
 
 void Pipeline::addDriver(drivers::Driver* driver) {
   drivers_.push_back(driver);
@@ -321,6 +343,7 @@ void Pipeline::run() {
   }
   handOverReadings();
   flushStore(true);
+  writeHistory();
   publishSnapshot();
 }
 
@@ -437,6 +460,10 @@ void Pipeline::applyReading(model::Reading& r) {
     control_.onDeviceOnline(r.device);
   }
   control_.onReading(r, res);
+  if (history_) {
+    history_->onReading(r);
+    last_ingest_ms_ = r.ingest_ms;
+  }
   if (res.value_changed || res.came_online) {
     changed_ = true;
     if (has_occupied_ && r.point == occupied_point_ && changed_spaces_.size() < 256) {
@@ -585,6 +612,17 @@ void Pipeline::tick() {
   if (now >= next_offline_check_) {
     checkOffline();
     next_offline_check_ = now + std::chrono::seconds(1);
+    // History time is the readings' source time; a quiet minute lets the wall clock close the
+    // buckets nobody reported in (while readings flow, even a backlog hours old, they drive it).
+    const int64_t wall = clock_.wallMs();
+    if (history_ && wall - last_ingest_ms_ >= kHistoryQuietMs) {
+      history_->advanceTo(wall);
+    }
+  }
+  if (history_ && now >= next_history_write_) {
+    // Rows go to the writer once a minute (with the durable work: one fsync), not per reading.
+    writeHistory();
+    next_history_write_ = now + core::Millis(kHistoryWriteMs);
   }
   if (now >= next_state_flush_) {
     flushStore(false);
@@ -709,6 +747,10 @@ void Pipeline::setAlerts(alerts::AlertManager* alerts) {
 }
 
 void Pipeline::onAlertEvent(const alerts::AlertEvent& event) {
+  if (history_ && event.kind == alerts::AlertEventKind::Raised) {
+    history_->onAlertRaised(event.alert.rule, event.alert.device, event.alert.grid,
+                            event.alert.raised_at);
+  }
   nlohmann::json j = alerts::toJson(event);
   read_model_.pushEvent("alert", j.dump());
   if (alert_forward_) {
