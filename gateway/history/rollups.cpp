@@ -15,6 +15,13 @@ constexpr int64_t kQuarterMs = 15 * 60'000;
 constexpr int64_t kHourMs = 60 * 60'000;
 constexpr int64_t kDayMs = 24 * kHourMs;
 constexpr int kSchemaVersion = 1;
+// History never walks more than this in one step: a reading whose clock is wrong by months
+// (plausible to the decoder, which accepts anything after 2001) must not make it emit a row for
+// every quarter in between. The span is skipped instead (no rows: no data).
+constexpr int64_t kMaxWalkMs = kDayMs;
+// A device clock ahead of the box is trusted this far at most (as the decoder's limit is a day,
+// one fast clock would otherwise make every later reading "late").
+constexpr int64_t kMaxAheadOfIngestMs = 60'000;
 
 // The schema (docs/storage.md, "History"). Upserts keep the last figures of a bucket.
 constexpr const char* kSchema = R"sql(
@@ -201,6 +208,16 @@ void Rollups::integrateTo(int64_t t) {
     }
     return;
   }
+  if (t - now_ms_ > kMaxWalkMs) {
+    // Close the current hour as it stands, then start again at t.
+    integrateTo(floorTo(now_ms_, kHourMs) + kHourMs);
+    now_ms_ = t;
+    for (auto& s : scopes_) {
+      openBucket(s, s.quarter, floorTo(t, kQuarterMs));
+      openBucket(s, s.hour, floorTo(t, kHourMs));
+    }
+    return;
+  }
   while (t > now_ms_) {
     const int64_t boundary = floorTo(now_ms_, kQuarterMs) + kQuarterMs;
     const int64_t end = std::min(t, boundary);
@@ -299,7 +316,8 @@ void Rollups::onReading(const model::Reading& r) {
   if (r.device >= kind_.size() || kind_[r.device] == 0) {
     return;
   }
-  const int64_t t = r.source_ms;
+  const int64_t t = r.ingest_ms > 0 ? std::min(r.source_ms, r.ingest_ms + kMaxAheadOfIngestMs)
+                                     : r.source_ms;
   const model::Device& dev = compound_->devices[r.device];
   switch (kind_[r.device]) {
   case 1: {
@@ -515,7 +533,7 @@ int64_t rebuild(storage::Database& db, const HistoryConfig& config,
   int64_t n = 0;
   {
     storage::Statement q = db.prepare(
-        "SELECT device, point, value, quality, ts_ms FROM readings ORDER BY ts_ms, id");
+        "SELECT device, point, value, quality, ts_ms, ingest_ms FROM readings ORDER BY ts_ms, id");
     storage::Statement::Scope scope(q);
     while (q.step()) {
       model::Reading rd;
@@ -538,7 +556,7 @@ int64_t rebuild(storage::Database& db, const HistoryConfig& config,
                    : ql == "bad" ? model::Quality::Bad
                                  : model::Quality::Stale;
       rd.source_ms = q.columnInt(4);
-      rd.ingest_ms = rd.source_ms;
+      rd.ingest_ms = q.columnInt(5);
       r.onReading(rd);
       ++n;
     }

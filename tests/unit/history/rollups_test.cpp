@@ -127,3 +127,26 @@ TEST_CASE("history rollups: pile energy by steps (a drop is a new session), sess
   CHECK(kinds == 2);
   CHECK(rig.r->dayOf(1'764'000'000'000) == "2025-11-25");  // 00:00 local (+08:00) that day
 }
+
+TEST_CASE("history rollups: a device clock off by a year or a day ahead neither floods the "
+          "history with empty buckets nor pushes it into the future",
+          "[history][unit]") {
+  Rig rig;
+  // The soak found it: one reading stamped a year ago came first; walking quarter by quarter to
+  // now would have made ~35,000 rows per scope.
+  hgj::model::Reading old;
+  old.device = rig.c->deviceIndex("P-B2-0001");
+  old.point = *rig.c->pointId("occupied");
+  old.value = Value(true);
+  old.source_ms = kT0 - 365LL * 86'400'000;
+  old.ingest_ms = kT0;
+  rig.r->onReading(old);
+  rig.feed("P-B2-0002", "occupied", Value(false), kT0);
+  CHECK(rig.r->takeOccupancyRows().size() <= 4 * 5 + 5);  // at most one hour's rows per scope
+  // A clock a day ahead counts at the box's time (ingest + 1 min at most).
+  hgj::model::Reading ahead = old;
+  ahead.source_ms = kT0 + 86'000'000;
+  ahead.ingest_ms = kT0 + 1000;
+  rig.r->onReading(ahead);
+  CHECK(rig.r->time() <= kT0 + 61'000);
+}
