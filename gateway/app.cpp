@@ -17,6 +17,7 @@
 #include "gateway/uplink/uplink.h"
 #include "gateway/pipeline/read_model.h"
 #include "gateway/startup_error.h"
+#include "gateway/storage/sqlite.h"
 #include "gateway/storage/store.h"
 
 namespace hgj {
@@ -91,6 +92,13 @@ void App::startStages() {
   try {
     store_->open();
     pipeline_->restore(store_->loadState(), store_->loadLatches());
+    if (cfg_.history.enabled) {
+      // The history tables on a connection of our own, before the writer starts (as the
+      // alerts do); rows are written later through the storage writer.
+      storage::Database db(cfg_.storage.path);
+      history::createHistorySchema(db, clock_.wallMs());
+      pipeline_->restoreHistory(db);
+    }
     // Alerts and their deliveries are written behind by the storage writer (one writer, one
     // fsync per batch); nothing on the pipeline thread waits for the disk.
     alerts_ = std::make_unique<alerts::AlertManager>(cfg_.alerts, cfg_.compound,

@@ -50,6 +50,50 @@ std::string Location::text() const {
   return out;
 }
 
+std::vector<SpaceCategory> Compound::defaultSpaceCategories() {
+  return {{"leased", "固定车位"}, {"visitor", "临时车位"}, {"ev", "充电车位"}};
+}
+
+int Compound::categoryIndex(std::string_view id) const {
+  for (size_t i = 0; i < space_categories.size(); ++i) {
+    if (space_categories[i].id == id) {
+      return static_cast<int>(i);
+    }
+  }
+  return -1;
+}
+
+const std::string& Compound::levelName(const std::string& level) const {
+  for (const auto& l : levels) {
+    if (l.id == level && !l.name.empty()) {
+      return l.name;
+    }
+  }
+  return level;
+}
+
+std::string Compound::placeOf(const Device& device) const {
+  Location loc = device.location;
+  if (device.parent != kNoDevice && device.parent < devices.size() && loc.building.empty() &&
+      loc.level.empty() && loc.zone.empty()) {
+    loc = devices[device.parent].location;
+  }
+  // A space that is the tail of the id ("0042" of P-B1-0042, "S05" of S05, "P07" of S03/P07)
+  // adds nothing beside the id.
+  const std::string& id = device.id;
+  if (!loc.space.empty() && id.size() >= loc.space.size() &&
+      id.compare(id.size() - loc.space.size(), loc.space.size(), loc.space) == 0) {
+    loc.space.clear();
+  }
+  if (device.parent != kNoDevice && device.parent < devices.size()) {
+    const std::string& shed = devices[device.parent].id;
+    if (loc.space == shed) {
+      loc.space.clear();
+    }
+  }
+  return loc.text();
+}
+
 const Device* Compound::device(std::string_view id) const {
   DeviceIndex i = deviceIndex(id);
   return i == kNoDevice ? nullptr : &devices[i];

@@ -83,6 +83,19 @@ struct Grid {
   std::vector<std::string> channels;  ///< alert channel ids (alerts config)
 };
 
+/// A kind of parking space (固定/产权 leased, 临时 visitor, 充电 ev, or one the config names):
+/// "free" means something different to each group of people, so spaces are counted per category.
+struct SpaceCategory {
+  std::string id;    ///< "visitor" (a display point names it: free_visitor)
+  std::string name;  ///< "临时车位"
+};
+
+/// The display name of a parking level ("B2" -> "地下二层"), in the order levels are shown.
+struct LevelInfo {
+  std::string id;
+  std::string name;
+};
+
 struct Location {
   std::string building;
   std::string level;
@@ -119,6 +132,10 @@ struct Device {
   std::string linked_id;
   DeviceIndex linked = kNoDevice;
   std::string dev_eui;  ///< LoRaWAN devices (ChirpStack), lower-case hex
+  /// The space category id (one per device; the occupancy tracker counts it for parking spaces):
+  /// `category:` in the device entry, else `ev` for `tags: {ev_space: "true"}`, else the
+  /// compound's default category.
+  std::string category;
   ModbusBinding modbus;
   int64_t expected_interval_ms = 0;  ///< 0 = the profile's
   std::string source;                ///< "file:line" of the definition
@@ -137,6 +154,24 @@ public:
   std::vector<Grid> grids;
   std::vector<Device> devices;
   std::vector<std::unique_ptr<Profile>> profiles;
+  /// The dashboard's parking card title ("车位": it may include surface levels).
+  std::string parking_title = "车位";
+  /// Built-in categories (leased, visitor, ev) first, then those the config adds, in order.
+  std::vector<SpaceCategory> space_categories = defaultSpaceCategories();
+  std::string default_category = "leased";
+  /// Level display names from the config (levels not named there show their id).
+  std::vector<LevelInfo> levels;
+
+  static std::vector<SpaceCategory> defaultSpaceCategories();
+  /// Index into space_categories, or -1.
+  int categoryIndex(std::string_view id) const;
+  /// The configured display name of a level, or the level id itself.
+  const std::string& levelName(const std::string& level) const;
+  /// Where a device is, for messages that also name the device: building, level, zone and the
+  /// space only when it is not already part of the device id (S05 in "1号车棚区 S05" is the
+  /// shed itself), so "{device} {location}" never says the id twice. A port without a location
+  /// of its own is placed at its shed.
+  std::string placeOf(const Device& device) const;
 
   const Device* device(std::string_view id) const;
   DeviceIndex deviceIndex(std::string_view id) const;

@@ -417,7 +417,7 @@ void Engine::raise(Instance& inst, const model::StateTable& state, core::SteadyT
   MessageFields f;
   f.set(Field::Device, dev.id);
   f.set(Field::Name, dev.name.empty() ? dev.id : dev.name);
-  f.set(Field::Location, dev.location.text());
+  f.set(Field::Location, compound_.placeOf(dev));
   f.set(Field::Grid, dev.grid);
   f.set(Field::Value, value);
   f.set(Field::Threshold, rule.threshold_text);
@@ -879,7 +879,7 @@ void Engine::onWriteResult(const WriteOutcome& outcome, ActionSink& sink) {
   MessageFields f;
   f.set(Field::Device, dev.id);
   f.set(Field::Name, dev.name.empty() ? dev.id : dev.name);
-  f.set(Field::Location, dev.location.text());
+  f.set(Field::Location, compound_.placeOf(dev));
   f.set(Field::Grid, dev.grid);
   f.set(Field::Point, compound_.pointName(outcome.point));
   f.set(Field::Value, model::toText(outcome.value));

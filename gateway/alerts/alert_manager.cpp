@@ -288,8 +288,17 @@ std::map<std::string, std::string> AlertManager::vars(const AlertRecord& a) cons
   v["where"] = where;
   const model::Grid* g = a.grid.empty() ? nullptr : compound_->grid(a.grid);
   v["grid"] = g != nullptr && !g->name.empty() ? g->name : (a.grid.empty() ? "未分配网格" : a.grid);
-  std::string value = model::toText(a.value);
-  v["value"] = value.empty() ? "—" : value;
+  // The people responsible, by name and phone (not only as @mentions, which some phones hide).
+  static const std::vector<model::Staff> kNobody;
+  const auto& staff = g != nullptr ? g->staff : kNobody;
+  const auto& escalation = g != nullptr ? g->escalation : kNobody;
+  v["staff"] = staffText(staff);
+  v["staff_names"] = staffNames(staff);
+  v["staff_phones"] = staffPhones(staff);
+  v["escalation_staff"] = staffText(escalation);
+  v["escalation_names"] = staffNames(escalation);
+  v["escalation_phones"] = staffPhones(escalation);
+  v["value"] = formatValueZh(a.value, units_ ? units_(a) : std::string());
   v["since"] = formatLocalTime(a.raised_at, config_.utc_offset_minutes);
   v["source_time"] =
       formatLocalTime(a.source_ts != 0 ? a.source_ts : a.raised_at, config_.utc_offset_minutes);
@@ -504,6 +513,13 @@ void AlertManager::flushSummary(const FloodKey& key) {
     v["grid"] = g != nullptr && !g->name.empty() ? g->name : (grid.empty() ? "未分配网格" : grid);
     v["devices"] = devices;
     v["ack_url"] = config_.dashboard_url;
+    if (g != nullptr) {
+      v["staff"] = staffText(g->staff);
+      v["staff_names"] = staffNames(g->staff);
+      v["staff_phones"] = staffPhones(g->staff);
+    } else {
+      v["staff"] = v["staff_names"] = v["staff_phones"] = "—";
+    }
     nlohmann::json data{{"rule", rule},          {"grid", grid},
                         {"kind", kind},          {"severity", severityName(p.severity)},
                         {"count", p.rows.size()}, {"devices", p.devices},

@@ -117,6 +117,11 @@ public:
 
   /// The upstream channel; without one, events go to the listener only.
   void setUpstream(UpstreamSink upstream) { upstream_ = std::move(upstream); }
+  /// The unit of an alert's value (the unit of the point its rule watches, "°C"), for the
+  /// `{value}` placeholder; called on the pipeline thread while a message is rendered. Without
+  /// one, values show without a unit.
+  using UnitResolver = std::function<std::string(const AlertRecord& alert)>;
+  void setUnitResolver(UnitResolver units) { units_ = std::move(units); }
   /// Called (on the pipeline thread) after changes that queued notifications; the lead wires it
   /// to Notifier::wake().
   void setWakeCallback(std::function<void()> wake) { wake_ = std::move(wake); }
@@ -132,6 +137,7 @@ public:
   std::optional<AlertRecord> find(const std::string& rule, const std::string& device_id) const;
 
 private:
+  UnitResolver units_;
   struct Open {
     AlertRecord rec;
     int64_t raised_steady_ms = 0;

@@ -18,6 +18,7 @@ Templates defaultTemplates() {
       "### 【{severity}】{message}\n"
       "> 位置：{where}\n"
       "> 设备：{device}（{grid}）\n"
+      "> 负责人：{staff}\n"
       "> 数值：{value}\n"
       "> 发生时间：{since}\n"
       "> 已处置：{actions}\n"
@@ -27,6 +28,7 @@ Templates defaultTemplates() {
       "> 已 {elapsed} 无人确认，升级通知\n"
       "> 位置：{where}\n"
       "> 设备：{device}（{grid}）\n"
+      "> 负责人：{staff}；升级联系人：{escalation_staff}\n"
       "> 数值：{value}\n"
       "> 发生时间：{since}\n"
       "> 已处置：{actions}\n"
@@ -49,7 +51,7 @@ Templates defaultTemplates() {
       "> 编号：{id}";
   t.summary =
       "### 【汇总·{severity}】{count} 条{kind_zh}：{message} 等\n"
-      "> 网格：{grid}\n"
+      "> 网格：{grid}（{staff}）\n"
       "> 设备：{devices}\n"
       "> 请在[值守页面]({ack_url})查看并确认";
   return t;

@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <cstdio>
 #include <ctime>
+#include <functional>
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -92,6 +94,74 @@ std::string describeWhere(const model::Compound& compound, const model::Device& 
     out = device.id;
   }
   return out;
+}
+
+std::string formatValueZh(const model::Value& value, std::string_view unit) {
+  if (const auto* b = std::get_if<bool>(&value)) {
+    return *b ? "是" : "否";
+  }
+  if (const auto* text = std::get_if<std::string>(&value)) {
+    if (*text == "true") {
+      return "是";
+    }
+    if (*text == "false") {
+      return "否";
+    }
+    return text->empty() ? "—" : *text;
+  }
+  const auto* d = std::get_if<double>(&value);
+  if (d == nullptr) {
+    return "—";
+  }
+  char buf[48];
+  double rounded = std::round(*d * 10.0) / 10.0;
+  if (rounded == std::floor(rounded) && std::fabs(rounded) < 1e15) {
+    std::snprintf(buf, sizeof buf, "%.0f", rounded == 0 ? 0.0 : rounded);
+  } else {
+    std::snprintf(buf, sizeof buf, "%.1f", rounded);
+  }
+  std::string out = buf;
+  if (!unit.empty()) {
+    // Degrees and percent stick to the number; other units follow a space (SI style).
+    bool attach = unit == "°C" || unit == "%" || unit == "℃";
+    out += attach ? "" : " ";
+    out += unit;
+  }
+  return out;
+}
+
+namespace {
+
+std::string joinStaff(const std::vector<model::Staff>& staff,
+                      const std::function<std::string(const model::Staff&)>& part) {
+  std::string out;
+  for (const auto& s : staff) {
+    std::string p = part(s);
+    if (p.empty()) {
+      continue;
+    }
+    if (!out.empty()) {
+      out += "、";
+    }
+    out += p;
+  }
+  return out.empty() ? "—" : out;
+}
+
+} // namespace
+
+std::string staffText(const std::vector<model::Staff>& staff) {
+  return joinStaff(staff, [](const model::Staff& s) {
+    return s.phone.empty() ? s.name : (s.name.empty() ? s.phone : s.name + " " + s.phone);
+  });
+}
+
+std::string staffNames(const std::vector<model::Staff>& staff) {
+  return joinStaff(staff, [](const model::Staff& s) { return s.name; });
+}
+
+std::string staffPhones(const std::vector<model::Staff>& staff) {
+  return joinStaff(staff, [](const model::Staff& s) { return s.phone; });
 }
 
 std::string truncateUtf8(const std::string& s, size_t max_bytes) {

@@ -22,6 +22,15 @@ std::string formatDurationZh(int64_t ms);
 /// Where a device is, for people: building / level / zone / space, and for a charging port its
 /// shed and port number ("3号楼 S03车棚 7号口").
 std::string describeWhere(const model::Compound& compound, const model::Device& device);
+/// A value as people read it: booleans 是/否 (also the texts "true"/"false"), numbers with at most
+/// one decimal and the point's unit ("75.2°C", "1200 W", "35 ppm"), other text as it is, "—" for
+/// nothing.
+std::string formatValueZh(const model::Value& value, std::string_view unit = {});
+/// Staff of a grid for a message: "刘强 13800000003、陈静 13800000004" (names and phones),
+/// names only ("刘强、陈静") or phones only; "—" when there is nobody.
+std::string staffText(const std::vector<model::Staff>& staff);
+std::string staffNames(const std::vector<model::Staff>& staff);
+std::string staffPhones(const std::vector<model::Staff>& staff);
 /// Cuts at `max_bytes` without splitting a UTF-8 sequence, marking the cut with "…".
 std::string truncateUtf8(const std::string& s, size_t max_bytes);
 

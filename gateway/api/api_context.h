@@ -10,6 +10,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "gateway/api/alert_store.h"
+#include "gateway/api/history_store.h"
 #include "gateway/api/http_config.h"
 #include "gateway/api/http_message.h"
 #include "gateway/pipeline/commands.h"
@@ -36,6 +37,8 @@ struct ApiContext {
   core::MetricsRegistry& metrics;
   std::shared_ptr<AlertStore> alerts;
   std::function<nlohmann::json()> health;
+  /// The history tables (set by HttpServer; null in tests that need none: 503).
+  std::shared_ptr<HistoryStore> history;
   /// Open event streams and connections, for /healthz (set by HttpServer).
   std::function<int()> sse_clients = [] { return 0; };
   std::atomic<uint64_t> next_command{0};

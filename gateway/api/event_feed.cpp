@@ -78,12 +78,15 @@ std::string EventFeed::format(const pipeline::LiveEvent& e,
     if (d == nullptr) {
       continue;
     }
-    const pipeline::PointView* p = pointOf(*snap, *d, "occupied");
     Json j{{"id", d->id},
            {"level", d->location.level},
            {"zone", d->location.zone},
-           {"state", spaceState(*snap, *d)},
-           {"since", timeOrNull(p != nullptr ? p->since_ms : 0)}};
+                      {"state", spaceState(*snap, *d)},
+           {"since", timeOrNull(d->index < snap->devices.size()
+                                    ? snap->devices[d->index].space_since_ms
+                                    : 0)},
+           {"sensor", sensorState(*snap, *d)},
+           {"category", d->category}};
     out += id + "event: space\ndata: " + j.dump() + "\n\n";
   }
   return out;

@@ -20,6 +20,12 @@ void getEbike(ApiContext& ctx, const Request& req, Response& res);
 void getAlerts(ApiContext& ctx, const Request& req, Response& res);
 void postAck(ApiContext& ctx, const Request& req, Response& res);
 
+// history_handlers.cpp: the history tables (worker threads; own read connections): occupancy
+// per scope and step, day metrics (energy, sessions, alerts), JSON or CSV.
+void getHistoryOccupancy(ApiContext& ctx, const Request& req, Response& res);
+void getHistoryDays(ApiContext& ctx, const Request& req, Response& res);
+void getHistoryScopes(ApiContext& ctx, const Request& req, Response& res);
+
 // point_handlers.cpp: operator writes to device points (worker threads; wait for the pipeline).
 void postWrite(ApiContext& ctx, const Request& req, Response& res);
 

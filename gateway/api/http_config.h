@@ -12,6 +12,9 @@ namespace hgj::api {
 /// The `http:` section: where the local API and dashboard listen and who may use them.
 /// Plain data, copied into the server at construction.
 struct HttpConfig {
+  /// Not an `http:` key: history.utc_offset, copied by the config loader (local days and weeks
+  /// of the history API).
+  int history_utc_offset_minutes = 480;
   std::string bind = "127.0.0.1";
   int port = 8080;
   /// Bearer token for reads. Empty: reads are open (allowed only on a loopback bind).

@@ -31,6 +31,7 @@ struct HttpServer::Impl {
             c, m, [this](Request req, Responder respond) { dispatch(std::move(req), respond); },
             [this](int status) { countStatus(status); })),
         feed(rm, *listener, c.sse_heartbeat) {
+    ctx.history = std::make_shared<HistoryStore>(db_path, c.history_utc_offset_minutes);
     std::weak_ptr<HttpListener> weak = listener;
     ctx.sse_clients = [weak] {
       auto l = weak.lock();

@@ -17,6 +17,9 @@ const Route kAck{"POST", RunOn::Worker, postAck};
 const Route kEvents{"GET", RunOn::EventStream, nullptr};
 const Route kHealth{"GET", RunOn::Inline, getHealth};
 const Route kMetrics{"GET", RunOn::Worker, getMetrics};
+const Route kHistoryOccupancy{"GET", RunOn::Worker, getHistoryOccupancy};
+const Route kHistoryDays{"GET", RunOn::Worker, getHistoryDays};
+const Route kHistoryScopes{"GET", RunOn::Worker, getHistoryScopes};
 
 bool startsWith(std::string_view s, std::string_view prefix) {
   return s.substr(0, prefix.size()) == prefix;
@@ -88,6 +91,16 @@ const Route* byPath(std::string_view path, std::vector<std::string>& params) {
   }
   if (rest == "events") {
     return &kEvents;
+  }
+  if (rest == "history/occupancy") {
+    return &kHistoryOccupancy;
+  }
+  if (rest == "history/scopes") {
+    return &kHistoryScopes;
+  }
+  if (rest == "history/energy" || rest == "history/sessions" || rest == "history/alerts") {
+    params.emplace_back(rest.substr(8));
+    return &kHistoryDays;
   }
   if (startsWith(rest, "alerts/") && endsWith(rest, "/ack")) {
     std::string_view id = rest.substr(7, rest.size() - 7 - 4);

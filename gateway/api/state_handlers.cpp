@@ -41,7 +41,12 @@ void getSpaces(ApiContext& ctx, const Request& req, Response& res) {
       return;
     }
   }
-  res.setJson(200, spacesView(*s, level, zone));
+  std::string category = req.paramOr("category");
+  if (!category.empty() && (s->compound == nullptr || s->compound->categoryIndex(category) < 0)) {
+    res.setError(404, "unknown category");
+    return;
+  }
+  res.setJson(200, spacesView(*s, level, zone, category));
 }
 
 void getDevices(ApiContext& ctx, const Request& req, Response& res) {

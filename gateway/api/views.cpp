@@ -149,6 +149,22 @@ const PointView* pointOf(const Snapshot& s, const model::Device& d, std::string_
 
 const char* spaceState(const Snapshot& s, const model::Device& d) {
   const DeviceView* v = viewOf(s, d);
+  if (v == nullptr) {
+    return "unknown";
+  }
+  switch (v->space) {
+  case rules::occupancy::SpaceState::Free:
+    return "free";
+  case rules::occupancy::SpaceState::Occupied:
+    return "occupied";
+  case rules::occupancy::SpaceState::Unknown:
+    break;
+  }
+  return "unknown";
+}
+
+const char* sensorState(const Snapshot& s, const model::Device& d) {
+  const DeviceView* v = viewOf(s, d);
   const PointView* p = pointOf(s, d, "occupied");
   if (v == nullptr || p == nullptr || !v->online || p->quality != model::Quality::Good) {
     return "unknown";
@@ -161,6 +177,7 @@ const char* spaceState(const Snapshot& s, const model::Device& d) {
 }
 
 Json parkingView(const Snapshot& s) {
+  const model::Compound* c = s.compound.get();
   Json levels = Json::array();
   for (const auto& l : s.levels) {
     Json zones = Json::array();
@@ -171,17 +188,45 @@ Json parkingView(const Snapshot& s) {
     }
     Json lj{{"level", l.level}};
     lj.update(counts(l.counts));
+    lj["name"] = c != nullptr ? c->levelName(l.level) : l.level;
     lj["zones"] = std::move(zones);
     levels.push_back(std::move(lj));
   }
-  Json j{{"site", s.compound ? s.compound->site_id : std::string()},
+  // Levels the config names come first, in its order; the others keep their sorted order.
+  if (c != nullptr && !c->levels.empty()) {
+    auto rank = [c](const Json& j) {
+      const std::string id = j["level"].get<std::string>();
+      for (size_t i = 0; i < c->levels.size(); ++i) {
+        if (c->levels[i].id == id) {
+          return i;
+        }
+      }
+      return c->levels.size();
+    };
+    std::stable_sort(levels.begin(), levels.end(),
+                     [&](const Json& a, const Json& b) { return rank(a) < rank(b); });
+  }
+  Json categories = Json::array();
+  for (const auto& cat : s.categories) {
+    Json cj{{"category", cat.category}};
+    int at = c != nullptr ? c->categoryIndex(cat.category) : -1;
+    cj["name"] = at >= 0 ? c->space_categories[static_cast<size_t>(at)].name : cat.category;
+    cj.update(counts(cat.counts));
+    categories.push_back(std::move(cj));
+  }
+  Json j{{"site", c != nullptr ? c->site_id : std::string()},
          {"updated_at", timeOrNull(s.updated_ms)}};
   j.update(counts(s.parking));
   j["levels"] = std::move(levels);
+  j["site_name"] = c != nullptr ? c->site_name : std::string();
+  j["title"] = c != nullptr ? c->parking_title : std::string("车位");
+  j["categories"] = std::move(categories);
+  j["pending"] = s.parking_pending;
   return j;
 }
 
-Json spacesView(const Snapshot& s, const std::string& level, const std::string& zone) {
+Json spacesView(const Snapshot& s, const std::string& level, const std::string& zone,
+                const std::string& category) {
   Json spaces = Json::array();
   if (s.compound) {
     for (const auto& d : s.compound->devices) {
@@ -189,16 +234,19 @@ Json spacesView(const Snapshot& s, const std::string& level, const std::string& 
         continue;
       }
       if ((!level.empty() && d.location.level != level) ||
-          (!zone.empty() && d.location.zone != zone)) {
+          (!zone.empty() && d.location.zone != zone) ||
+          (!category.empty() && d.category != category)) {
         continue;
       }
-      const PointView* p = pointOf(s, d, "occupied");
+      const DeviceView* v = viewOf(s, d);
       Json sj{{"id", d.id},
               {"level", d.location.level},
               {"zone", d.location.zone},
               {"space", d.location.space.empty() ? d.id : d.location.space},
+              {"category", d.category},
               {"state", spaceState(s, d)},
-              {"since", timeOrNull(p != nullptr ? p->since_ms : 0)}};
+              {"sensor", sensorState(s, d)},
+              {"since", timeOrNull(v != nullptr ? v->space_since_ms : 0)}};
       if (!d.linked_id.empty()) {
         sj["linked"] = d.linked_id;
       }
@@ -209,6 +257,7 @@ Json spacesView(const Snapshot& s, const std::string& level, const std::string& 
               {"updated_at", timeOrNull(s.updated_ms)},
               {"level", level.empty() ? Json(nullptr) : Json(level)},
               {"zone", zone.empty() ? Json(nullptr) : Json(zone)},
+              {"category", category.empty() ? Json(nullptr) : Json(category)},
               {"count", spaces.size()},
               {"spaces", std::move(spaces)}};
 }
@@ -285,6 +334,8 @@ std::optional<Json> deviceView(const Snapshot& s, const std::string& id) {
   }
   if (d->type() == "parking_sensor") {
     j["space_state"] = spaceState(s, *d);
+    j["sensor_state"] = sensorState(s, *d);
+    j["category"] = d->category;
   }
   return j;
 }

@@ -14,17 +14,22 @@ using Json = nlohmann::ordered_json;
 /// JSON views of one immutable snapshot (pure functions, any thread). Shapes are documented in
 /// docs/api.md; `/api/v1/parking` is fixed by ARCHITECTURE.md.
 
-/// A parking space is occupied or free only while its sensor is online and its `occupied` point
-/// has good quality; otherwise unknown (never free).
+/// A parking space's state as counted (the occupancy tracker's, after its debounce): what every
+/// count shows. Occupied or free only while its sensor is online with good quality; otherwise
+/// unknown (never free).
 const char* spaceState(const pipeline::Snapshot& s, const model::Device& d);
+/// What the space's sensor itself says now (before the debounce): differs from spaceState()
+/// while a change waits for the debounce.
+const char* sensorState(const pipeline::Snapshot& s, const model::Device& d);
 
 /// The point of a device by name, or nullptr (not in the profile, or no state for it).
 const pipeline::PointView* pointOf(const pipeline::Snapshot& s, const model::Device& d,
                                    std::string_view name);
 
 Json parkingView(const pipeline::Snapshot& s);
-/// Spaces on `level` / in `zone` (empty = all).
-Json spacesView(const pipeline::Snapshot& s, const std::string& level, const std::string& zone);
+/// Spaces on `level` / in `zone` / of `category` (empty = all).
+Json spacesView(const pipeline::Snapshot& s, const std::string& level, const std::string& zone,
+                const std::string& category = {});
 
 struct DeviceFilter {
   std::string type;

@@ -262,6 +262,85 @@ std::vector<std::string> profileNames(const model::Compound& c) {
   return names;
 }
 
+std::vector<std::string> categoryIds(const model::Compound& compound) {
+  std::vector<std::string> ids;
+  for (const auto& c : compound.space_categories) {
+    ids.push_back(c.id);
+  }
+  return ids;
+}
+
+// An id that can be part of a display point name (free_<category>) and of a URL.
+bool validCategoryId(const std::string& id) {
+  return !id.empty() && id.size() <= 32 &&
+         std::all_of(id.begin(), id.end(), [](unsigned char c) {
+           return std::islower(c) != 0 || std::isdigit(c) != 0 || c == '_';
+         });
+}
+
+void parseParking(const core::ConfigNode& n, model::Compound& compound) {
+  if (!n.defined()) {
+    return;
+  }
+  n.allowKeys({"title", "levels", "categories", "default_category"});
+  compound.parking_title = n.str("title", compound.parking_title);
+  core::ConfigNode levels = n.child("levels");
+  if (levels.defined() && levels.requireSeq()) {
+    for (const auto& l : levels.items()) {
+      if (!l.allowKeys({"id", "name"})) {
+        continue;
+      }
+      model::LevelInfo li{l.requiredStr("id"), ""};
+      li.name = l.str("name", li.id);
+      for (const auto& other : compound.levels) {
+        if (other.id == li.id) {
+          l.errorAt("id", "level \"" + li.id + "\" is named twice");
+        }
+      }
+      compound.levels.push_back(std::move(li));
+    }
+  }
+  core::ConfigNode cats = n.child("categories");
+  if (cats.defined() && cats.requireSeq()) {
+    std::vector<std::string> seen;
+    for (const auto& c : cats.items()) {
+      if (!c.allowKeys({"id", "name"})) {
+        continue;
+      }
+      std::string id = c.requiredStr("id");
+      if (id.empty()) {
+        continue;
+      }
+      if (!validCategoryId(id)) {
+        c.errorAt("id", "expected lower-case letters, digits or '_' (at most 32), got \"" + id +
+                            "\"");
+        continue;
+      }
+      if (std::find(seen.begin(), seen.end(), id) != seen.end()) {
+        c.errorAt("id", "category \"" + id + "\" is defined twice");
+        continue;
+      }
+      seen.push_back(id);
+      int at = compound.categoryIndex(id);
+      std::string name = c.str("name", at >= 0 ? compound.space_categories[at].name : id);
+      if (at >= 0) {
+        compound.space_categories[static_cast<size_t>(at)].name = name;
+      } else {
+        compound.space_categories.push_back({id, name});
+      }
+    }
+  }
+  compound.default_category = n.str("default_category", compound.default_category);
+  if (compound.categoryIndex(compound.default_category) < 0) {
+    std::string msg = "unknown category \"" + compound.default_category + "\"";
+    if (auto m = core::closestMatch(compound.default_category, categoryIds(compound))) {
+      msg += " (did you mean \"" + *m + "\"?)";
+    }
+    n.errorAt("default_category", msg);
+    compound.default_category = "leased";
+  }
+}
+
 void parseDevices(const core::ConfigNode& root, model::Compound& compound) {
   if (!root.allowKeys({"devices"})) {
     return;
@@ -299,7 +378,7 @@ void parseDevices(const core::ConfigNode& root, model::Compound& compound) {
 
   for (const auto& e : devices.items()) {
     if (!e.allowKeys({"id", "name", "profile", "grid", "location", "tags", "linked", "dev_eui",
-                      "modbus", "ports", "range", "expected_interval"})) {
+                      "modbus", "ports", "range", "expected_interval", "category"})) {
       continue;
     }
     std::string id_t = e.requiredStr("id");
@@ -400,6 +479,24 @@ void parseDevices(const core::ConfigNode& root, model::Compound& compound) {
         tags[k] = *s;
       }
     }
+    // One category per space: the key names it; the older `ev_space` tag means `ev` and may not
+    // contradict it.
+    const bool ev_tag = tags.count("ev_space") != 0 && tags["ev_space"] == "true";
+    std::string category = e.str("category", "");
+    if (!category.empty() && compound.categoryIndex(category) < 0) {
+      std::string msg = "unknown category \"" + category + "\" (expected one of parking.categories";
+      if (auto m = core::closestMatch(category, categoryIds(compound))) {
+        msg += "; did you mean \"" + *m + "\"?";
+      }
+      e.errorAt("category", msg + ")");
+      category.clear();
+    } else if (!category.empty() && ev_tag && category != "ev") {
+      e.errorAt("category", "a space has one category: \"" + category +
+                                "\" contradicts tags.ev_space (which means \"ev\")");
+    }
+    if (category.empty()) {
+      category = ev_tag ? "ev" : compound.default_category;
+    }
     int64_t expected = e.duration("expected_interval", std::chrono::milliseconds(0),
                                   std::chrono::milliseconds(0), std::chrono::hours(24 * 30))
                            .count();
@@ -415,6 +512,7 @@ void parseDevices(const core::ConfigNode& root, model::Compound& compound) {
       d.location.zone = expandTemplate(loc.str("zone", ""), n);
       d.location.space = expandTemplate(loc.str("space", ""), n);
       d.tags = tags;
+      d.category = category;
       d.linked_id = expandTemplate(e.str("linked", ""), n);
       d.dev_eui = expandTemplate(dev_eui, n);
       d.modbus = binding;
@@ -566,7 +664,7 @@ GatewayConfig loadConfig(const std::string& path, const std::vector<Override>& o
   applyOverrides(root_opt->yaml(), overrides, diag);
   const core::ConfigNode& root = *root_opt;
   root.allowKeys({"site", "include", "mqtt", "modbus", "storage", "http", "uplink", "log",
-                  "pipeline"});
+                  "pipeline", "parking", "history"});
 
   core::ConfigNode site = root.child("site");
   if (!site.defined()) {
@@ -579,6 +677,8 @@ GatewayConfig loadConfig(const std::string& path, const std::vector<Override>& o
                            cfg.compound->site_id + "\"");
   }
   cfg.compound->site_name = site.str("name", cfg.compound->site_id);
+  // Before the devices: their `category:` keys are checked against these.
+  parseParking(root.child("parking"), *cfg.compound);
 
   core::ConfigNode include = root.child("include");
   include.allowKeys({"grids", "devices", "rules", "alerts", "profiles"});
@@ -636,6 +736,9 @@ GatewayConfig loadConfig(const std::string& path, const std::vector<Override>& o
   }
   cfg.uplink = uplink::parseUplinkConfig(root.child("uplink"));
   cfg.http = api::parseHttpConfig(root.child("http"));
+  cfg.history = history::parseHistoryConfig(root.child("history"));
+  cfg.history.debounce = cfg.rules.occupancy.debounce;
+  cfg.http.history_utc_offset_minutes = cfg.history.utc_offset_minutes;
 
   // A path given with --set is the command line's: relative to the working directory.
   for (const auto& o : overrides) {

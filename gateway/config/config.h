@@ -10,6 +10,7 @@
 #include "drivers/modbus/modbus_config.h"
 #include "drivers/mqtt/mqtt_config.h"
 #include "gateway/alerts/alerts_config.h"
+#include "gateway/history/rollups.h"
 #include "gateway/api/http_config.h"
 #include "gateway/uplink/uplink_config.h"
 #include "rules/rules_config.h"
@@ -59,6 +60,7 @@ struct GatewayConfig {
   alerts::AlertsConfig alerts;
   uplink::UplinkConfig uplink;
   api::HttpConfig http;
+  history::HistoryConfig history;
   std::string rules_path;
 };
 

@@ -24,6 +24,8 @@ constexpr size_t kHandOverReserve = kHandOverRows + 64;
 constexpr auto kHandOverDelay = std::chrono::milliseconds(20);
 constexpr size_t kBusyBatch = 8;
 constexpr auto kLinger = std::chrono::microseconds(300);
+constexpr int64_t kHistoryQuietMs = 60'000;
+constexpr int64_t kHistoryWriteMs = 60'000;
 // How long an alert change waits for the readings writer to commit its open transaction before
 // it queues for the write lock anyway (a stuck disk must not hold the rules up longer). Waiting
 // for the commit to finish (rather than polling for the lock while it runs) keeps the alert's
@@ -78,9 +80,29 @@ Pipeline::Pipeline(const config::GatewayConfig& cfg, std::shared_ptr<const model
     has_occupied_ = true;
   }
   readings_.reserve(kHandOverReserve);
+  if (cfg.history.enabled) {
+    history_ = std::make_unique<history::Rollups>(cfg.history, compound_);
+  }
 }
 
 Pipeline::~Pipeline() { stop(); }
+
+void Pipeline::restoreHistory(storage::Database& db) {
+  if (history_) {
+    history_->restoreDays(db);
+  }
+}
+
+void Pipeline::writeHistory() {
+  if (!history_) {
+    return;
+  }
+  if (auto w = history_->takeWrite()) {
+    std::vector<storage::DurableWrite> writes;
+    writes.push_back(std::move(*w));
+    store_.submit(std::move(writes));
+  }
+}
 
 void Pipeline::addDriver(drivers::Driver* driver) {
   drivers_.push_back(driver);
@@ -321,6 +343,7 @@ void Pipeline::run() {
   }
   handOverReadings();
   flushStore(true);
+  writeHistory();
   publishSnapshot();
 }
 
@@ -437,6 +460,10 @@ void Pipeline::applyReading(model::Reading& r) {
     control_.onDeviceOnline(r.device);
   }
   control_.onReading(r, res);
+  if (history_) {
+    history_->onReading(r);
+    last_ingest_ms_ = r.ingest_ms;
+  }
   if (res.value_changed || res.came_online) {
     changed_ = true;
     if (has_occupied_ && r.point == occupied_point_ && changed_spaces_.size() < 256) {
@@ -567,6 +594,11 @@ void Pipeline::tick() {
     alerts_->beginBatch();
   }
   control_.tick();
+  // A debounced space change moves the counts without a reading of its own.
+  if (control_.engine().occupancy().version() != occupancy_version_) {
+    occupancy_version_ = control_.engine().occupancy().version();
+    changed_ = true;
+  }
   handleStorageEvents();
   if (alerts_ != nullptr) {
     if (now >= next_alert_tick_) {
@@ -580,6 +612,17 @@ void Pipeline::tick() {
   if (now >= next_offline_check_) {
     checkOffline();
     next_offline_check_ = now + std::chrono::seconds(1);
+    // History time is the readings' source time; a quiet minute lets the wall clock close the
+    // buckets nobody reported in (while readings flow, even a backlog hours old, they drive it).
+    const int64_t wall = clock_.wallMs();
+    if (history_ && wall - last_ingest_ms_ >= kHistoryQuietMs) {
+      history_->advanceTo(wall);
+    }
+  }
+  if (history_ && now >= next_history_write_) {
+    // Rows go to the writer once a minute (with the durable work: one fsync), not per reading.
+    writeHistory();
+    next_history_write_ = now + core::Millis(kHistoryWriteMs);
   }
   if (now >= next_state_flush_) {
     flushStore(false);
@@ -674,6 +717,25 @@ void Pipeline::setAlerts(alerts::AlertManager* alerts) {
   if (alerts_ == nullptr) {
     return;
   }
+  // An alert's value is in the unit of the point its rule watches (rules_ is replaced on this
+  // thread only, where the manager renders its messages).
+  alerts_->setUnitResolver([this](const alerts::AlertRecord& a) -> std::string {
+    const model::Device* d = compound_->device(a.device);
+    if (d == nullptr || !rules_) {
+      return {};
+    }
+    for (const auto& r : rules_->rules) {
+      if (r.name != a.rule) {
+        continue;
+      }
+      if (r.when.empty() || r.expr || r.when.front().on != rules::Relation::Self) {
+        return {};
+      }
+      const model::PointDef* p = d->profile->point(r.when.front().point);
+      return p != nullptr ? p->unit : std::string();
+    }
+    return {};
+  });
   // Alerts still active in the store are the rules' business again: they clear them when the
   // condition ends (the rules' own state does not survive a restart, the alerts do).
   for (const auto& a : alerts_->openAlerts()) {
@@ -685,6 +747,10 @@ void Pipeline::setAlerts(alerts::AlertManager* alerts) {
 }
 
 void Pipeline::onAlertEvent(const alerts::AlertEvent& event) {
+  if (history_ && event.kind == alerts::AlertEventKind::Raised) {
+    history_->onAlertRaised(event.alert.rule, event.alert.device, event.alert.grid,
+                            event.alert.raised_at);
+  }
   nlohmann::json j = alerts::toJson(event);
   read_model_.pushEvent("alert", j.dump());
   if (alert_forward_) {
@@ -758,7 +824,7 @@ void Pipeline::publishSnapshot() {
   snap->updated_ms = clock_.wallMs();
   snap->compound = compound_;
   snap->devices.resize(compound_->devices.size());
-  std::map<std::string, std::map<std::string, ParkingCounts>> parking;
+  const rules::occupancy::Tracker& occupancy = control_.engine().occupancy();
   for (const auto& d : compound_->devices) {
     const model::DeviceState& ds = state_.device(d.index);
     DeviceView& v = snap->devices[d.index];
@@ -771,35 +837,16 @@ void Pipeline::publishSnapshot() {
       const auto& ps = ds.points[i];
       v.points[i] = {d.profile->points[i].id, ps.value, ps.quality, ps.since_ms, ps.updated_ms};
     }
-    if (d.type() == "parking_sensor" && has_occupied_) {
-      ParkingCounts& z = parking[d.location.level][d.location.zone];
-      ++z.total;
-      const model::Value* occ = state_.goodValue(d.index, occupied_point_);
-      if (occ == nullptr || !ds.online) {
-        ++z.unknown;
-      } else if (model::asBool(*occ).value_or(false)) {
-        ++z.occupied;
-      } else {
-        ++z.free;
-      }
+    if (occupancy.isSpace(d.index)) {
+      rules::occupancy::SpaceView sv = occupancy.space(d.index);
+      v.space = sv.state;
+      v.space_since_ms = sv.since_ms;
     }
   }
-  auto add = [](ParkingCounts& a, const ParkingCounts& b) {
-    a.total += b.total;
-    a.occupied += b.occupied;
-    a.free += b.free;
-    a.unknown += b.unknown;
-  };
-  for (const auto& [level, zones] : parking) {
-    ParkingLevel lv;
-    lv.level = level;
-    for (const auto& [zone, counts] : zones) {
-      lv.zones.push_back({zone, counts});
-      add(lv.counts, counts);
-    }
-    add(snap->parking, lv.counts);
-    snap->levels.push_back(std::move(lv));
-  }
+  snap->parking = occupancy.total();
+  snap->levels = occupancy.levels();
+  snap->categories = occupancy.categories();
+  snap->parking_pending = static_cast<int>(occupancy.pending());
   read_model_.publish(std::move(snap));
   changed_ = false;
   if (!changed_spaces_.empty()) {

@@ -27,6 +27,7 @@
 #include "model/state_table.h"
 #include "rules/action.h"
 #include "rules/engine.h"
+#include "gateway/history/rollups.h"
 #include "rules/rules_config.h"
 
 namespace hgj::pipeline {
@@ -68,6 +69,9 @@ public:
   /// Restores persisted point states (since-when survives restarts). Before start().
   void restore(const std::vector<storage::StoredPoint>& points,
                const std::vector<storage::LatchRecord>& latches);
+  /// The history's day totals stored before a restart (before start(); `db` is a connection of
+  /// the caller's, used only during the call).
+  void restoreHistory(storage::Database& db);
 
   /// Registers the pipeline thread's heartbeat (the systemd watchdog feed). Before start().
   void setLiveness(core::Liveness& liveness) { heartbeat_ = &liveness.add("pipeline"); }
@@ -187,6 +191,12 @@ private:
   core::SteadyTime next_offline_check_{};
   model::PointId occupied_point_ = 0;
   bool has_occupied_ = false;
+  void writeHistory();
+  uint64_t occupancy_version_ = 0;
+  /// Rollups for the history (null when history.enabled is false); pipeline thread.
+  std::unique_ptr<history::Rollups> history_;
+  int64_t last_ingest_ms_ = 0;  ///< wall time of the latest reading (history's quiet check)
+  core::SteadyTime next_history_write_{};  ///< the occupancy tracker's version last published
 
   std::thread thread_;
   std::atomic<bool> running_{false};

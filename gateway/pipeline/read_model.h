@@ -10,6 +10,7 @@
 
 #include "model/compound.h"
 #include "model/value.h"
+#include "rules/occupancy/occupancy.h"
 
 namespace hgj::pipeline {
 
@@ -27,25 +28,18 @@ struct DeviceView {
   bool safety_cut = false;    ///< a safety rule cut it; re-enabling needs an operator
   std::string fault;          ///< non-empty: it answers but refuses every read (why)
   std::vector<PointView> points;  ///< by slot of the device profile's points
+  /// Parking spaces: the state as counted (after the occupancy debounce), which is what every
+  /// count shows; the sensor's own latest value is in `points`.
+  rules::occupancy::SpaceState space = rules::occupancy::SpaceState::Unknown;
+  int64_t space_since_ms = 0;
 };
 
-struct ParkingCounts {
-  int total = 0;
-  int occupied = 0;
-  int free = 0;
-  int unknown = 0;  ///< stale or never-seen sensors: never counted as free
-};
-
-struct ParkingZone {
-  std::string zone;
-  ParkingCounts counts;
-};
-
-struct ParkingLevel {
-  std::string level;
-  ParkingCounts counts;
-  std::vector<ParkingZone> zones;
-};
+/// The parking counts are the occupancy tracker's (debounced, stale = unknown): one truth for
+/// the API, dashboard, displays, alerts, summaries and history.
+using ParkingCounts = rules::occupancy::Counts;
+using ParkingZone = rules::occupancy::ZoneCounts;
+using ParkingLevel = rules::occupancy::LevelCounts;
+using ParkingCategory = rules::occupancy::CategoryCounts;
 
 /// A consistent, immutable copy of the live state, published by the pipeline thread a few times a
 /// second (and on important changes). Readers on any thread (HTTP, uplink summaries) hold a
@@ -57,6 +51,8 @@ struct Snapshot {
   std::vector<DeviceView> devices;  ///< by DeviceIndex
   ParkingCounts parking;
   std::vector<ParkingLevel> levels;  ///< sorted by level, zones sorted by name
+  std::vector<ParkingCategory> categories;  ///< categories that have spaces, in config order
+  int parking_pending = 0;  ///< spaces whose sensor changed and wait for the debounce
 };
 
 /// A change pushed to live views (server-sent events): `type` is "space", "device", "alert",

@@ -95,8 +95,15 @@ json SummaryBuilder::parking(const pipeline::Snapshot& snap) const {
     l["zones"] = std::move(zones);
     levels.push_back(std::move(l));
   }
+  json categories = json::array();
+  for (const auto& c : snap.categories) {
+    json cj = countsJson(c.counts);
+    cj["category"] = c.category;
+    categories.push_back(std::move(cj));
+  }
   json out = countsJson(snap.parking);
   out["levels"] = std::move(levels);
+  out["categories"] = std::move(categories);
   out["updated_ms"] = snap.updated_ms;
   return out;
 }

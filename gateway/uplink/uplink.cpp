@@ -611,6 +611,13 @@ void Uplink::announceDevices() {
         a[k] = *v;
       }
     }
+    if (d.type() == "parking_sensor" && !d.category.empty()) {
+      a["category"] = d.category;
+      int at = snap->compound->categoryIndex(d.category);
+      if (at >= 0) {
+        a["category_name"] = snap->compound->space_categories[static_cast<size_t>(at)].name;
+      }
+    }
     attrs[d.id] = std::move(a);
     if (attrs.size() >= kAttributesPerMessage) {
       session_.push_back({"v1/gateway/attributes", attrs.dump(), false});

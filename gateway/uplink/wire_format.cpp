@@ -169,7 +169,7 @@ void WireFormat::flatten(const std::string& prefix, const json& j, json& out) {
       std::string key = std::to_string(i);
       json rest = item;
       if (item.is_object()) {
-        for (const char* name : {"level", "zone", "shed", "id", "space"}) {
+        for (const char* name : {"level", "zone", "category", "shed", "id", "space"}) {
           auto it = item.find(name);
           if (it != item.end() && it->is_string()) {
             key = it->get<std::string>();

@@ -9,13 +9,28 @@ namespace hgj::rules::occupancy {
 Tracker::Tracker(const OccupancyConfig& config, const model::Compound& compound)
     : config_(config) {
   space_of_.assign(compound.devices.size(), -1);
-  if (!config.enabled || !config.point_known) {
+  if (!config.point_known) {
     return;
   }
   std::map<std::string, std::set<std::string>> layout;
   for (const auto& d : compound.devices) {
     if (d.type() == config.device_type && d.profile->point(config.point) != nullptr) {
       layout[d.location.level].insert(d.location.zone);
+    }
+  }
+  // Categories in the compound's order, only those some space has.
+  std::vector<int> cat_used(compound.space_categories.size(), 0);
+  for (const auto& d : compound.devices) {
+    int c = compound.categoryIndex(d.category);
+    if (c >= 0 && d.type() == config.device_type && d.profile->point(config.point) != nullptr) {
+      cat_used[static_cast<size_t>(c)] = 1;
+    }
+  }
+  std::map<std::string, uint16_t> cat_idx;
+  for (size_t c = 0; c < cat_used.size(); ++c) {
+    if (cat_used[c] != 0) {
+      cat_idx[compound.space_categories[c].id] = static_cast<uint16_t>(categories_.size());
+      categories_.push_back(CategoryCounts{compound.space_categories[c].id, {}});
     }
   }
   std::map<std::string, uint16_t> level_idx;
@@ -38,6 +53,17 @@ Tracker::Tracker(const OccupancyConfig& config, const model::Compound& compound)
     s.device = d.index;
     s.level = level_idx[d.location.level];
     s.zone = zone_idx[{d.location.level, d.location.zone}];
+    auto ct = cat_idx.find(d.category);
+    if (ct == cat_idx.end()) {
+      // A device built without the config loader (tests): the first category.
+      if (categories_.empty()) {
+        categories_.push_back(CategoryCounts{
+            compound.space_categories.empty() ? "leased" : compound.space_categories[0].id, {}});
+        cat_idx[categories_.back().category] = 0;
+      }
+      ct = cat_idx.find(categories_.front().category);
+    }
+    s.category = ct->second;
     space_of_[d.index] = static_cast<int32_t>(spaces_.size());
     spaces_.push_back(s);
     total_.total++;
@@ -47,6 +73,11 @@ Tracker::Tracker(const OccupancyConfig& config, const model::Compound& compound)
     lc.counts.unknown++;
     lc.zones[s.zone].counts.total++;
     lc.zones[s.zone].counts.unknown++;
+    categories_[s.category].counts.total++;
+    categories_[s.category].counts.unknown++;
+  }
+  if (!config.enabled) {
+    return;
   }
 
   pending_.reserve(spaces_.size());
@@ -80,7 +111,13 @@ Tracker::Tracker(const OccupancyConfig& config, const model::Compound& compound)
   for (const auto& out : config.displays) {
     DisplayState ds;
     ds.out = out;
-    if (out.scope != Scope::Total) {
+    if (out.scope == Scope::Category) {
+      auto it = cat_idx.find(out.category);
+      if (it == cat_idx.end()) {
+        continue;
+      }
+      ds.category = it->second;
+    } else if (out.scope != Scope::Total) {
       auto it = level_idx.find(out.level);
       if (it == level_idx.end()) {
         continue;
@@ -137,7 +174,7 @@ void Tracker::commit(Space& s, SpaceState to, int64_t since_ms) {
   }
   LevelCounts& lc = levels_[s.level];
   Counts& zc = lc.zones[s.zone].counts;
-  for (Counts* c : {&total_, &lc.counts, &zc}) {
+  for (Counts* c : {&total_, &lc.counts, &zc, &categories_[s.category].counts}) {
     slot(*c, s.counted)--;
     slot(*c, to)++;
   }
@@ -196,8 +233,15 @@ void Tracker::resync(const model::StateTable& state, core::SteadyTime now) {
   }
 }
 
+const Counts& Tracker::displayCounts(const DisplayState& ds) const {
+  if (ds.out.scope == Scope::Category) {
+    return categories_[static_cast<size_t>(ds.category)].counts;
+  }
+  return countsFor(ds.out.scope, ds.level, ds.zone);
+}
+
 const Counts& Tracker::countsFor(Scope scope, int level, int zone) const {
-  if (scope == Scope::Total || level < 0) {
+  if (scope == Scope::Total || scope == Scope::Category || level < 0) {
     return total_;
   }
   const LevelCounts& lc = levels_[static_cast<size_t>(level)];
@@ -212,7 +256,7 @@ SpaceView Tracker::space(model::DeviceIndex device) const {
     return {};
   }
   const Space& s = spaces_[static_cast<size_t>(space_of_[device])];
-  return SpaceView{s.counted, s.since_ms};
+  return SpaceView{s.counted, s.since_ms, s.category};
 }
 
 void Tracker::tick(const model::StateTable& state, core::SteadyTime now, int64_t now_wall_ms,
@@ -281,7 +325,7 @@ void Tracker::tick(const model::StateTable& state, core::SteadyTime now, int64_t
   }
 
   for (auto& ds : displays_) {
-    int free = countsFor(ds.out.scope, ds.level, ds.zone).free;
+    int free = displayCounts(ds).free;
     if (ds.written && (free == ds.last_written || now - ds.last_at < config_.display_min_interval)) {
       continue;
     }

@@ -25,6 +25,11 @@ struct ZoneCounts {
   Counts counts;
 };
 
+struct CategoryCounts {
+  std::string category;  ///< id ("visitor"); the compound names it
+  Counts counts;
+};
+
 struct LevelCounts {
   std::string level;
   Counts counts;
@@ -35,12 +40,15 @@ struct LevelCounts {
 struct SpaceView {
   SpaceState state = SpaceState::Unknown;
   int64_t since_ms = 0;  ///< wall time the counted state began (the sensor's since-when)
+  int category = -1;     ///< index into Tracker::categories() (-1: not a space)
 };
 
-/// Per level and zone counts of the compound's parking spaces, with a debounce, thresholds on
-/// them ("B1 full") and free counts written to guidance displays when they change. Owned by the
-/// Engine; pipeline thread only. Readers on other threads get the counts through the pipeline's
-/// snapshot.
+/// Per level, zone and space-category counts of the compound's parking spaces, with a debounce,
+/// thresholds on them ("B1 full") and free counts written to guidance displays when they change.
+/// These are the gateway's one count of free spaces: the API, dashboard, displays, alerts,
+/// summaries and history all read them (through the pipeline's snapshot). Counting runs whenever
+/// a profile has the point; `enabled: false` turns off only thresholds and displays. Owned by the
+/// Engine; pipeline thread only.
 class Tracker {
 public:
   Tracker(const OccupancyConfig& config, const model::Compound& compound);
@@ -62,6 +70,8 @@ public:
 
   const Counts& total() const { return total_; }
   const std::vector<LevelCounts>& levels() const { return levels_; }
+  /// Categories that have at least one space, in the compound's category order.
+  const std::vector<CategoryCounts>& categories() const { return categories_; }
   SpaceView space(model::DeviceIndex device) const;
   /// Increments whenever a count changes (the pipeline republishes its snapshot on change).
   uint64_t version() const { return version_; }
@@ -73,6 +83,7 @@ private:
     model::DeviceIndex device = model::kNoDevice;
     uint16_t level = 0;
     uint16_t zone = 0;  ///< index within the level's zones
+    uint16_t category = 0;  ///< index into categories_
     SpaceState counted = SpaceState::Unknown;
     SpaceState candidate = SpaceState::Unknown;
     core::SteadyTime candidate_since{};
@@ -95,6 +106,7 @@ private:
     DisplayOutput out;
     int level = -1;
     int zone = -1;
+    int category = -1;  ///< free_<category>: counts of categories_[category]
     int last_written = -1;
     core::SteadyTime last_at{};
     bool written = false;
@@ -105,6 +117,7 @@ private:
   void evaluate(Space& s, const model::StateTable& state, core::SteadyTime now);
   void commit(Space& s, SpaceState to, int64_t since_ms);
   const Counts& countsFor(Scope scope, int level, int zone) const;
+  const Counts& displayCounts(const DisplayState& ds) const;
 
   const OccupancyConfig& config_;
   std::vector<int32_t> space_of_;  ///< by DeviceIndex: index into spaces_, -1 if not a space
@@ -112,6 +125,7 @@ private:
   std::vector<uint32_t> pending_;  ///< spaces waiting for the debounce
   Counts total_;
   std::vector<LevelCounts> levels_;
+  std::vector<CategoryCounts> categories_;
   std::vector<ThresholdState> thresholds_;
   std::vector<DisplayState> displays_;
   uint64_t version_ = 0;

@@ -135,6 +135,11 @@ OccupancyConfig parseOccupancyConfig(const core::ConfigNode& node,
         } else if (levels.count(rest)) {
           out.scope = Scope::Level;
           out.level = rest;
+        } else if (compound.categoryIndex(rest) >= 0 && !levels.count(rest)) {
+          // A category no space has yet is accepted (a display installed ahead of its spaces)
+          // and not written until spaces exist.
+          out.scope = Scope::Category;
+          out.category = rest;
         } else if (zones.count(rest)) {
           out.scope = Scope::Zone;
           auto us = rest.find('_');
@@ -142,8 +147,8 @@ OccupancyConfig parseOccupancyConfig(const core::ConfigNode& node,
           out.zone = rest.substr(us + 1);
         } else {
           disp.error("display " + id + " point \"" + p.name +
-                     "\" names no level or zone of the parking sensors (expected free_total, "
-                     "free_<level> or free_<level>_<zone>)");
+                     "\" names no level, zone or category of the parking sensors (expected "
+                     "free_total, free_<level>, free_<level>_<zone> or free_<category>)");
           continue;
         }
         if (!p.writable) {

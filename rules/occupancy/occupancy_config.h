@@ -11,7 +11,8 @@
 
 namespace hgj::rules::occupancy {
 
-enum class Scope : uint8_t { Total, Level, Zone };
+/// Category: a display's free_<category> point (thresholds use Total, Level or Zone).
+enum class Scope : uint8_t { Total, Level, Zone, Category };
 
 /// "B1 full": free spaces of each level (or zone, or the whole site) at or below a limit.
 struct Threshold {
@@ -27,14 +28,15 @@ struct Threshold {
   MessageTemplate message;
 };
 
-/// One point of a guidance display that shows a free count: `free_total`, `free_<level>` or
-/// `free_<level>_<zone>`.
+/// One point of a guidance display that shows a free count: `free_total`, `free_<level>`,
+/// `free_<level>_<zone>` or `free_<category>` (a gate display shows `free_visitor`).
 struct DisplayOutput {
   model::DeviceIndex device = model::kNoDevice;
   model::PointId point = 0;
   Scope scope = Scope::Total;
   std::string level;
   std::string zone;
+  std::string category;
 };
 
 struct OccupancyConfig {

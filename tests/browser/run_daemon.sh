@@ -67,6 +67,7 @@ all_known() { curl -sf "http://127.0.0.1:$hport/api/v1/parking" | grep -q '"unkn
 wait_for 60 has_alert || { echo "FAIL: no alert from the simulated overheating port"; tail -20 "$tmp/gateway.log"; exit 1; }
 wait_for 30 all_known || { echo "FAIL: not every space reported"; exit 1; }
 
-HGJ_DASHBOARD_URL="http://127.0.0.1:$hport" HGJ_DASHBOARD_TOKEN="$operator_token" \
+# conf/rules.yaml counts a space change after its 5 s occupancy debounce.
+HGJ_DASHBOARD_URL="http://127.0.0.1:$hport" HGJ_DASHBOARD_TOKEN="$operator_token" HGJ_DEBOUNCE_MS=5000 \
 HGJ_CHANGE_SPACE_CMD="mosquitto_pub -h 127.0.0.1 -p $mport -q 1 -t compound/parking/{id}/state -m '{\"occupied\":{occupied},\"ts\":{ts}}'" \
   node "$here/dashboard.test.mjs"

@@ -89,6 +89,8 @@ const char* registerName(int addr) {
     return "free_B2_C";
   case 0x0023:
     return "free_B2_D";
+  case 0x0030:
+    return "free_visitor";
   case kBrightness:
     return "brightness";
   default:

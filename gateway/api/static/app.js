@@ -5,7 +5,7 @@
 const I18N = {
   zh: {
     title: '小区看板', nav_parking: '车位', nav_ev: '充电桩', nav_ebike: '电动车棚',
-    nav_alerts: '告警', nav_health: '设备', parking: '地下车位', free: '空闲', occupied: '占用',
+    nav_alerts: '告警', nav_health: '设备', parking: '车位', free: '空闲', occupied: '占用',
     unknown: '未知', total: '总数', ev_space: '充电车位', ev: '新能源充电桩',
     ebike: '电动自行车充电棚', alerts: '告警', show_acked: '显示已确认', no_alerts: '当前没有告警', alerts_unavailable: '告警暂不可用（数据库未就绪）',
     health: '设备健康', offline_devices: '离线设备', ack_title: '确认告警', ack_by: '处理人',
@@ -19,11 +19,12 @@ const I18N = {
     warning: '警告', info: '提示', online: '在线', none_offline: '全部在线',
     err_token: '令牌无效或无操作权限', err_failed: '操作失败', space_blocked: '车位被占用但未充电',
     parking_sensor: '车位传感器', ev_pile: '充电桩', ebike_shed: '车棚控制器', ebike_port: '充电端口',
-    co_sensor: '一氧化碳传感器', meter: '电表', display: '引导屏', more: '另有',
+    co_sensor: '一氧化碳传感器', meter: '电表', display: '引导屏', fan: '排风机', more: '另有',
+    sensor_says: '传感器', confirming: '确认中', categories: '分类', device_type: '设备',
   },
   en: {
     title: 'Compound dashboard', nav_parking: 'Parking', nav_ev: 'EV piles', nav_ebike: 'E-bike sheds',
-    nav_alerts: 'Alerts', nav_health: 'Devices', parking: 'Underground parking', free: 'Free',
+    nav_alerts: 'Alerts', nav_health: 'Devices', parking: 'Parking', free: 'Free',
     occupied: 'Occupied', unknown: 'Unknown', total: 'Total', ev_space: 'EV space',
     ev: 'EV charging piles', ebike: 'E-bike charging sheds', alerts: 'Alerts',
     show_acked: 'Show acknowledged', no_alerts: 'No alerts',
@@ -41,7 +42,8 @@ const I18N = {
     err_token: 'Invalid token or not an operator', err_failed: 'Failed',
     space_blocked: 'Space occupied, not charging', parking_sensor: 'Parking sensors',
     ev_pile: 'EV piles', ebike_shed: 'Shed controllers', ebike_port: 'Charging ports',
-    co_sensor: 'CO sensors', meter: 'Meters', display: 'Displays', more: 'more',
+    co_sensor: 'CO sensors', meter: 'Meters', display: 'Displays', fan: 'Exhaust fans', more: 'more',
+    sensor_says: 'sensor', confirming: 'confirming', categories: 'Categories', device_type: 'Devices',
   },
 };
 
@@ -150,7 +152,12 @@ async function loadParking(force) {
   const p = await api('/api/v1/parking');
   const changed = state.parking && JSON.stringify(levelCounts(state.parking)) !== JSON.stringify(levelCounts(p));
   state.parking = p;
-  document.getElementById('site-name').textContent = p.site || '';
+  // The compound's name from the config (site.name); the id only when it has none.
+  const siteName = p.site_name || p.site || '';
+  document.getElementById('site-name').textContent = siteName;
+  document.title = (siteName ? siteName + ' · ' : '') + t('title');
+  document.getElementById('parking-title').textContent =
+    state.lang === 'zh' && p.title ? p.title : t('parking');
   setUpdated(p.updated_at);
   renderParkingCounts();
   if (force || !state.spaces.size || changed) {
@@ -176,6 +183,11 @@ function renderParkingCounts() {
   document.getElementById('total-occupied').textContent = p.occupied;
   document.getElementById('total-unknown').textContent = p.unknown;
   document.getElementById('total-all').textContent = p.total;
+  // Free counts per space category (visitor spaces are what a visitor asks about).
+  document.getElementById('categories').replaceChildren(...(p.categories || []).map((c) =>
+    el('div', { class: 'chip category', 'data-category': c.category },
+      el('span', { class: 'cat-name', text: state.lang === 'zh' ? c.name : c.category }), ' ',
+      el('b', { class: 'f', 'data-count': 'free', text: c.free }), ` / ${c.total}`)));
   for (const l of p.levels) {
     const lc = document.querySelector(`.level[data-level="${CSS.escape(l.level)}"] .level-counts`);
     if (lc) fillCounts(lc, l);
@@ -195,7 +207,15 @@ function fillCounts(node, c) {
 }
 
 function spaceTitle(s) {
-  return `${s.id} · ${t(s.state)}` + (s.since ? ` · ${age(s.since)}` : '') + (s.linked ? ` · ${s.linked}` : '');
+  // The counted state leads; the sensor's own value is shown while it waits for the debounce.
+  const raw = s.sensor && s.sensor !== s.state ? ` · ${t('sensor_says')} ${t(s.sensor)} (${t('confirming')})` : '';
+  return `${s.id} · ${t(s.state)}` + raw + (s.since ? ` · ${age(s.since)}` : '') +
+    (s.category ? ` · ${categoryName(s.category)}` : '') + (s.linked ? ` · ${s.linked}` : '');
+}
+
+function categoryName(id) {
+  const c = state.parking && (state.parking.categories || []).find((x) => x.category === id);
+  return c && state.lang === 'zh' ? c.name : id;
 }
 
 function renderLevels() {
@@ -210,7 +230,7 @@ function renderLevels() {
   }
   root.replaceChildren(...p.levels.map((l) => el('div', { class: 'level', 'data-level': l.level },
     el('div', { class: 'level-head' },
-      el('h3', { text: l.level }),
+      el('h3', { text: l.name && l.name !== l.level ? `${l.name} (${l.level})` : l.level }),
       el('span', { class: 'counts level-counts' })),
     el('div', { class: 'zones' }, ...l.zones.map((z) => el('div', { class: 'zone', 'data-zone': l.level + '-' + z.zone },
       el('div', { class: 'zone-head' },
@@ -218,8 +238,9 @@ function renderLevels() {
         el('span', { class: 'counts zone-counts' })),
       el('div', { class: 'spaces' }, ...(byZone.get(l.level + '-' + z.zone) || []).map((s) =>
         el('span', {
-          class: `space state-${s.state}` + (s.linked ? ' linked' : ''),
-          'data-space': s.id, 'data-state': s.state, title: spaceTitle(s),
+          class: `space state-${s.state}` + (s.linked ? ' linked' : '') + ` cat-${s.category || ''}`,
+          'data-space': s.id, 'data-state': s.state, 'data-sensor': s.sensor,
+          'data-category': s.category, title: spaceTitle(s),
         })))))))));
   renderParkingCounts();
 }
@@ -233,8 +254,9 @@ function applySpace(ev) {
   Object.assign(s, ev);
   const cell = document.querySelector(`.space[data-space="${CSS.escape(ev.id)}"]`);
   if (cell) {
-    cell.className = `space state-${s.state}` + (s.linked ? ' linked' : '');
+    cell.className = `space state-${s.state}` + (s.linked ? ' linked' : '') + ` cat-${s.category || ''}`;
     cell.dataset.state = s.state;
+    if (s.sensor) cell.dataset.sensor = s.sensor;
     cell.title = spaceTitle(s);
   }
   debounce('parking', 250, refreshParking);
@@ -468,7 +490,15 @@ function applyLang() {
   document.documentElement.lang = state.lang === 'zh' ? 'zh-CN' : 'en';
   document.getElementById('lang').textContent = state.lang === 'zh' ? 'EN' : '中文';
   for (const n of document.querySelectorAll('[data-i18n]')) n.textContent = t(n.dataset.i18n);
-  document.title = state.lang === 'zh' ? '红管家 · 小区看板' : 'hgj · compound dashboard';
+  if (state.parking) {
+    const p = state.parking;
+    const siteName = p.site_name || p.site || '';
+    document.title = (siteName ? siteName + ' · ' : '') + t('title');
+    document.getElementById('parking-title').textContent =
+      state.lang === 'zh' && p.title ? p.title : t('parking');
+  } else {
+    document.title = state.lang === 'zh' ? '红管家 · 小区看板' : 'hgj · compound dashboard';
+  }
   renderLevels();
   if (state.ev) loadEv().catch(showError);
   if (state.ebike) loadEbike().catch(showError);

@@ -132,6 +132,7 @@ std::string expectedSection(int64_t id) {
   return "### 【紧急】S03/P07 温度 75°C，超过 60°C\n"
          "> 位置：3号楼 S03车棚 7号口\n"
          "> 设备：S03/P07（一网格）\n"
+         "> 负责人：张三 13800000001\n"
          "> 数值：75\n"
          "> 发生时间：2023-11-15 06:13:20\n"
          "> 已处置：已自动断电\n"
@@ -182,7 +183,8 @@ TEST_CASE("alerts delivery: DingTalk messages are signed, and the test robot ver
     std::string text = "### 【紧急】S03 车棚烟雾报警\n"
                        "> 位置：3号楼\n"
                        "> 设备：S03（一网格）\n"
-                       "> 数值：true\n"
+                       "> 负责人：张三 13800000001\n"
+                       "> 数值：是\n"
                        "> 发生时间：2023-11-15 06:13:20\n"
                        "> 已处置：已切断整个车棚电源\n"
                        "> 编号：" + id + "，请尽快处理并在[值守页面](http://127.0.0.1:8080/#alert-" +

@@ -65,6 +65,7 @@ std::shared_ptr<model::Compound> makeCompound(const CompoundShape& shape) {
   auto c = std::make_shared<model::Compound>();
   c->site_id = "demo-001";
   c->site_name = "演示小区";
+  c->levels = {{"B2", "地下二层"}, {"B1", "地下一层"}};
   using T = model::PointType;
   auto* parking =
       addProfile(*c, "parking_sensor_mqtt", "parking_sensor", {{"occupied", T::Bool, "", false}});
@@ -99,6 +100,10 @@ std::shared_ptr<model::Compound> makeCompound(const CompoundShape& shape) {
       d.grid = std::string(level) == "B1" ? "G1" : "G2";
       d.location = {"1", level, std::string(1, zones[static_cast<size_t>((n - 1) / per_zone)]),
                     d.id};
+      // B1's first spaces serve the piles (ev); B2's last four are for visitors.
+      d.category = std::string(level) == "B1" && n <= shape.ev_piles ? "ev"
+                   : std::string(level) == "B2" && n > shape.spaces_per_level - 4 ? "visitor"
+                                                                                   : "leased";
       c->devices.push_back(d);
     }
   }
@@ -263,7 +268,13 @@ void LiveState::publish(pipeline::ReadModel& rm) {
     if (d.type() != "parking_sensor") {
       continue;
     }
-    std::string st = api::spaceState(*s, d);
+    // Counted as the occupancy tracker does without a debounce: the sensor's state.
+    std::string st = api::sensorState(*s, d);
+    s->devices[d.index].space = st == "occupied" ? rules::occupancy::SpaceState::Occupied
+                                : st == "free"   ? rules::occupancy::SpaceState::Free
+                                                 : rules::occupancy::SpaceState::Unknown;
+    const pipeline::PointView* occ = api::pointOf(*s, d, "occupied");
+    s->devices[d.index].space_since_ms = occ != nullptr ? occ->since_ms : 0;
     add(counts[d.location.level][d.location.zone], st);
     add(s->parking, st);
   }
@@ -279,6 +290,17 @@ void LiveState::publish(pipeline::ReadModel& rm) {
     }
     s->levels.push_back(l);
   }
+  for (const auto& cat : compound_->space_categories) {
+    pipeline::ParkingCategory pc{cat.id, {}};
+    for (const auto& d : compound_->devices) {
+      if (d.type() == "parking_sensor" && d.category == cat.id) {
+        add(pc.counts, spaceState(*s, d));
+      }
+    }
+    if (pc.counts.total > 0) {
+      s->categories.push_back(pc);
+    }
+  }
   std::vector<std::string> changed;
   changed.swap(changed_spaces_);
   std::shared_ptr<const pipeline::Snapshot> snap = s;
@@ -290,7 +312,8 @@ void LiveState::publish(pipeline::ReadModel& rm) {
                      {"level", d->location.level},
                      {"zone", d->location.zone},
                      {"state", api::spaceState(*snap, *d)},
-                     {"since", api::timeOrNull(p != nullptr ? p->since_ms : 0)}};
+                     {"since", api::timeOrNull(p != nullptr ? p->since_ms : 0)},
+                     {"sensor", api::sensorState(*snap, *d)}};
     rm.pushEvent("space", j.dump());
   }
 }

@@ -99,7 +99,8 @@ TEST_CASE("modbus tcp: every shipped profile is read and decoded from a real ser
   rig.addTcpLine("garage", slave->port());
   rig.start();
 
-  CHECK(expected.size() == 10 + 14 + 5 + (5 + 12 * 8) + 5 + 12 + 3);
+  // The display: 11 free counts of levels and zones, free_visitor, brightness.
+  CHECK(expected.size() == 10 + 14 + 5 + (5 + 12 * 8) + 5 + 13 + 3);
   REQUIRE(waitUntil([&] { return missing(rig.sink, expected) == 0; }, milliseconds(3000)));
   // Spot checks against the profiles' documentation.
   auto p07 = rig.dev("M01/P07");

@@ -154,6 +154,7 @@ TEST_CASE("alerts manager: the notification text says what, where, value, since,
   CHECK(body == "### 【紧急】S03/P07 温度 75°C，超过 60°C\n"
                 "> 位置：3号楼 S03车棚 7号口\n"
                 "> 设备：S03/P07（一网格）\n"
+                "> 负责人：张三 13800000001\n"
                 "> 数值：75\n"
                 "> 发生时间：2023-11-15 06:13:20\n"
                 "> 已处置：已自动断电\n"
@@ -542,4 +543,31 @@ TEST_CASE("alerts manager: with the disk refusing writes, alerts are still annou
   CHECK(one(env.dir.db(), "SELECT state, acked_by FROM alerts") == "acked|张三");
   CHECK(rows(env.dir.db(), "SELECT kind FROM alert_events ORDER BY id") ==
         std::vector<std::string>{"raised", "acked"});
+}
+
+TEST_CASE("alerts manager: values are written for people (是/否, one decimal, the point's unit) "
+          "and templates name the responsible staff",
+          "[alerts][manager][format]") {
+  Env env;
+  env.manager->setUnitResolver([](const AlertRecord& a) {
+    return a.rule == "port_over_temp" ? std::string("°C") : std::string();
+  });
+  auto hot = env.overTemp();
+  hot.value = 75.2345;
+  env.manager->raise(hot);
+  std::string body = one(env.dir.db(), "SELECT body FROM alert_notifications WHERE channel='wecom'");
+  CHECK(body.find("> 数值：75.2°C\n") != std::string::npos);
+  CHECK(body.find("> 负责人：张三 13800000001\n") != std::string::npos);
+
+  AlertRaise smoke;
+  smoke.rule = "shed_smoke";
+  smoke.device = env.compound->deviceIndex("S03");
+  smoke.severity = Severity::Critical;
+  smoke.message = "S03 3号楼: 充电棚烟雾报警";
+  smoke.value = std::string("true");  // how the pipeline hands over a boolean reading
+  env.manager->raise(smoke);
+  std::string sbody = one(env.dir.db(), "SELECT body FROM alert_notifications WHERE "
+                                        "channel='wecom' ORDER BY id DESC LIMIT 1");
+  CHECK(sbody.find("> 数值：是\n") != std::string::npos);
+  CHECK(sbody.find("true") == std::string::npos);
 }

@@ -82,3 +82,52 @@ TEST_CASE("alerts format: the HTTP client is built with TLS, so real https robot
   httplib::Client https("https://127.0.0.1:1");
   CHECK(https.is_valid());
 }
+
+TEST_CASE("alerts format: values for people: 是/否, at most one decimal, units", "[alerts][format]") {
+  using hgj::model::Value;
+  CHECK(formatValueZh(Value(true)) == "是");
+  CHECK(formatValueZh(Value(false)) == "否");
+  CHECK(formatValueZh(Value(std::string("true"))) == "是");
+  CHECK(formatValueZh(Value(std::string("false"))) == "否");
+  CHECK(formatValueZh(Value(75.0), "°C") == "75°C");
+  CHECK(formatValueZh(Value(75.26), "°C") == "75.3°C");
+  CHECK(formatValueZh(Value(1200.0), "W") == "1200 W");
+  CHECK(formatValueZh(Value(-0.04), "A") == "0 A");
+  CHECK(formatValueZh(Value(35.0), "ppm") == "35 ppm");
+  CHECK(formatValueZh(Value(std::string("Faulted"))) == "Faulted");
+  CHECK(formatValueZh(Value()) == "—");
+}
+
+TEST_CASE("alerts format: the responsible staff by name and phone", "[alerts][format]") {
+  std::vector<hgj::model::Staff> staff{{"刘强", "13800000003", "liuqiang", ""},
+                                       {"陈静", "13800000004", "chenjing", ""}};
+  CHECK(staffText(staff) == "刘强 13800000003、陈静 13800000004");
+  CHECK(staffNames(staff) == "刘强、陈静");
+  CHECK(staffPhones(staff) == "13800000003、13800000004");
+  CHECK(staffText({}) == "—");
+  CHECK(staffText({{"社区办公室", "", "", ""}}) == "社区办公室");
+}
+
+TEST_CASE("alerts format: a place never repeats the device id beside it", "[alerts][format]") {
+  hgj::model::Compound c;
+  hgj::model::Profile shed;
+  shed.device_type = "ebike_shed";
+  hgj::model::Device s05;
+  s05.id = "S05";
+  s05.profile = &shed;
+  s05.location = {"1号车棚区", "", "", "S05"};
+  hgj::model::Device space;
+  space.id = "P-B1-0042";
+  space.profile = &shed;
+  space.location = {"地库", "B1", "A", "0042"};
+  hgj::model::Device other;
+  other.id = "DISP-1";
+  other.profile = &shed;
+  other.location = {"", "B1", "", "入口"};
+  c.devices = {s05, space, other};
+  c.buildIndexes();
+  // "{device} {location}" in the shipped rules: "S05 1号车棚区", not "S05 1号车棚区 S05".
+  CHECK(c.placeOf(c.devices[0]) == "1号车棚区");
+  CHECK(c.placeOf(c.devices[1]) == "地库 B1 A区");
+  CHECK(c.placeOf(c.devices[2]) == "B1 入口");
+}

@@ -69,7 +69,7 @@ TEST_CASE("rules config: the default rule set has every kind the issue lists", "
   }
   REQUIRE(cfg.occupancy.thresholds.size() == 1);
   CHECK(cfg.occupancy.thresholds[0].name == "level_full");
-  CHECK(cfg.occupancy.displays.size() == 4);
+  CHECK(cfg.occupancy.displays.size() == 5);  // free_total, free_B1, free_B2, free_B1_A, free_visitor
   const auto& t = cfg.rules[0];
   CHECK(t.name == "port_over_temperature");
   CHECK(t.hold == std::chrono::seconds(10));

@@ -34,7 +34,7 @@ TEST_CASE("held: a space occupied 7 days raises info, 15 days warning", "[rules]
   REQUIRE(rig.sink.raised.size() == 1);
   CHECK(rig.sink.raised[0].rule == "zombie_vehicle");
   CHECK(rig.sink.raised[0].severity == hgj::rules::Severity::Info);
-  CHECK(rig.sink.raised[0].message == "P-B1-0003 B1 B区 P-B1-0003: parked 7d");
+  CHECK(rig.sink.raised[0].message == "P-B1-0003 B1 B区: parked 7d");
   rig.advance(8 * kDay);
   rig.tick();
   REQUIRE(rig.sink.raised.size() == 2);

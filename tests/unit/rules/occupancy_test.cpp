@@ -1,3 +1,5 @@
+#include <optional>
+
 #include <catch2/catch.hpp>
 
 #include "tests/unit/rules/rules_rig.h"
@@ -140,5 +142,70 @@ TEST_CASE("occupancy: display points must name a level or zone", "[rules][occupa
   std::string problems = Rig::problems("occupancy: {display_type: display, debonce: 5s}", *compound);
   CHECK(problems.find("occupancy.debonce: unknown key (did you mean \"debounce\"?)") !=
         std::string::npos);
-  CHECK(problems.find("point \"free_B2\" names no level or zone") != std::string::npos);
+  CHECK(problems.find("point \"free_B2\" names no level, zone or category") != std::string::npos);
+}
+
+TEST_CASE("occupancy: free counts per space category, debounced like every other count",
+          "[rules][occupancy][category]") {
+  hgj::rules::test::CompoundSpec spec;
+  spec.visitor_spaces = 2;  // P-B1-0001, P-B1-0002; P-B2-0007/8 are ev (linked), the rest leased
+  Rig rig(kOccupancy, spec);
+  const auto& occ = rig.engine->occupancy();
+  REQUIRE(occ.categories().size() == 3);
+  CHECK(occ.categories()[0].category == "leased");
+  CHECK(occ.categories()[1].category == "visitor");
+  CHECK(occ.categories()[2].category == "ev");
+  CHECK(occ.categories()[0].counts.total == 12);
+  CHECK(occ.categories()[1].counts.total == 2);
+  CHECK(occ.categories()[2].counts.total == 2);
+  CHECK(occ.categories()[1].counts.unknown == 2);
+
+  rig.feed("P-B1-0001", "occupied", Value(false));
+  rig.feed("P-B1-0002", "occupied", Value(false));
+  rig.run(1s);
+  // Leaving unknown counts at once.
+  CHECK(occ.categories()[1].counts.free == 2);
+  rig.feed("P-B1-0001", "occupied", Value(true));
+  rig.run(2s);
+  CHECK(occ.categories()[1].counts.free == 2);  // still within the 5 s debounce
+  CHECK(occ.space(rig.dev("P-B1-0001")).state == SpaceState::Free);
+  rig.run(4s);
+  CHECK(occ.categories()[1].counts.free == 1);
+  CHECK(occ.categories()[1].counts.occupied == 1);
+  CHECK(occ.space(rig.dev("P-B1-0001")).category == 1);
+  // The site total and the categories add up to the same spaces.
+  int sum = 0;
+  for (const auto& c : occ.categories()) {
+    sum += c.counts.total;
+  }
+  CHECK(sum == occ.total().total);
+}
+
+TEST_CASE("occupancy: a gate display shows the visitor free count (free_visitor)",
+          "[rules][occupancy][category]") {
+  hgj::rules::test::CompoundSpec spec;
+  spec.visitor_spaces = 2;
+  Rig rig(kOccupancy, spec);
+  rig.tick();
+  const auto visitor = rig.pt("free_visitor");
+  auto last_visitor = [&]() -> std::optional<Value> {
+    std::optional<Value> v;
+    for (const auto& w : rig.sink.writes) {
+      if (w.point == visitor) {
+        v = w.value;
+      }
+    }
+    return v;
+  };
+  REQUIRE(last_visitor() == Value(0.0));
+  rig.sink.reset();
+  rig.feed("P-B1-0001", "occupied", Value(false));
+  rig.feed("P-B1-0002", "occupied", Value(false));
+  rig.feed("P-B1-0003", "occupied", Value(false));  // leased: not on the visitor count
+  rig.run(2s);
+  CHECK(last_visitor() == Value(2.0));
+  rig.sink.reset();
+  rig.feed("P-B1-0002", "occupied", Value(true));
+  rig.run(6s);
+  CHECK(last_visitor() == Value(1.0));
 }

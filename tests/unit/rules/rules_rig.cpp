@@ -73,7 +73,8 @@ std::unique_ptr<model::Compound> makeCompound(const CompoundSpec& spec) {
                              {{"free_total", T::Number, true},
                               {"free_B1", T::Number, true},
                               {"free_B2", T::Number, true},
-                              {"free_B1_A", T::Number, true}});
+                              {"free_B1_A", T::Number, true},
+                              {"free_visitor", T::Number, true}});
 
   auto add = [&](const std::string& id, const model::Profile* prof, model::Location loc,
                  std::string grid) -> model::Device& {
@@ -91,7 +92,8 @@ std::unique_ptr<model::Compound> makeCompound(const CompoundSpec& spec) {
     for (int n = 1; n <= spec.spaces_per_level; ++n) {
       std::string zone(1, "ABCD"[std::min(3, (n - 1) / per_zone)]);
       std::string id = std::string("P-") + level + "-" + pad(n, 4);
-      add(id, parking, {"", level, zone, id}, "G1");
+      model::Device& sp = add(id, parking, {"", level, zone, id}, "G1");
+      sp.category = std::string(level) == "B1" && n <= spec.visitor_spaces ? "visitor" : "leased";
     }
   }
   auto add_shed = [&](const std::string& id, int ports) {
@@ -117,6 +119,7 @@ std::unique_ptr<model::Compound> makeCompound(const CompoundSpec& spec) {
     for (auto& sp : c->devices) {
       if (sp.id == space_id) {
         sp.linked_id = d.id;
+        sp.category = "ev";
       }
     }
   }

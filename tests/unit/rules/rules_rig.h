@@ -24,7 +24,10 @@ struct CompoundSpec {
   int co_sensors_per_level = 1;   ///< CO-B1-1..
   int fans_per_level = 1;         ///< FAN-B1-1..
   int meters = 1;
-  bool display = true;            ///< DISP-ENTRANCE with free_total, free_B1, free_B2, free_B1_A
+  bool display = true;            ///< DISP-ENTRANCE with free_total, free_B1, free_B2, free_B1_A,
+                                  ///< free_visitor
+  int visitor_spaces = 0;         ///< the first spaces of B1 are visitor spaces; linked ones ev,
+                                  ///< the rest leased
 };
 
 /// Profiles: parking_sensor, ebike_port, ebike_shed, ev_pile, co_sensor, fan, display, meter with
