@@ -149,7 +149,8 @@ int waitPid(pid_t pid, std::chrono::milliseconds timeout) {
 
 } // namespace
 
-Broker::Broker(bool persistence, const std::string& extra_config) : port_(freePort()) {
+Broker::Broker(bool persistence, const std::string& extra_config, bool start_now)
+    : port_(freePort()) {
   std::ofstream conf(dir_.file("mosquitto.conf"));
   conf << "listener " << port_ << " 127.0.0.1\n"
        << "allow_anonymous true\n"
@@ -170,7 +171,9 @@ Broker::Broker(bool persistence, const std::string& extra_config) : port_(freePo
   }
   conf << extra_config;
   conf.close();
-  start();
+  if (start_now) {
+    start();
+  }
 }
 
 Broker::~Broker() {

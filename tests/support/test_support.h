@@ -44,9 +44,14 @@ bool portOpen(int port);
 class Broker {
 public:
   /// `persistence`: keep sessions and queued QoS 1 messages across restarts (autosave on
-  /// every change, so a stop/start keeps everything).
-  explicit Broker(bool persistence = true, const std::string& extra_config = {});
+  /// every change, so a stop/start keeps everything). `extra_config`: more mosquitto.conf text
+  /// (a TLS listener). `start`: false for a test that begins with the broker down (the port is
+  /// chosen now and kept).
+  explicit Broker(bool persistence = true, const std::string& extra_config = {},
+                  bool start = true);
   ~Broker();
+  /// Starts (or restarts on the same port) and waits until it accepts connections; throws
+  /// when it does not.
   void start();
   void stop();  ///< SIGTERM and wait (mosquitto writes its persistence file)
   void kill();  ///< SIGKILL
