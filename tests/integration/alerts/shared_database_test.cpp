@@ -152,7 +152,7 @@ TEST_CASE("alerts storage: the readings writer holds no lock between commits, an
   env.store->stop();
 }
 
-TEST_CASE("alerts storage: raise() never waits for the database; with the write lock held "
+TEST_CASE("alerts storage: raise() never waits for the database, with the write lock held "
           "elsewhere the alert is announced and queued for the robots, and its rows land once "
           "the lock is released",
           "[alerts][storage]") {

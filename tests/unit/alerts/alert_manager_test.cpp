@@ -365,7 +365,7 @@ TEST_CASE("alerts manager: held storm notifications are summarised after a crash
   CHECK(one(env.dir.file("gateway.db"), "SELECT COUNT(*) FROM alert_notifications WHERE kind='summary'") == "1");
 }
 
-TEST_CASE("alerts manager: a batch is one transaction; each alert is announced at once, before "
+TEST_CASE("alerts manager: a batch is one transaction, each alert is announced at once, before "
           "its commit",
           "[alerts][manager]") {
   Env env;

@@ -98,7 +98,7 @@ TEST_CASE("outbox: msg_id is site:seq with seq = epoch * 2^32 + n, strictly incr
 }
 
 TEST_CASE("outbox: a staged message is fetched at once, before the caller's transaction commits "
-          "it; acknowledged before that commit, its row is deleted right after",
+          "it, acknowledged before that commit, its row is deleted right after",
           "[uplink][outbox]") {
   uplink::testing::TempDir dir;
   core::ManualClock clock;
