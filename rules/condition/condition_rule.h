@@ -5,6 +5,7 @@
 
 #include "core/config_node.h"
 #include "rules/rule.h"
+#include "rules/rule_family.h"
 
 namespace hgj::rules::condition {
 
@@ -13,6 +14,9 @@ namespace hgj::rules::condition {
 extern const std::vector<std::string> kKeys;
 
 void parse(const core::ConfigNode& node, const model::Compound& compound, RuleDef& rule);
+
+/// The family's entry in the rule family table (rules/rule_family.h).
+extern const RuleFamily kFamily;
 
 /// Compiles the expression at `node.key` and checks its points exist on every selected device.
 std::shared_ptr<Expression> compileAt(const core::ConfigNode& node, std::string_view key,

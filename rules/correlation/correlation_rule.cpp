@@ -48,4 +48,11 @@ void parse(const core::ConfigNode& node, const model::Compound& compound, RuleDe
   rule.when.push_back(*po);
 }
 
+const RuleFamily kFamily{
+    .name = "correlation",
+    .keys = &kKeys,
+    .parse = parse,
+    .default_message = "{device} {location}: {point} = {value} while {other} is {other_value}",
+};
+
 } // namespace hgj::rules::correlation

@@ -19,4 +19,11 @@ void parse(const core::ConfigNode& node, const model::Compound& compound, RuleDe
   rule.when.push_back(*p);
 }
 
+const RuleFamily kFamily{
+    .name = "held",
+    .keys = &kKeys,
+    .parse = parse,
+    .default_message = "{device} {location}: {point} = {value} for {held}",
+};
+
 } // namespace hgj::rules::held

@@ -5,6 +5,7 @@
 
 #include "core/config_node.h"
 #include "rules/rule.h"
+#include "rules/rule_family.h"
 
 namespace hgj::rules::offline {
 
@@ -14,5 +15,8 @@ namespace hgj::rules::offline {
 extern const std::vector<std::string> kKeys;
 
 void parse(const core::ConfigNode& node, const model::Compound& compound, RuleDef& rule);
+
+/// The family's entry in the rule family table (rules/rule_family.h).
+extern const RuleFamily kFamily;
 
 } // namespace hgj::rules::offline

@@ -53,4 +53,11 @@ void parse(const core::ConfigNode& node, const model::Compound& compound, RuleDe
   rule.when.push_back(*p);
 }
 
+const RuleFamily kFamily{
+    .name = "state",
+    .keys = &kKeys,
+    .parse = parse,
+    .default_message = "{device} {location}: {point} = {value}",
+};
+
 } // namespace hgj::rules::state

@@ -5,6 +5,7 @@
 
 #include "core/config_node.h"
 #include "rules/rule.h"
+#include "rules/rule_family.h"
 
 namespace hgj::rules::state {
 
@@ -13,6 +14,9 @@ namespace hgj::rules::state {
 extern const std::vector<std::string> kKeys;
 
 void parse(const core::ConfigNode& node, const model::Compound& compound, RuleDef& rule);
+
+/// The family's entry in the rule family table (rules/rule_family.h).
+extern const RuleFamily kFamily;
 
 /// The `point` + equals/in/not_in predicate on `on`-related devices (shared with held and
 /// correlation rules).

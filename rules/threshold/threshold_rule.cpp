@@ -44,4 +44,12 @@ void parse(const core::ConfigNode& node, const model::Compound& compound, RuleDe
   rule.when.push_back(*p);
 }
 
+const RuleFamily kFamily{
+    .name = "threshold",
+    .keys = &kKeys,
+    .parse = parse,
+    .default_message = "{device} {location}: {point} {value} (limit {threshold})",
+    .restorable_hold = true,
+};
+
 } // namespace hgj::rules::threshold

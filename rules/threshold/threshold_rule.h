@@ -5,6 +5,7 @@
 
 #include "core/config_node.h"
 #include "rules/rule.h"
+#include "rules/rule_family.h"
 
 namespace hgj::rules::threshold {
 
@@ -14,5 +15,8 @@ extern const std::vector<std::string> kKeys;
 
 /// Fills the threshold-specific part of `rule` (whose devices are already selected).
 void parse(const core::ConfigNode& node, const model::Compound& compound, RuleDef& rule);
+
+/// The family's entry in the rule family table (rules/rule_family.h).
+extern const RuleFamily kFamily;
 
 } // namespace hgj::rules::threshold
