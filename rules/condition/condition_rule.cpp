@@ -6,7 +6,11 @@
 
 namespace hgj::rules::condition {
 
+namespace {
+
 const std::vector<std::string> kKeys = {"expr", "clear_expr"};
+
+} // namespace
 
 std::shared_ptr<Expression> compileAt(const core::ConfigNode& node, std::string_view key,
                                       const model::Compound& compound,
@@ -45,6 +49,8 @@ std::shared_ptr<Expression> compileAt(const core::ConfigNode& node, std::string_
   return e;
 }
 
+namespace {
+
 void parse(const core::ConfigNode& node, const model::Compound& compound, RuleDef& rule) {
   rule.expr = compileAt(node, "expr", compound, rule.devices);
   if (rule.expr) {
@@ -54,8 +60,6 @@ void parse(const core::ConfigNode& node, const model::Compound& compound, RuleDe
     rule.clear_expr = compileAt(node, "clear_expr", compound, rule.devices);
   }
 }
-
-namespace {
 
 std::optional<bool> evaluate(const RuleDef& rule, const model::StateTable& state,
                              model::DeviceIndex device) {
@@ -79,13 +83,8 @@ std::string valueText(const RuleDef& rule, const model::Compound& compound,
 
 } // namespace
 
-const RuleFamily kFamily{
-    .name = "condition",
-    .keys = &kKeys,
-    .parse = parse,
-    .default_message = "{device} {location}: {threshold}",
-    .evaluate = evaluate,
-    .value_text = valueText,
-};
+const RuleFamily kFamily{.name = "condition", .keys = &kKeys, .parse = parse,
+                         .default_message = "{device} {location}: {threshold}",
+                         .evaluate = evaluate, .value_text = valueText};
 
 } // namespace hgj::rules::condition

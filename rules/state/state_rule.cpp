@@ -4,7 +4,11 @@
 
 namespace hgj::rules::state {
 
+namespace {
+
 const std::vector<std::string> kKeys = {"point", "equals", "in", "not_in"};
+
+} // namespace
 
 std::optional<Predicate> parseValuePredicate(const core::ConfigNode& node,
                                              const model::Compound& compound,
@@ -43,6 +47,8 @@ std::optional<Predicate> parseValuePredicate(const core::ConfigNode& node,
   return p;
 }
 
+namespace {
+
 void parse(const core::ConfigNode& node, const model::Compound& compound, RuleDef& rule) {
   auto p = parseValuePredicate(node, compound, rule.devices, Relation::Self, false);
   if (!p) {
@@ -53,11 +59,9 @@ void parse(const core::ConfigNode& node, const model::Compound& compound, RuleDe
   rule.when.push_back(*p);
 }
 
-const RuleFamily kFamily{
-    .name = "state",
-    .keys = &kKeys,
-    .parse = parse,
-    .default_message = "{device} {location}: {point} = {value}",
-};
+} // namespace
+
+const RuleFamily kFamily{.name = "state", .keys = &kKeys, .parse = parse,
+                         .default_message = "{device} {location}: {point} = {value}"};
 
 } // namespace hgj::rules::state
