@@ -1,7 +1,5 @@
 #include <catch2/catch.hpp>
 
-#include <sqlite3.h>
-
 #include <nlohmann/json.hpp>
 
 #include "core/clock.h"
@@ -30,26 +28,9 @@ const char* kYaml = R"(alerts:
   flood: {window: 60s, threshold: 5}
 )";
 
-/// Rows of a query as text, columns joined by '|'.
-std::vector<std::string> rows(const std::string& db_path, const std::string& sql) {
-  sqlite3* db = nullptr;
-  sqlite3_open(db_path.c_str(), &db);
-  sqlite3_stmt* st = nullptr;
-  std::vector<std::string> out;
-  if (sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) == SQLITE_OK) {
-    while (sqlite3_step(st) == SQLITE_ROW) {
-      std::string r;
-      for (int i = 0; i < sqlite3_column_count(st); ++i) {
-        const unsigned char* t = sqlite3_column_text(st, i);
-        r += (i > 0 ? "|" : "") + std::string(t != nullptr ? reinterpret_cast<const char*>(t) : "");
-      }
-      out.push_back(r);
-    }
-  }
-  sqlite3_finalize(st);
-  sqlite3_close(db);
-  return out;
-}
+// tests/support's query helper (columns joined by '|'). The copy this file had tripped GCC 12's
+// -Werror=restrict false positive in Release builds ("|" + std::string).
+constexpr auto rows = hgj::test::queryRows;
 
 std::string one(const std::string& db_path, const std::string& sql) {
   auto r = rows(db_path, sql);
