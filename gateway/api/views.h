@@ -12,7 +12,7 @@ namespace hgj::api {
 using Json = nlohmann::ordered_json;
 
 /// JSON views of one immutable snapshot (pure functions, any thread). Shapes are documented in
-/// docs/api.md; `/api/v1/parking` is fixed by ARCHITECTURE.md.
+/// docs/api.md (`/api/v1/parking` is a fixed contract with the dashboard and the platform).
 
 /// A parking space is occupied or free only while its sensor is online and its `occupied` point
 /// has good quality; otherwise unknown (never free).

@@ -1326,7 +1326,7 @@ def make_report(results, a, notes):
                 name, median_range([r.get("reads_per_msg") for r in rw], "%.3f"),
                 median_range([r.get("writes_per_msg") for r in rw], "%.3f")))
 
-    # targets (PERFORMANCE.md), judged on this run
+    # targets (docs/benchmarks.md), judged on this run
     checks = []
 
     def check(label, ok, detail):
@@ -1368,7 +1368,7 @@ def make_report(results, a, notes):
     if extra:
         out += "\n" + "\n".join(extra) + "\n"
     if checks:
-        out += "\nTargets (PERFORMANCE.md), this run:\n" + "\n".join(checks) + "\n"
+        out += "\nTargets (docs/benchmarks.md), this run:\n" + "\n".join(checks) + "\n"
     if notes:
         out += "\nNotes:\n" + "\n".join("- " + n for n in notes) + "\n"
     return out
