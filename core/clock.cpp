@@ -10,9 +10,9 @@ SystemClock& SystemClock::instance() {
 }
 
 int64_t SystemClock::faultOffsetMs() {
-  // Test-only wall-clock faults (RELIABILITY row 17 against the daemon, docs/reliability.md):
-  // wall_offset_ms shifts the wall clock from the start (a box that boots at 1970);
-  // wall_jump_ms is added once wall_jump_after_ms have passed on the steady clock since the
+  // Test-only wall-clock faults (docs/reliability.md row 17, against the daemon):
+  // wall_offset_ms shifts the wall clock from the start (a box that boots at
+  // 1970); wall_jump_ms is added once wall_jump_after_ms have passed on the steady clock since the
   // first read of the wall clock (an NTP step mid-run). The steady clock is never touched.
   struct Faults {
     int64_t offset = 0;

@@ -351,11 +351,15 @@ std::string ConfigNode::requiredStr(std::string_view key) const {
 
 std::string ConfigNode::choice(std::string_view key, const std::string& def,
                                std::initializer_list<std::string_view> choices) const {
+  return choice(key, def, std::vector<std::string>(choices.begin(), choices.end()));
+}
+
+std::string ConfigNode::choice(std::string_view key, const std::string& def,
+                               const std::vector<std::string>& list) const {
   ConfigNode c = child(key);
   if (!c.defined()) {
     return def;
   }
-  std::vector<std::string> list(choices.begin(), choices.end());
   auto v = c.asStr();
   if (v && std::find(list.begin(), list.end(), *v) != list.end()) {
     return *v;

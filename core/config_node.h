@@ -124,6 +124,9 @@ public:
   /// One of `choices`.
   std::string choice(std::string_view key, const std::string& def,
                      std::initializer_list<std::string_view> choices) const;
+  /// The same with a list built at run time (the rule families' kinds).
+  std::string choice(std::string_view key, const std::string& def,
+                     const std::vector<std::string>& choices) const;
   bool boolean(std::string_view key, bool def) const;
   int64_t integer(std::string_view key, int64_t def, int64_t min, int64_t max) const;
   double number(std::string_view key, double def, double min, double max) const;

@@ -120,12 +120,12 @@ void App::startStages() {
   http_ = std::make_unique<api::HttpServer>(cfg_.http, *read_model_, *pipeline_, metrics_,
                                             cfg_.storage.path, [this] { return health(); });
   // Alert events go to the platform at once; their outbox rows ride in the alert's own
-  // transaction (committed and sent concurrently, ARCHITECTURE.md "Durability boundary").
+  // transaction (committed and sent concurrently, docs/storage.md "Durability").
   alerts_->setUpstream([this](const alerts::AlertEvent& event) {
     return uplink_->stage(uplink::Kind::Alert, "alerts", alerts::toJson(event));
   });
-  // RELIABILITY row 4: an outage longer than the outbox holds drops the oldest summaries, and
-  // the people responsible must know. Runs on the thread that enqueued (the pipeline's own).
+  // docs/reliability.md row 4: an outage longer than the outbox holds drops the oldest summaries,
+  // and the people responsible must know. Runs on the thread that enqueued (the pipeline's own).
   uplink_->setDropHandler([this](uplink::Kind kind, uint64_t total) {
     pipeline_->noteOutboxDrop(uplink::kindName(kind), total);
   });

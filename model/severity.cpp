@@ -14,4 +14,13 @@ const char* severityName(Severity s) {
   return "warning";
 }
 
+std::optional<Severity> parseSeverity(std::string_view name) {
+  for (Severity s : {Severity::Info, Severity::Warning, Severity::Critical}) {
+    if (name == severityName(s)) {
+      return s;
+    }
+  }
+  return std::nullopt;
+}
+
 } // namespace hgj::model

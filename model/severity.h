@@ -1,6 +1,8 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
+#include <string_view>
 
 namespace hgj::model {
 
@@ -10,5 +12,9 @@ enum class Severity : uint8_t { Info, Warning, Critical };
 
 /// "info" | "warning" | "critical" (the API's and the database's spelling).
 const char* severityName(Severity s);
+
+/// The inverse of severityName: the one place a severity is read, from the rules file, the
+/// alerts file or the database. nullopt for any other text.
+std::optional<Severity> parseSeverity(std::string_view name);
 
 } // namespace hgj::model

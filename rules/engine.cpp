@@ -5,6 +5,7 @@
 #include <set>
 
 #include "rules/condition/expression.h"
+#include "rules/rule_family.h"
 #include "rules/rule_parse.h"
 
 namespace hgj::rules {
@@ -86,7 +87,7 @@ Engine::Engine(const RulesConfig& config, const model::Compound& compound,
     instances_.push_back(inst);
     rule_instances_[r].push_back(id);
     std::set<std::pair<model::DeviceIndex, model::PointId>> mine;
-    if (rule.kind == RuleKind::Offline) {
+    if (rule.family->on_silence) {
       mine.insert({d, kAnyPoint});
       offline_instances_.push_back(id);
     }
@@ -248,10 +249,10 @@ Engine::Cond Engine::evalAll(const std::vector<Predicate>& preds, model::DeviceI
 
 Engine::Cond Engine::evalWhen(const RuleDef& rule, model::DeviceIndex device,
                               const model::StateTable& state, bool definite) const {
-  if (rule.kind == RuleKind::Condition) {
+  if (rule.family->evaluate != nullptr) {
     Cond c;
     c.observed = true;
-    auto v = rule.expr ? rule.expr->evaluate(state, device) : std::nullopt;
+    auto v = rule.family->evaluate(rule, state, device);
     c.tri = !v ? Tri::Unknown : (*v ? Tri::True : Tri::False);
     return c;
   }
@@ -281,7 +282,7 @@ void Engine::schedule(Instance& inst, core::SteadyTime deadline) {
 void Engine::step(Instance& inst, const model::StateTable& state, core::SteadyTime now,
                   bool from_reading, ActionSink& sink) {
   const RuleDef& rule = config_.rules[inst.rule];
-  if (rule.kind == RuleKind::Offline) {
+  if (rule.family->on_silence) {
     stepOffline(inst, state, now, sink);
     return;
   }
@@ -394,12 +395,12 @@ void Engine::raise(Instance& inst, const model::StateTable& state, core::SteadyT
   inst.pending = false;
   inst.clearing = false;
   ++stats_.raised;
-  int64_t source_ms = rule.kind == RuleKind::Offline ? state.device(inst.device).last_seen_ms
-                                                     : sourceMs(rule, inst.device, state);
-  std::string value = rule.kind == RuleKind::Offline ? "offline"
-                                                     : valueText(rule, inst.device, state);
+  int64_t source_ms = rule.family->on_silence ? state.device(inst.device).last_seen_ms
+                                              : sourceMs(rule, inst.device, state);
+  std::string value =
+      rule.family->on_silence ? "offline" : valueText(rule, inst.device, state);
   std::string reason = rule.name + ": " + dev.id + " " +
-                       (rule.kind == RuleKind::Offline ? std::string("offline") : value) +
+                       (rule.family->on_silence ? std::string("offline") : value) +
                        (rule.threshold_text.empty() ? "" : " (limit " + rule.threshold_text + ")");
   std::string done;
   for (const auto& spec : rule.on_raise) {
@@ -457,8 +458,8 @@ void Engine::clear(Instance& inst, const model::StateTable& state, std::string r
   inst.pending = false;
   inst.samples = 0;
   ++stats_.cleared;
-  int64_t source_ms = rule.kind == RuleKind::Offline ? state.device(inst.device).last_seen_ms
-                                                     : sourceMs(rule, inst.device, state);
+  int64_t source_ms = rule.family->on_silence ? state.device(inst.device).last_seen_ms
+                                              : sourceMs(rule, inst.device, state);
   if (rule.alert) {
     sink.clearAlert(AlertClear{rule.name, inst.device, std::move(reason), source_ms});
   }
@@ -576,14 +577,8 @@ int64_t Engine::sourceMs(const RuleDef& rule, model::DeviceIndex device,
 
 std::string Engine::valueText(const RuleDef& rule, model::DeviceIndex device,
                               const model::StateTable& state) const {
-  if (rule.kind == RuleKind::Condition && rule.expr) {
-    std::string out;
-    for (auto p : rule.expr->points()) {
-      const model::PointState* ps = state.point(device, p);
-      out += (out.empty() ? "" : " ") + compound_.pointName(p) + "=" +
-             (ps ? model::toText(ps->value) : "");
-    }
-    return out;
+  if (rule.family->value_text != nullptr) {
+    return rule.family->value_text(rule, compound_, state, device);
   }
   if (rule.when.empty()) {
     return "";
@@ -647,7 +642,7 @@ void Engine::onDeviceOffline(model::DeviceIndex device, const model::StateTable&
     last_instance = e.instance;
     Instance& inst = instances_[e.instance];
     const RuleDef& rule = config_.rules[inst.rule];
-    if (rule.kind == RuleKind::Offline) {
+    if (rule.family->on_silence) {
       if (!inst.active && inst.device == device) {
         const model::DeviceState& ds = state.device(device);
         inst.start = ds.ever_seen ? ds.last_seen_steady : started_;
@@ -667,7 +662,7 @@ void Engine::tick(const model::StateTable& state, ActionSink& sink) {
     swept_ = true;
     occupancy_.resync(state, now);
     for (auto& inst : instances_) {
-      if (config_.rules[inst.rule].kind != RuleKind::Offline) {
+      if (!config_.rules[inst.rule].family->on_silence) {
         step(inst, state, now, false, sink);
       }
     }
@@ -720,7 +715,7 @@ void Engine::beginRecovery() {
   recovery_until_ = clock_.steadyNow() + kRecoveryWindow;
   for (uint32_t i = 0; i < instances_.size(); ++i) {
     const RuleDef& rule = config_.rules[instances_[i].rule];
-    if (!rule_safety_[instances_[i].rule] || rule.kind == RuleKind::Offline) {
+    if (!rule_safety_[instances_[i].rule] || rule.family->on_silence) {
       continue;
     }
     for (const auto& spec : rule.on_raise) {
@@ -786,7 +781,7 @@ void Engine::recover(const model::StateTable& state, core::SteadyTime now, Actio
 }
 
 bool Engine::holdRestorable(const RuleDef& rule) const {
-  return rule.kind == RuleKind::Threshold && rule.hold.count() > 0 && rule.when.size() == 1 &&
+  return rule.family->restorable_hold && rule.hold.count() > 0 && rule.when.size() == 1 &&
          rule.when[0].on == Relation::Self && !rule.when[0].timedByState();
 }
 

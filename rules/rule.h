@@ -14,10 +14,7 @@
 namespace hgj::rules {
 
 class Expression;
-
-enum class RuleKind : uint8_t { Threshold, Condition, State, Offline, Held, Correlation };
-
-const char* ruleKindName(RuleKind k);
+struct RuleFamily;
 
 /// Comparison of a point with constants. Gt..Le compare numbers; Eq..NotIn compare values of any
 /// type (bool, number, text).
@@ -63,7 +60,9 @@ struct WriteSpec {
 /// A rule as loaded from the rules file: immutable after loading.
 struct RuleDef {
   std::string name;
-  RuleKind kind = RuleKind::Threshold;
+  /// Its family (`kind:`), an entry of the rule family table (rules/rule_family.h); never null
+  /// in a loaded rule.
+  const RuleFamily* family = nullptr;
   std::string source;  ///< "file:line"
   std::vector<model::DeviceIndex> devices;  ///< the devices it watches
 

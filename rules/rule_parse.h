@@ -17,7 +17,8 @@ namespace hgj::rules {
 /// `*` and `?` glob match ("S0*/P*").
 bool globMatch(std::string_view pattern, std::string_view text);
 
-/// The device types of ARCHITECTURE.md; a rule may name one the compound does not have.
+/// The device types the shipped profiles declare (docs/profiles.md); a rule may name one the
+/// compound does not have.
 extern const std::vector<std::string> kDeviceTypes;
 
 /// Keys of a `select:` mapping.

@@ -3,43 +3,10 @@
 #include <set>
 
 #include "rules/condition/condition_rule.h"
-#include "rules/condition/expression.h"
-#include "rules/correlation/correlation_rule.h"
-#include "rules/held/held_rule.h"
-#include "rules/offline/offline_rule.h"
+#include "rules/rule_family.h"
 #include "rules/rule_parse.h"
-#include "rules/state/state_rule.h"
-#include "rules/threshold/threshold_rule.h"
 
 namespace hgj::rules {
-
-const char* ruleKindName(RuleKind k) {
-  switch (k) {
-  case RuleKind::Threshold:
-    return "threshold";
-  case RuleKind::Condition:
-    return "condition";
-  case RuleKind::State:
-    return "state";
-  case RuleKind::Offline:
-    return "offline";
-  case RuleKind::Held:
-    return "held";
-  case RuleKind::Correlation:
-    return "correlation";
-  }
-  return "?";
-}
-
-Severity parseSeverityName(const std::string& s) {
-  if (s == "info") {
-    return Severity::Info;
-  }
-  if (s == "critical") {
-    return Severity::Critical;
-  }
-  return Severity::Warning;
-}
 
 namespace {
 
@@ -48,63 +15,38 @@ const std::vector<std::string> kCommonKeys = {
     "alert",    "message",     "for",         "clear_for", "min_samples", "while",
     "escalate_now", "actions", "on_clear"};
 
-const char* defaultMessage(RuleKind k) {
-  switch (k) {
-  case RuleKind::Threshold:
-    return "{device} {location}: {point} {value} (limit {threshold})";
-  case RuleKind::Condition:
-    return "{device} {location}: {threshold}";
-  case RuleKind::State:
-    return "{device} {location}: {point} = {value}";
-  case RuleKind::Offline:
-    return "{device} {location}: offline (silent {held})";
-  case RuleKind::Held:
-    return "{device} {location}: {point} = {value} for {held}";
-  case RuleKind::Correlation:
-    return "{device} {location}: {point} = {value} while {other} is {other_value}";
-  }
-  return "{device}: {rule}";
-}
-
 void parseRule(const core::ConfigNode& node, model::Compound& compound,
-               std::set<std::string>& names, std::vector<RuleDef>& out) {
+               const std::vector<const RuleFamily*>& families, std::set<std::string>& names,
+               std::vector<RuleDef>& out) {
   if (!node.requireMap()) {
     return;
   }
   RuleDef rule;
   rule.name = node.requiredStr("name");
   rule.source = node.file() + ":" + std::to_string(node.location().line);
-  std::string kind = node.choice(
-      "kind", "", {"threshold", "condition", "state", "offline", "held", "correlation"});
+  std::vector<std::string> kinds;
+  for (const auto* f : families) {
+    kinds.emplace_back(f->name);
+  }
+  std::string kind = node.choice("kind", "", kinds);
   if (!node.has("kind")) {
-    node.errorAt("kind", "required (threshold | condition | state | offline | held | correlation)");
+    std::string list;
+    for (const auto& k : kinds) {
+      list += (list.empty() ? "" : " | ") + k;
+    }
+    node.errorAt("kind", "required (" + list + ")");
   }
   if (kind.empty()) {
     node.allowKeys(kCommonKeys);  // still report unknown keys
     return;
   }
-  std::vector<std::string> keys = kCommonKeys;
-  const std::vector<std::string>* extra = nullptr;
-  if (kind == "threshold") {
-    rule.kind = RuleKind::Threshold;
-    extra = &threshold::kKeys;
-  } else if (kind == "condition") {
-    rule.kind = RuleKind::Condition;
-    extra = &condition::kKeys;
-  } else if (kind == "state") {
-    rule.kind = RuleKind::State;
-    extra = &state::kKeys;
-  } else if (kind == "offline") {
-    rule.kind = RuleKind::Offline;
-    extra = &offline::kKeys;
-  } else if (kind == "held") {
-    rule.kind = RuleKind::Held;
-    extra = &held::kKeys;
-  } else {
-    rule.kind = RuleKind::Correlation;
-    extra = &correlation::kKeys;
+  for (const auto* f : families) {
+    if (f->name == kind) {
+      rule.family = f;
+    }
   }
-  keys.insert(keys.end(), extra->begin(), extra->end());
+  std::vector<std::string> keys = kCommonKeys;
+  keys.insert(keys.end(), rule.family->keys->begin(), rule.family->keys->end());
   node.allowKeys(keys);
 
   if (!rule.name.empty() && !names.insert(rule.name).second) {
@@ -115,29 +57,12 @@ void parseRule(const core::ConfigNode& node, model::Compound& compound,
   rule.hold = node.duration("for", rule.hold);
   rule.clear_hold = node.duration("clear_for", rule.clear_hold);
   rule.alert = node.boolean("alert", true);
-  rule.severity = parseSeverityName(node.choice("severity", "warning", {"info", "warning", "critical"}));
+  rule.severity =
+      model::parseSeverity(node.choice("severity", "warning", {"info", "warning", "critical"}))
+          .value_or(Severity::Warning);
   rule.escalate_now = node.boolean("escalate_now", false);
 
-  switch (rule.kind) {
-  case RuleKind::Threshold:
-    threshold::parse(node, compound, rule);
-    break;
-  case RuleKind::Condition:
-    condition::parse(node, compound, rule);
-    break;
-  case RuleKind::State:
-    state::parse(node, compound, rule);
-    break;
-  case RuleKind::Offline:
-    offline::parse(node, compound, rule);
-    break;
-  case RuleKind::Held:
-    held::parse(node, compound, rule);
-    break;
-  case RuleKind::Correlation:
-    correlation::parse(node, compound, rule);
-    break;
-  }
+  rule.family->parse(node, compound, rule);
   if (node.has("while")) {
     rule.guard = condition::compileAt(node, "while", compound, rule.devices);
   }
@@ -145,7 +70,7 @@ void parseRule(const core::ConfigNode& node, model::Compound& compound,
   // Readings timed by observation need a second confirming sample when the rule has a hold
   // duration, so a single spike never acts; state-timed rules watch sensors that report only on
   // change, where the since-when itself is the evidence.
-  bool observed = rule.kind == RuleKind::Condition;
+  bool observed = rule.family->evaluate != nullptr;
   for (const auto& p : rule.when) {
     observed = observed || !p.timedByState();
   }
@@ -153,7 +78,8 @@ void parseRule(const core::ConfigNode& node, model::Compound& compound,
   rule.min_samples = static_cast<int>(node.integer("min_samples", def_samples, 1, 1000));
 
   std::string err;
-  auto msg = MessageTemplate::parse(node.str("message", defaultMessage(rule.kind)), &err);
+  auto msg = MessageTemplate::parse(
+      node.str("message", std::string(rule.family->default_message)), &err);
   if (!msg) {
     node.errorAt("message", err);
   } else {
@@ -172,6 +98,11 @@ void parseRule(const core::ConfigNode& node, model::Compound& compound,
 } // namespace
 
 RulesConfig parseRulesConfig(const core::ConfigNode& root, model::Compound& compound) {
+  return parseRulesConfig(root, compound, builtinRuleFamilies());
+}
+
+RulesConfig parseRulesConfig(const core::ConfigNode& root, model::Compound& compound,
+                             const std::vector<const RuleFamily*>& families) {
   RulesConfig cfg;
   std::string err;
   cfg.actuation.failed_message = *MessageTemplate::parse(
@@ -188,7 +119,7 @@ RulesConfig parseRulesConfig(const core::ConfigNode& root, model::Compound& comp
   std::set<std::string> names;
   if (list.defined() && list.requireSeq()) {
     for (const auto& item : list.items()) {
-      parseRule(item, compound, names, cfg.rules);
+      parseRule(item, compound, families, names, cfg.rules);
     }
   }
   cfg.occupancy = occupancy::parseOccupancyConfig(root.child("occupancy"), compound);

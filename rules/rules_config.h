@@ -11,6 +11,8 @@
 
 namespace hgj::rules {
 
+struct RuleFamily;
+
 /// Settings of actuation and its interlocks (`actuation:` in the rules file).
 struct ActuationConfig {
   /// A rule writes one point at most once per this interval (a safety cut of a value not yet
@@ -47,7 +49,8 @@ struct RulesConfig {
 /// `FILE:LINE: key.path: message` with a "did you mean". An undefined root gives no rules and the
 /// default occupancy settings. Config loading only (single-threaded).
 RulesConfig parseRulesConfig(const core::ConfigNode& rules_file_root, model::Compound& compound);
-
-Severity parseSeverityName(const std::string& s);
+/// The same with another rule family table than builtinRuleFamilies() (a test's own family).
+RulesConfig parseRulesConfig(const core::ConfigNode& rules_file_root, model::Compound& compound,
+                             const std::vector<const RuleFamily*>& families);
 
 } // namespace hgj::rules

@@ -27,7 +27,10 @@ ModbusLine::ModbusLine(const LineConfig& line, const ModbusConfig& config,
                        const std::vector<const model::Device*>& devices, SampleSink& sink,
                        core::MetricsRegistry& metrics, const core::Clock& clock)
     : line_(line), config_(config), compound_(compound), sink_(sink), metrics_(metrics),
-      clock_(clock), conn_(line_), reg_buf_(kMaxRegisters), bit_buf_(kMaxBits),
+      clock_(clock), conn_(line_),
+      reconnect_backoff_(std::chrono::milliseconds(line.reconnect_min_ms),
+                         std::chrono::milliseconds(line.reconnect_max_ms)),
+      reg_buf_(kMaxRegisters), bit_buf_(kMaxBits),
       polls_total_(metrics.counter("hgj_modbus_polls_total", "Device polls attempted per line",
                                    {{"line", line.id}})),
       writes_ok_(metrics.counter("hgj_modbus_writes_total", "Modbus writes by outcome",
@@ -259,10 +262,7 @@ bool ModbusLine::ensureConnected(int64_t t) {
   }
   countError(nullptr, ErrorKind::Connection);
   log_.warn("modbus line {}: {}", line_.id, error);
-  reconnect_backoff_ms_ = reconnect_backoff_ms_ == 0
-                              ? line_.reconnect_min_ms
-                              : std::min(reconnect_backoff_ms_ * 2, line_.reconnect_max_ms);
-  reconnect_at_ms_ = t + reconnect_backoff_ms_;
+  reconnect_at_ms_ = t + reconnect_backoff_.next().count();
   {
     std::lock_guard lock(mu_);
     last_error_ = error;
@@ -585,7 +585,7 @@ void ModbusLine::afterPoll(DeviceState& d, const PollOutcome& outcome, int64_t t
   case PollStatus::Ok:
     d.attempt = 0;
     d.failures = 0;
-    reconnect_backoff_ms_ = 0;
+    reconnect_backoff_.reset();
     setLink(d, Link::Online, "");
     d.cycle_ms += d.interval_ms;
     if (d.cycle_ms <= t - d.interval_ms) {
@@ -604,10 +604,10 @@ void ModbusLine::afterPoll(DeviceState& d, const PollOutcome& outcome, int64_t t
       std::lock_guard lock(mu_);
       last_error_ = outcome.reason;
     }
-    reconnect_at_ms_ = t + reconnect_backoff_ms_;
-    reconnect_backoff_ms_ = reconnect_backoff_ms_ == 0
-                                ? line_.reconnect_min_ms
-                                : std::min(reconnect_backoff_ms_ * 2, line_.reconnect_max_ms);
+    // The first loss after good polls reconnects at once (a dropped TCP session is usually
+    // gone for good, the server is still there); a line that keeps losing it backs off.
+    reconnect_at_ms_ =
+        reconnect_backoff_.attempts() == 0 ? t : t + reconnect_backoff_.next().count();
     return;
   }
   case PollStatus::Retry:

@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/backoff.h"
 #include "core/clock.h"
 #include "core/heartbeat.h"
 #include "core/log.h"
@@ -131,7 +132,9 @@ private:
   std::vector<PendingWrite> pending_;                 // line thread only
   std::map<std::pair<model::DeviceIndex, model::PointId>, int64_t> last_write_ms_;
   int64_t reconnect_at_ms_ = 0;
-  int64_t reconnect_backoff_ms_ = 0;
+  // Reconnect delays from reconnect_min to reconnect_max with full jitter: the lines of many
+  // boxes behind one TCP-to-RS-485 gateway that restarted do not come back in step.
+  core::Backoff reconnect_backoff_;
   std::vector<uint16_t> reg_buf_;
   std::vector<uint8_t> bit_buf_;
   core::RateLimitedLog log_;

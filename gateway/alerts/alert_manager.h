@@ -58,7 +58,7 @@ struct AckResult {
 /// (rule, device), each change an `alert_events` row, routed by the device's grid to the grid's
 /// channels, escalated and re-notified on tick() while unacknowledged, storms summarised.
 ///
-/// Committed and sent concurrently (ARCHITECTURE.md, "Durability boundary"): the manager's
+/// Committed and sent concurrently (docs/storage.md, "Durability"): the manager's
 /// memory is the authority for open alerts and for the notifications waiting for delivery
 /// (deliveries()). A change is announced at once (the listener, the upstream message, the
 /// Notifier's queue), and its rows are handed to a DurableSink (the storage writer in the

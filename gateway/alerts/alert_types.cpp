@@ -16,19 +16,6 @@ const char* severityNameZh(Severity s) {
   return "警告";
 }
 
-std::optional<Severity> parseSeverity(std::string_view s) {
-  if (s == "info") {
-    return Severity::Info;
-  }
-  if (s == "warning") {
-    return Severity::Warning;
-  }
-  if (s == "critical") {
-    return Severity::Critical;
-  }
-  return std::nullopt;
-}
-
 const char* stateName(AlertState s) {
   switch (s) {
   case AlertState::Active:

@@ -17,7 +17,7 @@ enum class AlertState : uint8_t { Active, Acked, Cleared };
 
 using model::severityName;  ///< "info" | "warning" | "critical"
 const char* severityNameZh(Severity s);      ///< "提示" | "警告" | "紧急"
-std::optional<Severity> parseSeverity(std::string_view s);
+using model::parseSeverity;  ///< the inverse of severityName
 const char* stateName(AlertState s);         ///< "active" | "acked" | "cleared"
 std::optional<AlertState> parseState(std::string_view s);
 

@@ -1,10 +1,10 @@
 #include "gateway/api/views.h"
 
 #include <algorithm>
-#include <cctype>
 #include <map>
 
 #include "core/time_format.h"
+#include "model/pile_status.h"
 
 namespace hgj::api {
 
@@ -46,29 +46,20 @@ std::optional<double> goodNumber(const DeviceView* v, const PointView* p) {
   return model::asNumber(p->value);
 }
 
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return s;
+// The dashboard's pile classes: offline (the device) or what model::pileStatus makes of its
+// state, the same classification the upstream summary counts blocked spaces with.
+model::PileStatus pileStatusOf(const PointView* state) {
+  return state == nullptr || state->quality != model::Quality::Good ||
+                 model::isEmpty(state->value)
+             ? model::PileStatus::Unknown
+             : model::pileStatus(model::toText(state->value));
 }
 
-// Pile states come as OCPP names, IEC 61851 letters or vendor words; the dashboard needs four.
 std::string pileClass(const DeviceView* v, const PointView* state) {
   if (v == nullptr || !v->online) {
     return "offline";
   }
-  if (state == nullptr || model::isEmpty(state->value)) {
-    return "unknown";
-  }
-  std::string s = lower(model::toText(state->value));
-  if (s == "charging" || s == "c" || s == "d" || s == "suspendedev" || s == "suspendedevse") {
-    return "charging";
-  }
-  if (s == "faulted" || s == "fault" || s == "error" || s == "e" || s == "f" ||
-      s == "unavailable") {
-    return "faulted";
-  }
-  return "idle";
+  return model::pileStatusName(pileStatusOf(state));
 }
 
 Json deviceSummary(const Snapshot& s, const model::Device& d) {
@@ -388,7 +379,7 @@ Json evView(const Snapshot& s) {
         std::string st = spaceState(s, space);
         // Occupied while the pile is not charging: the "fuel car on an EV space" situation the
         // occupancy rule alerts on after its hold time.
-        bool is_blocked = st == "occupied" && cls != "charging";
+        bool is_blocked = st == "occupied" && !model::pileInUse(pileStatusOf(state));
         blocked += is_blocked ? 1 : 0;
         pj["space"] = {{"id", space.id}, {"state", st}, {"blocked", is_blocked}};
       } else {

@@ -12,7 +12,7 @@ namespace hgj::api {
 using Json = nlohmann::ordered_json;
 
 /// JSON views of one immutable snapshot (pure functions, any thread). Shapes are documented in
-/// docs/api.md; `/api/v1/parking` is fixed by ARCHITECTURE.md.
+/// docs/api.md (`/api/v1/parking` is a fixed contract with the dashboard and the platform).
 
 /// A parking space's state as counted (the occupancy tracker's, after its debounce): what every
 /// count shows. Occupied or free only while its sensor is online with good quality; otherwise

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <map>
 
+#include "model/pile_status.h"
+
 namespace hgj::uplink {
 
 namespace {
@@ -161,10 +163,8 @@ json SummaryBuilder::ev(const pipeline::Snapshot& snap, int64_t now_ms) {
           continue;
         }
         const auto* pile_state = findPoint(snap, d.linked, "state");
-        std::string ps = good(pile_state) ? model::toText(pile_state->value) : "";
-        std::transform(ps.begin(), ps.end(), ps.begin(),
-                       [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-        if (ps != "charging") {
+        if (!model::pileInUse(model::pileStatus(good(pile_state) ? model::toText(pile_state->value)
+                                                                  : ""))) {
           ++blocked;
           if (blocked_spaces.size() < kMaxListedBlocked) {
             blocked_spaces.push_back({{"space", d.id}, {"pile", devices[d.linked].id},

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
-#include <random>
 
 #include <mqtt/async_client.h>
 #include <spdlog/spdlog.h>
@@ -130,8 +129,7 @@ Uplink::Uplink(const UplinkConfig& config, const std::string& site_id, const std
       connected_gauge_(metrics.gauge("hgj_uplink_connected", "1 when the upstream link is up")),
       oldest_age_gauge_(metrics.gauge("hgj_outbox_oldest_age_seconds",
                                       "age of the oldest message waiting in the outbox")),
-      summaries_(config.summaries),
-      rng_state_(std::random_device{}()) {
+      backoff_(config.backoff_min, config.backoff_max), summaries_(config.summaries) {
   if (config_.enabled) {
     outbox_ = std::make_unique<Outbox>(
         db_path, site_id, Outbox::Limits{config_.outbox.max_rows, config_.outbox.max_bytes},
@@ -434,25 +432,6 @@ void Uplink::loopOnce() {
                             : 0.0);
 }
 
-std::chrono::milliseconds reconnectDelay(int attempt, milliseconds min, milliseconds max,
-                                         uint64_t random) {
-  int64_t step = min.count();
-  for (int i = 0; i < attempt && step < max.count(); ++i) {
-    step *= 2;
-  }
-  step = std::min(step, max.count());
-  const int64_t half = step / 2;
-  const int64_t jitter = static_cast<int64_t>(random % static_cast<uint64_t>(half + 1));
-  return milliseconds(step - half + jitter);
-}
-
-std::chrono::milliseconds Uplink::backoffDelay() {
-  rng_state_ ^= rng_state_ << 13;
-  rng_state_ ^= rng_state_ >> 7;
-  rng_state_ ^= rng_state_ << 17;
-  return reconnectDelay(attempt_++, config_.backoff_min, config_.backoff_max, rng_state_);
-}
-
 void Uplink::dropLink(const std::string& why) {
   if (link_) {
     spdlog::warn("uplink: connection to {} lost: {}", config_.url, why);
@@ -461,7 +440,7 @@ void Uplink::dropLink(const std::string& why) {
   connected_ = false;
   connected_gauge_.set(0);
   if (clock_.steadyNow() - connected_at_ >= kStableConnection) {
-    attempt_ = 0;
+    backoff_.reset();
   }
   processAcks(true);
   waitForDeletes(milliseconds(1000));
@@ -471,7 +450,7 @@ void Uplink::dropLink(const std::string& why) {
   session_.clear();
   cursor_ = 0;
   announced_ = false;
-  auto delay = backoffDelay();
+  auto delay = backoff_.next();
   std::lock_guard lock(mu_);
   lost_ = false;
   last_error_ = why;
@@ -556,7 +535,7 @@ void Uplink::tryConnect() {
   if (!error.empty()) {
     link.reset();
     connect_failures_.inc();
-    auto delay = backoffDelay();
+    auto delay = backoff_.next();
     std::lock_guard lock(mu_);
     last_error_ = error;
     next_attempt_ = clock_.steadyNow() + delay;

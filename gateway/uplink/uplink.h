@@ -14,6 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/backoff.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/metrics.h"
@@ -25,13 +26,6 @@
 #include "gateway/uplink/wire_format.h"
 
 namespace hgj::uplink {
-
-/// The delay before reconnect attempt number `attempt` (0-based): `min * 2^attempt` capped at
-/// `max`, half of it fixed and half drawn from `random` ("equal jitter"), so a district's
-/// gateways that lost the same broker do not come back in lockstep, and none retries faster
-/// than `min / 2`.
-std::chrono::milliseconds reconnectDelay(int attempt, std::chrono::milliseconds min,
-                                         std::chrono::milliseconds max, uint64_t random);
 
 /// The link to the district platform: a second MQTT connection (Paho async client, QoS 1) fed
 /// from the durable outbox.
@@ -144,7 +138,6 @@ private:
   void waitForDeletes(std::chrono::milliseconds timeout);
   void announceDevices();
   core::SteadyTime nextWake() const;
-  std::chrono::milliseconds backoffDelay();
 
   const UplinkConfig config_;
   const std::string site_id_;
@@ -195,7 +188,9 @@ private:
 
   // Uplink thread only.
   std::unique_ptr<Link> link_;
-  int attempt_ = 0;
+  // Reconnect delays (full jitter): a district's gateways that lost the same platform broker
+  // do not come back in step. Reset after a connection that lasted kStableConnection.
+  core::Backoff backoff_;
   core::SteadyTime connected_at_{};
   int inflight_ = 0;
   std::vector<int64_t> acked_rows_;  // acknowledged, not yet handed to the writer
@@ -217,7 +212,6 @@ private:
   core::SteadyTime summary_checked_{};
   core::SteadyTime telemetry_at_{};
   int64_t telemetry_after_ms_ = 0;
-  uint64_t rng_state_;
 };
 
 } // namespace hgj::uplink

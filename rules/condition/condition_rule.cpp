@@ -6,7 +6,11 @@
 
 namespace hgj::rules::condition {
 
+namespace {
+
 const std::vector<std::string> kKeys = {"expr", "clear_expr"};
+
+} // namespace
 
 std::shared_ptr<Expression> compileAt(const core::ConfigNode& node, std::string_view key,
                                       const model::Compound& compound,
@@ -45,6 +49,8 @@ std::shared_ptr<Expression> compileAt(const core::ConfigNode& node, std::string_
   return e;
 }
 
+namespace {
+
 void parse(const core::ConfigNode& node, const model::Compound& compound, RuleDef& rule) {
   rule.expr = compileAt(node, "expr", compound, rule.devices);
   if (rule.expr) {
@@ -54,5 +60,31 @@ void parse(const core::ConfigNode& node, const model::Compound& compound, RuleDe
     rule.clear_expr = compileAt(node, "clear_expr", compound, rule.devices);
   }
 }
+
+std::optional<bool> evaluate(const RuleDef& rule, const model::StateTable& state,
+                             model::DeviceIndex device) {
+  return rule.expr ? rule.expr->evaluate(state, device) : std::nullopt;
+}
+
+// Every point of the expression with its value: "current_a=0.8 temp_c=57".
+std::string valueText(const RuleDef& rule, const model::Compound& compound,
+                      const model::StateTable& state, model::DeviceIndex device) {
+  if (!rule.expr) {
+    return "";
+  }
+  std::string out;
+  for (auto p : rule.expr->points()) {
+    const model::PointState* ps = state.point(device, p);
+    out += (out.empty() ? "" : " ") + compound.pointName(p) + "=" +
+           (ps ? model::toText(ps->value) : "");
+  }
+  return out;
+}
+
+} // namespace
+
+const RuleFamily kFamily{.name = "condition", .keys = &kKeys, .parse = parse,
+                         .default_message = "{device} {location}: {threshold}",
+                         .evaluate = evaluate, .value_text = valueText};
 
 } // namespace hgj::rules::condition

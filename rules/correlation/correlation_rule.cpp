@@ -7,6 +7,8 @@
 
 namespace hgj::rules::correlation {
 
+namespace {
+
 const std::vector<std::string> kKeys = {"self", "other"};
 
 void parse(const core::ConfigNode& node, const model::Compound& compound, RuleDef& rule) {
@@ -47,5 +49,11 @@ void parse(const core::ConfigNode& node, const model::Compound& compound, RuleDe
   rule.when.push_back(*ps);
   rule.when.push_back(*po);
 }
+
+} // namespace
+
+const RuleFamily kFamily{.name = "correlation", .keys = &kKeys, .parse = parse,
+                         .default_message = "{device} {location}: {point} = {value} while "
+                                            "{other} is {other_value}"};
 
 } // namespace hgj::rules::correlation

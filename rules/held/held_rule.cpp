@@ -5,6 +5,8 @@
 
 namespace hgj::rules::held {
 
+namespace {
+
 const std::vector<std::string> kKeys = {"point", "equals", "in", "not_in"};
 
 void parse(const core::ConfigNode& node, const model::Compound& compound, RuleDef& rule) {
@@ -18,5 +20,10 @@ void parse(const core::ConfigNode& node, const model::Compound& compound, RuleDe
   rule.threshold_text = formatDuration(rule.hold.count());
   rule.when.push_back(*p);
 }
+
+} // namespace
+
+const RuleFamily kFamily{.name = "held", .keys = &kKeys, .parse = parse,
+                         .default_message = "{device} {location}: {point} = {value} for {held}"};
 
 } // namespace hgj::rules::held

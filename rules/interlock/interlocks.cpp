@@ -84,7 +84,8 @@ bool Interlocks::admit(const WriteIntent& w, const model::StateTable* state,
       *reason = "override of: " + what;
     }
   }
-  // The shed power interlock (DOMAIN.md: no new session above the shed's limit).
+  // The shed power interlock (docs/rules.md, actuation.shed_power_limit: no new session above
+  // the shed's limit).
   if (state != nullptr && config_.shed_power_limit_w > 0 && w.device < compound_.devices.size()) {
     const model::PointDef* def = compound_.devices[w.device].profile->point(w.point);
     if (def != nullptr && def->safe) {

@@ -7,17 +7,8 @@ namespace hgj::rules::occupancy {
 namespace {
 
 Severity parseSeverity(const core::ConfigNode& node, Severity def) {
-  std::string s = node.choice("severity", "", {"info", "warning", "critical"});
-  if (s == "info") {
-    return Severity::Info;
-  }
-  if (s == "warning") {
-    return Severity::Warning;
-  }
-  if (s == "critical") {
-    return Severity::Critical;
-  }
-  return def;
+  return model::parseSeverity(node.choice("severity", "", {"info", "warning", "critical"}))
+      .value_or(def);
 }
 
 } // namespace

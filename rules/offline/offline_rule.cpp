@@ -4,6 +4,8 @@
 
 namespace hgj::rules::offline {
 
+namespace {
+
 const std::vector<std::string> kKeys = {"after", "never_seen"};
 
 void parse(const core::ConfigNode& node, const model::Compound& /*compound*/, RuleDef& rule) {
@@ -12,5 +14,11 @@ void parse(const core::ConfigNode& node, const model::Compound& /*compound*/, Ru
   rule.threshold_text =
       rule.silent_for.count() > 0 ? formatDuration(rule.silent_for.count()) : "expected interval";
 }
+
+} // namespace
+
+const RuleFamily kFamily{.name = "offline", .keys = &kKeys, .parse = parse,
+                         .default_message = "{device} {location}: offline (silent {held})",
+                         .on_silence = true};
 
 } // namespace hgj::rules::offline

@@ -4,7 +4,11 @@
 
 namespace hgj::rules::state {
 
+namespace {
+
 const std::vector<std::string> kKeys = {"point", "equals", "in", "not_in"};
+
+} // namespace
 
 std::optional<Predicate> parseValuePredicate(const core::ConfigNode& node,
                                              const model::Compound& compound,
@@ -43,6 +47,8 @@ std::optional<Predicate> parseValuePredicate(const core::ConfigNode& node,
   return p;
 }
 
+namespace {
+
 void parse(const core::ConfigNode& node, const model::Compound& compound, RuleDef& rule) {
   auto p = parseValuePredicate(node, compound, rule.devices, Relation::Self, false);
   if (!p) {
@@ -52,5 +58,10 @@ void parse(const core::ConfigNode& node, const model::Compound& compound, RuleDe
   rule.threshold_text = text.substr(text.find(' ') + 1);
   rule.when.push_back(*p);
 }
+
+} // namespace
+
+const RuleFamily kFamily{.name = "state", .keys = &kKeys, .parse = parse,
+                         .default_message = "{device} {location}: {point} = {value}"};
 
 } // namespace hgj::rules::state

@@ -4,6 +4,8 @@
 
 namespace hgj::rules::threshold {
 
+namespace {
+
 const std::vector<std::string> kKeys = {"point", "op", "value", "clear"};
 
 void parse(const core::ConfigNode& node, const model::Compound& compound, RuleDef& rule) {
@@ -43,5 +45,12 @@ void parse(const core::ConfigNode& node, const model::Compound& compound, RuleDe
   }
   rule.when.push_back(*p);
 }
+
+} // namespace
+
+const RuleFamily kFamily{.name = "threshold", .keys = &kKeys, .parse = parse,
+                         .default_message =
+                             "{device} {location}: {point} {value} (limit {threshold})",
+                         .restorable_hold = true};
 
 } // namespace hgj::rules::threshold

@@ -29,6 +29,15 @@ wait_for() { # seconds, command...
 
 mport=$(free_port)
 hport=$(free_port)
+# The example's Modbus lines move to free ports (a running demo may hold the configured ones);
+# the gateway polls and the simulator serves the same ones.
+line_sets_gw=""
+line_sets_sim=""
+for line in shed-bus meter-bus garage-bus; do
+  p=$(free_port)
+  line_sets_gw="$line_sets_gw --set modbus.lines.$line.port=$p"
+  line_sets_sim="$line_sets_sim --set modbus.lines.$line=$p"
+done
 cat > "$tmp/mosquitto.conf" <<CONF
 listener $mport 127.0.0.1
 allow_anonymous true
@@ -45,7 +54,7 @@ operator_token=operator-token-browser-daemon-0123
 printf '%s\n' "$operator_token" > "$tmp/operator.token"
 "$build/hgj-gateway" run -c "$root/conf/gateway.yaml" --set "mqtt.url=tcp://127.0.0.1:$mport" \
   --set "storage.path=$tmp/hgj.db" --set "http.port=$hport" \
-  --set "http.operator_token_file=$tmp/operator.token" > "$tmp/gateway.log" 2>&1 &
+  --set "http.operator_token_file=$tmp/operator.token" $line_sets_gw > "$tmp/gateway.log" 2>&1 &
 pids="$pids $!"
 wait_for 20 curl -sf "http://127.0.0.1:$hport/healthz" || { echo "FAIL: gateway did not start"; cat "$tmp/gateway.log"; exit 1; }
 
@@ -58,7 +67,7 @@ mqtt: {url: "tcp://127.0.0.1:$mport", client_id: hgj-sim-browser}
 events:
   - {at: 1s, type: port_overheat, device: S03/P07, temp_c: 75, ramp: 1s}
 SCEN
-"$build/tools/sim/hgj-sim" -c "$tmp/scenario.yaml" > "$tmp/sim.log" 2>&1 &
+"$build/tools/sim/hgj-sim" -c "$tmp/scenario.yaml" $line_sets_sim > "$tmp/sim.log" 2>&1 &
 pids="$pids $!"
 
 # Every space reported, and the overheating port's critical alert raised (after its 10 s hold).

@@ -8,7 +8,7 @@
 namespace hgj::test {
 
 /// A TCP relay on a free loopback port in front of a real broker, scripted to misbehave the way
-/// networks do (RELIABILITY rows 2, 3, 5 and the soak's upstream outages):
+/// networks do (docs/reliability.md rows 2, 3, 5 and the soak's upstream outages):
 ///  - Pass: bytes flow both ways.
 ///  - Blackhole: connections stay open but every byte vanishes in both directions (a half-open
 ///    link: a NAT that forgot the flow, a dead 4G modem); new connections are accepted and

@@ -15,7 +15,7 @@ class Server;
 namespace hgj::test {
 
 /// An HTTP endpoint on a free loopback port standing in for an alert channel (a generic JSON
-/// webhook, WeCom or DingTalk robot), scripted to fail (RELIABILITY row 20):
+/// webhook, WeCom or DingTalk robot), scripted to fail (docs/reliability.md row 20):
 ///  - Ok: answers 200 `{"errcode":0}` at once and records the body.
 ///  - Slow: holds each request `delay` before answering 200 (and records it).
 ///  - Error: answers 500.

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <regex>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -26,6 +27,9 @@
 #include <httplib.h>
 #include <mqtt/async_client.h>
 #include <nlohmann/json.hpp>
+
+#include "core/config_node.h"
+#include "gateway/config/config.h"
 
 namespace hgj::test {
 
@@ -145,7 +149,8 @@ int waitPid(pid_t pid, std::chrono::milliseconds timeout) {
 
 } // namespace
 
-Broker::Broker(bool persistence, const std::string& extra_config) : port_(freePort()) {
+Broker::Broker(bool persistence, const std::string& extra_config, bool start_now)
+    : port_(freePort()) {
   std::ofstream conf(dir_.file("mosquitto.conf"));
   conf << "listener " << port_ << " 127.0.0.1\n"
        << "allow_anonymous true\n"
@@ -166,7 +171,9 @@ Broker::Broker(bool persistence, const std::string& extra_config) : port_(freePo
   }
   conf << extra_config;
   conf.close();
-  start();
+  if (start_now) {
+    start();
+  }
 }
 
 Broker::~Broker() {
@@ -342,10 +349,28 @@ std::string binary(const std::string& name) { return std::string(HGJ_BINARY_DIR)
 
 std::string sourcePath(const std::string& rel) { return std::string(HGJ_SOURCE_DIR) + "/" + rel; }
 
+std::map<std::string, int> freeModbusLines(const std::string& config) {
+  std::map<std::string, int> ports;
+  core::Diagnostics diag;
+  try {
+    auto cfg = config::loadConfig(config, {}, diag);
+    for (const auto& line : cfg.modbus.lines) {
+      if (line.kind == drivers::modbus::LineKind::Tcp &&
+          (line.host == "127.0.0.1" || line.host == "localhost" || line.host == "::1")) {
+        ports[line.id] = freePort();
+      }
+    }
+  } catch (const std::exception&) {
+    // A config that does not load (a start-up failure test) has no lines to move.
+  }
+  return ports;
+}
+
 GatewayProcess::GatewayProcess(std::vector<std::string> argv, std::string log_file,
-                               int http_port, std::unique_ptr<NotifySocket> notify)
+                               int http_port, std::unique_ptr<NotifySocket> notify,
+                               std::map<std::string, int> modbus_ports)
     : Process(std::move(argv), std::move(log_file), {"NOTIFY_SOCKET=" + notify->path()}),
-      http_port_(http_port), notify_(std::move(notify)) {}
+      http_port_(http_port), notify_(std::move(notify)), modbus_ports_(std::move(modbus_ports)) {}
 
 std::pair<int, std::string> GatewayProcess::get(const std::string& path) const {
   httplib::Client cli("127.0.0.1", http_port_);
@@ -396,29 +421,39 @@ std::unique_ptr<GatewayProcess> spawnGateway(const std::string& broker_url,
                                              std::vector<std::string> extra_sets,
                                              const std::string& config) {
   int http_port = freePort();
+  const std::string config_path = config.empty() ? sourcePath("conf/gateway.yaml") : config;
+  std::map<std::string, int> modbus_ports = freeModbusLines(config_path);
   std::vector<std::string> argv{binary("hgj-gateway"),
                                 "run",
                                 "-c",
-                                config.empty() ? sourcePath("conf/gateway.yaml") : config,
+                                config_path,
                                 "--set",
                                 "mqtt.url=" + broker_url,
                                 "--set",
                                 "storage.path=" + db_path,
                                 "--set",
                                 "http.port=" + std::to_string(http_port),
-                                // The example's Modbus lines have fixed loopback ports that a
-                                // simulator test may be serving; tests that want them say so.
+                                // Tests that poll Modbus say so.
                                 "--set",
                                 "modbus.enabled=false"};
+  for (const auto& [line, port] : modbus_ports) {
+    argv.push_back("--set");
+    argv.push_back("modbus.lines." + line + ".port=" + std::to_string(port));
+  }
+  const std::regex line_port(R"(modbus\.lines\.([^.=]+)\.port=([0-9]+))");
   for (auto& s : extra_sets) {
     if (s.rfind("http.port=", 0) == 0) {
       http_port = std::atoi(s.c_str() + 10);
+    }
+    if (std::smatch m; std::regex_match(s, m, line_port)) {
+      modbus_ports[m[1]] = std::stoi(m[2]);
     }
     argv.push_back("--set");
     argv.push_back(std::move(s));
   }
   return std::make_unique<GatewayProcess>(argv, log_file, http_port,
-                                          std::make_unique<NotifySocket>());
+                                          std::make_unique<NotifySocket>(),
+                                          std::move(modbus_ports));
 }
 
 std::unique_ptr<GatewayProcess> startGateway(const std::string& broker_url,

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -43,9 +44,14 @@ bool portOpen(int port);
 class Broker {
 public:
   /// `persistence`: keep sessions and queued QoS 1 messages across restarts (autosave on
-  /// every change, so a stop/start keeps everything).
-  explicit Broker(bool persistence = true, const std::string& extra_config = {});
+  /// every change, so a stop/start keeps everything). `extra_config`: more mosquitto.conf text
+  /// (a TLS listener). `start`: false for a test that begins with the broker down (the port is
+  /// chosen now and kept).
+  explicit Broker(bool persistence = true, const std::string& extra_config = {},
+                  bool start = true);
   ~Broker();
+  /// Starts (or restarts on the same port) and waits until it accepts connections; throws
+  /// when it does not.
   void start();
   void stop();  ///< SIGTERM and wait (mosquitto writes its persistence file)
   void kill();  ///< SIGKILL
@@ -108,13 +114,23 @@ private:
   int status_ = -1;
 };
 
-/// A running hgj-gateway: the process, its notify socket and its HTTP port.
+/// Free loopback ports for every TCP Modbus line of a gateway config whose host is a loopback
+/// address, by line id. A test never uses the ports the file names: a running demo
+/// (tools/demo.sh) or another test may be serving them. Empty when the config does not load.
+std::map<std::string, int> freeModbusLines(const std::string& config);
+
+/// A running hgj-gateway: the process, its notify socket, its HTTP port and the ports of its
+/// loopback Modbus lines.
 class GatewayProcess : public Process {
 public:
   GatewayProcess(std::vector<std::string> argv, std::string log_file, int http_port,
-                 std::unique_ptr<NotifySocket> notify);
+                 std::unique_ptr<NotifySocket> notify,
+                 std::map<std::string, int> modbus_ports = {});
   NotifySocket& notify() { return *notify_; }
   int httpPort() const { return http_port_; }
+  /// Where the gateway polls each loopback TCP Modbus line (line id -> port): give these to a
+  /// simulator (Scenario::modbus.lines) so that it serves what this gateway polls.
+  const std::map<std::string, int>& modbusPorts() const { return modbus_ports_; }
   std::string baseUrl() const { return "http://127.0.0.1:" + std::to_string(http_port_); }
   /// GET on the gateway's API (status code and body; status -1 when nothing answered).
   std::pair<int, std::string> get(const std::string& path) const;
@@ -126,11 +142,13 @@ public:
 private:
   int http_port_;
   std::unique_ptr<NotifySocket> notify_;
+  std::map<std::string, int> modbus_ports_;
 };
 
 /// The built hgj-gateway on the example compound, pointed at a broker and a database file, on a
-/// free HTTP port. Extra --set overrides can be given (they win over the defaults). Modbus
-/// polling is off unless `modbus.enabled=true` is passed. Waits until the gateway is ready and
+/// free HTTP port, every loopback TCP Modbus line moved to a free port (modbusPorts()). Extra
+/// --set overrides can be given (they win over the defaults). Modbus polling is off unless
+/// `modbus.enabled=true` is passed. Waits until the gateway is ready and
 /// subscribed (GatewayProcess::waitReady).
 std::unique_ptr<GatewayProcess> startGateway(const std::string& broker_url,
                                              const std::string& db_path,

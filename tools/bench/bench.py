@@ -24,7 +24,8 @@ rep 2, ...) so that machine noise spreads over all systems:
   cold       exec to the first stored reading with the generator already publishing.
   outbox     the uplink broker stopped for --outage-s while the load runs, then restarted:
              outbox drain rate as the upstream subscriber sees it.
-  peers      the peers' own harness (a copy of /work/shared/peers, set up on first use), run
+  peers      the peers' own harness (a copy of ../shared/peers next to the repository, set up
+             on first use; HGJ_PEERS overrides where it is), run
              with --reps 1 once per repetition, its raw results folded into the same table.
 """
 import argparse
@@ -45,7 +46,8 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TCK = os.sysconf("SC_CLK_TCK")
-PEERS_SRC = "/work/shared/peers"
+# The peers' harness lives beside the checkout (../shared/peers), wherever the checkout is.
+PEERS_SRC = os.environ.get("HGJ_PEERS") or os.path.normpath(os.path.join(ROOT, "..", "shared", "peers"))
 DEADLINE = [float("inf")]
 
 
@@ -1324,7 +1326,7 @@ def make_report(results, a, notes):
                 name, median_range([r.get("reads_per_msg") for r in rw], "%.3f"),
                 median_range([r.get("writes_per_msg") for r in rw], "%.3f")))
 
-    # targets (PERFORMANCE.md), judged on this run
+    # targets (docs/benchmarks.md), judged on this run
     checks = []
 
     def check(label, ok, detail):
@@ -1366,7 +1368,7 @@ def make_report(results, a, notes):
     if extra:
         out += "\n" + "\n".join(extra) + "\n"
     if checks:
-        out += "\nTargets (PERFORMANCE.md), this run:\n" + "\n".join(checks) + "\n"
+        out += "\nTargets (docs/benchmarks.md), this run:\n" + "\n".join(checks) + "\n"
     if notes:
         out += "\nNotes:\n" + "\n".join("- " + n for n in notes) + "\n"
     return out

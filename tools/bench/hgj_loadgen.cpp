@@ -1,4 +1,4 @@
-// hgj_loadgen: publishes the compound load of docs/benchmarks.md (PERFORMANCE.md) to a loopback
+// hgj_loadgen: publishes the compound load of docs/benchmarks.md (docs/benchmarks.md) to a loopback
 // broker and prints one JSON line. Bounded by --count and --seconds; at QoS 1 at most --window
 // messages are unacknowledged at any time.
 #include "tools/bench/bench_util.h"

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Soak of the gateway with churn (RELIABILITY row 21): N minutes of the simulated compound
+"""Soak of the gateway with churn (docs/reliability.md row 21): N minutes of the simulated compound
 through a local mosquitto, the uplink to a second mosquitto, and churn every few seconds: local
 broker restarts (SIGTERM or SIGKILL), upstream outages, device flaps (the simulator stopped and
 started), SIGHUP reloads, HTTP and SSE clients coming and going. Every 10 s it samples the

@@ -1,8 +1,8 @@
-// RELIABILITY rows 20 and 15 against the daemon. Row 20: the alert channel (the WeCom robot of
-// conf/alerts.yaml, played by the toolkit's WebhookSink) hangs, then is down: hot ports are still
-// cut after their hold, the alerts wait durably across a restart and reach the robot once it
-// answers. Row 15: one hot sample (or a 0xFFFF-sized one) between normal ones cuts nothing, a
-// held one does.
+// docs/reliability.md rows 20 and 15 against the daemon. Row 20: the alert channel (the WeCom robot
+// of conf/alerts.yaml, played by the toolkit's WebhookSink) hangs, then is down: hot ports are
+// still cut after their hold, the alerts wait durably across a restart and reach the robot once it
+// answers. Row 15: one hot sample (or a 0xFFFF-sized one) between normal ones cuts nothing, a held
+// one does.
 #include <csignal>
 #include <fstream>
 #include <iterator>

@@ -1,8 +1,8 @@
-// RELIABILITY row 6: the local broker killed (SIGKILL: a crash, the OOM killer) and restarted on
-// the same port and persistence directory, run from the shipped conf/mosquitto/hgj-local.conf
-// (its users and ACL): ingest resumes by itself, the devices' queued QoS 1 messages arrive, and
-// what a crash can lose is what docs/reliability.md says (mosquitto 2.0 saves its database
-// every autosave_interval; it has no journal).
+// docs/reliability.md row 6: the local broker killed (SIGKILL: a crash, the OOM killer) and
+// restarted on the same port and persistence directory, run from the shipped
+// conf/mosquitto/hgj-local.conf (its users and ACL): ingest resumes by itself, the devices' queued
+// QoS 1 messages arrive, and what a crash can lose is what docs/reliability.md says (mosquitto 2.0
+// saves its database every autosave_interval; it has no journal).
 #include <csignal>
 #include <set>
 

@@ -1,9 +1,9 @@
-// RELIABILITY row 17 against the daemon: the wall clock jumps an hour either way in the middle
-// of a safety hold, or the box starts at 1970. The daemon's wall clock is moved with the
-// test-only hooks wall_offset_ms / wall_jump_after_ms / wall_jump_ms (core/clock.cpp); its
-// steady clock is the real one. A hold measured on the wall clock would cut at once after a
-// forward jump and not for an hour after a backward one; measured on the steady clock the port
-// is cut once, no sooner than its 10 s.
+// docs/reliability.md row 17 against the daemon: the wall clock jumps an hour either way in the
+// middle of a safety hold, or the box starts at 1970. The daemon's wall clock is moved with the
+// test-only hooks wall_offset_ms / wall_jump_after_ms / wall_jump_ms (core/clock.cpp); its steady
+// clock is the real one. A hold measured on the wall clock would cut at once after a forward jump
+// and not for an hour after a backward one; measured on the steady clock the port is cut once, no
+// sooner than its 10 s.
 #include <csignal>
 #include <cstdlib>
 

@@ -68,7 +68,7 @@ TEST_CASE("faults http: bodies over the limit on any path get 413 or a close, me
   CHECK(d.gw->get("/healthz").first == 200);
 }
 
-TEST_CASE("faults http: 1,000 idle connections and 50 slow-header clients; /healthz, the "
+TEST_CASE("faults http: 1,000 idle connections and 50 slow-header clients, /healthz, the "
           "dashboard and events keep answering",
           "[faults][http]") {
   rlimit lim{};
@@ -125,7 +125,7 @@ TEST_CASE("faults http: no token on loopback: reads work, acks and writes are re
   CHECK(write.status == 403);
 }
 
-TEST_CASE("faults http: with an operator token file, only the token acts; bad Host 400, "
+TEST_CASE("faults http: with an operator token file, only the token acts, bad Host 400, "
           "cross-origin 403, slow client cut",
           "[faults][http]") {
   TempDir tokens;

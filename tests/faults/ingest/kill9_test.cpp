@@ -1,4 +1,4 @@
-// RELIABILITY row 1: kill -9 of the daemon at 20 random moments under load, in one run.
+// docs/reliability.md row 1: kill -9 of the daemon at 20 random moments under load, in one run.
 #include <csignal>
 #include <map>
 #include <set>

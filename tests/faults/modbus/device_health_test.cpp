@@ -1,4 +1,4 @@
-// Device health that tells the truth (issue 14; RELIABILITY rows 12 and 14 against the
+// Device health that tells the truth (issue 14; docs/reliability.md rows 12 and 14 against the
 // daemon): a Modbus device refusing every read is `faulted` with its reason in the API,
 // /healthz and the failed-poll metric, never "online with stale points"; with Modbus polling
 // off no Modbus device (nor its ports) is reported offline.

@@ -1,5 +1,5 @@
-// RELIABILITY row 14 against the daemon: a Modbus device that stops answering, then the whole
-// Modbus side lost (the simulator SIGKILLed: every line's server gone) and back.
+// docs/reliability.md row 14 against the daemon: a Modbus device that stops answering, then the
+// whole Modbus side lost (the simulator SIGKILLed: every line's server gone) and back.
 #include <csignal>
 #include <filesystem>
 

@@ -1,7 +1,7 @@
-// RELIABILITY row 25, against the daemon (`hgj-gateway run`, batched client): a hostile or broken
-// local broker (a scripted one on a free loopback port) sends malformed packets of every type,
-// huge declared lengths and slow drips. The gateway closes the connection, counts the reason in
-// /metrics, reconnects with backoff, keeps its memory and CPU bounded, says `degraded` on
+// docs/reliability.md row 25, against the daemon (`hgj-gateway run`, batched client): a hostile or
+// broken local broker (a scripted one on a free loopback port) sends malformed packets of every
+// type, huge declared lengths and slow drips. The gateway closes the connection, counts the reason
+// in /metrics, reconnects with backoff, keeps its memory and CPU bounded, says `degraded` on
 // /healthz while a packet hangs, and keeps serving.
 #include <csignal>
 #include <fstream>

@@ -125,7 +125,10 @@ Site::~Site() {
 
 void Site::startGateway(std::vector<std::string> extra_sets,
                         std::vector<std::pair<std::string, std::string>> env) {
-  extra_sets.insert(extra_sets.begin(), "modbus.enabled=true");
+  // The simulator serves the port this site's config names; the gateway keeps polling it
+  // across restarts instead of a fresh free port of its own.
+  extra_sets.insert(extra_sets.begin(),
+                    {"modbus.enabled=true", "modbus.lines.shed-bus.port=" + std::to_string(modbus_port)});
   // The child inherits this process's environment at fork: set it around the spawn only.
   for (const auto& [k, v] : env) {
     setenv(k.c_str(), v.c_str(), 1);

@@ -1,9 +1,9 @@
-// RELIABILITY row 18, first half: SIGTERM under load. The daemon acknowledges a QoS 1 reading
-// to the broker once its pipeline took it, before the reading is committed, so a stop that does
-// not flush loses what it acknowledged in the last commit interval. A clean stop loses nothing:
-// with SIGTERMs at three moments of a load run (and restarts), every message of every device is
-// stored, the database is intact, every alert committed before a stop is still there, and every
-// outbox row reaches the platform. (The second half, SIGHUP with a broken config, is
+// docs/reliability.md row 18, first half: SIGTERM under load. The daemon acknowledges a QoS 1
+// reading to the broker once its pipeline took it, before the reading is committed, so a stop that
+// does not flush loses what it acknowledged in the last commit interval. A clean stop loses
+// nothing: with SIGTERMs at three moments of a load run (and restarts), every message of every
+// device is stored, the database is intact, every alert committed before a stop is still there, and
+// every outbox row reaches the platform. (The second half, SIGHUP with a broken config, is
 // tests/integration/reload against the daemon.)
 #include <csignal>
 #include <set>

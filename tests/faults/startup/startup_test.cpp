@@ -1,4 +1,4 @@
-// RELIABILITY row 26: start-up failures end with one clear error line and a distinct exit
+// docs/reliability.md row 26: start-up failures end with one clear error line and a distinct exit
 // status (docs/operations.md, troubleshooting), never a crash; and what had started is stopped
 // in order (no thread outlives what it uses: the sanitizer builds run these too).
 #include <csignal>

@@ -1,4 +1,4 @@
-// RELIABILITY rows 2, 3 and 5 against the daemon: the upstream platform's broker behind a
+// docs/reliability.md rows 2, 3 and 5 against the daemon: the upstream platform's broker behind a
 // scripted relay that refuses connections (the platform is down) or swallows every byte (a
 // half-open link). The platform's subscriber is connected to the broker itself throughout, so
 // it sees exactly what the gateway delivered. Outbox message ids are `{site}:{seq}`, seq = the

@@ -94,7 +94,7 @@ struct Env {
     start();
   }
   void start() {
-    manager = std::make_unique<AlertManager>(config, compound, dir.db(), clock, metrics, listener);
+    manager = std::make_unique<AlertManager>(config, compound, dir.file("gateway.db"), clock, metrics, listener);
     notifier = std::make_unique<Notifier>(config, manager->deliveries(), manager->durableSink(),
                                           clock, metrics);
     manager->setWakeCallback([this] { notifier->wake(); });
@@ -153,7 +153,7 @@ TEST_CASE("alerts delivery: WeCom gets markdown that mentions the grid staff", "
   CHECK(json::parse(got[0].body) ==
         json{{"msgtype", "markdown"},
              {"markdown", {{"content", expectedSection(r.alert_id) + "\n<@zhangsan>"}}}});
-  CHECK(one(env.dir.db(), "SELECT state, attempts FROM alert_notifications WHERE channel='wecom'") ==
+  CHECK(one(env.dir.file("gateway.db"), "SELECT state, attempts FROM alert_notifications WHERE channel='wecom'") ==
         "sent|1");
   CHECK(env.metrics.value("hgj_alert_messages_sent_total", {{"channel", "wecom"}}) == 1);
   // Nothing more to send.
@@ -200,7 +200,7 @@ TEST_CASE("alerts delivery: DingTalk messages are signed, and the test robot ver
     auto p = env.notifier->pumpOnce("dingtalk");
     CHECK(p.attempted);
     CHECK_FALSE(p.ok);
-    CHECK(one(env.dir.db(), "SELECT state, attempts, last_error FROM alert_notifications WHERE "
+    CHECK(one(env.dir.file("gateway.db"), "SELECT state, attempts, last_error FROM alert_notifications WHERE "
                             "channel='dingtalk'") == "pending|1|errcode 310000: sign not match");
   }
 }
@@ -254,7 +254,7 @@ TEST_CASE("alerts delivery: 120 alerts at once stay under the robot's 20 message
   }
   CHECK(messages == 20);
   CHECK(delivered == 100);
-  CHECK(one(env.dir.db(), "SELECT COUNT(*) FROM alert_notifications WHERE state='pending'") ==
+  CHECK(one(env.dir.file("gateway.db"), "SELECT COUNT(*) FROM alert_notifications WHERE state='pending'") ==
         "20");
   env.clock.advance(59s);
   CHECK_FALSE(env.notifier->pumpOnce("wecom").attempted);
@@ -319,7 +319,7 @@ TEST_CASE("alerts delivery: a robot that returns errors is retried with exponent
   auto got = env.wecom.received();
   REQUIRE(got.size() == 3);
   CHECK(got[0].body == got[2].body);
-  CHECK(one(env.dir.db(), "SELECT state, attempts, last_error IS NULL FROM alert_notifications "
+  CHECK(one(env.dir.file("gateway.db"), "SELECT state, attempts, last_error IS NULL FROM alert_notifications "
                           "WHERE channel='wecom'") == "sent|3|1");
   CHECK(env.metrics.value("hgj_alert_delivery_failures_total", {{"channel", "wecom"}}) == 2);
 }
@@ -346,7 +346,7 @@ TEST_CASE("alerts delivery: notifications undelivered at a restart are sent afte
   CHECK(last.find("S03/P02") != std::string::npos);
   CHECK(last.find("S03/P03") != std::string::npos);
   CHECK(last.find("S03/P01") == std::string::npos);
-  CHECK(one(env.dir.db(), "SELECT COUNT(*) FROM alert_notifications WHERE channel='wecom' AND "
+  CHECK(one(env.dir.file("gateway.db"), "SELECT COUNT(*) FROM alert_notifications WHERE channel='wecom' AND "
                           "state='sent'") == "3");
   CHECK_FALSE(env.notifier->pumpOnce("wecom").attempted);
 }
@@ -388,7 +388,7 @@ TEST_CASE("alerts delivery: with the worker threads running, smoke reaches the r
   std::atomic<bool> release{false};
   // The WeCom robot hangs (answers only after the client's timeout or the end of the test).
   env.wecom.setReply([&](const httplib::Request&, httplib::Response& res) {
-    waitUntil([&] { return release.load(); }, 3000ms);
+    waitFor([&] { return release.load(); }, 3000ms);
     res.set_content(R"({"errcode":0})", "application/json");
   });
   env.config.channels[1].timeout = 300ms;
@@ -396,7 +396,7 @@ TEST_CASE("alerts delivery: with the worker threads running, smoke reaches the r
   env.notifier.reset();
   env.manager.reset();
   env.manager =
-      std::make_unique<AlertManager>(env.config, env.compound, env.dir.db(), real, env.metrics,
+      std::make_unique<AlertManager>(env.config, env.compound, env.dir.file("gateway.db"), real, env.metrics,
                                      env.listener);
   env.notifier = std::make_unique<Notifier>(env.config, env.manager->deliveries(),
                                             env.manager->durableSink(), real, env.metrics);
@@ -414,8 +414,8 @@ TEST_CASE("alerts delivery: with the worker threads running, smoke reaches the r
   REQUIRE(r.ok);
   // The other robots get it while the WeCom request still hangs (it is answered only after
   // `release`): one robot's stall is its own. (No bound on how fast: that is the benchmark's.)
-  CHECK(waitUntil([&] { return env.dingtalk.count() >= 1 && env.hook.count() >= 1; }, 10s));
-  CHECK(waitUntil([&] { return env.wecom.count() >= 1; }, 10s));
+  CHECK(waitFor([&] { return env.dingtalk.count() >= 1 && env.hook.count() >= 1; }, 10s));
+  CHECK(waitFor([&] { return env.wecom.count() >= 1; }, 10s));
   CHECK_FALSE(release.load());
   auto got = env.dingtalk.received();
   REQUIRE_FALSE(got.empty());
@@ -431,7 +431,7 @@ TEST_CASE("alerts delivery: each alert's delivery state per channel is readable 
   env.wecom.setReply([](const httplib::Request&, httplib::Response& res) { res.status = 502; });
   REQUIRE(env.notifier->pumpOnce("dingtalk").ok);
   env.notifier->pumpOnce("wecom");
-  storage::Database db(env.dir.db());
+  storage::Database db(env.dir.file("gateway.db"));
   json d = deliveriesJson(db, r.alert_id);
   REQUIRE(d.size() == 3);
   std::map<std::string, json> by_channel;
@@ -456,7 +456,7 @@ TEST_CASE("alerts delivery: a notification undelivered for a day expires instead
     env.clock.advance(std::chrono::hours(25));
     CHECK_FALSE(env.notifier->pumpOnce("wecom").attempted);
     CHECK(env.wecom.count() == 0);
-    CHECK(one(env.dir.db(), "SELECT state FROM alert_notifications WHERE channel='wecom'") ==
+    CHECK(one(env.dir.file("gateway.db"), "SELECT state FROM alert_notifications WHERE channel='wecom'") ==
           "expired");
     CHECK(env.metrics.value("hgj_alert_notifications_expired_total", {{"channel", "wecom"}}) == 1);
   }

@@ -42,18 +42,18 @@ TEST_CASE("alerts storage: the alert manager and the readings store share one da
   RecordingListener listener;
   AlertsConfig cfg = defaultAlertsConfig();
   config::StorageConfig scfg;
-  scfg.path = dir.db();
+  scfg.path = dir.file("gateway.db");
   bool alerts_first = GENERATE(false, true);
 
   std::unique_ptr<AlertManager> manager;
   if (alerts_first) {
-    manager = std::make_unique<AlertManager>(cfg, compound, dir.db(), clock, metrics, listener);
+    manager = std::make_unique<AlertManager>(cfg, compound, dir.file("gateway.db"), clock, metrics, listener);
   }
   storage::Store store(scfg, compound, metrics, clock);
   store.open();
   store.start();
   if (!alerts_first) {
-    manager = std::make_unique<AlertManager>(cfg, compound, dir.db(), clock, metrics, listener);
+    manager = std::make_unique<AlertManager>(cfg, compound, dir.file("gateway.db"), clock, metrics, listener);
   }
   model::Reading r;
   r.device = compound->deviceIndex("S03/P07");
@@ -72,9 +72,9 @@ TEST_CASE("alerts storage: the alert manager and the readings store share one da
   REQUIRE(manager->raise(a).ok);
   REQUIRE(store.flush(5s));
   store.stop();
-  CHECK(count(dir.db(), "SELECT COUNT(*) FROM readings") == 200);
-  CHECK(count(dir.db(), "SELECT COUNT(*) FROM alerts WHERE state='active'") == 1);
-  CHECK(count(dir.db(), "SELECT COUNT(*) FROM schema_versions") >= 2);
+  CHECK(count(dir.file("gateway.db"), "SELECT COUNT(*) FROM readings") == 200);
+  CHECK(count(dir.file("gateway.db"), "SELECT COUNT(*) FROM alerts WHERE state='active'") == 1);
+  CHECK(count(dir.file("gateway.db"), "SELECT COUNT(*) FROM schema_versions") >= 2);
 }
 
 namespace {
@@ -91,7 +91,7 @@ struct StoreEnv {
 
   explicit StoreEnv(int64_t commit_interval_ms = 100) {
     compound->internPoint("temp_c");
-    scfg.path = dir.db();
+    scfg.path = dir.file("gateway.db");
     scfg.commit_interval_ms = commit_interval_ms;
     store = std::make_unique<storage::Store>(scfg, compound, metrics, clock);
     store->open();
@@ -134,33 +134,33 @@ TEST_CASE("alerts storage: the readings writer holds no lock between commits, an
           "written through it does not wait for its commit tick",
           "[alerts][storage]") {
   StoreEnv env(10'000);  // readings are committed every 10 s
-  AlertManager manager(env.cfg, env.compound, env.dir.db(), *env.store, env.clock, env.metrics,
+  AlertManager manager(env.cfg, env.compound, env.dir.file("gateway.db"), *env.store, env.clock, env.metrics,
                        env.listener);
   REQUIRE(env.store->submitReadings(std::vector<model::Reading>(10, env.reading())));
   // Buffered in memory, not in an open transaction: any other writer gets the lock.
-  REQUIRE(waitUntil([&] { return env.store->queuedRows() == 0; }));
-  CHECK(writeLockFree(env.dir.db()));
+  REQUIRE(waitFor([&] { return env.store->queuedRows() == 0; }));
+  CHECK(writeLockFree(env.dir.file("gateway.db")));
 
   manager.beginBatch();
   REQUIRE(manager.raise(env.overTemp()).ok);
   REQUIRE(manager.commitBatch());
   // Committed at once with the readings it found buffered, long before the 10 s tick.
-  CHECK(waitUntil([&] {
-    return count(env.dir.db(), "SELECT COUNT(*) FROM alerts WHERE state='active'") == 1;
+  CHECK(waitFor([&] {
+    return count(env.dir.file("gateway.db"), "SELECT COUNT(*) FROM alerts WHERE state='active'") == 1;
   }, 5s));
-  CHECK(count(env.dir.db(), "SELECT COUNT(*) FROM readings") == 10);
+  CHECK(count(env.dir.file("gateway.db"), "SELECT COUNT(*) FROM readings") == 10);
   env.store->stop();
 }
 
-TEST_CASE("alerts storage: raise() never waits for the database; with the write lock held "
+TEST_CASE("alerts storage: raise() never waits for the database, with the write lock held "
           "elsewhere the alert is announced and queued for the robots, and its rows land once "
           "the lock is released",
           "[alerts][storage]") {
   StoreEnv env;
-  AlertManager manager(env.cfg, env.compound, env.dir.db(), *env.store, env.clock, env.metrics,
+  AlertManager manager(env.cfg, env.compound, env.dir.file("gateway.db"), *env.store, env.clock, env.metrics,
                        env.listener);
   sqlite3* holder = nullptr;
-  REQUIRE(sqlite3_open(env.dir.db().c_str(), &holder) == SQLITE_OK);
+  REQUIRE(sqlite3_open(env.dir.file("gateway.db").c_str(), &holder) == SQLITE_OK);
   REQUIRE(sqlite3_exec(holder, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK);
 
   // If raise() waited for the lock this thread (which holds it) would never get past it.
@@ -168,13 +168,13 @@ TEST_CASE("alerts storage: raise() never waits for the database; with the write 
   REQUIRE(res.ok);
   REQUIRE(env.listener.events.size() == 1);
   CHECK(env.listener.events[0].kind == AlertEventKind::Raised);
-  CHECK(count(env.dir.db(), "SELECT COUNT(*) FROM alerts") == 0);
+  CHECK(count(env.dir.file("gateway.db"), "SELECT COUNT(*) FROM alerts") == 0);
   CHECK(env.store->durableBacklog() > 0);
 
   REQUIRE(sqlite3_exec(holder, "COMMIT", nullptr, nullptr, nullptr) == SQLITE_OK);
   sqlite3_close(holder);
-  CHECK(waitUntil([&] { return count(env.dir.db(), "SELECT COUNT(*) FROM alerts") == 1; }, 10s));
-  CHECK(waitUntil([&] { return env.store->durableBacklog() == 0; }, 10s));
-  CHECK(count(env.dir.db(), "SELECT COUNT(*) FROM alert_events") == 1);
+  CHECK(waitFor([&] { return count(env.dir.file("gateway.db"), "SELECT COUNT(*) FROM alerts") == 1; }, 10s));
+  CHECK(waitFor([&] { return env.store->durableBacklog() == 0; }, 10s));
+  CHECK(count(env.dir.file("gateway.db"), "SELECT COUNT(*) FROM alert_events") == 1);
   env.store->stop();
 }

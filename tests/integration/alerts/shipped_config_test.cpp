@@ -40,7 +40,7 @@ TEST_CASE("alerts delivery: smoke in shed S03 of the shipped compound reaches gr
   core::MetricsRegistry metrics;
   RecordingListener listener;
   core::SystemClock& clock = core::SystemClock::instance();
-  AlertManager manager(alerts, cfg.compound, dir.db(), clock, metrics, listener);
+  AlertManager manager(alerts, cfg.compound, dir.file("gateway.db"), clock, metrics, listener);
   Notifier notifier(alerts, manager.deliveries(), manager.durableSink(), clock, metrics);
   manager.setWakeCallback([&] { notifier.wake(); });
   notifier.start();
@@ -57,7 +57,7 @@ TEST_CASE("alerts delivery: smoke in shed S03 of the shipped compound reaches gr
   smoke.escalate_now = true;
   REQUIRE(manager.raise(smoke).ok);
   // Delivered (how fast is measured by the benchmark, not bounded here under a loaded ctest).
-  REQUIRE(waitUntil([&] { return wecom.count() >= 1 && dingtalk.count() >= 1; }, 10s));
+  REQUIRE(waitFor([&] { return wecom.count() >= 1 && dingtalk.count() >= 1; }, 10s));
   notifier.stop();
 
   const model::Grid* g3 = cfg.compound->grid("G3");

@@ -9,6 +9,7 @@
 #include "gateway/api/http_server.h"
 #include "gateway/config/config.h"
 #include "tests/integration/api/api_fixture.h"
+#include "tests/support/test_support.h"
 
 using namespace hgj;
 using nlohmann::json;
@@ -41,8 +42,8 @@ TEST_CASE("api conf: the example compound's http section parses and its views ad
   pipeline::ReadModel rm;
   live.publish(rm);
   core::MetricsRegistry metrics;
-  char tmpl[] = "/tmp/hgj_api_conf_XXXXXX";
-  std::string db = std::string(mkdtemp(tmpl)) + "/gateway.db";
+  hgj::test::TempDir dir;
+  std::string db = dir.file("gateway.db");
   api::testing::createAlertsTable(db);
   api::testing::TestCommandSink sink(db, &rm, 0);
   http.port = 0;

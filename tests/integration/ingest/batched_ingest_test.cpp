@@ -103,7 +103,7 @@ private:
 
 } // namespace
 
-TEST_CASE("batched ingest: only what the pipeline took is acked; the rest comes back",
+TEST_CASE("batched ingest: only what the pipeline took is acked, the rest comes back",
           "[integration][ingest][mqtt]") {
   hgj::test::Broker broker(false);
   std::set<std::string> first;

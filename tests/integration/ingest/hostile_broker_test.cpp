@@ -1,7 +1,7 @@
-// The batched MQTT client against a scripted hostile broker (RELIABILITY row 25, issue #20):
-// every malformed packet closes the connection (counted by reason) and the client reconnects;
-// QoS 2 duplicates are delivered once; huge declared lengths and slow drips cost bounded
-// memory, CPU and time. The byte-level cases (every field, every split) are in
+// The batched MQTT client against a scripted hostile broker (docs/reliability.md row 25, issue
+// #20): every malformed packet closes the connection (counted by reason) and the client reconnects;
+// QoS 2 duplicates are delivered once; huge declared lengths and slow drips cost bounded memory,
+// CPU and time. The byte-level cases (every field, every split) are in
 // tests/unit/ingest/mqtt_session_test.cpp; these run the real client over loopback TCP.
 #include <catch2/catch.hpp>
 

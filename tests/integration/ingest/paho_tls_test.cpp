@@ -33,7 +33,7 @@ bool makePki(const std::string& d) {
 
 } // namespace
 
-TEST_CASE("paho ingest: ssl:// with the broker's CA delivers; with another CA it stays "
+TEST_CASE("paho ingest: ssl:// with the broker's CA delivers, with another CA it stays "
           "disconnected and says why",
           "[integration][ingest][mqtt][tls]") {
   hgj::test::TempDir pki;

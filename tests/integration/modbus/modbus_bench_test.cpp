@@ -160,7 +160,7 @@ double measure(bool one_line_per_device, int seconds) {
   drivers::modbus::ModbusDriver driver(config, compound, sink, metrics,
                                        core::SystemClock::instance());
   driver.start();
-  REQUIRE(waitUntil(
+  REQUIRE(test::waitFor(
       [&] {
         for (const auto& s : sink.seen) {
           if (!s.load()) {

@@ -80,7 +80,7 @@ modbus:
   driver.start();
   auto p12 = compound.deviceIndex("M02/P12");
   auto temp = *compound.pointId("temp_c");
-  REQUIRE(waitUntil([&] { return sink.last(p12, temp) == model::Value(61.5); },
+  REQUIRE(test::waitFor([&] { return sink.last(p12, temp) == model::Value(61.5); },
                     milliseconds(3000)));
   drivers::WriteRequest w;
   w.id = 1;
@@ -88,7 +88,7 @@ modbus:
   w.point = *compound.pointId("relay");
   w.value = model::Value(false);
   driver.write(w);
-  REQUIRE(waitUntil([&] { return !sink.writeResults().empty(); }, milliseconds(2000)));
+  REQUIRE(test::waitFor([&] { return !sink.writeResults().empty(); }, milliseconds(2000)));
   CHECK(sink.writeResults().front().ok);
   CHECK_FALSE(slave->getBit(1, RegisterTable::Coil, 0x12));
   CHECK(driver.handles(*compound.device("M02/P12")));

@@ -24,14 +24,8 @@ namespace {
 class PtyPair {
 public:
   PtyPair() {
-    char tmpl[] = "/tmp/hgj-modbus-rtu-XXXXXX";
-    char* d = ::mkdtemp(tmpl);
-    if (d == nullptr) {
-      throw std::runtime_error("mkdtemp failed");
-    }
-    dir_ = d;
-    a_ = dir_ + "/gateway";
-    b_ = dir_ + "/device";
+    a_ = dir_.file("gateway");
+    b_ = dir_.file("device");
     std::string la = "pty,raw,echo=0,link=" + a_;
     std::string lb = "pty,raw,echo=0,link=" + b_;
     char* argv[] = {const_cast<char*>("socat"), const_cast<char*>(la.c_str()),
@@ -39,7 +33,7 @@ public:
     if (::posix_spawnp(&pid_, "socat", nullptr, nullptr, argv, environ) != 0) {
       throw std::runtime_error("cannot start socat");
     }
-    if (!waitUntil([&] { return std::filesystem::exists(a_) && std::filesystem::exists(b_); },
+    if (!test::waitFor([&] { return std::filesystem::exists(a_) && std::filesystem::exists(b_); },
                    milliseconds(5000))) {
       throw std::runtime_error("socat did not create the pseudo-terminals");
     }
@@ -50,15 +44,13 @@ public:
       int status = 0;
       ::waitpid(pid_, &status, 0);
     }
-    std::error_code ec;
-    std::filesystem::remove_all(dir_, ec);
   }
   const std::string& gatewayEnd() const { return a_; }
   const std::string& deviceEnd() const { return b_; }
 
 private:
   pid_t pid_ = -1;
-  std::string dir_;
+  test::TempDir dir_;
   std::string a_;
   std::string b_;
 };
@@ -96,20 +88,20 @@ TEST_CASE("modbus rtu: a CO sensor is read and written over a serial line",
   rig.start();
 
   auto co = rig.dev("CO-B1-01");
-  REQUIRE(waitUntil([&] { return missing(rig.sink, expected) == 0; }, milliseconds(3000)));
+  REQUIRE(test::waitFor([&] { return missing(rig.sink, expected) == 0; }, milliseconds(3000)));
   rig.write(1, "CO-B1-01", "alarm_threshold_ppm", model::Value(50.0));
-  REQUIRE(waitUntil([&] { return rig.result(1).has_value(); }, milliseconds(2000)));
+  REQUIRE(test::waitFor([&] { return rig.result(1).has_value(); }, milliseconds(2000)));
   CHECK(rig.result(1)->ok);
   CHECK(slave->getRegister(5, RegisterTable::Holding, 0x10) == 50);
 
   // The absent unit times out and is marked offline; the present one keeps being read.
   auto absent = rig.dev("CO-B1-02");
-  REQUIRE(waitUntil([&] {
+  REQUIRE(test::waitFor([&] {
     auto h = rig.sink.health(absent);
     return !h.empty() && !h.back().online;
   }, milliseconds(2000)));
   size_t before = rig.sink.batchTimes(co).size();
-  CHECK(waitUntil([&] { return rig.sink.batchTimes(co).size() >= before + 5; },
+  CHECK(test::waitFor([&] { return rig.sink.batchTimes(co).size() >= before + 5; },
                   milliseconds(2000)));
   CHECK(rig.metrics.value("hgj_modbus_errors_total", {{"line", "rs485-1"}, {"kind", "timeout"}}) >=
         1);
@@ -130,7 +122,7 @@ TEST_CASE("modbus rtu: garbled frames are counted, flushed and survived",
   rig.config.lines.push_back(rtuLine(pty.gatewayEnd()));
   rig.start();
   auto co = rig.dev("CO-B1-01");
-  REQUIRE(waitUntil([&] {
+  REQUIRE(test::waitFor([&] {
     auto h = rig.sink.health(co);
     return !h.empty() && !h.back().online;
   }, milliseconds(2000)));
@@ -141,6 +133,6 @@ TEST_CASE("modbus rtu: garbled frames are counted, flushed and survived",
       rig.metrics.value("hgj_modbus_errors_total", {{"line", "rs485-1"}, {"kind", "timeout"}});
   CHECK(garbled >= 2);
   slave->setGarbage(5, false);
-  REQUIRE(waitUntil([&] { return rig.sink.last(co, rig.pt("co_ppm")) == model::Value(12.0); },
+  REQUIRE(test::waitFor([&] { return rig.sink.last(co, rig.pt("co_ppm")) == model::Value(12.0); },
                     milliseconds(3000)));
 }

@@ -111,7 +111,9 @@ TEST_CASE("categories end to end: a visitor space change reaches the API's categ
   auto gw = hgj::test::startGateway(
       broker.url(), dir.path() + "/hgj.db", dir.path() + "/gateway.log",
       {"modbus.enabled=true", "uplink.enabled=true", "uplink.url=" + broker.url(),
-       "uplink.summaries.parking=1s"},
+       "uplink.summaries.parking=1s",
+       // spawnGateway moves loopback lines to free ports unless told the one to use.
+       "modbus.lines.gate-bus.port=" + std::to_string(display->port())},
       config);
 
   hgj::test::TestClient sensors(broker.url(), "cat-e2e-sensors");

@@ -100,18 +100,18 @@ private:
 int portReg(int port, int field) { return shed::kPortBase + (port - 1) * shed::kPortStride + field; }
 
 struct Rig {
-  Mosquitto broker;
+  hgj::test::Broker broker{false};
   Recorder rec{broker.url()};
   std::unique_ptr<Simulator> sim;
 
   void start(Scenario s) {
     sim = std::make_unique<Simulator>(std::move(s), smallCompound());
     sim->start();
-    REQUIRE(waitUntil([&] { return sim->mqttConnected(); }));
+    REQUIRE(waitFor([&] { return sim->mqttConnected(); }));
   }
   /// Waits until scenario time has passed `ms` after the start.
   bool reach(int64_t ms, std::chrono::milliseconds timeout = std::chrono::seconds(15)) {
-    return waitUntil([&] { return sim->scenarioNowMs() >= kStart + ms; }, timeout);
+    return waitFor([&] { return sim->scenarioNowMs() >= kStart + ms; }, timeout);
   }
 };
 
@@ -133,7 +133,7 @@ TEST_CASE("sim events: a port heats to 75 C over MQTT and over Modbus", "[sim][m
     CHECK(m.json()["temp_c"].get<double>() < 40);
   }
   ModbusClient mb(rig.sim->modbusPort("sheds"), 1);
-  CHECK(waitUntil([&] { return mb.input(portReg(2, shed::kTemp)) >= 745; }));
+  CHECK(waitFor([&] { return mb.input(portReg(2, shed::kTemp)) >= 745; }));
   CHECK(mb.input(portReg(1, shed::kTemp)) < 400);
 }
 
@@ -155,7 +155,7 @@ TEST_CASE("sim events: smoke in a shed shows in its status, its detector and the
   CHECK(rig.rec.waitFor("compound/smoke/SD-S01/state",
                         [](const json& j) { return j["smoke"] == true; }));
   ModbusClient mb(rig.sim->modbusPort("sheds"), 1);
-  CHECK(waitUntil([&] { return mb.discrete(shed::kSmokeInput) == 1; }));
+  CHECK(waitFor([&] { return mb.discrete(shed::kSmokeInput) == 1; }));
   // `for: 20s` clears it again.
   CHECK(rig.rec.waitFor("compound/ebike/S01/status", [](const json& j) {
     return j["smoke"] == false && j["ts"].get<int64_t>() >= kStart + 25'000;
@@ -255,10 +255,10 @@ TEST_CASE("sim events: a Modbus device answers with exceptions", "[sim][modbus]"
 )"));
   ModbusClient mb(rig.sim->modbusPort("sheds"), 1);
   CHECK(mb.input(shed::kFaultCode) == 0);
-  CHECK(waitUntil([&] { return mb.input(shed::kFaultCode) == -1; }));
+  CHECK(waitFor([&] { return mb.input(shed::kFaultCode) == -1; }));
   CHECK(mb.last_errno == EMBXSBUSY);
   // `for: 10s` ends the fault.
-  CHECK(waitUntil([&] { return mb.input(shed::kFaultCode) == 0; }));
+  CHECK(waitFor([&] { return mb.input(shed::kFaultCode) == 0; }));
   // Unit ids nobody plays get "gateway target failed to respond".
   ModbusClient none(rig.sim->modbusPort("sheds"), 9);
   CHECK(none.input(0) == -1);
@@ -276,10 +276,10 @@ TEST_CASE("sim events: CO rises in the garage", "[sim][mqtt][modbus]") {
   CHECK(rig.rec.waitFor("compound/co/CO-B1-01/state",
                         [](const json& j) { return j["co_ppm"].get<double>() >= 118; }));
   ModbusClient co(rig.sim->modbusPort("garage"), 20);
-  CHECK(waitUntil([&] { return co.holding(hgj::sim::co::kPpm) >= 108; }));
+  CHECK(waitFor([&] { return co.holding(hgj::sim::co::kPpm) >= 108; }));
   // The transmitter's own alarm bit follows its (writable) threshold.
   CHECK(co.holding(hgj::sim::co::kThreshold) == hgj::sim::co::kDefaultThreshold);
-  CHECK(waitUntil([&] { return (co.holding(hgj::sim::co::kStatus) & 2) == 2; }));
+  CHECK(waitFor([&] { return (co.holding(hgj::sim::co::kStatus) & 2) == 2; }));
 }
 
 TEST_CASE("sim closed loop: an MQTT relay command zeroes the port and telemetry confirms it",
@@ -312,7 +312,7 @@ TEST_CASE("sim closed loop: an MQTT relay command zeroes the port and telemetry 
   // Garbage on a command topic is counted and dropped.
   rig.rec.publish("compound/ebike/S01/P01/set", "not json");
   rig.rec.publish("compound/ebike/S09/P01/set", R"({"relay":false})");
-  CHECK(waitUntil([&] { return rig.sim->stats().bad_messages >= 2; }));
+  CHECK(waitFor([&] { return rig.sim->stats().bad_messages >= 2; }));
   CHECK(rig.sim->stats().commands == 2);
 }
 
@@ -325,13 +325,13 @@ TEST_CASE("sim closed loop: opening a Modbus relay coil zeroes that port", "[sim
 )"));
   ModbusClient mb(rig.sim->modbusPort("sheds"), 1);
   const int coil1 = shed::kPortCoilBase;
-  REQUIRE(waitUntil([&] { return mb.input(portReg(1, shed::kPower)) > 150; }));
+  REQUIRE(waitFor([&] { return mb.input(portReg(1, shed::kPower)) > 150; }));
   CHECK(mb.input(portReg(1, shed::kCurrent)) > 50);
   CHECK(mb.input(portReg(1, shed::kStatus)) == 1);  // plugged, not full
   CHECK(mb.coil(coil1) == 1);
   CHECK(mb.writeCoil(coil1, false));
   CHECK(mb.coil(coil1) == 0);
-  CHECK(waitUntil([&] {
+  CHECK(waitFor([&] {
     return mb.input(portReg(1, shed::kPower)) == 0 && mb.input(portReg(1, shed::kCurrent)) == 0;
   }));
   CHECK(mb.input(portReg(3, shed::kPower)) > 100);
@@ -341,18 +341,18 @@ TEST_CASE("sim closed loop: opening a Modbus relay coil zeroes that port", "[sim
   CHECK(mb.coil(coil1 + 1) == 1);
   // The shed's main relay cuts every port at once.
   CHECK(mb.writeCoil(shed::kMainRelayCoil, false));
-  CHECK(waitUntil([&] {
+  CHECK(waitFor([&] {
     return mb.input(portReg(3, shed::kPower)) == 0 && mb.input(shed::kTotalPower + 1) == 0;
   }));
   CHECK(mb.writeCoil(shed::kMainRelayCoil, true));
-  CHECK(waitUntil([&] { return mb.input(portReg(3, shed::kPower)) > 100; }));
+  CHECK(waitFor([&] { return mb.input(portReg(3, shed::kPower)) > 100; }));
 }
 
 TEST_CASE("sim devices: EV meter, guidance display and ChirpStack uplinks", "[sim][mqtt][modbus]") {
   Rig rig;
   rig.start(scenario(rig.broker.url(), 20, ""));
   ModbusClient meter(rig.sim->modbusPort("garage"), 10);
-  CHECK(waitUntil([&] { return meter.floatAbcd(sdm120::kVoltage) > 200; }));
+  CHECK(waitFor([&] { return meter.floatAbcd(sdm120::kVoltage) > 200; }));
   CHECK(meter.floatAbcd(sdm120::kVoltage) < 240);
   CHECK(meter.floatAbcd(sdm120::kFrequency) == Approx(50).margin(0.1));
   CHECK(meter.floatAbcd(sdm120::kImportEnergy) > 100);
@@ -360,7 +360,7 @@ TEST_CASE("sim devices: EV meter, guidance display and ChirpStack uplinks", "[si
 
   ModbusClient display(rig.sim->modbusPort("garage"), 30);
   CHECK(display.writeRegisters(0, {120, 37, 55}));
-  CHECK(waitUntil([&] {
+  CHECK(waitFor([&] {
     std::vector<uint16_t> regs;
     rig.sim->inspect([&](const World& w) { regs = w.displayRegisters("DSP-01"); });
     return regs.size() >= 3 && regs[0] == 120 && regs[1] == 37 && regs[2] == 55;
@@ -389,9 +389,9 @@ TEST_CASE("sim mqtt: publishing resumes and commands work after the broker resta
   REQUIRE(rig.rec.waitFor("compound/ebike/S01/P03/telemetry",
                           [](const json& j) { return j["power_w"].get<double>() > 100; }));
   rig.broker.kill();
-  REQUIRE(waitUntil([&] { return !rig.sim->mqttConnected(); }));
+  REQUIRE(waitFor([&] { return !rig.sim->mqttConnected(); }));
   rig.broker.start();
-  REQUIRE(waitUntil([&] { return rig.sim->mqttConnected() && rig.rec.connected(); },
+  REQUIRE(waitFor([&] { return rig.sim->mqttConnected() && rig.rec.connected(); },
                     std::chrono::seconds(15)));
   rig.rec.clear();
   CHECK(rig.rec.waitFor("compound/parking/P-B1-0001/state",

@@ -1,55 +1,17 @@
-#include <filesystem>
 #include <string>
-#include <vector>
 
 #include <catch2/catch.hpp>
-#include <signal.h>
-#include <spawn.h>
 #include <sqlite3.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include "tests/integration/sim/sim_fixture.h"
+#include "tests/support/test_support.h"
 #include "tools/sim/compound_source.h"
 #include "tools/sim/simulator.h"
-
-extern char** environ;
 
 using namespace hgj::sim;
 using namespace hgj::sim::test;
 
 namespace {
-
-/// The real gateway binary on the shipped example config, storing into a temp dir.
-class GatewayProcess {
-public:
-  GatewayProcess(const std::string& mqtt_url, const std::string& db) {
-    std::vector<std::string> args = {std::string(HGJ_BINARY_DIR) + "/hgj-gateway",
-                                     "run",
-                                     "-c",
-                                     std::string(HGJ_SOURCE_DIR) + "/conf/gateway.yaml",
-                                     "--set",
-                                     "mqtt.url=" + mqtt_url,
-                                     "--set",
-                                     "storage.path=" + db,
-                                     "--set",
-                                     "http.port=" + std::to_string(freePort())};
-    std::vector<char*> argv;
-    for (auto& a : args) {
-      argv.push_back(a.data());
-    }
-    argv.push_back(nullptr);
-    REQUIRE(posix_spawn(&pid_, argv[0], nullptr, nullptr, argv.data(), environ) == 0);
-  }
-  ~GatewayProcess() {
-    kill(pid_, SIGTERM);
-    int status = 0;
-    waitpid(pid_, &status, 0);
-  }
-
-private:
-  pid_t pid_ = -1;
-};
 
 /// One number from a query on the gateway's database (0 while it does not exist yet).
 double queryNumber(const std::string& db, const std::string& sql) {
@@ -72,12 +34,11 @@ double queryNumber(const std::string& db, const std::string& sql) {
 
 TEST_CASE("sim + gateway: scripted events of the example compound reach the gateway's store",
           "[sim][e2e]") {
-  Mosquitto broker;
-  auto dir = std::filesystem::temp_directory_path() /
-             ("hgj-sim-e2e-" + std::to_string(getpid()));
-  std::filesystem::create_directories(dir);
-  std::string db = (dir / "hgj.db").string();
-  GatewayProcess gateway(broker.url(), db);
+  hgj::test::Broker broker(false);
+  hgj::test::TempDir dir;
+  std::string db = dir.file("hgj.db");
+  auto gateway = hgj::test::startGateway(broker.url(), db, dir.file("gw.log"),
+                                         {"modbus.enabled=true"});
 
   auto scenario = scenarioFromText("gateway: " + std::string(HGJ_SOURCE_DIR) +
                                    "/conf/gateway.yaml\n" + R"(
@@ -94,36 +55,37 @@ events:
   - {at: 20s, type: fuel_car, device: P-B2-0440}
   - {at: 20s, type: silent, device: P-B1-0042}
 )");
+  scenario.modbus.lines = gateway->modbusPorts();
   auto view = loadGateway(scenario.gateway);
   adoptGatewayLines(scenario, view);
   Simulator sim(std::move(scenario), view.compound);
   sim.start();
   int64_t t0 = sim.scenarioNowMs();
   auto reach = [&](int64_t ms) {
-    return waitUntil([&] { return sim.scenarioNowMs() >= t0 + ms; }, std::chrono::seconds(30));
+    return hgj::test::waitFor([&] { return sim.scenarioNowMs() >= t0 + ms; }, std::chrono::seconds(30));
   };
 
   // Every played device reaches the store, with the simulator's values.
-  CHECK(waitUntil([&] {
+  CHECK(hgj::test::waitFor([&] {
     return queryNumber(db, "SELECT COUNT(DISTINCT device) FROM readings") >= 1400;
   }, std::chrono::seconds(30)));
-  CHECK(waitUntil([&] {
+  CHECK(hgj::test::waitFor([&] {
     return queryNumber(db, "SELECT MAX(value) FROM readings WHERE device='S03/P07' AND "
                            "point='power_w'") > 200;
   }));
 
   // The port heats to 75 C.
-  CHECK(waitUntil([&] {
+  CHECK(hgj::test::waitFor([&] {
     return queryNumber(db, "SELECT MAX(value) FROM readings WHERE device='S03/P07' AND "
                            "point='temp_c'") >= 74.5;
   }, std::chrono::seconds(20)));
   // Smoke in S05.
-  CHECK(waitUntil([&] {
+  CHECK(hgj::test::waitFor([&] {
     return queryNumber(db, "SELECT COUNT(*) FROM readings WHERE device='S05' AND "
                            "point='smoke' AND value=1") >= 1;
   }));
   // The fuel car: its space is taken and its pile (EV-05) is not charging.
-  CHECK(waitUntil([&] {
+  CHECK(hgj::test::waitFor([&] {
     return queryNumber(db, "SELECT COUNT(*) FROM point_state WHERE device='P-B2-0440' AND "
                            "point='occupied' AND value=1") == 1;
   }, std::chrono::seconds(20)));
@@ -134,7 +96,7 @@ events:
   auto silent_before = queryNumber(db, "SELECT COUNT(*) FROM readings WHERE device='P-B1-0042'");
   auto other_before = queryNumber(db, "SELECT COUNT(*) FROM readings WHERE device='P-B1-0043'");
   REQUIRE(reach(100'000));
-  CHECK(waitUntil([&] {
+  CHECK(hgj::test::waitFor([&] {
     return queryNumber(db, "SELECT COUNT(*) FROM readings WHERE device='P-B1-0043'") >
            other_before;
   }));
@@ -142,7 +104,7 @@ events:
         silent_before);
   // The shipped safety rule (above 60 C held 10 s) cuts the hot port: the gateway publishes the
   // /set command, the simulated port opens its relay and its telemetry confirms it.
-  CHECK(waitUntil([&] {
+  CHECK(hgj::test::waitFor([&] {
     return queryNumber(db, "SELECT COUNT(*) FROM readings WHERE device='S03/P07' AND "
                            "point='relay' AND value=0") >= 1;
   }, std::chrono::seconds(30)));
@@ -151,5 +113,4 @@ events:
     CHECK(w.portPower("S03/P07") == 0.0);
   });
   sim.stop();
-  std::filesystem::remove_all(dir);
 }

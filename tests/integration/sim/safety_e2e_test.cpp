@@ -85,10 +85,13 @@ events:
 )" + events);
 }
 
-/// The simulator on the example compound with `events`, started.
+/// The simulator on the example compound with `events`, started, serving the Modbus lines where
+/// `gw` polls them.
 std::unique_ptr<hgj::sim::Simulator> startSim(const std::string& broker_url,
+                                              const hgj::test::GatewayProcess& gw,
                                               const std::string& events) {
   auto scenario = scenarioFor(broker_url, events);
+  scenario.modbus.lines = gw.modbusPorts();
   auto view = hgj::sim::loadGateway(scenario.gateway);
   hgj::sim::adoptGatewayLines(scenario, view);
   auto sim = std::make_unique<hgj::sim::Simulator>(std::move(scenario), view.compound);
@@ -111,7 +114,7 @@ TEST_CASE("sim + gateway: a Modbus port heating to 75 C is cut by the box itself
       {"modbus.enabled=true", "uplink.enabled=true",
        "uplink.url=tcp://127.0.0.1:" + std::to_string(hgj::test::freePort()),
        "include.alerts=" + alertsFileFor(dir, robots.port())});
-  auto sim = startSim(broker.url(), R"(
+  auto sim = startSim(broker.url(), *gw, R"(
   - {at: 0s, type: plug_in, device: M01/P05, energy_wh: 900, power_w: 240}
   - {at: 3s, type: port_overheat, device: M01/P05, temp_c: 75, ramp: 2s}
 )");
@@ -158,7 +161,7 @@ TEST_CASE("sim + gateway: smoke in a shed cuts every port and reaches the grid's
   std::string db = dir.file("hgj.db");
   auto gw = hgj::test::startGateway(broker.url(), db, dir.file("gw.log"),
                                     {"include.alerts=" + alertsFileFor(dir, robots.port())});
-  auto sim = startSim(broker.url(), R"(
+  auto sim = startSim(broker.url(), *gw, R"(
   - {at: 2s, type: smoke, device: S05}
 )");
 
@@ -226,7 +229,7 @@ TEST_CASE("sim + gateway: a fuel car on an EV space raises the warning after the
   std::ofstream(dir.file("rules.yaml")) << rules;
   auto gw = hgj::test::startGateway(broker.url(), db, dir.file("gw.log"),
                                     {"include.rules=" + dir.file("rules.yaml")});
-  auto sim = startSim(broker.url(), R"(
+  auto sim = startSim(broker.url(), *gw, R"(
   - {at: 1s, type: fuel_car, device: P-B2-0440}
 )");
   auto occupiedAt = [&] {
@@ -256,7 +259,7 @@ TEST_CASE("sim + gateway: CO rising in the garage starts the fans and raises the
   hgj::test::TempDir dir;
   std::string db = dir.file("hgj.db");
   auto gw = hgj::test::startGateway(broker.url(), db, dir.file("gw.log"), {"modbus.enabled=true"});
-  auto sim = startSim(broker.url(), R"(
+  auto sim = startSim(broker.url(), *gw, R"(
   - {at: 1s, type: co_rise, device: CO-B1-1, ppm: 120, ramp: 4s}
 )");
   REQUIRE(hgj::test::waitFor(
@@ -299,7 +302,7 @@ TEST_CASE("sim + gateway: a Modbus meter answering with exceptions goes offline,
   hgj::test::TempDir dir;
   std::string db = dir.file("hgj.db");
   auto gw = hgj::test::startGateway(broker.url(), db, dir.file("gw.log"), {"modbus.enabled=true"});
-  auto sim = startSim(broker.url(), R"(
+  auto sim = startSim(broker.url(), *gw, R"(
   - {at: 6s, type: modbus_exception, device: EVM-01, code: 4}
 )");
   auto readingsOf = [&](const std::string& d) {
@@ -343,7 +346,7 @@ TEST_CASE("sim + gateway: a car that stays is reported as a zombie vehicle after
 )yaml";
   auto gw = hgj::test::startGateway(broker.url(), db, dir.file("gw.log"),
                                     {"include.rules=" + dir.file("rules.yaml")});
-  auto sim = startSim(broker.url(), R"(
+  auto sim = startSim(broker.url(), *gw, R"(
   - {at: 1s, type: long_stay, device: P-B1-0100, for: 20d}
 )");
   REQUIRE(hgj::test::waitFor(

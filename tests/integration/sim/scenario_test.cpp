@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 
 #include "tests/integration/sim/sim_fixture.h"
+#include "tests/support/test_support.h"
 #include "tools/sim/scenario.h"
 #include "tools/sim/world.h"
 
@@ -74,9 +75,9 @@ TEST_CASE("sim scenario: unknown keys and bad values are reported with file, lin
 }
 
 TEST_CASE("sim scenario: --set overrides any value and is validated like the file", "[sim]") {
-  auto dir = std::filesystem::temp_directory_path() / "hgj-sim-scenario-test";
-  std::filesystem::create_directories(dir);
-  auto file = (dir / "s.yaml").string();
+  hgj::test::TempDir tmp;
+  const std::filesystem::path dir = tmp.path();
+  auto file = tmp.file("s.yaml");
   std::ofstream(file) << "gateway: ../gateway.yaml\nmqtt:\n  url: tcp://127.0.0.1:1883\n";
   auto s = loadScenario(file, {"mqtt.url=tcp://127.0.0.1:1999", "speed=120", "seed=42",
                                "modbus.lines.garage=1502"});
@@ -212,14 +213,14 @@ TEST_CASE("sim cli: --help, --version and a bad scenario's exit status", "[sim]"
   out = run(kSim + " --version", status);
   CHECK(status == 0);
   CHECK_THAT(out, Catch::StartsWith("hgj-sim "));
-  auto file = std::filesystem::temp_directory_path() / "hgj-sim-bad.yaml";
+  hgj::test::TempDir tmp;
+  const std::filesystem::path file = tmp.file("bad.yaml");
   std::ofstream(file) << "sped: 2\n";
   out = run(kSim + " --check -c " + file.string(), status);
   CHECK(status == 2);
   CHECK_THAT(out, Catch::Contains(file.string() + ":1: sped: unknown key"));
   out = run(kSim + " --bogus", status);
   CHECK(status == 2);
-  std::filesystem::remove(file);
 }
 
 TEST_CASE("sim world: a refresh request on /get brings a port's or shed's report at the next "

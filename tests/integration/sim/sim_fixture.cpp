@@ -5,103 +5,13 @@
 #include <fstream>
 #include <thread>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <mqtt/async_client.h>
 
 #include "core/config_node.h"
 
-extern char** environ;
-
 namespace hgj::sim::test {
-
-int freePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
-  socklen_t len = sizeof(a);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  int port = ntohs(a.sin_port);
-  close(fd);
-  return port;
-}
-
-bool waitUntil(const std::function<bool()>& pred, std::chrono::milliseconds timeout) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (pred()) {
-      return true;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return pred();
-}
-
-namespace {
-
-bool canConnect(int port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = htons(static_cast<uint16_t>(port));
-  bool ok = connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0;
-  close(fd);
-  return ok;
-}
-
-} // namespace
-
-Mosquitto::Mosquitto() : port_(freePort()) {
-  char tmpl[] = "/tmp/hgj-sim-mosq-XXXXXX";
-  dir_ = mkdtemp(tmpl);
-  {
-    std::ofstream conf(dir_ + "/mosquitto.conf");
-    conf << "listener " << port_ << " 127.0.0.1\n"
-         << "allow_anonymous true\n"
-         << "persistence false\n"
-         << "max_queued_messages 100000\n"
-         << "log_dest none\n";
-  }
-  start();
-}
-
-Mosquitto::~Mosquitto() {
-  kill();
-  std::filesystem::remove_all(dir_);
-}
-
-void Mosquitto::start() {
-  std::string conf = dir_ + "/mosquitto.conf";
-  const char* argv[] = {"mosquitto", "-c", conf.c_str(), nullptr};
-  pid_t pid = -1;
-  int rc = posix_spawnp(&pid, "mosquitto", nullptr, nullptr, const_cast<char**>(argv), environ);
-  if (rc != 0) {
-    throw std::runtime_error("cannot start mosquitto");
-  }
-  pid_ = pid;
-  if (!waitUntil([&] { return canConnect(port_); }, std::chrono::seconds(10))) {
-    throw std::runtime_error("mosquitto did not start listening");
-  }
-}
-
-void Mosquitto::kill() {
-  if (pid_ > 0) {
-    ::kill(pid_, SIGKILL);
-    int status = 0;
-    waitpid(pid_, &status, 0);
-    pid_ = -1;
-  }
-}
 
 nlohmann::json Message::json() const { return nlohmann::json::parse(payload, nullptr, false); }
 
@@ -121,7 +31,7 @@ Recorder::Recorder(const std::string& url, const std::string& filter) {
                   .automatic_reconnect(std::chrono::milliseconds(100), std::chrono::seconds(1))
                   .finalize();
   client_->connect(opts)->wait_for(std::chrono::seconds(10));
-  waitUntil([&] { return client_->is_connected(); });
+  hgj::test::waitFor([&] { return client_->is_connected(); });
 }
 
 Recorder::~Recorder() {
@@ -153,7 +63,7 @@ bool Recorder::waitFor(const std::string& topic,
                        const std::function<bool(const nlohmann::json&)>& pred,
                        std::chrono::milliseconds timeout) const {
   size_t seen = 0;
-  return waitUntil(
+  return hgj::test::waitFor(
       [&] {
         std::lock_guard lock(mu_);
         for (; seen < messages_.size(); ++seen) {

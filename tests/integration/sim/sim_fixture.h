@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "model/compound.h"
+#include "tests/support/test_support.h"
 #include "tools/sim/scenario.h"
 #include "tools/sim/world.h"
 
@@ -19,29 +20,9 @@ class async_client;
 
 namespace hgj::sim::test {
 
-/// A free TCP port on 127.0.0.1 (bound and released; the OS does not hand it out again at once).
-int freePort();
-
-/// Polls `pred` every few milliseconds until it is true or `timeout` passes.
-bool waitUntil(const std::function<bool()>& pred,
-               std::chrono::milliseconds timeout = std::chrono::seconds(10));
-
-/// A real mosquitto broker on a free loopback port, with its own config in a temp dir; killed
-/// by the destructor.
-class Mosquitto {
-public:
-  Mosquitto();
-  ~Mosquitto();
-  int port() const { return port_; }
-  std::string url() const { return "tcp://127.0.0.1:" + std::to_string(port_); }
-  void start();
-  void kill();
-
-private:
-  std::string dir_;
-  int port_;
-  int pid_ = -1;
-};
+// The shared helpers of tests/support, under the names the simulator's tests use.
+using hgj::test::freePort;
+using hgj::test::waitFor;
 
 struct Message {
   std::string topic;

@@ -69,10 +69,9 @@ json alertBody(int n) {
 TEST_CASE("uplink bench: outbox drain rate after an outage", "[.bench][uplink]") {
   constexpr int kMessages = 50'000;
   for (int window : {64, 256}) {
-    TestBroker broker;
-    REQUIRE(broker.start());
+    Broker broker;
     Recorder rec(broker.url(), {"hgj/site1/alerts"}, "bench-recorder");
-    TempDir dir("uplink-bench");
+    TempDir dir;
     World w;
     auto cfg = testConfig(broker.url());
     cfg.inflight = window;

@@ -29,10 +29,9 @@ json call(Recorder& rec, const std::string& payload, const json& id) {
 
 TEST_CASE("uplink commands: writes, refusals, acks, summaries on request, each answered",
           "[uplink][integration][commands]") {
-  TestBroker broker;
-  REQUIRE(broker.start());
+  Broker broker;
   Recorder rec(broker.url(), {"hgj/site1/cmd/result", "hgj/site1/summary/#"});
-  TempDir dir("uplink");
+  TempDir dir;
   World w;
   auto snap = std::make_shared<pipeline::Snapshot>(emptySnapshot(w.compound));
   setPoint(*snap, "P-B1-0001", "occupied", true, 1'700'000'000'000);
@@ -128,10 +127,9 @@ TEST_CASE("uplink commands: writes, refusals, acks, summaries on request, each a
 
 TEST_CASE("uplink summaries: sent on their period and on significant change",
           "[uplink][integration][summary]") {
-  TestBroker broker;
-  REQUIRE(broker.start());
+  Broker broker;
   Recorder rec(broker.url(), {"hgj/site1/summary/#"});
-  TempDir dir("uplink");
+  TempDir dir;
   World w;
   auto snap = std::make_shared<pipeline::Snapshot>(emptySnapshot(w.compound));
   countParking(*snap);

@@ -1,4 +1,9 @@
 #include <catch2/catch.hpp>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "tests/integration/uplink/uplink_common.h"
 
@@ -6,6 +11,8 @@ using namespace hgj;
 using namespace hgj::uplink::testing;
 using nlohmann::json;
 using std::chrono::seconds;
+
+extern char** environ;
 
 namespace {
 
@@ -53,10 +60,9 @@ private:
 
 TEST_CASE("uplink half-open: keepalive notices vanished packets, reconnects, loses nothing",
           "[uplink][integration]") {
-  TestBroker broker;
-  REQUIRE(broker.start());
+  Broker broker;
   Recorder rec(broker.url(), {"hgj/site1/alerts"});
-  TempDir dir("uplink");
+  TempDir dir;
   const int port = freePort();
   auto relay = std::make_unique<Relay>(port, broker.port(), dir.file("socat.log"));
   REQUIRE(relay->ok());

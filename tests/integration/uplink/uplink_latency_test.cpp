@@ -16,10 +16,9 @@ using std::chrono::seconds;
 TEST_CASE("uplink latency: the next alert is published while the delete of the last one waits "
           "for the write lock",
           "[uplink][integration]") {
-  TestBroker broker;
-  REQUIRE(broker.start());
+  Broker broker;
   Recorder rec(broker.url(), {"hgj/site1/alerts"});
-  TempDir dir("uplink");
+  TempDir dir;
   World w;
   auto cfg = testConfig(broker.url());
   // One publish in flight: the second alert goes out only after the first one's PUBACK, which
@@ -53,10 +52,9 @@ TEST_CASE("uplink latency: the next alert is published while the delete of the l
 TEST_CASE("uplink latency: a staged alert is on the upstream broker before its transaction "
           "commits, and its row is deleted once that commit lands after the PUBACK",
           "[uplink][integration]") {
-  TestBroker broker;
-  REQUIRE(broker.start());
+  Broker broker;
   Recorder rec(broker.url(), {"hgj/site1/alerts"});
-  TempDir dir("uplink");
+  TempDir dir;
   World w;
   const std::string db = dir.file("gw.db");
   uplink::Uplink up(testConfig(broker.url()), "site1", db, w.read_model, w.sink,

@@ -1,6 +1,10 @@
 #include <catch2/catch.hpp>
 
 #include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <climits>
 #include <cstdlib>
@@ -39,10 +43,9 @@ void enqueueAlerts(uplink::Uplink& u, int from, int to) {
 
 TEST_CASE("uplink outage: upstream stopped then restarted, every msg_id arrives in order",
           "[uplink][integration]") {
-  TestBroker broker;
-  REQUIRE(broker.start());
+  Broker broker;
   Recorder rec(broker.url(), {"hgj/site1/#"});
-  TempDir dir("uplink");
+  TempDir dir;
   World w;
   uplink::Uplink up(testConfig(broker.url()), "site1", dir.file("gw.db"), w.read_model, w.sink,
                     core::SystemClock::instance(), w.metrics);
@@ -59,7 +62,7 @@ TEST_CASE("uplink outage: upstream stopped then restarted, every msg_id arrives 
   // Let a few reconnect attempts fail.
   REQUIRE(waitFor([&] { return w.metrics.value("hgj_uplink_connect_failures_total") >= 3; }));
 
-  REQUIRE(broker.start());
+  broker.start();
   REQUIRE(waitFor([&] { return firstSeen(rec, "hgj/site1/alerts").size() >= 600; },
                   seconds(20)));
   CHECK(firstSeenField(rec, "hgj/site1/alerts", "id") == range(1, 600));
@@ -74,10 +77,9 @@ TEST_CASE("uplink outage: upstream stopped then restarted, every msg_id arrives 
 
 TEST_CASE("uplink outage: the gateway restarted during the outage loses nothing",
           "[uplink][integration]") {
-  TestBroker broker;
-  REQUIRE(broker.start());
+  Broker broker;
   Recorder rec(broker.url(), {"hgj/site1/alerts"});
-  TempDir dir("uplink");
+  TempDir dir;
   World w;
   auto cfg = testConfig(broker.url());
   {
@@ -101,7 +103,7 @@ TEST_CASE("uplink outage: the gateway restarted during the outage loses nothing"
                     core::SystemClock::instance(), w.metrics);
   up.start();
   enqueueAlerts(up, 401, 450);
-  REQUIRE(broker.start());
+  broker.start();
   REQUIRE(waitFor([&] { return firstSeen(rec, "hgj/site1/alerts").size() >= 450; },
                   seconds(20)));
   CHECK(firstSeenField(rec, "hgj/site1/alerts", "id") == range(1, 450));
@@ -136,10 +138,9 @@ TEST_CASE("uplink child: enqueue alerts until killed", "[.uplink-child]") {
 
 TEST_CASE("uplink outage: a gateway killed with SIGKILL loses nothing it committed",
           "[uplink][integration]") {
-  TestBroker broker;
-  REQUIRE(broker.start());
+  Broker broker;
   Recorder rec(broker.url(), {"hgj/site1/#"});
-  TempDir dir("uplink");
+  TempDir dir;
   const std::string db = dir.file("gw.db");
 
   int fds[2];
@@ -224,8 +225,8 @@ TEST_CASE("uplink outage: a gateway killed with SIGKILL loses nothing it committ
 
 TEST_CASE("uplink outage: past the outbox cap summaries are dropped oldest first, alerts kept",
           "[uplink][integration]") {
-  TestBroker broker;
-  TempDir dir("uplink");
+  Broker broker(true, {}, /*start=*/false);
+  TempDir dir;
   World w;
   auto cfg = testConfig(broker.url());
   cfg.outbox.max_rows = 50;
@@ -257,7 +258,7 @@ TEST_CASE("uplink outage: past the outbox cap summaries are dropped oldest first
   }
   CHECK(up.health().find("dropped 170") != std::string::npos);
 
-  REQUIRE(broker.start());
+  broker.start();
   Recorder rec(broker.url(), {"hgj/site1/#"});
   up.start();
   REQUIRE(waitFor([&] { return up.outboxStats().rows == 0; }));
@@ -274,10 +275,9 @@ TEST_CASE("uplink outage: past the outbox cap summaries are dropped oldest first
 
 TEST_CASE("uplink outage: the replay after an outage is paced by replay_rate",
           "[uplink][integration]") {
-  TestBroker broker;
-  REQUIRE(broker.start());
+  Broker broker;
   Recorder rec(broker.url(), {"hgj/site1/alerts"});
-  TempDir dir("uplink");
+  TempDir dir;
   World w;
   auto cfg = testConfig(broker.url());
   cfg.replay_rate = 200;  // burst of 20, then 200/s

@@ -9,10 +9,9 @@ using std::chrono::milliseconds;
 
 TEST_CASE("uplink thingsboard: gateway API topics and JSON shapes, RPC answered",
           "[uplink][integration][thingsboard]") {
-  TestBroker broker;
-  REQUIRE(broker.start());
+  Broker broker;
   Recorder rec(broker.url(), {"v1/#", "hgj/#"});
-  TempDir dir("uplink");
+  TempDir dir;
   World w;
   constexpr int64_t kT = 1'700'000'000'000;
   auto snap = std::make_shared<pipeline::Snapshot>(emptySnapshot(w.compound));

@@ -18,7 +18,7 @@ bool run(const std::string& cmd) {
 /// A test PKI made with the openssl CLI: a CA, a server certificate for 127.0.0.1 signed by it,
 /// a client certificate signed by it, and an unrelated CA.
 struct Pki {
-  explicit Pki(const TempDir& dir) : d(dir.path + "/") {
+  explicit Pki(const TempDir& dir) : d(dir.path() + "/") {
     const std::string ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
     ok = run("openssl req -x509 " + ec + " -keyout " + d + "ca.key -out " + d +
              "ca.crt -days 2 -subj /CN=hgj-test-ca") &&
@@ -48,20 +48,19 @@ struct Pki {
 
 TEST_CASE("uplink tls: connects with the right CA, refuses a wrong CA, presents a client cert",
           "[uplink][integration][tls]") {
-  TempDir pki_dir("pki");
+  TempDir pki_dir;
   Pki pki(pki_dir);
   REQUIRE(pki.ok);
   const int tls_port = freePort();
   const int mtls_port = freePort();
-  TestBroker broker(pki.listener(tls_port, false) + pki.listener(mtls_port, true));
-  REQUIRE(broker.start());
+  Broker broker(true, pki.listener(tls_port, false) + pki.listener(mtls_port, true));
   REQUIRE(waitFor([&] { return portAccepts(tls_port) && portAccepts(mtls_port); }));
   Recorder rec(broker.url(), {"hgj/site1/alerts"});
   const std::string tls_url = "ssl://127.0.0.1:" + std::to_string(tls_port);
   const std::string mtls_url = "mqtts://127.0.0.1:" + std::to_string(mtls_port);
 
   SECTION("the right CA: connects and delivers") {
-    TempDir dir("uplink");
+    TempDir dir;
     World w;
     auto cfg = testConfig(tls_url);
     cfg.tls.ca_file = pki.d + "ca.crt";
@@ -73,7 +72,7 @@ TEST_CASE("uplink tls: connects with the right CA, refuses a wrong CA, presents 
     REQUIRE(waitFor([&] { return firstSeen(rec, "hgj/site1/alerts").size() == 1; }));
   }
   SECTION("a wrong CA: refused, said in health, nothing sent") {
-    TempDir dir("uplink");
+    TempDir dir;
     World w;
     auto cfg = testConfig(tls_url);
     cfg.tls.ca_file = pki.d + "other.crt";
@@ -92,7 +91,7 @@ TEST_CASE("uplink tls: connects with the right CA, refuses a wrong CA, presents 
     CHECK(rec.count() == 0);
   }
   SECTION("a broker that requires client certificates: with one it connects, without it fails") {
-    TempDir dir("uplink");
+    TempDir dir;
     World w;
     auto cfg = testConfig(mtls_url);
     cfg.tls.ca_file = pki.d + "ca.crt";

@@ -1,7 +1,5 @@
 #include <catch2/catch.hpp>
 
-#include <sqlite3.h>
-
 #include <nlohmann/json.hpp>
 
 #include "core/clock.h"
@@ -30,26 +28,9 @@ const char* kYaml = R"(alerts:
   flood: {window: 60s, threshold: 5}
 )";
 
-/// Rows of a query as text, columns joined by '|'.
-std::vector<std::string> rows(const std::string& db_path, const std::string& sql) {
-  sqlite3* db = nullptr;
-  sqlite3_open(db_path.c_str(), &db);
-  sqlite3_stmt* st = nullptr;
-  std::vector<std::string> out;
-  if (sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) == SQLITE_OK) {
-    while (sqlite3_step(st) == SQLITE_ROW) {
-      std::string r;
-      for (int i = 0; i < sqlite3_column_count(st); ++i) {
-        const unsigned char* t = sqlite3_column_text(st, i);
-        r += (i > 0 ? "|" : "") + std::string(t != nullptr ? reinterpret_cast<const char*>(t) : "");
-      }
-      out.push_back(r);
-    }
-  }
-  sqlite3_finalize(st);
-  sqlite3_close(db);
-  return out;
-}
+// tests/support's query helper (columns joined by '|'). The copy this file had tripped GCC 12's
+// -Werror=restrict false positive in Release builds ("|" + std::string).
+constexpr auto rows = hgj::test::queryRows;
 
 std::string one(const std::string& db_path, const std::string& sql) {
   auto r = rows(db_path, sql);
@@ -99,7 +80,7 @@ struct Env {
     start();
   }
   void start() {
-    manager = std::make_unique<AlertManager>(config, compound, dir.db(), clock, metrics, listener);
+    manager = std::make_unique<AlertManager>(config, compound, dir.file("gateway.db"), clock, metrics, listener);
   }
   AlertRaise overTemp(const std::string& device = "S03/P07") {
     AlertRaise r;
@@ -129,13 +110,13 @@ TEST_CASE("alerts manager: one open alert per rule and device, a repeat updates 
   CHECK_FALSE(second.created);
   CHECK(second.alert_id == first.alert_id);
   env.manager->tick();
-  CHECK(one(env.dir.db(), "SELECT COUNT(*) FROM alerts") == "1");
-  CHECK(one(env.dir.db(), "SELECT value, state, grid, severity FROM alerts") ==
+  CHECK(one(env.dir.file("gateway.db"), "SELECT COUNT(*) FROM alerts") == "1");
+  CHECK(one(env.dir.file("gateway.db"), "SELECT value, state, grid, severity FROM alerts") ==
         "78.5|active|g1|critical");
   CHECK(env.metrics.value("hgj_alerts_raised_total") == 1);
   CHECK(env.metrics.value("hgj_alerts_open", {{"state", "active"}}) == 1);
   // Each HTTP channel of grid g1 got one notification; upstream is the listener, not a row.
-  CHECK(rows(env.dir.db(), "SELECT channel, kind, state, level FROM alert_notifications "
+  CHECK(rows(env.dir.file("gateway.db"), "SELECT channel, kind, state, level FROM alert_notifications "
                            "ORDER BY channel") ==
         std::vector<std::string>{"dingtalk|raised|pending|0", "hook|raised|pending|0",
                                  "wecom|raised|pending|0"});
@@ -149,7 +130,7 @@ TEST_CASE("alerts manager: the notification text says what, where, value, since,
           "[alerts][manager]") {
   Env env;
   auto r = env.manager->raise(env.overTemp());
-  std::string body = one(env.dir.db(), "SELECT body FROM alert_notifications WHERE channel='wecom'");
+  std::string body = one(env.dir.file("gateway.db"), "SELECT body FROM alert_notifications WHERE channel='wecom'");
   std::string id = std::to_string(r.alert_id);
   CHECK(body == "### 【紧急】S03/P07 温度 75°C，超过 60°C\n"
                 "> 位置：3号楼 S03车棚 7号口\n"
@@ -161,7 +142,7 @@ TEST_CASE("alerts manager: the notification text says what, where, value, since,
                 "> 编号：" + id + "，请尽快处理并在[值守页面](http://127.0.0.1:8080/#alert-" + id +
                     ")确认");
   auto mentions = nlohmann::json::parse(
-      one(env.dir.db(), "SELECT mentions FROM alert_notifications WHERE channel='wecom'"));
+      one(env.dir.file("gateway.db"), "SELECT mentions FROM alert_notifications WHERE channel='wecom'"));
   CHECK(mentions == nlohmann::json::parse(R"({"wecom":["zhangsan"],"mobiles":["13800000001"]})"));
 }
 
@@ -175,22 +156,22 @@ TEST_CASE("alerts manager: ack answers ok, already acked, unknown id and already
   CHECK(ok.alert.state == AlertState::Acked);
   CHECK(env.manager->ack(r.alert_id, "李四", "").status == AckStatus::AlreadyAcked);
   CHECK(env.manager->ack(9999, "张三", "").status == AckStatus::UnknownId);
-  CHECK(one(env.dir.db(), "SELECT state, acked_by, ack_note, acked_at - raised_at FROM alerts") ==
+  CHECK(one(env.dir.file("gateway.db"), "SELECT state, acked_by, ack_note, acked_at - raised_at FROM alerts") ==
         "acked|张三|已到现场|30000");
   CHECK(env.metrics.value("hgj_alerts_open", {{"state", "acked"}}) == 1);
 
   CHECK(env.manager->clear("port_over_temp", env.compound->deviceIndex("S03/P07")));
   CHECK_FALSE(env.manager->clear("port_over_temp", env.compound->deviceIndex("S03/P07")));
   CHECK(env.manager->ack(r.alert_id, "张三", "").status == AckStatus::AlreadyCleared);
-  CHECK(one(env.dir.db(), "SELECT state FROM alerts") == "cleared");
-  CHECK(rows(env.dir.db(), "SELECT kind, actor FROM alert_events ORDER BY id") ==
+  CHECK(one(env.dir.file("gateway.db"), "SELECT state FROM alerts") == "cleared");
+  CHECK(rows(env.dir.file("gateway.db"), "SELECT kind, actor FROM alert_events ORDER BY id") ==
         std::vector<std::string>{"raised|gateway", "acked|张三", "cleared|gateway"});
   REQUIRE(env.listener.events.size() == 3);
   CHECK(env.listener.events[1].kind == AlertEventKind::Acked);
   CHECK(env.listener.events[1].actor == "张三");
   CHECK(env.listener.events[2].kind == AlertEventKind::Cleared);
   // The group hears about the ack and the clearance too (critical policy), without mentions.
-  CHECK(rows(env.dir.db(), "SELECT kind, mentions FROM alert_notifications WHERE channel='wecom' "
+  CHECK(rows(env.dir.file("gateway.db"), "SELECT kind, mentions FROM alert_notifications WHERE channel='wecom' "
                            "ORDER BY id") ==
         std::vector<std::string>{"raised|{\"mobiles\":[\"13800000001\"],\"wecom\":[\"zhangsan\"]}",
                                  "acked|{\"mobiles\":[],\"wecom\":[]}",
@@ -215,7 +196,7 @@ TEST_CASE("alerts manager: unacknowledged alerts escalate after the ack timeout 
   auto raised = env.manager->raise(r);
   REQUIRE(raised.ok);
   auto count = [&](const std::string& kind) {
-    return one(env.dir.db(),
+    return one(env.dir.file("gateway.db"),
                "SELECT COUNT(*) FROM alert_notifications WHERE channel='wecom' AND kind='" + kind +
                    "'");
   };
@@ -225,16 +206,16 @@ TEST_CASE("alerts manager: unacknowledged alerts escalate after the ack timeout 
   env.clock.advance(1min);
   env.manager->tick();
   CHECK(count("escalated") == "1");
-  CHECK(one(env.dir.db(), "SELECT escalation_level FROM alerts") == "1");
+  CHECK(one(env.dir.file("gateway.db"), "SELECT escalation_level FROM alerts") == "1");
   auto mentions = nlohmann::json::parse(one(
-      env.dir.db(), "SELECT mentions FROM alert_notifications WHERE kind='escalated' AND "
+      env.dir.file("gateway.db"), "SELECT mentions FROM alert_notifications WHERE kind='escalated' AND "
                     "channel='dingtalk'"));
   CHECK(mentions["mobiles"] == nlohmann::json::parse(R"(["13800000001","13900000009"])"));
   CHECK(mentions["wecom"] == nlohmann::json::parse(R"(["zhangsan","limanager"])"));
   REQUIRE(env.listener.events.size() == 2);
   CHECK(env.listener.events[1].kind == AlertEventKind::Escalated);
   CHECK(env.listener.events[1].alert.escalation_level == 1);
-  std::string body = one(env.dir.db(),
+  std::string body = one(env.dir.file("gateway.db"),
                          "SELECT body FROM alert_notifications WHERE kind='escalated' LIMIT 1");
   CHECK(body.find("已 30分钟 无人确认") != std::string::npos);
 
@@ -268,13 +249,13 @@ TEST_CASE("alerts manager: smoke goes to staff and escalation contacts in the fi
   r.escalate_now = true;
   env.manager->raise(r);
   auto mentions = nlohmann::json::parse(
-      one(env.dir.db(), "SELECT mentions FROM alert_notifications WHERE channel='wecom'"));
+      one(env.dir.file("gateway.db"), "SELECT mentions FROM alert_notifications WHERE channel='wecom'"));
   CHECK(mentions["wecom"] == nlohmann::json::parse(R"(["zhangsan","limanager"])"));
-  CHECK(one(env.dir.db(), "SELECT escalation_level FROM alerts") == "1");
+  CHECK(one(env.dir.file("gateway.db"), "SELECT escalation_level FROM alerts") == "1");
   // Then re-notified every 5 minutes (critical) until acked.
   env.clock.advance(5min);
   env.manager->tick();
-  CHECK(one(env.dir.db(), "SELECT COUNT(*) FROM alert_notifications WHERE kind='renotify' AND "
+  CHECK(one(env.dir.file("gateway.db"), "SELECT COUNT(*) FROM alert_notifications WHERE kind='renotify' AND "
                           "channel='wecom'") == "1");
 }
 
@@ -324,16 +305,16 @@ TEST_CASE("alerts manager: a storm of one kind becomes a few messages and one su
   }
   CHECK(env.metrics.value("hgj_alerts_raised_total") == 200);
   CHECK(env.listener.events.size() == 200);  // upstream still gets every alert
-  CHECK(one(env.dir.db(), "SELECT COUNT(*) FROM alert_notifications WHERE state='pending'") ==
+  CHECK(one(env.dir.file("gateway.db"), "SELECT COUNT(*) FROM alert_notifications WHERE state='pending'") ==
         "5");
-  CHECK(one(env.dir.db(), "SELECT COUNT(*) FROM alert_notifications WHERE state='held'") ==
+  CHECK(one(env.dir.file("gateway.db"), "SELECT COUNT(*) FROM alert_notifications WHERE state='held'") ==
         "195");
   env.clock.advance(5s);
   env.manager->tick();
-  CHECK(one(env.dir.db(), "SELECT COUNT(*) FROM alert_notifications WHERE kind='summary'") == "0");
+  CHECK(one(env.dir.file("gateway.db"), "SELECT COUNT(*) FROM alert_notifications WHERE kind='summary'") == "0");
   env.clock.advance(5s);
   env.manager->tick();
-  auto summary = rows(env.dir.db(), "SELECT id, channel, state, body FROM alert_notifications "
+  auto summary = rows(env.dir.file("gateway.db"), "SELECT id, channel, state, body FROM alert_notifications "
                                     "WHERE kind='summary'");
   REQUIRE(summary.size() == 1);
   CHECK(summary[0].find("wecom|pending|### 【汇总·警告】195 条告警：P-B1-0006 离线 等") !=
@@ -342,7 +323,7 @@ TEST_CASE("alerts manager: a storm of one kind becomes a few messages and one su
   CHECK(summary[0].find("等 195 个设备") != std::string::npos);
   // Every held notification points at the summary that carried it.
   std::string summary_id = summary[0].substr(0, summary[0].find('|'));
-  CHECK(one(env.dir.db(), "SELECT COUNT(*) FROM alert_notifications WHERE state='summarised' AND "
+  CHECK(one(env.dir.file("gateway.db"), "SELECT COUNT(*) FROM alert_notifications WHERE state='summarised' AND "
                           "summary_id=" + summary_id) == "195");
 }
 
@@ -358,21 +339,21 @@ TEST_CASE("alerts manager: held storm notifications are summarised after a crash
     r.message = std::string(id) + " 离线";
     env.manager->raise(r);
   }
-  CHECK(one(env.dir.db(), "SELECT COUNT(*) FROM alert_notifications WHERE state='held'") == "3");
+  CHECK(one(env.dir.file("gateway.db"), "SELECT COUNT(*) FROM alert_notifications WHERE state='held'") == "3");
   env.manager.reset();
   env.start();
   env.manager->tick();
-  CHECK(one(env.dir.db(), "SELECT COUNT(*) FROM alert_notifications WHERE state='held'") == "0");
-  CHECK(one(env.dir.db(), "SELECT COUNT(*) FROM alert_notifications WHERE kind='summary'") == "1");
+  CHECK(one(env.dir.file("gateway.db"), "SELECT COUNT(*) FROM alert_notifications WHERE state='held'") == "0");
+  CHECK(one(env.dir.file("gateway.db"), "SELECT COUNT(*) FROM alert_notifications WHERE kind='summary'") == "1");
 }
 
-TEST_CASE("alerts manager: a batch is one transaction; each alert is announced at once, before "
+TEST_CASE("alerts manager: a batch is one transaction, each alert is announced at once, before "
           "its commit",
           "[alerts][manager]") {
   Env env;
-  CountingSink sink(env.dir.db());
+  CountingSink sink(env.dir.file("gateway.db"));
   env.manager.reset();
-  env.manager = std::make_unique<AlertManager>(env.config, env.compound, env.dir.db(), sink,
+  env.manager = std::make_unique<AlertManager>(env.config, env.compound, env.dir.file("gateway.db"), sink,
                                                env.clock, env.metrics, env.listener);
   int wakes = 0;
   env.manager->setWakeCallback([&] { ++wakes; });
@@ -385,14 +366,14 @@ TEST_CASE("alerts manager: a batch is one transaction; each alert is announced a
   // Announced (dashboard, upstream) before anything is written; the robots' queue is filled
   // with the commit's submission.
   CHECK(env.listener.events.size() == 4);
-  CHECK(one(env.dir.db(), "SELECT COUNT(*) FROM alerts") == "0");
+  CHECK(one(env.dir.file("gateway.db"), "SELECT COUNT(*) FROM alerts") == "0");
   CHECK(env.manager->deliveries().pendingCount("wecom") == 0);
   CHECK(wakes == 0);
   CHECK(sink.submits == 0);
   CHECK(env.manager->commitBatch());
   CHECK(sink.submits == 1);
-  CHECK(one(env.dir.db(), "SELECT COUNT(*) FROM alerts") == "4");
-  CHECK(one(env.dir.db(), "SELECT COUNT(*) FROM alert_notifications") == "12");
+  CHECK(one(env.dir.file("gateway.db"), "SELECT COUNT(*) FROM alerts") == "4");
+  CHECK(one(env.dir.file("gateway.db"), "SELECT COUNT(*) FROM alert_notifications") == "12");
   CHECK(env.manager->deliveries().pendingCount("wecom") == 4);
   CHECK(wakes == 1);
 }
@@ -400,9 +381,9 @@ TEST_CASE("alerts manager: a batch is one transaction; each alert is announced a
 TEST_CASE("alerts manager: the upstream message is written in the alert's own transaction",
           "[alerts][manager]") {
   Env env;
-  CountingSink sink(env.dir.db());
+  CountingSink sink(env.dir.file("gateway.db"));
   env.manager.reset();
-  env.manager = std::make_unique<AlertManager>(env.config, env.compound, env.dir.db(), sink,
+  env.manager = std::make_unique<AlertManager>(env.config, env.compound, env.dir.file("gateway.db"), sink,
                                                env.clock, env.metrics, env.listener);
   std::vector<std::string> sent;
   env.manager->setUpstream([&](const AlertEvent& ev) {
@@ -419,7 +400,7 @@ TEST_CASE("alerts manager: the upstream message is written in the alert's own tr
   REQUIRE(r.ok);
   CHECK(sent == std::vector<std::string>{"raised"});
   CHECK(sink.submits == 1);  // the alert, its event, notifications and message: one commit
-  CHECK(one(env.dir.db(), "SELECT alert_id, kind FROM upstream_probe") ==
+  CHECK(one(env.dir.file("gateway.db"), "SELECT alert_id, kind FROM upstream_probe") ==
         std::to_string(r.alert_id) + "|raised");
 }
 
@@ -430,16 +411,16 @@ TEST_CASE("alerts manager: an alert id is never given twice, even when a crash l
   // Writes that never land: the disk died, then the box (this manager is never stopped in
   // order while the next one starts).
   DroppingSink dead;
-  AlertManager lost(env.config, env.compound, env.dir.db(), dead, env.clock, env.metrics,
+  AlertManager lost(env.config, env.compound, env.dir.file("gateway.db"), dead, env.clock, env.metrics,
                     env.listener);
   auto first = lost.raise(env.overTemp("S03/P01"));
   auto second = lost.raise(env.overTemp("S03/P02"));
   REQUIRE(first.ok);
   REQUIRE(second.ok);
-  CHECK(one(env.dir.db(), "SELECT COUNT(*) FROM alerts WHERE id IN (" +
+  CHECK(one(env.dir.file("gateway.db"), "SELECT COUNT(*) FROM alerts WHERE id IN (" +
                               std::to_string(first.alert_id) + "," +
                               std::to_string(second.alert_id) + ")") == "0");
-  AlertManager next(env.config, env.compound, env.dir.db(), env.clock, env.metrics,
+  AlertManager next(env.config, env.compound, env.dir.file("gateway.db"), env.clock, env.metrics,
                     env.listener);
   auto third = next.raise(env.overTemp("S03/P03"));
   REQUIRE(third.ok);
@@ -448,10 +429,10 @@ TEST_CASE("alerts manager: an alert id is never given twice, even when a crash l
 
 TEST_CASE("alerts manager: records its schema version beside the store's", "[alerts][manager]") {
   Env env;
-  CHECK(one(env.dir.db(), "SELECT version, updated_ms FROM schema_versions WHERE "
+  CHECK(one(env.dir.file("gateway.db"), "SELECT version, updated_ms FROM schema_versions WHERE "
                           "component='alerts'") ==
         std::to_string(kAlertsSchemaVersion) + "|" + std::to_string(env.clock.wallMs()));
-  CHECK(one(env.dir.db(), "PRAGMA journal_mode") == "wal");
+  CHECK(one(env.dir.file("gateway.db"), "PRAGMA journal_mode") == "wal");
 }
 
 TEST_CASE("alerts manager: upstream events carry the alert's fields, the event kind and the "
@@ -491,7 +472,7 @@ TEST_CASE("alerts manager: the gateway's own alerts have no grid and go to the d
   AlertsConfig config = parseConfig(std::string(kYaml) + "  default_channels: [upstream, hook]\n",
                                     *compound, diag);
   REQUIRE(diag.ok());
-  AlertManager m(config, compound, dir.db(), clock, metrics, listener);
+  AlertManager m(config, compound, dir.file("gateway.db"), clock, metrics, listener);
   AlertRaise r;
   r.rule = "outbox_full";
   r.device_id = "gateway";
@@ -499,8 +480,8 @@ TEST_CASE("alerts manager: the gateway's own alerts have no grid and go to the d
   r.message = "上行缓存已满，已丢弃最早的汇总";
   auto res = m.raise(r);
   REQUIRE(res.ok);
-  CHECK(one(dir.db(), "SELECT device, grid IS NULL FROM alerts") == "gateway|1");
-  CHECK(rows(dir.db(), "SELECT channel FROM alert_notifications") ==
+  CHECK(one(dir.file("gateway.db"), "SELECT device, grid IS NULL FROM alerts") == "gateway|1");
+  CHECK(rows(dir.file("gateway.db"), "SELECT channel FROM alert_notifications") ==
         std::vector<std::string>{"hook"});
   CHECK(m.clear("outbox_full", std::string("gateway")));
 }
@@ -508,9 +489,9 @@ TEST_CASE("alerts manager: the gateway's own alerts have no grid and go to the d
 TEST_CASE("alerts manager: a batch without alert changes writes nothing",
           "[alerts][manager]") {
   Env env;
-  CountingSink sink(env.dir.db());
+  CountingSink sink(env.dir.file("gateway.db"));
   env.manager.reset();
-  env.manager = std::make_unique<AlertManager>(env.config, env.compound, env.dir.db(), sink,
+  env.manager = std::make_unique<AlertManager>(env.config, env.compound, env.dir.file("gateway.db"), sink,
                                                env.clock, env.metrics, env.listener);
   env.manager->beginBatch();
   CHECK(env.manager->commitBatch());
@@ -526,7 +507,7 @@ TEST_CASE("alerts manager: with the disk refusing writes, alerts are still annou
   Env env;
   HoldingSink held;
   env.manager.reset();
-  env.manager = std::make_unique<AlertManager>(env.config, env.compound, env.dir.db(), held,
+  env.manager = std::make_unique<AlertManager>(env.config, env.compound, env.dir.file("gateway.db"), held,
                                                env.clock, env.metrics, env.listener);
   auto r = env.manager->raise(env.overTemp());
   REQUIRE(r.ok);
@@ -534,14 +515,14 @@ TEST_CASE("alerts manager: with the disk refusing writes, alerts are still annou
   auto waiting = env.manager->deliveries().pending("wecom", 10);
   REQUIRE(waiting.size() == 1);
   CHECK(waiting[0].alert_id == r.alert_id);
-  CHECK(one(env.dir.db(), "SELECT COUNT(*) FROM alerts") == "0");
+  CHECK(one(env.dir.file("gateway.db"), "SELECT COUNT(*) FROM alerts") == "0");
   env.clock.advance(30s);
   CHECK(env.manager->ack(r.alert_id, "张三", "").status == AckStatus::Ok);
   // Space again: everything lands, in order.
-  storage::DirectSink disk(env.dir.db());
+  storage::DirectSink disk(env.dir.file("gateway.db"));
   held.releaseTo(disk);
-  CHECK(one(env.dir.db(), "SELECT state, acked_by FROM alerts") == "acked|张三");
-  CHECK(rows(env.dir.db(), "SELECT kind FROM alert_events ORDER BY id") ==
+  CHECK(one(env.dir.file("gateway.db"), "SELECT state, acked_by FROM alerts") == "acked|张三");
+  CHECK(rows(env.dir.file("gateway.db"), "SELECT kind FROM alert_events ORDER BY id") ==
         std::vector<std::string>{"raised", "acked"});
 }
 
@@ -555,7 +536,7 @@ TEST_CASE("alerts manager: values are written for people (是/否, one decimal, 
   auto hot = env.overTemp();
   hot.value = 75.2345;
   env.manager->raise(hot);
-  std::string body = one(env.dir.db(), "SELECT body FROM alert_notifications WHERE channel='wecom'");
+  std::string body = one(env.dir.file("gateway.db"), "SELECT body FROM alert_notifications WHERE channel='wecom'");
   CHECK(body.find("> 数值：75.2°C\n") != std::string::npos);
   CHECK(body.find("> 负责人：张三 13800000001\n") != std::string::npos);
 
@@ -566,7 +547,7 @@ TEST_CASE("alerts manager: values are written for people (是/否, one decimal, 
   smoke.message = "S03 3号楼: 充电棚烟雾报警";
   smoke.value = std::string("true");  // how the pipeline hands over a boolean reading
   env.manager->raise(smoke);
-  std::string sbody = one(env.dir.db(), "SELECT body FROM alert_notifications WHERE "
+  std::string sbody = one(env.dir.file("gateway.db"), "SELECT body FROM alert_notifications WHERE "
                                         "channel='wecom' ORDER BY id DESC LIMIT 1");
   CHECK(sbody.find("> 数值：是\n") != std::string::npos);
   CHECK(sbody.find("true") == std::string::npos);

@@ -1,7 +1,7 @@
 #pragma once
 
 // Shared by unit_alerts and integration_alerts: a small hand-built compound, a recording
-// listener, a temp directory and a local HTTP server standing in for the robots.
+// listener and a local HTTP server standing in for the robots.
 
 #include <atomic>
 #include <chrono>
@@ -20,35 +20,13 @@
 #include "gateway/alerts/alert_manager.h"
 #include "gateway/alerts/alerts_config.h"
 #include "model/compound.h"
+#include "tests/support/test_support.h"
 
 namespace hgj::alerts::testing {
 
-inline bool waitUntil(const std::function<bool()>& pred,
-                      std::chrono::milliseconds timeout = std::chrono::milliseconds(5000)) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (pred()) {
-      return true;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
-  return pred();
-}
-
-struct TempDir {
-  std::filesystem::path path;
-  TempDir() {
-    std::random_device rd;
-    path = std::filesystem::temp_directory_path() /
-           ("hgj-alerts-" + std::to_string(rd()) + "-" + std::to_string(rd()));
-    std::filesystem::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-  std::string db() const { return (path / "gateway.db").string(); }
-};
+// The shared helpers of tests/support, under the names the alerts tests use.
+using hgj::test::TempDir;
+using hgj::test::waitFor;
 
 /// Site "demo"; grid g1 (e-bike shed S03 with ports S03/P01..P10; staff 张三, escalation 李经理)
 /// on channels `g1_channels`; grid g2 (parking P-B1-0001..0300, staff 王五) on `g2_channels`.
@@ -168,7 +146,7 @@ public:
     });
     port_ = server_.bind_to_any_port("127.0.0.1");
     thread_ = std::thread([this] { server_.listen_after_bind(); });
-    waitUntil([this] { return server_.is_running(); });
+    waitFor([this] { return server_.is_running(); });
   }
   ~FakeRobot() {
     server_.stop();

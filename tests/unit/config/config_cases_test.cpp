@@ -74,7 +74,7 @@ TEST_CASE("config: the shipped example compound is valid", "[config]") {
   INFO(diag.format());
   REQUIRE(diag.ok());
   const auto& c = *cfg.compound;
-  // The benchmark workload's ids, exactly (PERFORMANCE.md).
+  // The benchmark workload's ids, exactly (docs/benchmarks.md).
   REQUIRE(c.device("P-B1-0001") != nullptr);
   REQUIRE(c.device("P-B2-0500") != nullptr);
   REQUIRE(c.device("P-B1-0501") == nullptr);

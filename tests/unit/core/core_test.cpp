@@ -13,6 +13,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/time_format.h"
+#include "tests/support/test_support.h"
 
 using namespace std::chrono_literals;
 
@@ -109,9 +110,8 @@ TEST_CASE("config nodes: unknown keys get a did-you-mean", "[core]") {
 
 TEST_CASE("config node: a secret comes inline or from a file next to the config, never both",
           "[core][config]") {
-  char tmpl[] = "/tmp/hgj-secret-XXXXXX";
-  REQUIRE(mkdtemp(tmpl) != nullptr);
-  std::string dir = tmpl;
+  hgj::test::TempDir tmp;
+  const std::string dir = tmp.path();
   {
     std::ofstream f(dir + "/pw");
     f << "s3cret-value\n";
@@ -145,7 +145,6 @@ TEST_CASE("config node: a secret comes inline or from a file next to the config,
   CHECK(all.find("gateway.yaml:4: d.password_file: cannot read") != std::string::npos);
   CHECK(all.find("gateway.yaml:5: e.password_file:") != std::string::npos);
   CHECK(all.find("s3cret") == std::string::npos);
-  std::filesystem::remove_all(dir);
 }
 
 TEST_CASE("bounded queue: an urgent item passes a full queue without blocking", "[core]") {

@@ -67,7 +67,7 @@ struct Rig {
 
 } // namespace
 
-TEST_CASE("history rollups: time-weighted mean, peak and minutes full; flaps shorter than the "
+TEST_CASE("history rollups: time-weighted mean, peak and minutes full, and flaps shorter than the "
           "debounce are not counted",
           "[history][unit]") {
   Rig rig;

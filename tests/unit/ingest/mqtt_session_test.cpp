@@ -479,7 +479,7 @@ TEST_CASE("mqtt session: a packet dripped a byte at a time is cut at the packet 
   CHECK(h.s.violation() == V::kPacketTimeout);
 }
 
-TEST_CASE("mqtt session: a whole packet resets the packet clock; idle is not stuck",
+TEST_CASE("mqtt session: a whole packet resets the packet clock, idle is not stuck",
           "[mqtt][session]") {
   Harness h;
   h.connect();

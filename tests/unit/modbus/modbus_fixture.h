@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "core/config_node.h"
+#include "tests/support/test_support.h"
 #include "drivers/driver.h"
 #include "drivers/profiles/modbus_profile.h"
 #include "drivers/profiles/profile_loader.h"
@@ -54,23 +55,9 @@ inline model::Profile& loadProfile(model::Compound& compound, const std::string&
 /// Loads a profile from YAML text (written to a temporary `<name>.yaml`).
 inline model::Profile& loadProfileText(model::Compound& compound, const std::string& name,
                                        const std::string& yaml) {
-  char tmpl[] = "/tmp/hgj-modbus-profile-XXXXXX";
-  char* dir = ::mkdtemp(tmpl);
-  if (dir == nullptr) {
-    throw std::runtime_error("mkdtemp failed");
-  }
-  std::string path = std::string(dir) + "/" + name + ".yaml";
-  {
-    std::ofstream out(path);
-    out << yaml;
-  }
-  struct Cleanup {
-    std::string dir;
-    ~Cleanup() {
-      std::error_code ec;
-      std::filesystem::remove_all(dir, ec);
-    }
-  } cleanup{dir};
+  test::TempDir dir;
+  std::string path = dir.file(name + ".yaml");
+  std::ofstream(path) << yaml;
   return loadProfileFile(compound, path);
 }
 
@@ -116,18 +103,6 @@ inline model::ModbusBinding binding(const std::string& line, int unit, int64_t i
   b.timeout_ms = timeout_ms;
   b.retries = retries;
   return b;
-}
-
-/// Polls `pred` every few milliseconds until it holds or `timeout` passes.
-inline bool waitUntil(const std::function<bool()>& pred, std::chrono::milliseconds timeout) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (pred()) {
-      return true;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
-  return pred();
 }
 
 /// A SampleSink that keeps every sample, with the steady time it arrived.

@@ -129,7 +129,7 @@ TEST_CASE("control: six operator toggles in a minute do not hold back a safety c
   CHECK(ws.back().value == Value(false));
 }
 
-TEST_CASE("control: overrides from upstream are refused by default; allowed ones wait for "
+TEST_CASE("control: overrides from upstream are refused by default, allowed ones wait for "
           "their record",
           "[pipeline][control][safety]") {
   SECTION("refused by default") {
@@ -288,7 +288,7 @@ TEST_CASE("control: a first hazardous sample asks the device for a fresh one, ra
   CHECK(countValue(rig.writesTo("S01/P02", "relay"), false) == 1);
 }
 
-TEST_CASE("control: cuts go out before their record; enables only after theirs",
+TEST_CASE("control: cuts go out before their record, enables only after theirs",
           "[pipeline][control][safety]") {
   ControlRig rig(kRules);
   size_t records_before = rig.journal.records.size();

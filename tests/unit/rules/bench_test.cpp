@@ -34,9 +34,9 @@ struct Result {
   size_t instances = 0;
 };
 
-// The PERFORMANCE.md mix over the example compound's 1,435 load devices: 80% parking messages,
-// 15% e-bike telemetry (current, power, temperature; 1 in 1,000 over 60 C), 5% EV status
-// (state, power, energy); each message is one reading per point.
+// The benchmark mix (docs/benchmarks.md) over the example compound's 1,435 load devices: 80%
+// parking messages, 15% e-bike telemetry (current, power, temperature; 1 in 1,000 over 60 C), 5% EV
+// status (state, power, energy); each message is one reading per point.
 std::vector<hgj::model::Reading> makeLoad(const hgj::model::Compound& c, size_t messages) {
   std::mt19937 rng(42);
   std::vector<hgj::model::DeviceIndex> parking;

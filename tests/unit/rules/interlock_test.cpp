@@ -74,7 +74,7 @@ TEST_CASE("interlocks: no rule re-enables a port a safety rule cut", "[rules][in
   CHECK(rig.engine->mayWrite(rig.dev("S01/P02"), rig.pt("relay"), Value(true), false, nullptr));
 }
 
-TEST_CASE("interlocks: latches persist and restore; clearing one re-arms the rule",
+TEST_CASE("interlocks: latches persist and restore, clearing one re-arms the rule",
           "[rules][interlock]") {
   Rig rig(kRules);
   heat(rig, "S01/P01");

@@ -37,7 +37,7 @@ int64_t append1(Outbox& o, Kind kind, std::string text = "x") {
 TEST_CASE("outbox: msg_id is site:seq with seq = epoch * 2^32 + n, strictly increasing across "
           "reopen even when emptied, the epoch durable before the first message",
           "[uplink][outbox]") {
-  uplink::testing::TempDir dir("outbox");
+  uplink::testing::TempDir dir;
   core::ManualClock clock;
   core::MetricsRegistry metrics;
   const std::string db = dir.file("gw.db");
@@ -98,9 +98,9 @@ TEST_CASE("outbox: msg_id is site:seq with seq = epoch * 2^32 + n, strictly incr
 }
 
 TEST_CASE("outbox: a staged message is fetched at once, before the caller's transaction commits "
-          "it; acknowledged before that commit, its row is deleted right after",
+          "it, acknowledged before that commit, its row is deleted right after",
           "[uplink][outbox]") {
-  uplink::testing::TempDir dir("outbox");
+  uplink::testing::TempDir dir;
   core::ManualClock clock;
   core::MetricsRegistry metrics;
   const std::string db = dir.file("gw.db");
@@ -137,7 +137,7 @@ TEST_CASE("outbox: a staged message is fetched at once, before the caller's tran
 TEST_CASE("outbox: a message whose commit failed stays in memory, is still fetched, and is "
           "written once the database takes it",
           "[uplink][outbox]") {
-  uplink::testing::TempDir dir("outbox");
+  uplink::testing::TempDir dir;
   core::ManualClock clock;
   core::MetricsRegistry metrics;
   const std::string db = dir.file("gw.db");
@@ -162,7 +162,7 @@ TEST_CASE("outbox: a message whose commit failed stays in memory, is still fetch
 
 TEST_CASE("outbox: when full, the oldest summaries go first, alerts are all kept and counted",
           "[uplink][outbox]") {
-  uplink::testing::TempDir dir("outbox");
+  uplink::testing::TempDir dir;
   core::ManualClock clock;
   core::MetricsRegistry metrics;
   Outbox o(dir.file("gw.db"), "site1", {100, 1 << 30}, clock, metrics);
@@ -203,7 +203,7 @@ TEST_CASE("outbox: when full, the oldest summaries go first, alerts are all kept
 
   // Full of alerts only: more alerts are still kept (over the cap), a summary is refused.
   Outbox::Limits tiny{10, 1 << 30};
-  uplink::testing::TempDir dir2("outbox");
+  uplink::testing::TempDir dir2;
   Outbox full(dir2.file("gw.db"), "site1", tiny, clock, metrics);
   for (int i = 0; i < 12; ++i) {
     CHECK(append1(full, Kind::Alert) > 0);
@@ -215,7 +215,7 @@ TEST_CASE("outbox: when full, the oldest summaries go first, alerts are all kept
 
 TEST_CASE("outbox: the byte cap is enforced and memory stays flat at the cap",
           "[uplink][outbox]") {
-  uplink::testing::TempDir dir("outbox");
+  uplink::testing::TempDir dir;
   core::ManualClock clock;
   core::MetricsRegistry metrics;
   Outbox o(dir.file("gw.db"), "site1", {1'000'000, 200'000}, clock, metrics);
@@ -248,7 +248,7 @@ TEST_CASE("outbox: the byte cap is enforced and memory stays flat at the cap",
 
 TEST_CASE("outbox: fetching and stats never wait for an append that waits for the write lock",
           "[uplink][outbox]") {
-  uplink::testing::TempDir dir("outbox");
+  uplink::testing::TempDir dir;
   core::ManualClock clock;
   core::MetricsRegistry metrics;
   const std::string db = dir.file("gw.db");

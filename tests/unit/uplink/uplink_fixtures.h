@@ -1,7 +1,7 @@
 #pragma once
 
 // Test helpers of the uplink tests (unit and integration): a small hand-built compound,
-// snapshots filled by hand, a command sink that decides like the pipeline would, a temp dir.
+// snapshots filled by hand, a command sink that decides like the pipeline would.
 
 #include <cstdlib>
 #include <filesystem>
@@ -18,25 +18,13 @@
 #include "gateway/pipeline/read_model.h"
 #include "gateway/storage/sqlite.h"
 #include "model/compound.h"
+#include "tests/support/test_support.h"
 
 namespace hgj::uplink::testing {
 
-inline std::string makeTempDir(const std::string& tag) {
-  std::string tmpl = (std::filesystem::temp_directory_path() / ("hgj-" + tag + "-XXXXXX")).string();
-  char* dir = ::mkdtemp(tmpl.data());
-  return dir == nullptr ? std::string() : std::string(dir);
-}
-
-/// A temp directory removed at the end of the test.
-struct TempDir {
-  explicit TempDir(const std::string& tag) : path(makeTempDir(tag)) {}
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-  std::string file(const std::string& name) const { return path + "/" + name; }
-  std::string path;
-};
+// The shared helpers of tests/support, under the names the uplink tests use.
+using hgj::test::TempDir;
+using hgj::test::waitFor;
 
 /// One integer from `sql` on the database file `path`.
 inline int64_t queryInt(const std::string& path, const std::string& sql) {
@@ -48,19 +36,6 @@ inline int64_t queryInt(const std::string& path, const std::string& sql) {
 inline void exec(const std::string& path, const std::string& sql) {
   storage::Database db(path);
   db.exec(sql);
-}
-
-/// Polls `pred` every 5 ms until it holds or `timeout` passes.
-inline bool waitFor(const std::function<bool()>& pred,
-                    std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
-  auto until = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < until) {
-    if (pred()) {
-      return true;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return pred();
 }
 
 inline model::Profile* addProfile(model::Compound& c, const std::string& name,
