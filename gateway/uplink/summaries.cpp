@@ -157,9 +157,9 @@ json SummaryBuilder::ev(const pipeline::Snapshot& snap, int64_t now_ms) {
       } else if (d.type() == "parking_sensor" && d.linked != model::kNoDevice &&
                  d.linked < devices.size() && devices[d.linked].profile != nullptr &&
                  devices[d.linked].type() == "ev_pile") {
-        const auto* occupied = findPoint(snap, d.index, "occupied");
-        if (!good(occupied) || !model::asBool(occupied->value).value_or(false) ||
-            now_ms - occupied->since_ms < config_.ev_blocked_after.count()) {
+        // The space as counted (after the occupancy debounce), as the dashboard shows it.
+        if (view.space != rules::occupancy::SpaceState::Occupied ||
+            now_ms - view.space_since_ms < config_.ev_blocked_after.count()) {
           continue;
         }
         const auto* pile_state = findPoint(snap, d.linked, "state");
@@ -168,7 +168,7 @@ json SummaryBuilder::ev(const pipeline::Snapshot& snap, int64_t now_ms) {
           ++blocked;
           if (blocked_spaces.size() < kMaxListedBlocked) {
             blocked_spaces.push_back({{"space", d.id}, {"pile", devices[d.linked].id},
-                                      {"since_ms", occupied->since_ms}});
+                                      {"since_ms", view.space_since_ms}});
           }
         }
       }

@@ -139,6 +139,14 @@ inline void setPoint(pipeline::Snapshot& s, const std::string& device, const std
   pv.updated_ms = updated_ms == 0 ? since_ms : updated_ms;
   s.devices[idx].online = true;
   s.devices[idx].last_seen_ms = pv.updated_ms;
+  if (d.type() == "parking_sensor" && point == "occupied") {
+    // What the occupancy tracker makes of a settled reading (the debounce is the rules' test).
+    auto b = model::asBool(pv.value);
+    s.devices[idx].space = !b ? rules::occupancy::SpaceState::Unknown
+                           : *b ? rules::occupancy::SpaceState::Occupied
+                                : rules::occupancy::SpaceState::Free;
+    s.devices[idx].space_since_ms = since_ms;
+  }
 }
 
 /// Recomputes the parking counts of a snapshot from its parking sensors (what the pipeline does).
