@@ -490,7 +490,7 @@ class Bench:
         self.raw.write(json.dumps(d) + "\n")
         self.raw.flush()
         keys = ("sys", "kind", "rep", "rate", "throughput", "sent", "stored", "lost", "lag_s",
-                "cpu_pct", "cpu_us_per_msg", "peak_rss_mib", "alerts", "alerts_expected",
+                "cpu_pct", "cpu_us_per_msg", "peak_rss_mib", "alerts", "alerts_expected", "alerts_stored",
                 "p50_ms", "p99_ms", "pass", "cold_ms", "idle_rss_mib")
         log(" ".join("%s=%s" % (k, d[k]) for k in keys if k in d))
 
@@ -766,6 +766,16 @@ class Bench:
                 stop_proc(al)
             peak = gw.stop() if gw else float("nan")
             b.stop()
+            # Every alert sent must also be committed: alerts are committed and sent
+            # concurrently, so the row is checked after the run, on the stopped daemon's file.
+            try:
+                con = sqlite3.connect("file:%s?mode=ro" % db, uri=True)
+                rec["alerts_stored"] = con.execute(
+                    "SELECT COUNT(*) FROM alert_events WHERE kind='raised'").fetchone()[0]
+                con.close()
+            except sqlite3.Error as e:
+                rec["alerts_stored"] = None
+                log("could not count the stored alerts of %s: %s" % (tag, e))
             if not self.a.keep_db:
                 remove_db(db)
         rec["counters"] = gw.final_counters
@@ -1347,6 +1357,21 @@ def make_report(results, a, notes):
     if gw["p99"] is not None and peer_p99:
         check("alert p99 @ %d msg/s below every peer" % a.lat_rate, all(gw["p99"] < v for _, v in peer_p99),
               "%.2f ms vs %s" % (gw["p99"], ", ".join("%s %.2f" % (s[5:], v) for s, v in peer_p99)))
+    peer_p50 = [(s, nearest_rank(pooled_lat(s), 50)) for s in ("peer-python", "peer-nodered", "peer-nodejs")]
+    peer_p50 = [(s, v) for s, v in peer_p50 if v is not None]
+    gw_p50 = nearest_rank(pooled_lat("hgj-gateway"), 50)
+    if gw_p50 is not None and peer_p50:
+        check("alert p50 @ %d msg/s at or below the best peer's" % a.lat_rate,
+              all(gw_p50 <= v for _, v in peer_p50),
+              "%.2f ms vs %s" % (gw_p50, ", ".join("%s %.2f" % (s[5:], v) for s, v in peer_p50)))
+    lat_runs = R("hgj-gateway", "lat")
+    if lat_runs and all("alerts_stored" in r for r in lat_runs):
+        stored = sum(r["alerts_stored"] or 0 for r in lat_runs)
+        sent = sum(r.get("alerts") or 0 for r in lat_runs)
+        check("every alert received upstream is also committed (alert_events 'raised')",
+              all(r["alerts_stored"] is not None and r["alerts_stored"] >= (r.get("alerts") or 0)
+                  for r in lat_runs),
+              "%d committed, %d received upstream" % (stored, sent))
     cold = med(vals("hgj-gateway", "cold", "cold_ms"))
     if cold is not None:
         check("cold start to first stored reading < 300 ms", cold < 300, "%.0f ms" % cold)
