@@ -66,6 +66,15 @@ int freePort() {
   return ntohs(addr.sin_port);
 }
 
+void writeFile(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << text;
+  out.flush();
+  if (!out) {
+    throw std::runtime_error("cannot write " + path);
+  }
+}
+
 bool waitFor(const std::function<bool()>& pred, std::chrono::milliseconds timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   while (true) {

@@ -29,6 +29,9 @@ private:
   std::string path_;
 };
 
+/// Writes `text` to `path` (created or truncated); throws when the file cannot be written.
+void writeFile(const std::string& path, const std::string& text);
+
 /// A free TCP port on 127.0.0.1 (bound to port 0 and released).
 int freePort();
 

@@ -34,14 +34,9 @@ constexpr int64_t kDay = 24 * kHour;
 constexpr int64_t kOffset = 8 * kHour;  // +08:00
 constexpr int64_t kDebounce = 5000;
 
-void write(const fs::path& p, const std::string& text) {
-  std::ofstream out(p);
-  out << text;
-}
-
 std::string writeConfig(const fs::path& dir) {
   fs::create_directories(dir);
-  write(dir / "gateway.yaml", R"(site: {id: hist-e2e, name: 历史测试小区}
+  hgj::test::writeFile(dir / "gateway.yaml", R"(site: {id: hist-e2e, name: 历史测试小区}
 include:
   grids: grids.yaml
   devices: devices.yaml
@@ -49,7 +44,7 @@ include:
   alerts: alerts.yaml
   profiles: )" + hgj::test::sourcePath("conf/profiles") + R"(
 )");
-  write(dir / "grids.yaml", R"(grids:
+  hgj::test::writeFile(dir / "grids.yaml", R"(grids:
   - id: G1
     name: 车库网格
     staff: [{name: 张伟, phone: "13800000001"}]
@@ -59,8 +54,8 @@ include:
     staff: [{name: 刘强, phone: "13800000003"}]
     channels: [upstream]
 )");
-  write(dir / "alerts.yaml", "alerts:\n  channels:\n    - {id: upstream, type: upstream}\n");
-  write(dir / "devices.yaml", R"(devices:
+  hgj::test::writeFile(dir / "alerts.yaml", "alerts:\n  channels:\n    - {id: upstream, type: upstream}\n");
+  hgj::test::writeFile(dir / "devices.yaml", R"(devices:
   - {id: "P-B1-{n:04}", range: [1, 4], profile: parking_sensor_mqtt, grid: G1,
      location: {level: B1, zone: A}}
   - {id: "P-B2-{n:04}", range: [1, 4], profile: parking_sensor_mqtt, grid: G1,
@@ -70,7 +65,7 @@ include:
   - {id: "EV-{n:02}", range: [1, 2], profile: ev_pile_mqtt, grid: G1, location: {level: B2}}
   - {id: S01, profile: ebike_shed_mqtt, grid: G3, ports: 2, location: {building: 1号车棚区}}
 )");
-  write(dir / "rules.yaml", R"(rules:
+  hgj::test::writeFile(dir / "rules.yaml", R"(rules:
   - name: port_hot
     kind: threshold
     select: {type: ebike_port}

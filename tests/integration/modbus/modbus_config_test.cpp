@@ -14,11 +14,6 @@ using std::chrono::milliseconds;
 
 namespace {
 
-void writeFile(const std::string& path, const std::string& text) {
-  std::ofstream out(path);
-  out << text;
-}
-
 } // namespace
 
 TEST_CASE("modbus config: the driver polls a compound loaded by the gateway's config loader",
@@ -29,7 +24,7 @@ TEST_CASE("modbus config: the driver polls a compound loaded by the gateway's co
   }
   slave->start();
   test::TempDir dir;
-  writeFile(dir.file("gateway.yaml"), R"(site: {id: test-site, name: 测试}
+  hgj::test::writeFile(dir.file("gateway.yaml"), R"(site: {id: test-site, name: 测试}
 include:
   grids: grids.yaml
   devices: devices.yaml
@@ -42,20 +37,20 @@ modbus:
     - {id: shed-tcp, type: tcp, host: 127.0.0.1, port: )" + std::to_string(slave->port()) +
                                          R"(, timeout: 200ms, reconnect_min: 50ms}
 )");
-  writeFile(dir.file("grids.yaml"), R"(grids:
+  hgj::test::writeFile(dir.file("grids.yaml"), R"(grids:
   - id: G1
     name: 测试网格
     staff:
       - {name: 张伟, phone: "13800000001"}
 )");
-  writeFile(dir.file("devices.yaml"), R"(devices:
+  hgj::test::writeFile(dir.file("devices.yaml"), R"(devices:
   - {id: "M{n:02}", range: [1, 2], profile: hgj_ebike_shed_m12, grid: G1, ports: 12,
      modbus: {line: shed-tcp, unit: 1, poll_interval: 100ms, timeout: 200ms}}
   - {id: DSP-01, profile: led_guidance_display, grid: G1,
      modbus: {line: shed-tcp, unit: 3, poll_interval: 100ms}}
 )");
-  writeFile(dir.file("rules.yaml"), "rules: []\n");
-  writeFile(dir.file("alerts.yaml"), "alerts: {}\n");
+  hgj::test::writeFile(dir.file("rules.yaml"), "rules: []\n");
+  hgj::test::writeFile(dir.file("alerts.yaml"), "alerts: {}\n");
 
   core::Diagnostics diag;
   auto cfg = config::loadConfig(dir.file("gateway.yaml"), {}, diag);

@@ -28,11 +28,6 @@ constexpr uint16_t kFreeTotal = 0x0000;
 constexpr uint16_t kFreeB1 = 0x0001;
 constexpr uint16_t kNeverWritten = 0xEEEE;
 
-void write(const fs::path& p, const std::string& text) {
-  std::ofstream out(p);
-  out << text;
-}
-
 /// Level B1: four spaces, the fourth an EV space linked to the pile EV-01; a guidance display
 /// showing free_total and free_B1; a "level full" threshold with no hold.
 std::string writeConfig(const fs::path& dir) {
@@ -40,7 +35,7 @@ std::string writeConfig(const fs::path& dir) {
   for (const auto& e : fs::directory_iterator(hgj::test::sourcePath("conf/profiles"))) {
     fs::copy_file(e.path(), dir / "profiles" / e.path().filename());
   }
-  write(dir / "profiles" / "b1_display.yaml", R"(type: display
+  hgj::test::writeFile(dir / "profiles" / "b1_display.yaml", R"(type: display
 transport: modbus
 description: B1 guidance display
 expected_interval: 60s
@@ -52,7 +47,7 @@ modbus:
     - {point: free_total, table: holding, address: 0x0000}
     - {point: free_B1, table: holding, address: 0x0001}
 )");
-  write(dir / "gateway.yaml", R"(site: {id: agree-e2e, name: 一致性测试小区}
+  hgj::test::writeFile(dir / "gateway.yaml", R"(site: {id: agree-e2e, name: 一致性测试小区}
 parking:
   levels: [{id: B1, name: 地下一层}]
 include:
@@ -65,14 +60,14 @@ modbus:
   lines:
     - {id: b1-bus, type: tcp, host: 127.0.0.1, port: 1}
 )");
-  write(dir / "grids.yaml", R"(grids:
+  hgj::test::writeFile(dir / "grids.yaml", R"(grids:
   - id: G1
     name: 测试网格
     staff: [{name: 张伟, phone: "13800000001"}]
     channels: [upstream]
 )");
-  write(dir / "alerts.yaml", "alerts:\n  channels:\n    - {id: upstream, type: upstream}\n");
-  write(dir / "devices.yaml", R"(devices:
+  hgj::test::writeFile(dir / "alerts.yaml", "alerts:\n  channels:\n    - {id: upstream, type: upstream}\n");
+  hgj::test::writeFile(dir / "devices.yaml", R"(devices:
   - {id: "P-B1-{n:04}", range: [1, 3], profile: parking_sensor_mqtt, grid: G1,
      location: {level: B1, zone: A, space: "{n:04}"}}
   - {id: P-B1-0004, profile: parking_sensor_mqtt, grid: G1, category: ev, linked: EV-01,
@@ -81,7 +76,7 @@ modbus:
   - {id: DISP-B1, profile: b1_display, grid: G1,
      modbus: {line: b1-bus, unit: 31, poll_interval: 200ms}, location: {level: B1}}
 )");
-  write(dir / "rules.yaml", R"(rules: []
+  hgj::test::writeFile(dir / "rules.yaml", R"(rules: []
 occupancy:
   debounce: 1s
   display_type: display

@@ -21,11 +21,6 @@ constexpr int kDisplayUnit = 30;
 constexpr uint16_t kFreeTotal = 0x0000;
 constexpr uint16_t kFreeVisitor = 0x0030;
 
-void write(const fs::path& p, const std::string& text) {
-  std::ofstream out(p);
-  out << text;
-}
-
 /// A compound of 4 visitor spaces at the gate (level G) and 3 leased ones (B1), and the gate
 /// display showing free_total and free_visitor.
 std::string writeConfig(const fs::path& dir, int modbus_port) {
@@ -33,7 +28,7 @@ std::string writeConfig(const fs::path& dir, int modbus_port) {
   for (const auto& e : fs::directory_iterator(hgj::test::sourcePath("conf/profiles"))) {
     fs::copy_file(e.path(), dir / "profiles" / e.path().filename());
   }
-  write(dir / "profiles" / "gate_display.yaml", R"(type: display
+  hgj::test::writeFile(dir / "profiles" / "gate_display.yaml", R"(type: display
 transport: modbus
 description: gate display, visitor spaces
 expected_interval: 60s
@@ -45,7 +40,7 @@ modbus:
     - {point: free_total, table: holding, address: 0x0000}
     - {point: free_visitor, table: holding, address: 0x0030}
 )");
-  write(dir / "gateway.yaml", R"(site: {id: cat-e2e, name: 分类测试小区}
+  hgj::test::writeFile(dir / "gateway.yaml", R"(site: {id: cat-e2e, name: 分类测试小区}
 parking:
   levels: [{id: G, name: 地面访客区}, {id: B1, name: 地下一层}]
 include:
@@ -59,14 +54,14 @@ modbus:
     - {id: gate-bus, type: tcp, host: 127.0.0.1, port: )" +
                                     std::to_string(modbus_port) + R"(}
 )");
-  write(dir / "grids.yaml", R"(grids:
+  hgj::test::writeFile(dir / "grids.yaml", R"(grids:
   - id: G1
     name: 测试网格
     staff: [{name: 张伟, phone: "13800000001"}]
     channels: [upstream]
 )");
-  write(dir / "alerts.yaml", "alerts:\n  channels:\n    - {id: upstream, type: upstream}\n");
-  write(dir / "devices.yaml", R"(devices:
+  hgj::test::writeFile(dir / "alerts.yaml", "alerts:\n  channels:\n    - {id: upstream, type: upstream}\n");
+  hgj::test::writeFile(dir / "devices.yaml", R"(devices:
   - {id: "P-G-{n:04}", range: [1, 4], profile: parking_sensor_mqtt, grid: G1, category: visitor,
      location: {level: G, zone: E, space: "{n:04}"}}
   - {id: "P-B1-{n:04}", range: [1, 3], profile: parking_sensor_mqtt, grid: G1,
@@ -74,7 +69,7 @@ modbus:
   - {id: DISP-GATE, profile: gate_display, grid: G1,
      modbus: {line: gate-bus, unit: 30, poll_interval: 200ms}, location: {level: G}}
 )");
-  write(dir / "rules.yaml", R"(rules: []
+  hgj::test::writeFile(dir / "rules.yaml", R"(rules: []
 occupancy:
   debounce: 1s
   display_type: display
