@@ -116,10 +116,11 @@ function monthDay(x) {
 // The hour axis: 24-hour labels, the date at midnight; ticks every 3 h (6 h on a phone) for a
 // day, every day (12 h on a wide screen) for a week.
 function hourAxis(from, to, range) {
-  const step = (range === 'week' ? (narrow() ? 24 : 12) : (narrow() ? 6 : 3)) * 3600;
   return {
     space: 30,
     splits: () => {
+      // Asked again on every redraw: a phone turned sideways gets the denser ticks.
+      const step = (range === 'week' ? (narrow() ? 24 : 12) : (narrow() ? 6 : 3)) * 3600;
       const out = [];
       for (let x = xOf(from); x < xOf(to); x += step) out.push(x);
       return out;
