@@ -326,4 +326,12 @@ TEST_CASE("history rebuild cli: no database, a gateway answering on its port and
   ::close(fd);
   Run free_again = gateway(cmd);
   CHECK(free_again.status == 0);
+
+  // Root on a database that belongs to the gateway's user would leave a -wal it cannot open.
+  if (::geteuid() == 0) {
+    REQUIRE(::chown(db.c_str(), 65534, 65534) == 0);
+    Run as_root = gateway(cmd);
+    CHECK(as_root.status == 1);
+    CHECK(as_root.output.find("run as that user") != std::string::npos);
+  }
 }
