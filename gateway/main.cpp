@@ -16,6 +16,7 @@
 #include "core/log.h"
 #include "gateway/app.h"
 #include "gateway/config/config.h"
+#include "gateway/history_command.h"
 #include "gateway/startup_error.h"
 #include "hgj_version.h"
 
@@ -24,21 +25,31 @@ namespace {
 constexpr const char* kUsage = R"(usage:
   hgj-gateway run   -c FILE [--set key.path=value ...]   run the gateway
   hgj-gateway check -c FILE [--set key.path=value ...]   validate the configuration and exit
+  hgj-gateway history rebuild -c FILE [--from YYYY-MM-DD] [--force] [--set key.path=value ...]
+                    recompute the history rollups from the readings table of storage.path
+                    (after an upgrade, or when history rows were lost); stop the gateway first
   hgj-gateway --help | --version
 
 options:
   -c, --config FILE      the main configuration file (conf/gateway.yaml)
   --set key.path=value   override one scalar value of the main file (repeatable), e.g.
                          --set mqtt.url=tcp://127.0.0.1:1884 --set http.port=8081
+  --from YYYY-MM-DD      history rebuild: write only the buckets and days from this local day
+                         on (history.utc_offset); earlier rows stay as stored. Default: all,
+                         or from the first whole day of the readings when older history rows
+                         exist (retention deleted the readings behind them)
+  --force                history rebuild: even though http.bind:http.port answers
 
-exit status: 0 ok; 1 runtime failure; 2 configuration problems (one line each:
-FILE:LINE: key.path: message); 3 the HTTP port cannot be listened on; 4 the database cannot be
-opened or written; 5 a Modbus serial port does not exist.
+exit status: 0 ok; 1 runtime failure (history rebuild: a gateway answers on its HTTP port); 2
+configuration problems (one line each: FILE:LINE: key.path: message); 3 the HTTP port cannot
+be listened on; 4 the database cannot be opened or written (history rebuild: it does not
+exist); 5 a Modbus serial port does not exist.
 )";
 
 struct Args {
   std::string command;
   std::string config;
+  hgj::HistoryRebuildOptions rebuild;
   std::vector<hgj::config::Override> overrides;
 };
 
@@ -87,14 +98,32 @@ int main(int argc, char** argv) {
         return usageError("--set expects key.path=value, got \"" + a.substr(6) + "\"");
       }
       args.overrides.push_back(*o);
+    } else if (a == "--from") {
+      if (i + 1 >= argc) {
+        return usageError("--from needs a day (YYYY-MM-DD)");
+      }
+      args.rebuild.from_day = argv[++i];
+    } else if (a.rfind("--from=", 0) == 0) {
+      args.rebuild.from_day = a.substr(7);
+    } else if (a == "--force") {
+      args.rebuild.force = true;
     } else if (args.command.empty() && (a == "run" || a == "check")) {
       args.command = a;
+    } else if (args.command.empty() && a == "history") {
+      if (i + 1 >= argc || std::string(argv[i + 1]) != "rebuild") {
+        return usageError("history needs a subcommand: history rebuild");
+      }
+      ++i;
+      args.command = "history rebuild";
     } else {
       return usageError("unknown argument \"" + a + "\"");
     }
   }
   if (args.command.empty()) {
-    return usageError("missing command (run or check)");
+    return usageError("missing command (run, check or history rebuild)");
+  }
+  if (args.command != "history rebuild" && (args.rebuild.from_day || args.rebuild.force)) {
+    return usageError("--from and --force belong to history rebuild");
   }
   if (args.config.empty()) {
     return usageError("missing -c FILE");
@@ -118,6 +147,9 @@ int main(int argc, char** argv) {
                 cfg.compound->devices.size(), cfg.compound->profiles.size(),
                 cfg.compound->grids.size());
     return 0;
+  }
+  if (args.command == "history rebuild") {
+    return hgj::historyRebuild(cfg, args.rebuild, stdout, stderr);
   }
 
   // Signals are taken by this thread with sigwait; every thread started later inherits the mask.

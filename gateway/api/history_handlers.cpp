@@ -201,7 +201,9 @@ void getHistoryScopes(ApiContext& ctx, const Request& /*req*/, Response& res) {
     unavailable(ctx, res, error);
     return;
   }
-  res.setJson(200, Json{{"scopes", std::move(*scopes)}});
+  // The offset tells a client (the dashboard's history page) where the compound's days begin.
+  res.setJson(200, Json{{"scopes", std::move(*scopes)},
+                        {"utc_offset_minutes", ctx.history->utcOffsetMinutes()}});
 }
 
 } // namespace hgj::api

@@ -42,7 +42,7 @@ bool staticName(std::string_view name) {
     }
   }
   for (const char* ext :
-       {".html", ".js", ".css", ".svg", ".png", ".ico", ".json", ".webmanifest"}) {
+       {".html", ".js", ".css", ".svg", ".png", ".ico", ".json", ".webmanifest", ".txt"}) {
     if (endsWith(name, ext) && name.size() > std::string_view(ext).size()) {
       return true;
     }

@@ -62,6 +62,9 @@ std::string contentTypeFor(std::string_view name) {
   if (endsWith(name, ".png")) {
     return "image/png";
   }
+  if (endsWith(name, ".txt")) {
+    return "text/plain; charset=utf-8";
+  }
   if (endsWith(name, ".ico")) {
     return "image/x-icon";
   }

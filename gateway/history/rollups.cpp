@@ -1,6 +1,7 @@
 #include "gateway/history/rollups.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <ctime>
@@ -526,17 +527,24 @@ void Rollups::restoreDays(storage::Database& db) {
   }
 }
 
-int64_t rebuild(storage::Database& db, const HistoryConfig& config,
-                std::shared_ptr<const model::Compound> compound) {
+RebuildResult rebuildFrom(storage::Database& db, const HistoryConfig& config,
+                          std::shared_ptr<const model::Compound> compound,
+                          std::optional<int64_t> from_ms) {
   Rollups r(config, compound);
   const model::Compound& c = *compound;
-  int64_t n = 0;
+  RebuildResult out;
   {
     storage::Statement q = db.prepare(
         "SELECT device, point, value, quality, ts_ms, ingest_ms FROM readings ORDER BY ts_ms, id");
     storage::Statement::Scope scope(q);
     while (q.step()) {
       model::Reading rd;
+      rd.source_ms = q.columnInt(4);
+      if (out.readings == 0 || rd.source_ms < out.oldest_ms) {
+        out.oldest_ms = rd.source_ms;
+      }
+      out.newest_ms = std::max(out.newest_ms, rd.source_ms);
+      ++out.readings;
       rd.device = c.deviceIndex(q.columnText(0));
       auto pid = c.pointId(q.columnText(1));
       if (rd.device == model::kNoDevice || !pid) {
@@ -555,10 +563,8 @@ int64_t rebuild(storage::Database& db, const HistoryConfig& config,
       rd.quality = ql == "good" ? model::Quality::Good
                    : ql == "bad" ? model::Quality::Bad
                                  : model::Quality::Stale;
-      rd.source_ms = q.columnInt(4);
       rd.ingest_ms = q.columnInt(5);
       r.onReading(rd);
-      ++n;
     }
   }
   bool alerts = db.scalarInt("SELECT count(*) FROM sqlite_master WHERE name='alerts'") > 0;
@@ -568,12 +574,77 @@ int64_t rebuild(storage::Database& db, const HistoryConfig& config,
     storage::Statement::Scope scope(q);
     while (q.step()) {
       r.onAlertRaised(q.columnText(0), q.columnText(1), q.columnText(2), q.columnInt(3));
+      ++out.alerts;
     }
   }
+  std::vector<OccupancyRow> occ = r.takeOccupancyRows();
+  std::vector<DayRow> days = r.takeDayRows();
+  if (from_ms) {
+    // Day rows are named by their local day; "YYYY-MM-DD" strings order like the days.
+    const std::string from_day = r.dayOf(*from_ms);
+    const size_t before = occ.size() + days.size();
+    std::erase_if(occ, [&](const OccupancyRow& o) { return o.bucket_ms < *from_ms; });
+    std::erase_if(days, [&](const DayRow& d) { return d.day < from_day; });
+    out.skipped_rows = static_cast<int64_t>(before - occ.size() - days.size());
+  }
+  out.occupancy_rows = static_cast<int64_t>(occ.size());
+  out.day_rows = static_cast<int64_t>(days.size());
   storage::Transaction tx(db, storage::Durability::Process);
-  writeRows(db, r.takeOccupancyRows(), r.takeDayRows());
+  writeRows(db, occ, days);
   tx.commit();
-  return n;
+  return out;
+}
+
+int64_t rebuild(storage::Database& db, const HistoryConfig& config,
+                std::shared_ptr<const model::Compound> compound) {
+  return rebuildFrom(db, config, std::move(compound), std::nullopt).readings;
+}
+
+std::optional<int64_t> localMidnight(const std::string& day, int utc_offset_minutes) {
+  int y = 0;
+  unsigned m = 0;
+  unsigned d = 0;
+  char tail = 0;
+  if (day.size() != 10 || std::sscanf(day.c_str(), "%4d-%2u-%2u%c", &y, &m, &d, &tail) != 3) {
+    return std::nullopt;
+  }
+  std::chrono::year_month_day ymd{std::chrono::year(y), std::chrono::month(m), std::chrono::day(d)};
+  if (!ymd.ok()) {
+    return std::nullopt;
+  }
+  const int64_t days = std::chrono::sys_days(ymd).time_since_epoch().count();
+  return days * 86'400'000 - int64_t{utc_offset_minutes} * 60'000;
+}
+
+std::optional<int64_t> defaultRebuildFrom(storage::Database& db, const HistoryConfig& config) {
+  if (db.scalarInt("SELECT count(*) FROM readings") == 0) {
+    return std::nullopt;
+  }
+  const int64_t oldest = db.scalarInt("SELECT MIN(ts_ms) FROM readings");
+  // The first local midnight at or after the oldest reading: the first whole day.
+  constexpr int64_t kDayMs = 86'400'000;
+  const int64_t offset = int64_t{config.utc_offset_minutes} * 60'000;
+  const int64_t local = oldest + offset;
+  const int64_t floor_day = (local >= 0 ? local : local - kDayMs + 1) / kDayMs * kDayMs;
+  const int64_t first_whole = (floor_day == local ? floor_day : floor_day + kDayMs) - offset;
+  storage::Statement older_occ =
+      db.prepare("SELECT count(*) FROM history_occupancy WHERE bucket_ms < ?");
+  older_occ.bind(1, first_whole);
+  bool older = older_occ.step() && older_occ.columnInt(0) > 0;
+  older_occ.reset();
+  if (!older) {
+    // first_whole is a local midnight: its UTC date, shifted by the offset, names the day.
+    std::time_t t = static_cast<std::time_t>((first_whole + offset) / 1000);
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char day[48];
+    std::snprintf(day, sizeof day, "%04d-%02d-%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
+    storage::Statement older_day = db.prepare("SELECT count(*) FROM history_day WHERE day < ?");
+    older_day.bind(1, std::string(day));
+    older = older_day.step() && older_day.columnInt(0) > 0;
+    older_day.reset();
+  }
+  return older ? std::optional<int64_t>(first_whole) : std::nullopt;
 }
 
 } // namespace hgj::history

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -156,12 +157,41 @@ private:
   std::string last_retention_day_;
 };
 
+/// What rebuildFrom() did.
+struct RebuildResult {
+  int64_t readings = 0;        ///< readings replayed
+  int64_t alerts = 0;          ///< alerts replayed
+  int64_t occupancy_rows = 0;  ///< rows written (upserted) at or after `from`
+  int64_t day_rows = 0;
+  int64_t skipped_rows = 0;    ///< rows the replay gave for buckets or days before `from`
+  int64_t oldest_ms = 0;       ///< source time of the oldest reading (0: no readings)
+  int64_t newest_ms = 0;
+};
+
 /// Replays the `readings` table (by source time) and the `alerts` table through a fresh
-/// Rollups and writes every row it produces (upserts) on `db`, inside one transaction. For a
-/// database filled by an older gateway, or after the history tables were lost. Returns the
-/// number of readings replayed. Throws SqliteError.
+/// Rollups and upserts every row it produces for a bucket starting at or after `from_ms` (a day
+/// row: a day beginning at or after it), inside one transaction; rows before `from_ms`, and
+/// rows the replay does not produce, are left as they are. For a database filled by an older
+/// gateway, or after the history tables were lost. The whole table is replayed whatever
+/// `from_ms` is, so that the spaces' states and the piles' meters are known when `from_ms`
+/// begins. Throws SqliteError.
+RebuildResult rebuildFrom(storage::Database& db, const HistoryConfig& config,
+                          std::shared_ptr<const model::Compound> compound,
+                          std::optional<int64_t> from_ms);
+
+/// rebuildFrom() everything; returns the number of readings replayed.
 int64_t rebuild(storage::Database& db, const HistoryConfig& config,
                 std::shared_ptr<const model::Compound> compound);
+
+/// Where a rebuild should begin when the operator names no day: nullopt (everything) unless
+/// stored history reaches back before the first whole local day of the `readings` table
+/// (retention deleted the readings before it): then that day's midnight, so that history
+/// computed while those readings existed is not overwritten by figures from a part of them.
+std::optional<int64_t> defaultRebuildFrom(storage::Database& db, const HistoryConfig& config);
+
+/// Unix ms of the local midnight (HistoryConfig::utc_offset_minutes) beginning `day`
+/// ("2026-12-05"), or nullopt when it is not a valid day.
+std::optional<int64_t> localMidnight(const std::string& day, int utc_offset_minutes);
 
 /// Writes rows on `db` (the statements the DurableWrite of takeWrite() runs).
 void writeRows(storage::Database& db, const std::vector<OccupancyRow>& occ,

@@ -2,7 +2,8 @@
 # The dashboard test against the real daemon fed by the simulator: its own mosquitto on a free
 # loopback port, hgj-gateway on the example compound, hgj-sim playing it (quiet parking, one port
 # overheating so that there is a critical alert to acknowledge), then dashboard.test.mjs with
-# HGJ_DASHBOARD_URL. Skips (77) like run.sh when the browser or the npm packages are missing.
+# HGJ_DASHBOARD_URL; before the simulator, a week of seeded readings rebuilt into history
+# (seed_history.py, `hgj-gateway history rebuild`) for history.test.mjs, run last. Skips (77) like run.sh when the browser or the npm packages are missing.
 # Usage: run_daemon.sh BUILD_DIR
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -52,11 +53,26 @@ wait_for 10 mosquitto_pub -h 127.0.0.1 -p "$mport" -t hgj/probe -m x || { echo "
 # Acks need the operator token even on loopback.
 operator_token=operator-token-browser-daemon-0123
 printf '%s\n' "$operator_token" > "$tmp/operator.token"
-"$build/hgj-gateway" run -c "$root/conf/gateway.yaml" --set "mqtt.url=tcp://127.0.0.1:$mport" \
-  --set "storage.path=$tmp/hgj.db" --set "http.port=$hport" \
-  --set "http.operator_token_file=$tmp/operator.token" $line_sets_gw > "$tmp/gateway.log" 2>&1 &
-pids="$pids $!"
-wait_for 20 curl -sf "http://127.0.0.1:$hport/healthz" || { echo "FAIL: gateway did not start"; cat "$tmp/gateway.log"; exit 1; }
+start_gateway() {
+  "$build/hgj-gateway" run -c "$root/conf/gateway.yaml" --set "mqtt.url=tcp://127.0.0.1:$mport" \
+    --set "storage.path=$tmp/hgj.db" --set "http.port=$hport" \
+    --set "http.operator_token_file=$tmp/operator.token" $line_sets_gw >> "$tmp/gateway.log" 2>&1 &
+  gateway_pid=$!
+  pids="$pids $gateway_pid"
+  wait_for 20 curl -sf "http://127.0.0.1:$hport/healthz" || { echo "FAIL: gateway did not start"; cat "$tmp/gateway.log"; exit 1; }
+}
+start_gateway
+
+# History for the history page (history.test.mjs): the gateway's first run made the database;
+# stopped, it gets a week of readings ending yesterday (local, +08:00) and its rollups are
+# rebuilt from them by the command an installer runs after an upgrade; then it runs again.
+history_day=$(python3 -c 'import datetime as d; print((d.datetime.now(d.timezone(d.timedelta(hours=8))) - d.timedelta(days=1)).date())')
+kill -TERM "$gateway_pid"
+wait "$gateway_pid" || { echo "FAIL: the gateway did not stop cleanly"; tail -20 "$tmp/gateway.log"; exit 1; }
+python3 "$here/seed_history.py" "$tmp/hgj.db" "$history_day" 480 || { echo "FAIL: seeding the readings"; exit 1; }
+"$build/hgj-gateway" history rebuild -c "$root/conf/gateway.yaml" --set "storage.path=$tmp/hgj.db" \
+  --set "http.port=$hport" || { echo "FAIL: hgj-gateway history rebuild"; exit 1; }
+start_gateway
 
 cat > "$tmp/scenario.yaml" <<SCEN
 gateway: $root/conf/gateway.yaml
@@ -80,3 +96,8 @@ wait_for 30 all_known || { echo "FAIL: not every space reported"; exit 1; }
 HGJ_DASHBOARD_URL="http://127.0.0.1:$hport" HGJ_DASHBOARD_TOKEN="$operator_token" HGJ_DEBOUNCE_MS=5000 \
 HGJ_CHANGE_SPACE_CMD="mosquitto_pub -h 127.0.0.1 -p $mport -q 1 -t compound/parking/{id}/state -m '{\"occupied\":{occupied},\"ts\":{ts}}'" \
   node "$here/dashboard.test.mjs"
+live=$?
+HGJ_DASHBOARD_URL="http://127.0.0.1:$hport" HGJ_DASHBOARD_TOKEN="$operator_token" HGJ_HISTORY_DAY="$history_day" \
+  node "$here/history.test.mjs"
+history=$?
+[ "$live" -eq 0 ] && [ "$history" -eq 0 ]

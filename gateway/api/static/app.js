@@ -5,7 +5,7 @@
 const I18N = {
   zh: {
     title: '小区看板', nav_parking: '车位', nav_ev: '充电桩', nav_ebike: '电动车棚',
-    nav_alerts: '告警', nav_health: '设备', parking: '车位', free: '空闲', occupied: '占用',
+    nav_alerts: '告警', nav_health: '设备', nav_history: '历史统计', parking: '车位', free: '空闲', occupied: '占用',
     unknown: '未知', total: '总数', ev_space: '充电车位', ev: '新能源充电桩',
     ebike: '电动自行车充电棚', alerts: '告警', show_acked: '显示已确认', no_alerts: '当前没有告警', alerts_unavailable: '告警暂不可用（数据库未就绪）',
     health: '设备健康', offline_devices: '离线设备', ack_title: '确认告警', ack_by: '处理人',
@@ -24,7 +24,7 @@ const I18N = {
   },
   en: {
     title: 'Compound dashboard', nav_parking: 'Parking', nav_ev: 'EV piles', nav_ebike: 'E-bike sheds',
-    nav_alerts: 'Alerts', nav_health: 'Devices', parking: 'Parking', free: 'Free',
+    nav_alerts: 'Alerts', nav_health: 'Devices', nav_history: 'History', parking: 'Parking', free: 'Free',
     occupied: 'Occupied', unknown: 'Unknown', total: 'Total', ev_space: 'EV space',
     ev: 'EV charging piles', ebike: 'E-bike charging sheds', alerts: 'Alerts',
     show_acked: 'Show acknowledged', no_alerts: 'No alerts',

@@ -45,6 +45,8 @@ TEST_CASE("api static: only plain file names are served from a directory", "[api
   CHECK_FALSE(safeAssetName("a/b.js"));
   CHECK_FALSE(safeAssetName("a..js"));
   CHECK(hgj::api::contentTypeFor("app.css") == "text/css; charset=utf-8");
+  // The vendored chart library's licence is served beside it, readable in a browser.
+  CHECK(hgj::api::contentTypeFor("uplot.LICENSE.txt") == "text/plain; charset=utf-8");
 }
 
 TEST_CASE("api static: every device type of the shipped profiles has a name in both languages",

@@ -150,3 +150,40 @@ TEST_CASE("history rollups: a device clock off by a year or a day ahead neither 
   rig.r->onReading(ahead);
   CHECK(rig.r->time() <= kT0 + 61'000);
 }
+
+TEST_CASE("history rebuild: local midnights of days, and where a rebuild begins by default",
+          "[history]") {
+  using hgj::history::localMidnight;
+  // 2026-12-05 00:00 at +08:00 is 2026-12-04T16:00Z.
+  CHECK(localMidnight("2026-12-05", 480) == 1'796'400'000'000LL);
+  CHECK(localMidnight("1970-01-01", 0) == 0);
+  CHECK(localMidnight("2026-12-05", -300) == 1'796'446'800'000LL);  // 05:00Z
+  CHECK_FALSE(localMidnight("2026-02-30", 480));
+  CHECK_FALSE(localMidnight("2026-13-01", 480));
+  CHECK_FALSE(localMidnight("2026-12-5", 480));
+  CHECK_FALSE(localMidnight("2026-12-05x", 480));
+
+  hgj::storage::Database db(":memory:");
+  db.exec("CREATE TABLE readings(id INTEGER PRIMARY KEY, device TEXT, point TEXT, value, "
+          "quality TEXT, ts_ms INTEGER, ingest_ms INTEGER)");
+  hgj::history::createHistorySchema(db, 0);
+  hgj::history::HistoryConfig cfg;  // +08:00
+  const int64_t day = *localMidnight("2026-12-05", 480);
+  CHECK_FALSE(hgj::history::defaultRebuildFrom(db, cfg));  // no readings: everything
+  // Readings from 10:00 on 12-05: nothing stored before the next midnight, so everything.
+  db.exec("INSERT INTO readings(device, point, value, quality, ts_ms, ingest_ms) VALUES "
+          "('P-1', 'occupied', 1, 'good', " + std::to_string(day + 36'000'000) + ", 0)");
+  CHECK_FALSE(hgj::history::defaultRebuildFrom(db, cfg));
+  // History of 12-05 computed while its morning's readings existed: keep that day.
+  db.exec("INSERT INTO history_day(day, metric, key, value) VALUES ('2026-12-05', "
+          "'energy_kwh_pile', 'EV-01', 3)");
+  CHECK(hgj::history::defaultRebuildFrom(db, cfg) == day + 86'400'000);
+  db.exec("DELETE FROM history_day");
+  db.exec("INSERT INTO history_occupancy(step_s, bucket_ms, scope, total, mean_occupied, "
+          "peak_occupied, min_free, minutes_full) VALUES (3600, " + std::to_string(day) +
+          ", 'site', 1, 0, 0, 1, 0)");
+  CHECK(hgj::history::defaultRebuildFrom(db, cfg) == day + 86'400'000);
+  // The readings begin exactly at a midnight: that day is whole.
+  db.exec("UPDATE readings SET ts_ms = " + std::to_string(day));
+  CHECK(hgj::history::defaultRebuildFrom(db, cfg) == std::nullopt);
+}
