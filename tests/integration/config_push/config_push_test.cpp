@@ -68,7 +68,7 @@ struct Site {
   std::unique_ptr<Recorder> rec;
   int http_port = freePort();
 
-  Site() {
+  explicit Site(std::vector<std::string> filters = {}) {
     const std::string conf = sourcePath("conf");
     for (const char* f : {"gateway.yaml", "grids.yaml", "devices.yaml", "rules.yaml", "alerts.yaml"}) {
       files[f] = readFile(conf + "/" + f);
@@ -81,15 +81,15 @@ struct Site {
     for (const auto& [name, text] : files) {
       writeFile(dir.file("conf/" + name), text);
     }
-    rec = std::make_unique<Recorder>(
-        broker.url(),
-        std::vector<std::string>{std::string("hgj/") + kSite + "/cmd/result",
-                                 std::string("hgj/") + kSite + "/config"},
-        "config-push-recorder");
+    if (filters.empty()) {
+      filters = {std::string("hgj/") + kSite + "/cmd/result", std::string("hgj/") + kSite + "/config"};
+    }
+    rec = std::make_unique<Recorder>(broker.url(), filters, "config-push-recorder");
   }
 
   /// `faults`: HGJ_FAULTS for this start only (the child inherits the environment).
-  void start(const std::string& faults = {}) {
+  /// `sets`: more --set values (they win over the ones here).
+  void start(const std::string& faults = {}, const std::vector<std::string>& sets = {}) {
     std::vector<std::string> argv{binary("hgj-gateway"), "run", "-c", dir.file("conf/gateway.yaml")};
     for (std::string s : {"storage.path=" + dir.file("gw.db"),
                           "http.port=" + std::to_string(http_port),
@@ -99,6 +99,10 @@ struct Site {
                           std::string("uplink.config_push.enabled=true"),
                           std::string("uplink.config_push.health_window=4s"),
                           std::string("uplink.config_push.healthy_for=1s")}) {
+      argv.push_back("--set");
+      argv.push_back(s);
+    }
+    for (const auto& s : sets) {
       argv.push_back("--set");
       argv.push_back(s);
     }
@@ -390,4 +394,56 @@ TEST_CASE("config push: kill -9 at any step of applying leaves a complete config
       CHECK(site.ingests("P-B1-0006"));
     }
   }
+}
+
+TEST_CASE("config push: over a ThingsBoard RPC a bad bundle gets its FILE:LINE errors, a good one is applied",
+          "[config_push][integration][thingsboard]") {
+  Site site({"v1/devices/me/rpc/response/+", "v1/devices/me/telemetry"});
+  site.start({}, {"uplink.mode=thingsboard", "uplink.thingsboard.access_token=tb-gateway-token"});
+  auto rpc = [&](int request, int64_t version, const std::map<std::string, std::string>& files) {
+    json cmd = {{"method", "config_push"}, {"params", {{"version", version}, {"files", json(files)}}}};
+    const std::string answer_topic = "v1/devices/me/rpc/response/" + std::to_string(request);
+    site.rec->publish("v1/devices/me/rpc/request/" + std::to_string(request), cmd.dump());
+    json found;
+    waitFor(
+        [&] {
+          for (const auto& m : site.rec->on(answer_topic)) {
+            found = json::parse(m.payload, nullptr, false);
+            return true;
+          }
+          return false;
+        },
+        seconds(20));
+    return found;
+  };
+  auto bad = site.files;
+  bad["gateway.yaml"] = replaced(bad["gateway.yaml"], "  keepalive: 30s", "  keepalivee: 30s");
+  json r = rpc(41, 2, bad);
+  REQUIRE(r.is_object());
+  CHECK(r["success"] == false);
+  CHECK(r["status"] == 400);
+  CHECK(r["reason"].get<std::string>().find("gateway.yaml:29: mqtt.keepalivee: ") != std::string::npos);
+  CHECK(site.gw->notify().count("READY=1") == 1);
+
+  auto good = site.files;
+  good["gateway.yaml"] = replaced(good["gateway.yaml"], "  title: 车位", "  title: 车位 tb");
+  r = rpc(42, 3, good);
+  REQUIRE(r.is_object());
+  CHECK(r["success"] == true);
+  REQUIRE(site.waitReadyCount(2));
+  // The steps are the gateway device's telemetry: config_event, config_version, ...
+  REQUIRE(waitFor(
+      [&] {
+        for (const auto& m : site.rec->on("v1/devices/me/telemetry")) {
+          json t = json::parse(m.payload, nullptr, false);
+          if (t.is_object() && t["values"].value("config_event", "") == "confirmed" &&
+              t["values"].value("config_version", int64_t{0}) == 3) {
+            return true;
+          }
+        }
+        return false;
+      },
+      seconds(20)));
+  CHECK(site.versions()["active"] == 3);
+  CHECK(site.getJson("/api/v1/parking")["title"] == "车位 tb");
 }
