@@ -4,7 +4,12 @@ namespace hgj::api {
 
 void getConfigVersions(ApiContext& ctx, const Request& /*req*/, Response& res) {
   if (!ctx.config_versions) {
-    res.setError(404, "remote configuration is not available");
+    // A server without remote configuration (the API fixture): nothing pushed, nothing active.
+    res.setJson(200, nlohmann::json{{"active", 0},
+                                    {"enabled", false},
+                                    {"trial", nullptr},
+                                    {"versions", nlohmann::json::array()},
+                                    {"events", nlohmann::json::array()}});
     return;
   }
   res.setJson(200, ctx.config_versions());
