@@ -54,7 +54,7 @@ constexpr int kExitRestart = 75;
 int reexec(char** argv) {
   spdlog::info("restarting onto the new configuration");
   spdlog::shutdown();
-  sd_notify(0, "RELOADING=1");
+  sd_notify(0, "RELOADING=1");  // again for the start-up failure path (harmless twice)
   // Descriptors not marked close-on-exec (log files, sockets of libraries) must not leak into
   // the new image, one set per restart.
   ::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
@@ -206,8 +206,10 @@ int main(int argc, char** argv) {
         continue;
       }
       if (sig == SIGUSR2) {
+        // Not STOPPING=1: systemd would then wait for an exit and kill the new image at
+        // TimeoutStopSec. A restart in place is a reload to it, ended by the new READY=1.
         spdlog::info("config push: stopping to restart onto version {}", remote.active());
-        sd_notify(0, "STOPPING=1");
+        sd_notify(0, "RELOADING=1");
         restart = true;
         break;
       }
