@@ -7,6 +7,7 @@
 #include <cctype>
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -143,6 +144,21 @@ struct Site {
     return waitFor([&] { return health("ingest") == "ok" && health("uplink") == "ok"; }, timeout);
   }
 
+  /// Publishes a command until `done` holds, as a platform retries an unanswered command: again
+  /// every 5 s (a command sent before the uplink's subscription reached the broker is lost; a
+  /// repeat with the same id is answered with the first result, not executed twice).
+  bool sendUntil(const std::string& topic, const std::string& payload,
+                 const std::function<bool()>& done, milliseconds total = seconds(45)) {
+    const auto give_up = std::chrono::steady_clock::now() + total;
+    while (std::chrono::steady_clock::now() < give_up) {
+      rec->publish(topic, payload);
+      if (waitFor(done, seconds(5))) {
+        return true;
+      }
+    }
+    return false;
+  }
+
   /// Pushes a bundle and waits for its answer on cmd/result.
   json push(const std::string& id, int64_t version, const std::map<std::string, std::string>& bundle) {
     json files_json = json::object();
@@ -151,20 +167,17 @@ struct Site {
     }
     json cmd = {{"id", id}, {"method", "config_push"}, {"version", version}, {"by", "platform-ops"},
                 {"files", files_json}};
-    rec->publish(std::string("hgj/") + kSite + "/cmd", cmd.dump());
     json found;
-    waitFor(
-        [&] {
-          for (const auto& m : rec->on(std::string("hgj/") + kSite + "/cmd/result")) {
-            json r = json::parse(m.payload, nullptr, false);
-            if (r.is_object() && r["id"] == id) {
-              found = r;
-              return true;
-            }
-          }
-          return false;
-        },
-        seconds(20));
+    sendUntil(std::string("hgj/") + kSite + "/cmd", cmd.dump(), [&] {
+      for (const auto& m : rec->on(std::string("hgj/") + kSite + "/cmd/result")) {
+        json r = json::parse(m.payload, nullptr, false);
+        if (r.is_object() && r["id"] == id) {
+          found = r;
+          return true;
+        }
+      }
+      return false;
+    });
     if (found.is_null()) {
       const std::string out = gw->output();
       WARN("no answer to " << id << "; the gateway's log ends with:\n"
@@ -306,7 +319,13 @@ TEST_CASE("config push: a good bundle is applied, confirmed and reported, and an
   REQUIRE(waitFor([&] { return site.reported(2, "confirmed"); }, seconds(20)));
   std::vector<std::string> order;
   for (const auto& e : site.steps(2)) {
-    order.push_back(e["event"].get<std::string>());
+    // A retry of the same command that reached the gateway after its restart is refused as not
+    // newer (with its own "received"); only a loaded box gets there.
+    const std::string ev = e["event"].get<std::string>();
+    const bool retry = ev == "refused" || (ev == "received" && !order.empty());
+    if (!retry) {
+      order.push_back(ev);
+    }
   }
   CHECK(order == std::vector<std::string>{"received", "accepted", "applied", "confirmed"});
   json v = site.versions();
@@ -374,8 +393,9 @@ TEST_CASE("config push: kill -9 at any step of applying leaves a complete config
       good["gateway.yaml"] = replaced(good["gateway.yaml"], "  title: 车位", "  title: 车位 v7");
       json cmd = {{"id", "kill-" + std::to_string(step)}, {"method", "config_push"},
                   {"version", 7}, {"files", json(good)}};
-      site.rec->publish(std::string("hgj/") + kSite + "/cmd", cmd.dump());
-      REQUIRE(site.gw->wait(seconds(30)) == 128 + SIGKILL);
+      REQUIRE(site.sendUntil(std::string("hgj/") + kSite + "/cmd", cmd.dump(),
+                             [&] { return !site.gw->running(); }));
+      REQUIRE(site.gw->wait(seconds(1)) == 128 + SIGKILL);
 
       site.start();
       json v = site.versions();
@@ -403,17 +423,14 @@ TEST_CASE("config push: over a ThingsBoard RPC a bad bundle gets its FILE:LINE e
   auto rpc = [&](int request, int64_t version, const std::map<std::string, std::string>& files) {
     json cmd = {{"method", "config_push"}, {"params", {{"version", version}, {"files", json(files)}}}};
     const std::string answer_topic = "v1/devices/me/rpc/response/" + std::to_string(request);
-    site.rec->publish("v1/devices/me/rpc/request/" + std::to_string(request), cmd.dump());
     json found;
-    waitFor(
-        [&] {
-          for (const auto& m : site.rec->on(answer_topic)) {
-            found = json::parse(m.payload, nullptr, false);
-            return true;
-          }
-          return false;
-        },
-        seconds(20));
+    site.sendUntil("v1/devices/me/rpc/request/" + std::to_string(request), cmd.dump(), [&] {
+      for (const auto& m : site.rec->on(answer_topic)) {
+        found = json::parse(m.payload, nullptr, false);
+        return true;
+      }
+      return false;
+    });
     return found;
   };
   auto bad = site.files;
