@@ -13,6 +13,7 @@
 #include "gateway/alerts/alert_manager.h"
 #include "gateway/alerts/notifier.h"
 #include "gateway/api/http_server.h"
+#include "gateway/config_push/remote_config.h"
 #include "gateway/pipeline/pipeline.h"
 #include "gateway/uplink/uplink.h"
 #include "gateway/pipeline/read_model.h"
@@ -130,6 +131,25 @@ void App::startStages() {
     pipeline_->noteOutboxDrop(uplink::kindName(kind), total);
   });
 
+  if (remote_ != nullptr) {
+    // Each step of a config push goes upstream as a message that is never dropped, and into
+    // the audit table through the storage writer.
+    remote_->setReporter([this](nlohmann::json event) {
+      uplink_->enqueue(uplink::Kind::CmdResult, "config", std::move(event));
+    });
+    remote_->setAudit(store_.get());
+    remote_->setHealth([this] { return health(); });
+    uplink_->setConfigPushHandler(
+        {[this](config_push::ConfigBundle bundle, std::string id, std::string identity) {
+           return remote_->push(std::move(bundle), std::move(id), std::move(identity));
+         },
+         [this] { remote_->answered(); }});
+    http_->setConfigControl([this] { return remote_->versions(); },
+                            [this](const std::string& by, const std::string& identity) {
+                              return remote_->rollback(by, identity);
+                            });
+  }
+
   // Consumers before producers, so that stop() (the reverse) stops every producer before what
   // it feeds: the store, the notifier and the uplink outlive the pipeline that hands them work,
   // and the pipeline outlives the drivers that deliver to it. The HTTP port is taken before the
@@ -155,6 +175,10 @@ void App::startStages() {
   if (modbus_) {
     modbus_->start();
     stops_.emplace_back([this] { modbus_->stop(); });
+  }
+  if (remote_ != nullptr) {
+    remote_->start();
+    stops_.emplace_back([this] { remote_->stop(); });
   }
   started_ = true;
   // "Ready" means subscribed, so a device's first message is not missed on a fresh session; a

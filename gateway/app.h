@@ -37,6 +37,9 @@ class HttpServer;
 namespace uplink {
 class Uplink;
 }
+namespace config_push {
+class RemoteConfig;
+}
 
 /// Builds every stage from a validated config, wires them and owns them: the only place besides
 /// the pipeline that knows every stage. start() brings them up in dependency order (storage,
@@ -48,6 +51,10 @@ public:
   ~App();
   App(const App&) = delete;
   App& operator=(const App&) = delete;
+
+  /// Remote configuration (owned by main, which chose the config with it): wired to the uplink,
+  /// the store, the HTTP API and the health; started last, stopped first. Before start().
+  void setRemoteConfig(config_push::RemoteConfig* remote) { remote_ = remote; }
 
   void start();
   void stop();
@@ -76,6 +83,7 @@ private:
   std::unique_ptr<alerts::Notifier> notifier_;
   std::unique_ptr<api::HttpServer> http_;
   std::unique_ptr<uplink::Uplink> uplink_;
+  config_push::RemoteConfig* remote_ = nullptr;
   /// How to stop each stage started so far, oldest first (stop() runs them newest first).
   std::vector<std::function<void()>> stops_;
   bool started_ = false;

@@ -1,13 +1,16 @@
 // hgj-gateway: flags -> config -> build the stages -> run until a signal.
 #include <algorithm>
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <string>
 #include <vector>
 
+#include <linux/close_range.h>
 #include <malloc.h>
 #include <pthread.h>
+#include <unistd.h>
 #include <spdlog/spdlog.h>
 #include <systemd/sd-daemon.h>
 
@@ -16,6 +19,7 @@
 #include "core/log.h"
 #include "gateway/app.h"
 #include "gateway/config/config.h"
+#include "gateway/config_push/remote_config.h"
 #include "gateway/history_command.h"
 #include "gateway/startup_error.h"
 #include "hgj_version.h"
@@ -43,8 +47,31 @@ options:
 exit status: 0 ok; 1 runtime failure (history rebuild: a gateway answers on its HTTP port); 2
 configuration problems (one line each: FILE:LINE: key.path: message); 3 the HTTP port cannot
 be listened on; 4 the database cannot be opened or written (history rebuild: it does not
-exist); 5 a Modbus serial port does not exist.
+exist); 5 a Modbus serial port does not exist; 75 a restart onto another configuration could
+not re-execute the binary (systemd's Restart= brings it back).
+
+A configuration pushed by the platform and applied (docs/remote-config.md) runs instead of
+the -c files, with the same --set values, until the -c main file is changed on the box.
 )";
+
+// Exit status when re-executing for a new configuration failed (EX_TEMPFAIL).
+constexpr int kExitRestart = 75;
+
+// Restarts the daemon in place onto the configuration the manifest names: same pid (systemd
+// keeps tracking it), same argv and environment. Everything was stopped and flushed before.
+// The blocked signal mask is inherited and taken over by the new image, so a signal that
+// arrives meanwhile stays pending instead of killing it.
+int reexec(char** argv) {
+  spdlog::info("restarting onto the new configuration");
+  spdlog::shutdown();
+  sd_notify(0, "RELOADING=1");  // again for the start-up failure path (harmless twice)
+  // Descriptors not marked close-on-exec (log files, sockets of libraries) must not leak into
+  // the new image, one set per restart.
+  ::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
+  ::execv("/proc/self/exe", argv);
+  std::fprintf(stderr, "hgj-gateway: cannot re-execute itself: %s\n", std::strerror(errno));
+  return kExitRestart;
+}
 
 struct Args {
   std::string command;
@@ -153,12 +180,20 @@ int main(int argc, char** argv) {
   }
 
   // Signals are taken by this thread with sigwait; every thread started later inherits the mask.
+  // SIGUSR2 is the daemon's own: restart onto the configuration the manifest names.
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGHUP);
+  sigaddset(&signals, SIGUSR2);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  // A bundle pushed by the platform and applied takes the place of the -c files.
+  hgj::config_push::RemoteConfig remote(args.config, args.overrides, cfg,
+                                        hgj::core::SystemClock::instance());
+  cfg = remote.boot(std::move(cfg));
+  remote.setRestart([] { ::kill(::getpid(), SIGUSR2); });
   std::signal(SIGPIPE, SIG_IGN);
 
   hgj::core::setupLogging(cfg.log.level, cfg.log.file,
@@ -169,8 +204,10 @@ int main(int argc, char** argv) {
   for (const auto& w : exposed) {
     spdlog::warn("{}", w);
   }
+  bool restart = false;
   try {
     hgj::App app(std::move(cfg), hgj::core::SystemClock::instance());
+    app.setRemoteConfig(&remote);
     app.start();
     // Loading the compound (YAML trees, the device list) leaves freed memory behind in the heap;
     // give it back before settling into the steady state.
@@ -200,11 +237,20 @@ int main(int argc, char** argv) {
         }
         continue;
       }
+      if (sig == SIGUSR2) {
+        // Not STOPPING=1: systemd would then wait for an exit and kill the new image at
+        // TimeoutStopSec. A restart in place is a reload to it, ended by the new READY=1.
+        spdlog::info("config push: stopping to restart onto version {}", remote.active());
+        sd_notify(0, "RELOADING=1");
+        restart = true;
+        break;
+      }
       if (sig == SIGHUP) {
         sd_notify(0, "RELOADING=1");
         spdlog::info("SIGHUP: reloading the configuration");
         hgj::core::Diagnostics reload_diag;
-        auto fresh = hgj::config::loadConfig(args.config, args.overrides, reload_diag);
+        auto [reload_path, reload_overrides] = remote.source();
+        auto fresh = hgj::config::loadConfig(reload_path, reload_overrides, reload_diag);
         if (!reload_diag.ok()) {
           spdlog::error("reload: the configuration has problems; keeping the running one:\n{}",
                         reload_diag.format());
@@ -222,12 +268,18 @@ int main(int argc, char** argv) {
   } catch (const hgj::StartupError& e) {
     // One line that says what and where; App::start has already stopped what it had started.
     spdlog::critical("hgj-gateway: cannot start: {}", e.what());
+    if (remote.startFailed(e.what())) {
+      return reexec(argv);
+    }
     spdlog::shutdown();
     return static_cast<int>(e.code());
   } catch (const std::exception& e) {
     spdlog::critical("hgj-gateway: {}", e.what());
     spdlog::shutdown();
     return static_cast<int>(hgj::ExitCode::Runtime);
+  }
+  if (restart) {
+    return reexec(argv);
   }
   spdlog::info("hgj-gateway stopped");
   spdlog::shutdown();

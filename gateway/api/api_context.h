@@ -41,6 +41,10 @@ struct ApiContext {
   std::shared_ptr<HistoryStore> history;
   /// Open event streams and connections, for /healthz (set by HttpServer).
   std::function<int()> sse_clients = [] { return 0; };
+  /// Remote configuration (docs/remote-config.md), set by the wiring; unset: 404.
+  std::function<nlohmann::json()> config_versions;
+  std::function<std::pair<int, nlohmann::json>(const std::string& by, const std::string& identity)>
+      config_rollback;
   std::atomic<uint64_t> next_command{0};
   core::RateLimitedLog error_log;
 

@@ -29,6 +29,11 @@ void getHistoryScopes(ApiContext& ctx, const Request& req, Response& res);
 // point_handlers.cpp: operator writes to device points (worker threads; wait for the pipeline).
 void postWrite(ApiContext& ctx, const Request& req, Response& res);
 
+// config_handlers.cpp: remote configuration (worker threads): the stored bundles and their
+// steps, and an operator's rollback to the previous good one (docs/remote-config.md).
+void getConfigVersions(ApiContext& ctx, const Request& req, Response& res);
+void postConfigRollback(ApiContext& ctx, const Request& req, Response& res);
+
 // system_handlers.cpp: /healthz and the dashboard files (network thread: quick, never block),
 // /metrics (worker thread: scrape callbacks may read the database).
 void getHealth(ApiContext& ctx, const Request& req, Response& res);

@@ -212,6 +212,14 @@ HttpServer::~HttpServer() {
   stop();
 }
 
+void HttpServer::setConfigControl(
+    std::function<nlohmann::json()> versions,
+    std::function<std::pair<int, nlohmann::json>(const std::string&, const std::string&)>
+        rollback) {
+  impl_->ctx.config_versions = std::move(versions);
+  impl_->ctx.config_rollback = std::move(rollback);
+}
+
 void HttpServer::start() {
   Impl& m = *impl_;
   if (m.running) {

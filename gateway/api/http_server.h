@@ -42,6 +42,13 @@ public:
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
 
+  /// The remote-configuration endpoints (`GET /api/v1/config/versions`, `POST
+  /// /api/v1/config/rollback`); both run on a worker and must be thread-safe. Before start().
+  void setConfigControl(
+      std::function<nlohmann::json()> versions,
+      std::function<std::pair<int, nlohmann::json>(const std::string&, const std::string&)>
+          rollback);
+
   /// Binds and starts serving. Throws std::runtime_error ("http: cannot listen on ADDR:PORT: ...")
   /// when the address cannot be bound (port taken, address not on this host).
   void start();

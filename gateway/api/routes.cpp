@@ -20,6 +20,8 @@ const Route kMetrics{"GET", RunOn::Worker, getMetrics};
 const Route kHistoryOccupancy{"GET", RunOn::Worker, getHistoryOccupancy};
 const Route kHistoryDays{"GET", RunOn::Worker, getHistoryDays};
 const Route kHistoryScopes{"GET", RunOn::Worker, getHistoryScopes};
+const Route kConfigVersions{"GET", RunOn::Worker, getConfigVersions};
+const Route kConfigRollback{"POST", RunOn::Worker, postConfigRollback};
 
 bool startsWith(std::string_view s, std::string_view prefix) {
   return s.substr(0, prefix.size()) == prefix;
@@ -94,6 +96,12 @@ const Route* byPath(std::string_view path, std::vector<std::string>& params) {
   }
   if (rest == "history/occupancy") {
     return &kHistoryOccupancy;
+  }
+  if (rest == "config/versions") {
+    return &kConfigVersions;
+  }
+  if (rest == "config/rollback") {
+    return &kConfigRollback;
   }
   if (rest == "history/scopes") {
     return &kHistoryScopes;

@@ -18,6 +18,9 @@ using std::chrono::milliseconds;
 
 constexpr size_t kFetchBatch = 512;
 constexpr size_t kMaxIncoming = 256;
+// Commands waiting for the uplink thread, in payload bytes: a flood of large config pushes is
+// dropped (counted) instead of held.
+constexpr size_t kMaxIncomingBytes = 8 * 1024 * 1024;
 constexpr size_t kMaxPendingCommands = 64;
 constexpr size_t kRecentResults = 256;
 constexpr size_t kAttributesPerMessage = 100;
@@ -69,10 +72,13 @@ struct Uplink::Link : public mqtt::iaction_listener {
     });
     client.set_message_callback([this](mqtt::const_message_ptr msg) {
       std::lock_guard lock(this->owner.mu_);
-      if (this->owner.incoming_.size() >= kMaxIncoming) {
+      const size_t bytes = msg->get_payload_ref().size();
+      if (this->owner.incoming_.size() >= kMaxIncoming ||
+          this->owner.incoming_bytes_ + bytes > kMaxIncomingBytes) {
         this->owner.incoming_dropped_.inc();
         return;
       }
+      this->owner.incoming_bytes_ += bytes;
       this->owner.incoming_.emplace_back(msg->get_topic(), msg->get_payload_str());
       this->owner.work_ = true;
       this->owner.wake_.notify_one();
@@ -716,11 +722,19 @@ void Uplink::handleIncoming() {
   {
     std::lock_guard lock(mu_);
     incoming.swap(incoming_);
+    incoming_bytes_ = 0;
   }
+  const bool push_enabled = config_.config_push.enabled;
   for (auto& [topic, payload] : incoming) {
     std::vector<std::string> allowed = config_.commands.enabled ? config_.commands.allow
                                                                 : std::vector<std::string>{};
-    ParsedCommand p = parseCommand(format_, topic, payload, allowed);
+    if (push_enabled) {
+      allowed.emplace_back("config_push");
+    }
+    ParsedCommand p = parseCommand(format_, topic, payload, allowed,
+                                   push_enabled ? &config_.config_push.limits : nullptr);
+    payload.clear();
+    payload.shrink_to_fit();
     if (p.is_response) {
       continue;
     }
@@ -764,6 +778,19 @@ void Uplink::handleIncoming() {
       continue;
     }
     spdlog::info("uplink: command {} {} from upstream", p.id, p.method);
+    if (p.bundle) {
+      if (!config_push_.submit) {
+        commands_refused_.inc();
+        answer(p, false, 503, "config push is not available");
+        continue;
+      }
+      auto bundle = std::move(*p.bundle);
+      p.bundle.reset();
+      auto future = config_push_.submit(std::move(bundle), p.id, p.command.identity);
+      pending_.push_back({std::move(p), std::move(future),
+                          clock_.steadyNow() + config_.commands.timeout, true});
+      continue;
+    }
     auto future = commands_.submit(p.command);
     pending_.push_back({std::move(p), std::move(future),
                         clock_.steadyNow() + config_.commands.timeout});
@@ -792,14 +819,22 @@ void Uplink::authorize(ParsedCommand& p) const {
   p.command.identity = "upstream:" +
                        (config_.client_id.empty() ? "hgj-" + site_id_ : config_.client_id) +
                        "#" + core::printable(p.id, 128);
-  if (p.command.kind != pipeline::Command::Kind::WritePoint) {
-    return;
-  }
   auto refuse = [&](std::string why) {
     p.ok = false;
     p.status = 403;
     p.reason = "unauthorized: " + std::move(why);
   };
+  if (p.bundle) {
+    // A new configuration can change every rule and every write allowance: at least the
+    // protection writes get.
+    if (cc.require_tls && !config_.usesTls() && !loopbackUrl(config_.url)) {
+      refuse("config push needs a TLS uplink (uplink.commands.require_tls)");
+    }
+    return;
+  }
+  if (p.command.kind != pipeline::Command::Kind::WritePoint) {
+    return;
+  }
   if (!cc.writeAllowed(p.command.device, p.command.point)) {
     refuse("writing " + p.command.device + "." + p.command.point +
            " from upstream is not allowed on this gateway (uplink.commands.write_points)");
@@ -843,6 +878,9 @@ void Uplink::pollCommands() {
     spdlog::info("uplink: command {} {}: {} {}", it->parsed.id, it->parsed.method,
                  result.ok ? "ok" : "failed", result.message);
     answer(it->parsed, result.ok, result.http_status, result.message);
+    if (it->config_push && config_push_.answered) {
+      config_push_.answered();
+    }
     recent_results_.emplace_back(it->parsed.id, result);
     while (recent_results_.size() > kRecentResults) {
       recent_results_.pop_front();

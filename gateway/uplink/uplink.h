@@ -4,6 +4,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <future>
 #include <memory>
 #include <mutex>
@@ -98,6 +99,18 @@ public:
   /// Set before start().
   void setDropHandler(Outbox::DropHandler handler);
 
+  /// Where `config_push` commands go (docs/remote-config.md): `submit` validates and stores a
+  /// bundle and returns the answer; `answered` is called on the uplink thread once that answer
+  /// is in the outbox (a restart may follow). Set before start(); without it a push is refused.
+  struct ConfigPushHandler {
+    std::function<std::future<pipeline::CommandResult>(config_push::ConfigBundle bundle,
+                                                       std::string request_id,
+                                                       std::string identity)>
+        submit;
+    std::function<void()> answered;
+  };
+  void setConfigPushHandler(ConfigPushHandler handler) { config_push_ = std::move(handler); }
+
   /// "connected to ssl://..; outbox 0" or "disconnected (why); retry in 4s; outbox 1523 (oldest
   /// 2h)". Thread-safe.
   std::string health() const;
@@ -115,6 +128,7 @@ private:
     ParsedCommand parsed;
     std::future<pipeline::CommandResult> future;
     core::SteadyTime deadline;
+    bool config_push = false;
   };
 
   void run();
@@ -168,6 +182,7 @@ private:
   bool lost_ = false;                    // guarded by mu_
   std::string lost_cause_;               // guarded by mu_
   std::deque<std::pair<std::string, std::string>> incoming_;  // guarded by mu_
+  size_t incoming_bytes_ = 0;            // guarded by mu_: payload bytes in incoming_
   bool summaries_requested_ = false;     // guarded by mu_
   std::string last_error_;               // guarded by mu_
   core::SteadyTime next_attempt_{};      // guarded by mu_
@@ -202,6 +217,7 @@ private:
   double tokens_ = 0;
   core::SteadyTime tokens_at_{};
   std::vector<PendingCommand> pending_;
+  ConfigPushHandler config_push_;
   std::deque<std::pair<std::string, pipeline::CommandResult>> recent_results_;
 
   // Writer thread only.

@@ -142,7 +142,7 @@ UplinkConfig parseUplinkConfig(const core::ConfigNode& node) {
   node.allowKeys({"enabled", "url", "mode", "client_id", "username", "password", "password_file",
                   "keepalive",
                   "connect_timeout", "tls", "backoff", "summaries", "telemetry", "outbox",
-                  "inflight", "replay_rate", "commands", "thingsboard"});
+                  "inflight", "replay_rate", "commands", "config_push", "thingsboard"});
   c.enabled = node.boolean("enabled", c.enabled);
   c.url = node.str("url", c.url);
   if (!hasScheme(c.url, "tcp://") && !hasScheme(c.url, "mqtt://") && !c.usesTls()) {
@@ -216,6 +216,26 @@ UplinkConfig parseUplinkConfig(const core::ConfigNode& node) {
     c.commands.require_tls = cmd.boolean("require_tls", c.commands.require_tls);
     c.commands.timeout = cmd.duration("timeout", c.commands.timeout, milliseconds(100),
                                       std::chrono::minutes(5));
+  }
+  if (auto cp = node.child("config_push"); cp.defined()) {
+    cp.allowKeys({"enabled", "health_window", "healthy_for", "keep", "max_bytes", "max_files",
+                  "max_file_bytes"});
+    auto& p = c.config_push;
+    p.enabled = cp.boolean("enabled", p.enabled);
+    p.health_window = cp.duration("health_window", p.health_window, std::chrono::seconds(1),
+                                  std::chrono::hours(1));
+    p.healthy_for = cp.duration("healthy_for", p.healthy_for, milliseconds(100),
+                                std::chrono::minutes(10));
+    if (p.healthy_for >= p.health_window) {
+      cp.errorAt("healthy_for", "must be shorter than uplink.config_push.health_window");
+    }
+    p.keep = static_cast<size_t>(cp.integer("keep", static_cast<int64_t>(p.keep), 1, 100));
+    p.limits.max_bytes = static_cast<size_t>(
+        cp.integer("max_bytes", static_cast<int64_t>(p.limits.max_bytes), 1024, 16 * 1024 * 1024));
+    p.limits.max_files = static_cast<size_t>(
+        cp.integer("max_files", static_cast<int64_t>(p.limits.max_files), 1, 1000));
+    p.limits.max_file_bytes = static_cast<size_t>(cp.integer(
+        "max_file_bytes", static_cast<int64_t>(p.limits.max_file_bytes), 1024, 16 * 1024 * 1024));
   }
   if (auto tb = node.child("thingsboard"); tb.defined()) {
     tb.allowKeys({"access_token", "access_token_file"});

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "core/config_node.h"
+#include "gateway/config_push/config_bundle.h"
 
 namespace hgj::uplink {
 
@@ -61,6 +62,19 @@ struct CommandConfig {
   bool writeAllowed(const std::string& device, const std::string& point) const;
 };
 
+/// `uplink.config_push`: whether the platform may replace this gateway's configuration
+/// (docs/remote-config.md). Off unless the installer turns it on.
+struct ConfigPushConfig {
+  bool enabled = false;
+  /// How long a freshly applied bundle has to make ingest, the pipeline and the uplink healthy
+  /// before the gateway goes back to the previous good config by itself.
+  std::chrono::milliseconds health_window{std::chrono::seconds(60)};
+  /// How long they must stay healthy together for the bundle to be confirmed.
+  std::chrono::milliseconds healthy_for{std::chrono::seconds(5)};
+  size_t keep = 5;  ///< stored bundles kept (besides the active one and the way back)
+  config_push::BundleLimits limits;
+};
+
 /// Glob match with `*` (any run of characters, including none and '/').
 bool globMatch(std::string_view pattern, std::string_view text);
 
@@ -83,6 +97,7 @@ struct UplinkConfig {
   int inflight = 64;        ///< unacknowledged QoS 1 publishes at a time
   double replay_rate = 2000;  ///< messages per second at most (0 = unlimited)
   CommandConfig commands;
+  ConfigPushConfig config_push;
   std::string thingsboard_access_token;  ///< thingsboard mode: the gateway device's token
 
   bool usesTls() const;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <map>
+#include <variant>
 
 #include "model/value.h"
 
@@ -68,8 +69,15 @@ std::optional<std::string> shortString(const json& obj, const char* key) {
 
 // Fills the command from method + arguments (the native message itself, or TB's params).
 ParsedCommand buildCommand(ParsedCommand p, const json& args, const std::string& device_hint,
-                           const std::vector<std::string>& allowed) {
-  if (std::find(allowed.begin(), allowed.end(), p.method) == allowed.end()) {
+                           const std::vector<std::string>& allowed,
+                           const config_push::BundleLimits* push_limits) {
+  if (std::find(allowed.begin(), allowed.end(), p.method) == allowed.end() ||
+      (p.method == "config_push" && push_limits == nullptr)) {
+    if (p.method == "config_push") {
+      return refuse(std::move(p), 403,
+                    "unauthorized: config push is not enabled on this gateway "
+                    "(uplink.config_push.enabled)");
+    }
     if (p.method == "write" || p.method == "ack_alert" || p.method == "summary_now") {
       return refuse(std::move(p), 403,
                     "unauthorized: method \"" + p.method + "\" is not allowed on this gateway");
@@ -132,6 +140,16 @@ ParsedCommand buildCommand(ParsedCommand p, const json& args, const std::string&
   } else if (p.method == "summary_now") {
     c.kind = pipeline::Command::Kind::SummaryNow;
     c.by = shortString(args, "by").value_or("upstream");
+  } else if (p.method == "config_push") {
+    auto parsed = config_push::parseBundle(args, *push_limits);
+    if (auto* why = std::get_if<std::string>(&parsed)) {
+      return refuse(std::move(p), 400, *why);
+    }
+    p.bundle = std::make_shared<config_push::ConfigBundle>(
+        std::move(std::get<config_push::ConfigBundle>(parsed)));
+    c.by = p.bundle->by;
+  } else {
+    return refuse(std::move(p), 400, "unknown method \"" + p.method + "\"");
   }
   p.ok = true;
   p.status = 200;
@@ -267,8 +285,13 @@ void WireFormat::render(Kind kind, const std::string& subtopic, json body,
   }
 }
 
+size_t commandByteLimit(const config_push::BundleLimits* limits) {
+  return limits == nullptr ? kMaxCommandBytes : kMaxCommandBytes + 2 * limits->max_bytes;
+}
+
 ParsedCommand parseCommand(const WireFormat& format, const std::string& topic,
-                           std::string_view payload, const std::vector<std::string>& allowed) {
+                           std::string_view payload, const std::vector<std::string>& allowed,
+                           const config_push::BundleLimits* push_limits) {
   ParsedCommand p;
   if (format.mode() == Mode::ThingsBoard) {
     p.route = topic == kTbGatewayRpc ? ParsedCommand::Route::TbGatewayRpc
@@ -286,10 +309,10 @@ ParsedCommand parseCommand(const WireFormat& format, const std::string& topic,
       p.id = p.tb_request_id;
     }
   }
-  if (payload.size() > kMaxCommandBytes) {
+  const size_t max_bytes = commandByteLimit(push_limits);
+  if (payload.size() > max_bytes) {
     return refuse(std::move(p), 413, "command too large (" + std::to_string(payload.size()) +
-                                         " bytes, at most " + std::to_string(kMaxCommandBytes) +
-                                         ")");
+                                         " bytes, at most " + std::to_string(max_bytes) + ")");
   }
   json j = json::parse(payload, nullptr, false);
   if (j.is_discarded() || !j.is_object()) {
@@ -350,7 +373,7 @@ ParsedCommand parseCommand(const WireFormat& format, const std::string& topic,
   if (p.id.empty()) {
     return refuse(std::move(p), 400, "command needs an \"id\"");
   }
-  return buildCommand(std::move(p), *args, device_hint, allowed);
+  return buildCommand(std::move(p), *args, device_hint, allowed, push_limits);
 }
 
 void renderCommandResult(const WireFormat& format, const ParsedCommand& cmd, bool ok, int status,

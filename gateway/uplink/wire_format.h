@@ -1,12 +1,14 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "gateway/config_push/config_bundle.h"
 #include "gateway/pipeline/commands.h"
 #include "gateway/uplink/outbox.h"
 #include "gateway/uplink/uplink_config.h"
@@ -70,14 +72,23 @@ struct ParsedCommand {
   std::string tb_request_id;
   /// An RPC answer (ours, echoed by a plain broker on v1/gateway/rpc), not a request: skip it.
   bool is_response = false;
+  /// `config_push`: the bundle, checked against the limits (file names, sizes); not yet
+  /// validated as a configuration.
+  std::shared_ptr<config_push::ConfigBundle> bundle;
 };
 
 constexpr size_t kMaxCommandBytes = 16 * 1024;
 
-/// Parses a command arriving on `topic`. `allowed` is the configured method allow list.
-/// Never throws.
+/// The largest command payload accepted: kMaxCommandBytes, or with config push on, room for a
+/// bundle of `limits.max_bytes` written as JSON strings (escaping may double it).
+size_t commandByteLimit(const config_push::BundleLimits* limits);
+
+/// Parses a command arriving on `topic`. `allowed` is the configured method allow list;
+/// `config_push` the bundle limits when `config_push` may be allowed (nullptr: the method is
+/// refused like any other not allowed). Never throws.
 ParsedCommand parseCommand(const WireFormat& format, const std::string& topic,
-                           std::string_view payload, const std::vector<std::string>& allowed);
+                           std::string_view payload, const std::vector<std::string>& allowed,
+                           const config_push::BundleLimits* config_push = nullptr);
 
 /// The answer to a command: topic and payload, ready for the outbox.
 void renderCommandResult(const WireFormat& format, const ParsedCommand& cmd, bool ok, int status,

@@ -226,6 +226,16 @@ async function main() {
     const typeNames = await page.$$eval('#health-types .tile .id', (n) => n.map((e) => [e.parentNode.dataset.type, e.textContent]));
     check('every device type in the health panel is translated',
       typeNames.length > 0 && typeNames.every(([type, name]) => name !== type), JSON.stringify(typeNames));
+    // The configuration versions (docs/remote-config.md): what runs, and a rollback button only
+    // when a pushed version runs.
+    const cfg = await getJson(base, '/api/v1/config/versions');
+    await page.waitForFunction(() => document.getElementById('config-active').textContent !== '',
+      null, { timeout: 10_000 });
+    const rollbackShown = await page.$eval('#config-rollback', (b) => !b.classList.contains('hidden'));
+    check('the configuration panel shows what runs, with a rollback button only for a pushed version',
+      rollbackShown === (cfg.active !== 0) &&
+      (await page.textContent('#config-active')).includes(cfg.active ? `#${cfg.active}` : '本机配置文件'),
+      `active ${cfg.active}, button ${rollbackShown}, text ${await page.textContent('#config-active')}`);
     await page.screenshot({ path: join(artifacts, 'dashboard-desktop.png'), fullPage: true });
 
     // 2. A space changes state: the page shows the sensor's new value within 2 s, and the

@@ -2,7 +2,9 @@
 // rendering of its answer, as the uplink thread runs them for every message on the command
 // topics. The first byte chooses the mode and topic (native `hgj/{site}/cmd`, ThingsBoard gateway
 // RPC, ThingsBoard device RPC whose request id is the input's first line); the rest is the
-// payload. Neither may throw: the uplink thread would lose its connection over a hostile message.
+// payload; bit 3 of the first byte turns config push on (the bundle parser of
+// gateway/config_push/config_bundle.cpp, with small limits so that the limits are hit). Neither
+// may throw: the uplink thread would lose its connection over a hostile message.
 // fuzz-iterations: 20000
 #include <algorithm>
 #include <cstdint>
@@ -18,6 +20,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const hgj::uplink::WireFormat tb(Mode::ThingsBoard, "fuzz-site");
   static const std::vector<std::string> allowed{"write", "ack_alert", "summary_now"};
   static const std::vector<std::string> only_ack{"ack_alert"};
+  static const std::vector<std::string> with_push{"write", "ack_alert", "summary_now",
+                                                  "config_push"};
+  static const hgj::config_push::BundleLimits limits{4096, 8, 1024};
   if (size < 1) {
     return 0;
   }
@@ -38,14 +43,34 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       }
     }
   }
-  const auto& allow = (selector & 4) != 0 ? only_ack : allowed;
+  const bool push = (selector & 8) != 0;
+  const auto& allow = push ? with_push : (selector & 4) != 0 ? only_ack : allowed;
   try {
-    hgj::uplink::ParsedCommand p = hgj::uplink::parseCommand(format, topic, in, allow);
+    hgj::uplink::ParsedCommand p =
+        hgj::uplink::parseCommand(format, topic, in, allow, push ? &limits : nullptr);
     if (p.ok && std::find(allow.begin(), allow.end(), p.method) == allow.end()) {
       std::abort();  // a method outside the allow list must never be accepted
     }
-    if (p.ok && in.size() > hgj::uplink::kMaxCommandBytes) {
+    if (p.ok && in.size() > hgj::uplink::commandByteLimit(push ? &limits : nullptr)) {
       std::abort();
+    }
+    if (p.ok && p.method == "config_push") {
+      // Every accepted bundle is within its limits and names only safe relative paths.
+      size_t total = 0;
+      if (!push || !p.bundle || p.bundle->files.size() > limits.max_files ||
+          p.bundle->files.count("gateway.yaml") == 0) {
+        std::abort();
+      }
+      for (const auto& [name, text] : p.bundle->files) {
+        total += text.size();
+        if (!hgj::config_push::validBundlePath(name) || name.find("..") == 0 ||
+            name.front() == '/' || text.size() > limits.max_file_bytes) {
+          std::abort();
+        }
+      }
+      if (total > limits.max_bytes) {
+        std::abort();
+      }
     }
     std::string out_topic;
     std::string out_payload;

@@ -21,6 +21,8 @@ const I18N = {
     parking_sensor: '车位传感器', ev_pile: '充电桩', ebike_shed: '车棚控制器', ebike_port: '充电端口',
     co_sensor: '一氧化碳传感器', meter: '电表', display: '引导屏', fan: '排风机', more: '另有',
     sensor_says: '传感器', confirming: '确认中', categories: '分类', device_type: '设备',
+    config: '配置版本', config_local: '本机配置文件', config_active: '当前运行', config_trial: '试运行中',
+    config_rollback: '回滚到上一个正常配置', config_rollback_title: '回滚配置', config_none: '没有平台下发的配置',
   },
   en: {
     title: 'Compound dashboard', nav_parking: 'Parking', nav_ev: 'EV piles', nav_ebike: 'E-bike sheds',
@@ -44,6 +46,9 @@ const I18N = {
     ev_pile: 'EV piles', ebike_shed: 'Shed controllers', ebike_port: 'Charging ports',
     co_sensor: 'CO sensors', meter: 'Meters', display: 'Displays', fan: 'Exhaust fans', more: 'more',
     sensor_says: 'sensor', confirming: 'confirming', categories: 'Categories', device_type: 'Devices',
+    config: 'Configuration versions', config_local: 'the local config files', config_active: 'Running',
+    config_trial: 'on trial', config_rollback: 'Roll back to the previous good config',
+    config_rollback_title: 'Roll back the configuration', config_none: 'No configuration pushed by the platform',
   },
 };
 
@@ -420,6 +425,68 @@ async function loadDevices() {
   document.getElementById('offline-list').replaceChildren(...items);
 }
 
+// --- Configuration versions (docs/remote-config.md) -------------------------------------------
+
+async function loadConfig() {
+  const c = await api('/api/v1/config/versions');
+  state.config = c;
+  renderConfig();
+}
+
+function renderConfig() {
+  const c = state.config;
+  if (!c) return;
+  const active = c.active ? `#${c.active}` : t('config_local');
+  document.getElementById('config-active').textContent =
+    `${t('config_active')}: ${active}` + (c.trial ? ` (${t('config_trial')})` : '');
+  const items = (c.versions || []).slice(0, 10).map((v) => el('li', { 'data-version': v.version,
+    title: v.message || '',
+    text: `#${v.version} · ${v.status} · ${v.by || ''} · ${v.received_ms ? new Date(v.received_ms).toLocaleString() : ''}` }));
+  if (!items.length) items.push(el('li', { text: t('config_none') }));
+  document.getElementById('config-list').replaceChildren(...items);
+  document.getElementById('config-rollback').classList.toggle('hidden', !c.active);
+}
+
+function openRollback() {
+  document.getElementById('rollback-by').value = localStorage.getItem('hgj_operator_name') || '';
+  document.getElementById('rollback-token').value = '';
+  document.getElementById('rollback-token-row').classList.toggle('hidden', !!operatorToken());
+  document.getElementById('rollback-error').textContent = '';
+  document.getElementById('rollback-dialog').showModal();
+}
+
+async function submitRollback(ev) {
+  ev.preventDefault();
+  const by = document.getElementById('rollback-by').value.trim();
+  if (!by) return;
+  const typed = document.getElementById('rollback-token').value.trim();
+  const token = typed || operatorToken() || viewerToken();
+  const btn = document.getElementById('rollback-submit');
+  btn.disabled = true;
+  try {
+    await api('/api/v1/config/rollback', {
+      method: 'POST', token, noPrompt: true,
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ by }),
+    });
+    localStorage.setItem('hgj_operator_name', by);
+    if (typed) sessionStorage.setItem('hgj_operator_token', typed);
+    document.getElementById('rollback-dialog').close();
+    // The daemon restarts onto the previous config; the event stream reconnects by itself.
+    setTimeout(() => loadConfig().catch(showError), 3000);
+  } catch (e) {
+    if (e.status === 401 || e.status === 403) {
+      sessionStorage.removeItem('hgj_operator_token');
+      document.getElementById('rollback-token-row').classList.remove('hidden');
+      document.getElementById('rollback-error').textContent = t('err_token');
+    } else {
+      document.getElementById('rollback-error').textContent = `${t('err_failed')}: ${e.message}`;
+    }
+  } finally {
+    btn.disabled = false;
+  }
+}
+
 // --- Live updates ----------------------------------------------------------------------------
 
 function setConn(key) {
@@ -483,6 +550,7 @@ function connect() {
 function refreshAll() {
   return Promise.all([
     loadParking(true), loadEv(), loadEbike(), loadAlerts(), loadDevices(),
+    loadConfig().catch(showError),
   ]).catch(showError);
 }
 
@@ -504,6 +572,7 @@ function applyLang() {
   if (state.ebike) loadEbike().catch(showError);
   renderAlerts();
   if (state.devices) loadDevices().catch(showError);
+  renderConfig();
 }
 
 function start() {
@@ -515,11 +584,15 @@ function start() {
   document.getElementById('show-acked').addEventListener('change', () => loadAlerts().catch(showError));
   document.getElementById('ack-form').addEventListener('submit', submitAck);
   document.getElementById('ack-cancel').addEventListener('click', () => document.getElementById('ack-dialog').close());
+  document.getElementById('config-rollback').addEventListener('click', openRollback);
+  document.getElementById('rollback-form').addEventListener('submit', submitRollback);
+  document.getElementById('rollback-cancel').addEventListener('click', () => document.getElementById('rollback-dialog').close());
   applyLang();
   refreshAll().then(connect);
   // Ages in the alert list and polling fallbacks for data that has no events.
   setInterval(renderAlerts, 30000);
   setInterval(() => loadAlerts().catch(showError), 15000);
+  setInterval(() => loadConfig().catch(showError), 30000);
 }
 
 document.addEventListener('DOMContentLoaded', start);

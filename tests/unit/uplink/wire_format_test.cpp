@@ -142,3 +142,83 @@ TEST_CASE("wire format: thingsboard RPC requests and their responses", "[uplink]
   CHECK(json::parse(payload) ==
         json{{"success", false}, {"status", 404}, {"reason", "unknown alert 7"}});
 }
+
+TEST_CASE("wire format: config_push bundles in both modes, limits and refusals",
+          "[uplink][wire][commands][config_push]") {
+  const std::vector<std::string> with_push{"write", "ack_alert", "summary_now", "config_push"};
+  const config_push::BundleLimits limits{4096, 4, 1024};
+  WireFormat native(Mode::Native, "site1");
+  auto p = uplink::parseCommand(
+      native, "hgj/site1/cmd",
+      R"({"id":"c1","method":"config_push","version":3,"by":"ops","files":{"gateway.yaml":"site: {id: a}\n","profiles/x.yaml":"name: x\n"}})",
+      with_push, &limits);
+  REQUIRE(p.ok);
+  REQUIRE(p.bundle);
+  CHECK(p.bundle->version == 3);
+  CHECK(p.bundle->by == "ops");
+  CHECK(p.bundle->files.size() == 2);
+  CHECK(p.bundle->files.at("profiles/x.yaml") == "name: x\n");
+
+  // Off on this gateway: refused as unauthorized, even when the allow list names it.
+  p = uplink::parseCommand(native, "hgj/site1/cmd",
+                           R"({"id":"c2","method":"config_push","version":3,"files":{}})", kAll);
+  CHECK_FALSE(p.ok);
+  CHECK(p.status == 403);
+  p = uplink::parseCommand(native, "hgj/site1/cmd",
+                           R"({"id":"c2","method":"config_push","version":3,"files":{}})",
+                           with_push, nullptr);
+  CHECK(p.status == 403);
+
+  struct Case {
+    const char* files;
+    const char* reason;
+  };
+  for (const Case& c : {Case{R"({"../gateway.yaml":"x","gateway.yaml":"y"})", "bad file name"},
+                        Case{R"({"/etc/passwd":"x","gateway.yaml":"y"})", "bad file name"},
+                        Case{R"({".hidden":"x","gateway.yaml":"y"})", "bad file name"},
+                        Case{R"({"a/b/c/d.yaml":"x","gateway.yaml":"y"})", "bad file name"},
+                        Case{R"({"devices.yaml":"x"})", "no gateway.yaml"},
+                        Case{R"({"gateway.yaml":7})", "must be a string"},
+                        Case{R"({"a":"1","b":"2","c":"3","d":"4","gateway.yaml":"5"})", "too many files"},
+                        Case{R"({"a":"x","a/b":"y","gateway.yaml":"z"})", "both a file and a directory"}}) {
+    json cmd = {{"id", "c3"}, {"method", "config_push"}, {"version", 4},
+                {"files", json::parse(c.files)}};
+    p = uplink::parseCommand(native, "hgj/site1/cmd", cmd.dump(), with_push, &limits);
+    INFO(c.files);
+    CHECK_FALSE(p.ok);
+    CHECK(p.status == 400);
+    CHECK(p.reason.find(c.reason) != std::string::npos);
+  }
+  json big = {{"id", "c4"}, {"method", "config_push"}, {"version", 4},
+              {"files", {{"gateway.yaml", std::string(1025, 'x')}}}};
+  p = uplink::parseCommand(native, "hgj/site1/cmd", big.dump(), with_push, &limits);
+  CHECK(p.reason.find("too large") != std::string::npos);
+  p = uplink::parseCommand(native, "hgj/site1/cmd",
+                           R"({"id":"c5","method":"config_push","version":0,"files":{"gateway.yaml":""}})",
+                           with_push, &limits);
+  CHECK(p.reason.find("\"version\"") != std::string::npos);
+  const std::string huge(uplink::commandByteLimit(&limits) + 1, ' ');
+  p = uplink::parseCommand(native, "hgj/site1/cmd", huge, with_push, &limits);
+  CHECK(p.status == 413);
+
+  // ThingsBoard: server-side RPC to the gateway device, and gateway RPC.
+  WireFormat tb(Mode::ThingsBoard, "site1");
+  p = uplink::parseCommand(
+      tb, "v1/devices/me/rpc/request/9",
+      R"({"method":"config_push","params":{"version":5,"files":{"gateway.yaml":"x"}}})", with_push,
+      &limits);
+  REQUIRE(p.ok);
+  CHECK(p.bundle->version == 5);
+  CHECK(p.bundle->by == "upstream");
+  std::string topic;
+  std::string payload;
+  uplink::renderCommandResult(tb, p, false, 400, "invalid configuration", "site1:1", 5, topic,
+                              payload);
+  CHECK(topic == "v1/devices/me/rpc/response/9");
+  p = uplink::parseCommand(
+      tb, "v1/gateway/rpc",
+      R"({"device":"gw","data":{"id":3,"method":"config_push","params":{"version":6,"files":{"gateway.yaml":"x"}}}})",
+      with_push, &limits);
+  REQUIRE(p.ok);
+  CHECK(p.bundle->version == 6);
+}
