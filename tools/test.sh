@@ -44,9 +44,10 @@ asan)
     -DHGJ_SANITIZE=address,undefined "${sanflags[@]}"
   cmake --build build-asan -j "$jobs"
   # Tests that measure the resident set are left out: ASan's allocator (shadow memory, the
-  # quarantine of freed blocks) makes RSS grow by design, and the release run checks them.
+  # quarantine of freed blocks) makes RSS grow by design, and the release run checks them. So
+  # is the district simulation (ten daemons at once: a load test, run by the release job).
   ctest --test-dir build-asan --output-on-failure --timeout 900 -j "$jobs" \
-    -L '^(unit|integration|faults|fuzz)$' -LE '^(soak|browser)$' \
+    -L '^(unit|integration|faults|fuzz)$' -LE '^(soak|browser|district)$' \
     -E 'memory stays flat|bounded memory' "$@"
   ;;
 tsan)
