@@ -65,8 +65,14 @@ Outbox::Outbox(const std::string& db_path, const std::string& site_id, Limits li
       limits_(limits),
       clock_(clock),
       depth_gauge_(metrics.gauge("hgj_outbox_depth", "upstream messages waiting in the outbox")),
-      bytes_gauge_(metrics.gauge("hgj_outbox_bytes", "bytes of upstream messages in the outbox")) {
+      bytes_gauge_(metrics.gauge("hgj_outbox_bytes", "bytes of upstream messages in the outbox")),
+      coalesced_counter_(metrics.counter(
+          "hgj_outbox_coalesced_total",
+          "summaries replaced by a newer one of the same topic before they were sent")) {
   for (size_t i = 0; i < kKindCount; ++i) {
+    added_counters_[i] = &metrics.counter("hgj_outbox_messages_total",
+                                          "messages put into the outbox (given a msg_id)",
+                                          {{"kind", kKindNames[i]}});
     dropped_counters_[i] = &metrics.counter(
         "hgj_outbox_dropped_total", "outbox messages dropped because the outbox was full",
         {{"kind", kKindNames[i]}});
@@ -116,6 +122,15 @@ Outbox::Outbox(const std::string& db_path, const std::string& site_id, Limits li
     read_db_ = std::make_unique<Database>(db_path);
     fetch_ = read_db_->prepare("SELECT seq, msg_id, kind, topic, payload, created_ms "
                                "FROM outbox WHERE seq > ?1 ORDER BY seq LIMIT ?2");
+    if (limits_.coalesce_summaries) {
+      // Summaries left by the last boot (an outage across a restart) are replaced too.
+      Statement newest = db_->prepare(
+          "SELECT topic, MAX(seq) FROM outbox WHERE kind='summary' GROUP BY topic");
+      Statement::Scope scope(newest);
+      while (newest.step()) {
+        newest_summary_[newest.columnText(0)] = newest.columnInt(1);
+      }
+    }
   } catch (const SqliteError& e) {
     throw std::runtime_error(std::string("outbox: ") + e.what());
   }
@@ -193,11 +208,45 @@ std::vector<int64_t> Outbox::stageLocked(std::vector<Entry>& entries, Writer wri
     if (copies != nullptr) {
       copies->push_back(s.row);
     }
+    added_counters_[static_cast<size_t>(e.kind)]->inc();
     seqs.push_back(s.row.seq);
+    if (limits_.coalesce_summaries && e.kind == Kind::Summary) {
+      coalesceLocked(s.row);
+    }
     staged_.emplace(s.row.seq, std::move(s));
   }
   publishLocked();
   return seqs;
+}
+
+void Outbox::coalesceLocked(const OutboxRow& newer) {
+  auto [it, inserted] = newest_summary_.try_emplace(newer.topic, newer.seq);
+  const int64_t older = it->second;
+  it->second = newer.seq;
+  // Handed to the uplink already (maybe published, maybe acknowledged): it stays.
+  if (inserted || older <= fetched_floor_) {
+    return;
+  }
+  // What remove() does for an acknowledged message: not sent, its row deleted by the next
+  // deletePending() (persist() runs it first, in this same append).
+  if (auto st = staged_.find(older); st != staged_.end()) {
+    Staged& s = st->second;
+    if (s.acked) {
+      return;
+    }
+    s.acked = true;
+    stats_.rows -= 1;
+    stats_.bytes -= rowBytes(s.row);
+    if (s.writer == Writer::Own && !s.writing) {
+      staged_.erase(st);
+      stats_.unwritten -= 1;
+    }
+  } else {
+    delete_.insert(older);
+  }
+  coalesced_.emplace(older, fetches_started_);
+  stats_.coalesced += 1;
+  coalesced_counter_.inc();
 }
 
 std::vector<int64_t> Outbox::stageAndWake(std::vector<Entry>& entries, Writer writer,
@@ -518,10 +567,13 @@ bool Outbox::deletePending() {
 std::vector<OutboxRow> Outbox::fetchAfter(int64_t after_seq, int limit) {
   std::vector<OutboxRow> staged;
   std::set<int64_t> excluded;
+  uint64_t this_fetch = 0;
   {
     // The memory part first: a message committed after this looks is found on disk below
     // (the read starts later), one committed before is on disk already.
     std::lock_guard lock(mu_);
+    fetches_started_ += 1;
+    this_fetch = fetches_started_;
     for (auto it = staged_.upper_bound(after_seq);
          it != staged_.end() && static_cast<int>(staged.size()) < limit; ++it) {
       if (!it->second.acked) {
@@ -579,6 +631,24 @@ std::vector<OutboxRow> Outbox::fetchAfter(int64_t after_seq, int limit) {
              rows.end());
   if (static_cast<int>(rows.size()) > limit) {
     rows.resize(static_cast<size_t>(limit));
+  }
+  if (limits_.coalesce_summaries) {
+    std::lock_guard lock(mu_);
+    // Coalesced while this fetch was reading: not sent. From here on the rows returned count
+    // as handed over, so they are never coalesced.
+    if (!coalesced_.empty()) {
+      rows.erase(std::remove_if(rows.begin(), rows.end(),
+                                [&](const OutboxRow& r) { return coalesced_.count(r.seq) > 0; }),
+                 rows.end());
+      // Coalesced before this fetch began: excluded by delete_ (or gone from disk) for this
+      // fetch and every later one.
+      for (auto it = coalesced_.begin(); it != coalesced_.end();) {
+        it = it->second < this_fetch ? coalesced_.erase(it) : std::next(it);
+      }
+    }
+    if (!rows.empty()) {
+      fetched_floor_ = std::max(fetched_floor_, rows.back().seq);
+    }
   }
   return rows;
 }

@@ -49,6 +49,7 @@ struct OutboxStats {
   int64_t unwritten = 0;          ///< messages in memory only (not yet committed)
   std::array<uint64_t, kKindCount> dropped{};  ///< by Kind, since this object was created
   uint64_t over_cap_kept = 0;  ///< alerts/results kept although the outbox was full
+  uint64_t coalesced = 0;      ///< summaries replaced by a newer one before they were sent
 };
 
 /// The store-and-forward queue of upstream messages: the `outbox` table of the gateway's
@@ -81,6 +82,10 @@ public:
   struct Limits {
     int64_t max_rows = 200'000;
     int64_t max_bytes = 64LL * 1024 * 1024;
+    /// A new summary replaces the previous summary on the same topic when that one has never
+    /// been handed to the uplink (fetchAfter): the platform gets the latest state, not every
+    /// step of an outage. Only Kind::Summary; alerts are never coalesced.
+    bool coalesce_summaries = false;
   };
   /// Fills in topic and payload once the message's msg_id is known.
   using Render = std::function<void(const std::string& msg_id, std::string& topic,
@@ -118,7 +123,9 @@ public:
   /// False when something is still unwritten.
   bool persist();
   /// Messages with seq > `after_seq`, oldest first, at most `limit`: the committed rows merged
-  /// with the staged ones, without those already acknowledged.
+  /// with the staged ones, without those already acknowledged or coalesced. A summary returned
+  /// here is never coalesced afterwards (it may be on its way). One caller thread at a time
+  /// (the uplink thread).
   std::vector<OutboxRow> fetchAfter(int64_t after_seq, int limit);
   /// The broker acknowledged these messages: their rows are deleted (one durable transaction;
   /// a failure is retried by persist()), staged ones forgotten. False when a delete failed.
@@ -149,6 +156,7 @@ private:
   void committed(const std::vector<int64_t>& seqs);
   bool deletePending();
   void publishLocked();
+  void coalesceLocked(const OutboxRow& newer);
 
   const std::string db_path_;
   const std::string site_id_;
@@ -157,6 +165,8 @@ private:
   core::Gauge& depth_gauge_;
   core::Gauge& bytes_gauge_;
   std::array<core::Counter*, kKindCount> dropped_counters_{};
+  std::array<core::Counter*, kKindCount> added_counters_{};
+  core::Counter& coalesced_counter_;
 
   mutable std::mutex mu_;
   std::map<int64_t, Staged> staged_;        // guarded by mu_: not yet committed
@@ -168,6 +178,13 @@ private:
   int64_t counter_ = 0;                     // guarded by mu_
   OutboxStats stats_;                       // guarded by mu_
   DropHandler drop_handler_;                // guarded by mu_
+  // Coalescing: the newest summary per topic; the highest seq ever returned by fetchAfter();
+  // coalesced seqs, with the number of fetches started before they were coalesced (a fetch
+  // that started earlier may have read the row: it drops it before returning).
+  std::map<std::string, int64_t> newest_summary_;  // guarded by mu_
+  int64_t fetched_floor_ = 0;                      // guarded by mu_
+  uint64_t fetches_started_ = 0;                   // guarded by mu_
+  std::map<int64_t, uint64_t> coalesced_;          // guarded by mu_
   WakeHandler wake_handler_;                // guarded by mu_
 
   std::mutex write_mu_;

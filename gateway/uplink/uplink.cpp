@@ -135,10 +135,19 @@ Uplink::Uplink(const UplinkConfig& config, const std::string& site_id, const std
       connected_gauge_(metrics.gauge("hgj_uplink_connected", "1 when the upstream link is up")),
       oldest_age_gauge_(metrics.gauge("hgj_outbox_oldest_age_seconds",
                                       "age of the oldest message waiting in the outbox")),
-      backoff_(config.backoff_min, config.backoff_max), summaries_(config.summaries) {
+      replay_rate_gauge_(metrics.gauge("hgj_uplink_replay_rate",
+                                       "messages/s the uplink may send now (replay pacing)")),
+      ack_rtt_gauge_(metrics.gauge("hgj_uplink_ack_rtt_seconds",
+                                   "smoothed PUBACK round trip of the upstream connection")),
+      replay_backoffs_(metrics.counter("hgj_uplink_replay_backoffs_total",
+                                       "times slow PUBACKs halved the replay rate")),
+      backoff_(config.backoff_min, config.backoff_max), pacer_(config.replay),
+      summaries_(config.summaries) {
   if (config_.enabled) {
     outbox_ = std::make_unique<Outbox>(
-        db_path, site_id, Outbox::Limits{config_.outbox.max_rows, config_.outbox.max_bytes},
+        db_path, site_id,
+        Outbox::Limits{config_.outbox.max_rows, config_.outbox.max_bytes,
+                       config_.summaries.coalesce},
         clock_, metrics);
     outbox_->setWakeHandler([this] {
       {
@@ -388,10 +397,8 @@ core::SteadyTime Uplink::nextWake() const {
   auto next = now + kMaxIdle;
   if (!connected_.load()) {
     next = std::min(next, next_attempt_);
-  } else if (config_.replay_rate > 0 && tokens_ < 1 && (!rows_.empty() || !session_.empty())) {
-    auto need = milliseconds(static_cast<int64_t>(std::ceil((1 - tokens_) * 1000.0 /
-                                                            config_.replay_rate)));
-    next = std::min(next, now + need);
+  } else if (!pacer_.unlimited() && (!rows_.empty() || !session_.empty())) {
+    next = std::min(next, now + std::max(milliseconds(1), pacer_.untilNext(now)));
   }
   if (!pending_.empty()) {
     next = std::min(next, now + milliseconds(20));
@@ -445,10 +452,12 @@ void Uplink::dropLink(const std::string& why) {
   }
   connected_ = false;
   connected_gauge_.set(0);
-  if (clock_.steadyNow() - connected_at_ >= kStableConnection) {
+  const bool was_stable = clock_.steadyNow() - connected_at_ >= kStableConnection;
+  if (was_stable) {
     backoff_.reset();
   }
   processAcks(true);
+  sent_at_.clear();
   waitForDeletes(milliseconds(1000));
   // Everything unacknowledged is sent again from the oldest row on the next connection.
   inflight_ = 0;
@@ -457,6 +466,13 @@ void Uplink::dropLink(const std::string& why) {
   cursor_ = 0;
   announced_ = false;
   auto delay = backoff_.next();
+  if (was_stable && config_.backoff_first > delay) {
+    // Every gateway of a district lost this broker at the same instant: spread the first
+    // attempt over backoff.first instead of [min/4, min], or they all return within a second.
+    const int64_t hi = std::min(config_.backoff_first, config_.backoff_max).count();
+    const int64_t lo = std::min<int64_t>(hi, std::max<int64_t>(1, config_.backoff_min.count() / 4));
+    delay = milliseconds(std::uniform_int_distribution<int64_t>(lo, hi)(rng_));
+  }
   std::lock_guard lock(mu_);
   lost_ = false;
   last_error_ = why;
@@ -562,8 +578,8 @@ void Uplink::tryConnect() {
   rows_.clear();
   session_.clear();
   announced_ = false;
-  tokens_ = std::max(1.0, config_.replay_rate / 10.0);
-  tokens_at_ = clock_.steadyNow();
+  pacer_.reset(clock_.steadyNow());
+  sent_at_.clear();
   if (config_.mode == Mode::Native) {
     session_.push_back({format_.statusTopic(), "online", true});
   }
@@ -630,7 +646,17 @@ void Uplink::processAcks(bool force) {
     for (int64_t seq : acked) {
       if (seq != 0) {
         acked_rows_.push_back(seq);
+        if (auto it = sent_at_.find(seq); it != sent_at_.end()) {
+          pacer_.onAck(std::chrono::duration_cast<milliseconds>(now - it->second), now);
+          sent_at_.erase(it);
+        }
       }
+    }
+    replay_rate_gauge_.set(pacer_.rate());
+    ack_rtt_gauge_.set(pacer_.smoothedRttMs() / 1000.0);
+    if (pacer_.backoffs() > backoffs_reported_) {
+      replay_backoffs_.inc(pacer_.backoffs() - backoffs_reported_);
+      backoffs_reported_ = pacer_.backoffs();
     }
   }
   // Deleting is one durable transaction (an fsync): batch it while a backlog drains. A crash
@@ -652,13 +678,7 @@ void Uplink::processAcks(bool force) {
 
 void Uplink::fillWindow() {
   const auto now = clock_.steadyNow();
-  if (config_.replay_rate > 0) {
-    const double burst = std::max(1.0, config_.replay_rate / 10.0);
-    const double dt = std::chrono::duration<double>(now - tokens_at_).count();
-    tokens_ = std::min(burst, tokens_ + dt * config_.replay_rate);
-    tokens_at_ = now;
-  }
-  while (inflight_ < config_.inflight && (config_.replay_rate <= 0 || tokens_ >= 1)) {
+  while (inflight_ < config_.inflight && pacer_.untilNext(now).count() == 0) {
     std::string topic;
     std::string payload;
     bool retained = false;
@@ -711,8 +731,9 @@ void Uplink::fillWindow() {
     }
     inflight_ += 1;
     published_.inc();
-    if (config_.replay_rate > 0) {
-      tokens_ -= 1;
+    pacer_.tryTake(now);
+    if (seq != 0) {
+      sent_at_[seq] = now;
     }
   }
 }

@@ -9,8 +9,10 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <random>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -22,6 +24,7 @@
 #include "gateway/pipeline/commands.h"
 #include "gateway/pipeline/read_model.h"
 #include "gateway/uplink/outbox.h"
+#include "gateway/uplink/replay_pacer.h"
 #include "gateway/uplink/summaries.h"
 #include "gateway/uplink/uplink_config.h"
 #include "gateway/uplink/wire_format.h"
@@ -34,7 +37,8 @@ namespace hgj::uplink {
 /// Threads: start() launches the uplink thread, which owns the MQTT client: connecting (TLS,
 /// credentials, keepalive, last will `hgj/{site}/status` = `offline` retained, `online` retained
 /// once connected), reconnecting with exponential backoff and jitter, draining the outbox in seq
-/// order with at most `inflight` unacknowledged publishes and at most `replay_rate` messages/s,
+/// order with at most `inflight` unacknowledged publishes, paced by a ReplayPacer (at most
+/// `replay.max_rate` messages/s, less while PUBACKs come back slowly),
 /// and executing upstream commands through the CommandSink (waiting on each future with a
 /// deadline, without blocking the drain). It is woken as soon as a message is committed and
 /// never waits for SQLite's write lock on its way to a publish (it reads on its own
@@ -171,6 +175,9 @@ private:
   core::Counter& incoming_dropped_;
   core::Gauge& connected_gauge_;
   core::Gauge& oldest_age_gauge_;
+  core::Gauge& replay_rate_gauge_;
+  core::Gauge& ack_rtt_gauge_;
+  core::Counter& replay_backoffs_;
   core::RateLimitedLog refused_log_{5, std::chrono::seconds(60)};
 
   // Shared with Paho's callback threads and enqueue().
@@ -214,8 +221,10 @@ private:
   std::deque<OutboxRow> rows_;
   std::deque<SessionMessage> session_;
   bool announced_ = false;
-  double tokens_ = 0;
-  core::SteadyTime tokens_at_{};
+  ReplayPacer pacer_;
+  std::unordered_map<int64_t, core::SteadyTime> sent_at_;  // outbox seq -> publish time
+  uint64_t backoffs_reported_ = 0;
+  std::mt19937_64 rng_{std::random_device{}()};  // the first reconnect's spread
   std::vector<PendingCommand> pending_;
   ConfigPushHandler config_push_;
   std::deque<std::pair<std::string, pipeline::CommandResult>> recent_results_;

@@ -67,7 +67,8 @@ void parseSummaries(const core::ConfigNode& node, SummaryConfig& s) {
     return;
   }
   node.allowKeys({"parking", "ev", "ebike", "health", "on_change", "min_interval",
-                  "ev_blocked_after", "ebike_in_use_a", "utc_offset"});
+                  "ev_blocked_after", "ebike_in_use_a", "utc_offset", "coalesce"});
+  s.coalesce = node.boolean("coalesce", s.coalesce);
   s.parking = node.duration("parking", s.parking);
   s.ev = node.duration("ev", s.ev);
   s.ebike = node.duration("ebike", s.ebike);
@@ -142,7 +143,7 @@ UplinkConfig parseUplinkConfig(const core::ConfigNode& node) {
   node.allowKeys({"enabled", "url", "mode", "client_id", "username", "password", "password_file",
                   "keepalive",
                   "connect_timeout", "tls", "backoff", "summaries", "telemetry", "outbox",
-                  "inflight", "replay_rate", "commands", "config_push", "thingsboard"});
+                  "inflight", "replay", "replay_rate", "commands", "config_push", "thingsboard"});
   c.enabled = node.boolean("enabled", c.enabled);
   c.url = node.str("url", c.url);
   if (!hasScheme(c.url, "tcp://") && !hasScheme(c.url, "mqtt://") && !c.usesTls()) {
@@ -168,12 +169,13 @@ UplinkConfig parseUplinkConfig(const core::ConfigNode& node) {
   }
 
   if (auto b = node.child("backoff"); b.defined()) {
-    b.allowKeys({"min", "max"});
+    b.allowKeys({"min", "max", "first"});
     c.backoff_min = b.duration("min", c.backoff_min, milliseconds(10), std::chrono::hours(1));
     c.backoff_max = b.duration("max", c.backoff_max, milliseconds(10), std::chrono::hours(1));
     if (c.backoff_max < c.backoff_min) {
       b.errorAt("max", "must not be below backoff.min");
     }
+    c.backoff_first = b.duration("first", c.backoff_first, milliseconds(0), std::chrono::hours(1));
   }
   parseSummaries(node.child("summaries"), c.summaries);
   if (auto t = node.child("telemetry"); t.defined()) {
@@ -190,7 +192,24 @@ UplinkConfig parseUplinkConfig(const core::ConfigNode& node) {
                                    int64_t{64} * 1024 * 1024 * 1024);
   }
   c.inflight = static_cast<int>(node.integer("inflight", c.inflight, 1, 10'000));
-  c.replay_rate = node.number("replay_rate", c.replay_rate, 0, 1e7);
+  // `replay_rate` is the older spelling of replay.max_rate (kept so existing configs load).
+  c.replay.max_rate = node.number("replay_rate", c.replay.max_rate, 0, 1e7);
+  if (auto r = node.child("replay"); r.defined()) {
+    if (node.has("replay_rate")) {
+      node.errorAt("replay_rate", "give either replay_rate or replay.max_rate, not both");
+    }
+    r.allowKeys({"max_rate", "min_rate", "start_rate", "increase", "slow_ack", "adaptive"});
+    ReplaySettings& rs = c.replay;
+    rs.max_rate = r.number("max_rate", rs.max_rate, 0, 1e7);
+    rs.min_rate = r.number("min_rate", rs.min_rate, 0.1, 1e7);
+    rs.start_rate = r.number("start_rate", rs.start_rate, 0.1, 1e7);
+    rs.increase = r.number("increase", rs.increase, 0, 1e7);
+    rs.slow_ack = r.duration("slow_ack", rs.slow_ack, milliseconds(1), std::chrono::minutes(10));
+    rs.adaptive = r.boolean("adaptive", rs.adaptive);
+    if (rs.max_rate > 0 && rs.min_rate > rs.max_rate) {
+      r.errorAt("min_rate", "must not be above replay.max_rate");
+    }
+  }
   if (auto cmd = node.child("commands"); cmd.defined()) {
     cmd.allowKeys({"enabled", "allow", "write_points", "allow_override", "require_tls",
                    "timeout"});

@@ -7,6 +7,7 @@
 
 #include "core/config_node.h"
 #include "gateway/config_push/config_bundle.h"
+#include "gateway/uplink/replay_pacer.h"
 
 namespace hgj::uplink {
 
@@ -29,6 +30,9 @@ struct SummaryConfig {
   std::chrono::milliseconds min_interval{std::chrono::seconds(5)};  ///< between change-driven ones
   std::chrono::milliseconds ev_blocked_after{std::chrono::minutes(15)};
   double ebike_in_use_a = 0.1;  ///< a port drawing more than this is in use
+  /// A newer summary of a kind replaces an older one of the same kind that was never sent
+  /// (during an outage): the platform gets the latest state, not every minute of it.
+  bool coalesce = true;
   int utc_offset_minutes = 8 * 60;  ///< where "today" starts for energy totals (China: +08:00)
 };
 
@@ -91,11 +95,15 @@ struct UplinkConfig {
   TlsConfig tls;
   std::chrono::milliseconds backoff_min{std::chrono::seconds(1)};
   std::chrono::milliseconds backoff_max{std::chrono::seconds(60)};
+  /// The first reconnect after a working connection was lost is drawn from [min/4, this]
+  /// (capped at backoff_max), not from [min/4, min]: a district's gateways that lose the same
+  /// broker at the same instant do not all come back within the same second.
+  std::chrono::milliseconds backoff_first{std::chrono::seconds(10)};
   SummaryConfig summaries;
   TelemetryConfig telemetry;
   OutboxConfig outbox;
   int inflight = 64;        ///< unacknowledged QoS 1 publishes at a time
-  double replay_rate = 2000;  ///< messages per second at most (0 = unlimited)
+  ReplaySettings replay;     ///< pacing of what is sent (the replay after an outage)
   CommandConfig commands;
   ConfigPushConfig config_push;
   std::string thingsboard_access_token;  ///< thingsboard mode: the gateway device's token

@@ -115,7 +115,12 @@ std::vector<std::string> gatewaySets(const FaultRelay& relay) {
           "uplink.connect_timeout=2s",
           "uplink.backoff.min=100ms",
           "uplink.backoff.max=1s",
-          "uplink.summaries.parking=1s"};
+          "uplink.summaries.parking=1s",
+          // These cases prove "nothing committed is lost" by msg_ids without gaps, and replay
+          // 10,000 messages within their deadlines: coalescing (which leaves counted gaps) and
+          // pacing have their own tests (tests/integration/uplink/uplink_fleet_test.cpp).
+          "uplink.summaries.coalesce=false",
+          "uplink.replay.max_rate=0"};
 }
 
 } // namespace

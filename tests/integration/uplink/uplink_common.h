@@ -21,7 +21,9 @@ inline UplinkConfig testConfig(const std::string& url) {
   c.backoff_max = std::chrono::milliseconds(300);
   c.keepalive = std::chrono::seconds(5);
   c.connect_timeout = std::chrono::seconds(5);
-  c.replay_rate = 0;
+  c.replay.max_rate = 0;
+  c.backoff_first = std::chrono::milliseconds(0);
+  c.summaries.coalesce = false;  // these tests follow every summary; coalescing has its own
   c.summaries.parking = c.summaries.ev = c.summaries.ebike = c.summaries.health =
       std::chrono::milliseconds(0);
   c.summaries.on_change = false;

@@ -280,7 +280,8 @@ TEST_CASE("uplink outage: the replay after an outage is paced by replay_rate",
   TempDir dir;
   World w;
   auto cfg = testConfig(broker.url());
-  cfg.replay_rate = 200;  // burst of 20, then 200/s
+  cfg.replay.max_rate = 200;  // burst of 20, then 200/s
+  cfg.replay.adaptive = false;
   uplink::Uplink up(cfg, "site1", dir.file("gw.db"), w.read_model, w.sink,
                     core::SystemClock::instance(), w.metrics);
   enqueueAlerts(up, 1, 120);

@@ -292,3 +292,100 @@ TEST_CASE("outbox: fetching and stats never wait for an append that waits for th
   CHECK(o.stats().rows == 2);
   CHECK(o.stats().unwritten == 0);
 }
+
+namespace {
+
+Outbox::Entry summaryOn(const std::string& kind_topic, int n) {
+  return {Kind::Summary, [kind_topic, n](const std::string& msg_id, std::string& topic,
+                                         std::string& payload) {
+            topic = "hgj/site1/summary/" + kind_topic;
+            payload = "{\"msg_id\":\"" + msg_id + "\",\"n\":" + std::to_string(n) + "}";
+          }};
+}
+
+int64_t appendSummary(Outbox& o, const std::string& kind_topic, int n) {
+  std::vector<Outbox::Entry> e;
+  e.push_back(summaryOn(kind_topic, n));
+  auto seqs = o.append(std::move(e));
+  REQUIRE(seqs);
+  return seqs->at(0);
+}
+
+} // namespace
+
+TEST_CASE("outbox: a newer summary replaces an unsent one of the same topic, alerts never",
+          "[uplink][outbox]") {
+  uplink::testing::TempDir dir;
+  core::ManualClock clock;
+  core::MetricsRegistry metrics;
+  Outbox::Limits limits;
+  limits.coalesce_summaries = true;
+  Outbox o(dir.file("gw.db"), "site1", limits, clock, metrics);
+  std::vector<int64_t> alerts;
+  int64_t newest_parking = 0;
+  int64_t newest_ev = 0;
+  for (int i = 0; i < 50; ++i) {
+    newest_parking = appendSummary(o, "parking", i);
+    newest_ev = appendSummary(o, "ev", i);
+    alerts.push_back(append1(o, Kind::Alert, std::to_string(i)));
+  }
+  auto rows = o.fetchAfter(0, 1000);
+  std::vector<int64_t> got_alerts;
+  std::vector<int64_t> got_summaries;
+  for (const auto& r : rows) {
+    (r.kind == Kind::Alert ? got_alerts : got_summaries).push_back(r.seq);
+  }
+  CHECK(got_alerts == alerts);
+  CHECK(got_summaries == std::vector<int64_t>{newest_parking, newest_ev});
+  CHECK(o.stats().rows == 52);
+  CHECK(o.stats().coalesced == 98);
+  CHECK(metrics.value("hgj_outbox_coalesced_total") == 98);
+  CHECK(metrics.value("hgj_outbox_messages_total", {{"kind", "summary"}}) == 100);
+  CHECK(metrics.value("hgj_outbox_messages_total", {{"kind", "alert"}}) == 50);
+
+  // Handed to the uplink (fetched): never replaced afterwards, it may be on its way.
+  const int64_t next = appendSummary(o, "parking", 50);
+  auto after = o.fetchAfter(0, 1000);
+  CHECK(std::count_if(after.begin(), after.end(),
+                      [&](const uplink::OutboxRow& r) { return r.seq == newest_parking; }) == 1);
+  CHECK(std::count_if(after.begin(), after.end(),
+                      [&](const uplink::OutboxRow& r) { return r.seq == next; }) == 1);
+  CHECK(o.stats().coalesced == 98);
+  // The rows are gone from disk too: a fresh Outbox on the file sees the same.
+  uplink::testing::TempDir unused;
+  Outbox reopened(dir.file("gw.db"), "site1", limits, clock, metrics);
+  CHECK(reopened.stats().rows == 53);
+}
+
+TEST_CASE("outbox: without coalescing every summary is kept", "[uplink][outbox]") {
+  uplink::testing::TempDir dir;
+  core::ManualClock clock;
+  core::MetricsRegistry metrics;
+  Outbox o(dir.file("gw.db"), "site1", {}, clock, metrics);
+  for (int i = 0; i < 20; ++i) {
+    appendSummary(o, "parking", i);
+  }
+  CHECK(o.fetchAfter(0, 1000).size() == 20);
+  CHECK(o.stats().coalesced == 0);
+}
+
+TEST_CASE("outbox: summaries left by the last boot are replaced by the first new one",
+          "[uplink][outbox]") {
+  uplink::testing::TempDir dir;
+  core::ManualClock clock;
+  core::MetricsRegistry metrics;
+  Outbox::Limits limits;
+  limits.coalesce_summaries = true;
+  int64_t alert = 0;
+  {
+    Outbox o(dir.file("gw.db"), "site1", limits, clock, metrics);
+    appendSummary(o, "parking", 1);
+    alert = append1(o, Kind::Alert);
+  }
+  Outbox o(dir.file("gw.db"), "site1", limits, clock, metrics);
+  const int64_t fresh = appendSummary(o, "parking", 2);
+  auto rows = o.fetchAfter(0, 1000);
+  REQUIRE(rows.size() == 2);
+  CHECK(rows[0].seq == alert);
+  CHECK(rows[1].seq == fresh);
+}

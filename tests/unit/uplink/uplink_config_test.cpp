@@ -26,6 +26,38 @@ TEST_CASE("uplink config: an absent section gives the documented defaults", "[up
   CHECK(c.summaries.parking == std::chrono::seconds(60));
   CHECK(c.summaries.utc_offset_minutes == 480);
   CHECK(c.commands.allow.size() == 3);
+  CHECK(c.replay.max_rate == 100);
+  CHECK(c.replay.adaptive);
+  CHECK(c.backoff_first == std::chrono::seconds(10));
+  CHECK(c.summaries.coalesce);
+}
+
+TEST_CASE("uplink config: the replay pacing and the first reconnect's spread",
+          "[uplink][config]") {
+  core::Diagnostics diag;
+  auto c = parse(R"(uplink:
+  backoff: {min: 1s, max: 30s, first: 20s}
+  summaries: {coalesce: false}
+  replay: {max_rate: 40, min_rate: 2, start_rate: 8, increase: 4, slow_ack: 300ms, adaptive: true}
+)",
+                 diag);
+  INFO(diag.format());
+  CHECK(diag.ok());
+  CHECK(c.backoff_first == std::chrono::seconds(20));
+  CHECK_FALSE(c.summaries.coalesce);
+  CHECK(c.replay.max_rate == 40);
+  CHECK(c.replay.min_rate == 2);
+  CHECK(c.replay.start_rate == 8);
+  CHECK(c.replay.increase == 4);
+  CHECK(c.replay.slow_ack == std::chrono::milliseconds(300));
+
+  core::Diagnostics bad;
+  parse("uplink:\n  replay_rate: 10\n  replay: {max_rate: 5, min_rate: 9, slow_ak: 1s}\n", bad);
+  const std::string text = bad.format();
+  INFO(text);
+  CHECK(text.find("uplink.replay_rate") != std::string::npos);
+  CHECK(text.find("uplink.replay.min_rate") != std::string::npos);
+  CHECK(text.find("uplink.replay.slow_ak") != std::string::npos);
 }
 
 TEST_CASE("uplink config: every key is read", "[uplink][config]") {
@@ -64,7 +96,7 @@ TEST_CASE("uplink config: every key is read", "[uplink][config]") {
   CHECK(c.telemetry.max_batch == 100);
   CHECK(c.outbox.max_rows == 5000);
   CHECK(c.inflight == 16);
-  CHECK(c.replay_rate == 500);
+  CHECK(c.replay.max_rate == 500);
   CHECK(c.commands.allow == std::vector<std::string>{"ack_alert"});
   CHECK(c.thingsboard_access_token == "abc");
 }
