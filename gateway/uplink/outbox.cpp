@@ -122,7 +122,7 @@ Outbox::Outbox(const std::string& db_path, const std::string& site_id, Limits li
     read_db_ = std::make_unique<Database>(db_path);
     fetch_ = read_db_->prepare("SELECT seq, msg_id, kind, topic, payload, created_ms "
                                "FROM outbox WHERE seq > ?1 ORDER BY seq LIMIT ?2");
-    if (limits_.coalesce_summaries) {
+    if (limits_.coalesce_summaries && limits_.topic_is_coalesce_key) {
       // Summaries left by the last boot (an outage across a restart) are replaced too.
       Statement newest = db_->prepare(
           "SELECT topic, MAX(seq) FROM outbox WHERE kind='summary' GROUP BY topic");
@@ -210,8 +210,8 @@ std::vector<int64_t> Outbox::stageLocked(std::vector<Entry>& entries, Writer wri
     }
     added_counters_[static_cast<size_t>(e.kind)]->inc();
     seqs.push_back(s.row.seq);
-    if (limits_.coalesce_summaries && e.kind == Kind::Summary) {
-      coalesceLocked(s.row);
+    if (limits_.coalesce_summaries && e.kind == Kind::Summary && !e.coalesce_key.empty()) {
+      coalesceLocked(e.coalesce_key, s.row.seq);
     }
     staged_.emplace(s.row.seq, std::move(s));
   }
@@ -219,10 +219,10 @@ std::vector<int64_t> Outbox::stageLocked(std::vector<Entry>& entries, Writer wri
   return seqs;
 }
 
-void Outbox::coalesceLocked(const OutboxRow& newer) {
-  auto [it, inserted] = newest_summary_.try_emplace(newer.topic, newer.seq);
+void Outbox::coalesceLocked(const std::string& key, int64_t newer_seq) {
+  auto [it, inserted] = newest_summary_.try_emplace(key, newer_seq);
   const int64_t older = it->second;
-  it->second = newer.seq;
+  it->second = newer_seq;
   // Handed to the uplink already (maybe published, maybe acknowledged): it stays.
   if (inserted || older <= fetched_floor_) {
     return;

@@ -82,10 +82,14 @@ public:
   struct Limits {
     int64_t max_rows = 200'000;
     int64_t max_bytes = 64LL * 1024 * 1024;
-    /// A new summary replaces the previous summary on the same topic when that one has never
-    /// been handed to the uplink (fetchAfter): the platform gets the latest state, not every
-    /// step of an outage. Only Kind::Summary; alerts are never coalesced.
+    /// A new summary replaces the previous summary with the same Entry::coalesce_key when
+    /// that one has never been handed to the uplink (fetchAfter): the platform gets the latest
+    /// state, not every step of an outage. Only Kind::Summary; alerts are never coalesced.
     bool coalesce_summaries = false;
+    /// The rendered topic names a summary's kind (native mode: one topic per summary type), so
+    /// summaries left on disk by the last boot can be coalesced too. False where every summary
+    /// shares one topic (ThingsBoard's v1/devices/me/telemetry): those are all sent.
+    bool topic_is_coalesce_key = true;
   };
   /// Fills in topic and payload once the message's msg_id is known.
   using Render = std::function<void(const std::string& msg_id, std::string& topic,
@@ -93,6 +97,9 @@ public:
   struct Entry {
     Kind kind = Kind::Summary;
     Render render;
+    /// Summaries only: what a newer summary must share to replace this one (the summary type).
+    /// Empty: never coalesced.
+    std::string coalesce_key = {};
   };
   /// Called (outside the lock) after rows were dropped to make room.
   using DropHandler = std::function<void(Kind kind, uint64_t dropped_total)>;
@@ -156,7 +163,7 @@ private:
   void committed(const std::vector<int64_t>& seqs);
   bool deletePending();
   void publishLocked();
-  void coalesceLocked(const OutboxRow& newer);
+  void coalesceLocked(const std::string& key, int64_t newer_seq);
 
   const std::string db_path_;
   const std::string site_id_;
@@ -178,7 +185,7 @@ private:
   int64_t counter_ = 0;                     // guarded by mu_
   OutboxStats stats_;                       // guarded by mu_
   DropHandler drop_handler_;                // guarded by mu_
-  // Coalescing: the newest summary per topic; the highest seq ever returned by fetchAfter();
+  // Coalescing: the newest summary per coalesce key; the highest seq ever returned by fetchAfter();
   // coalesced seqs, with the number of fetches started before they were coalesced (a fetch
   // that started earlier may have read the row: it drops it before returning).
   std::map<std::string, int64_t> newest_summary_;  // guarded by mu_

@@ -85,8 +85,8 @@ struct Uplink::Link : public mqtt::iaction_listener {
     });
   }
 
-  // Publish acknowledged (PUBACK): the user context carries the outbox seq (0 for session
-  // messages that are not in the outbox).
+  // Publish acknowledged (PUBACK): the user context carries the outbox seq (> 0), or a
+  // negative serial for session messages that are not in the outbox.
   void on_success(const mqtt::token& tok) override {
     auto seq = static_cast<int64_t>(reinterpret_cast<intptr_t>(tok.get_user_context()));
     std::lock_guard lock(owner.mu_);
@@ -147,7 +147,7 @@ Uplink::Uplink(const UplinkConfig& config, const std::string& site_id, const std
     outbox_ = std::make_unique<Outbox>(
         db_path, site_id,
         Outbox::Limits{config_.outbox.max_rows, config_.outbox.max_bytes,
-                       config_.summaries.coalesce},
+                       config_.summaries.coalesce, config_.mode == Mode::Native},
         clock_, metrics);
     outbox_->setWakeHandler([this] {
       {
@@ -278,11 +278,19 @@ bool Uplink::enqueueMany(std::vector<Message> messages) {
   std::vector<Outbox::Entry> entries;
   entries.reserve(messages.size());
   for (auto& m : messages) {
-    entries.push_back({m.kind, [this, &m, ts](const std::string& msg_id, std::string& topic,
-                                              std::string& payload) {
+    // A summary replaces an unsent one of its own type only: in ThingsBoard mode every summary
+    // goes to one topic, so the key is the type (native mode: its topic, as stored on disk).
+    std::string key;
+    if (m.kind == Kind::Summary) {
+      key = config_.mode == Mode::Native ? format_.nativeTopic(m.subtopic) : m.subtopic;
+    }
+    entries.push_back({m.kind,
+                       [this, &m, ts](const std::string& msg_id, std::string& topic,
+                                      std::string& payload) {
                          format_.render(m.kind, m.subtopic, std::move(m.body), msg_id, ts, topic,
                                         payload);
-                       }});
+                       },
+                       std::move(key)});
   }
   auto seqs = outbox_->append(std::move(entries));
   if (!seqs) {
@@ -644,12 +652,15 @@ void Uplink::processAcks(bool force) {
       acked_rows_since_ = now;
     }
     for (int64_t seq : acked) {
-      if (seq != 0) {
+      if (seq > 0) {
         acked_rows_.push_back(seq);
-        if (auto it = sent_at_.find(seq); it != sent_at_.end()) {
-          pacer_.onAck(std::chrono::duration_cast<milliseconds>(now - it->second), now);
-          sent_at_.erase(it);
-        }
+      }
+      // Session messages (a ThingsBoard gateway announces every device on connect) are paced
+      // like outbox rows, so their PUBACKs must raise the rate too, or a compound's hundreds
+      // of announcements crawl at start_rate ahead of everything else.
+      if (auto it = sent_at_.find(seq); it != sent_at_.end()) {
+        pacer_.onAck(std::chrono::duration_cast<milliseconds>(now - it->second), now);
+        sent_at_.erase(it);
       }
     }
     replay_rate_gauge_.set(pacer_.rate());
@@ -682,7 +693,7 @@ void Uplink::fillWindow() {
     std::string topic;
     std::string payload;
     bool retained = false;
-    int64_t seq = 0;
+    int64_t seq = 0;  // the outbox row's; 0 for a session message
     if (!session_.empty()) {
       SessionMessage& m = session_.front();
       topic = std::move(m.topic);
@@ -706,8 +717,9 @@ void Uplink::fillWindow() {
       rows_.pop_front();
     }
     auto msg = mqtt::make_message(std::move(topic), std::move(payload), 1, retained);
+    const int64_t context = seq != 0 ? seq : -(++session_serial_);
     try {
-      link_->client.publish(msg, reinterpret_cast<void*>(static_cast<intptr_t>(seq)), *link_);
+      link_->client.publish(msg, reinterpret_cast<void*>(static_cast<intptr_t>(context)), *link_);
     } catch (const mqtt::exception& e) {
       if (e.get_return_code() == MQTTASYNC_MAX_BUFFERED_MESSAGES) {
         // Paho's queue is full: try this message again once acks have drained it.
@@ -732,9 +744,7 @@ void Uplink::fillWindow() {
     inflight_ += 1;
     published_.inc();
     pacer_.tryTake(now);
-    if (seq != 0) {
-      sent_at_[seq] = now;
-    }
+    sent_at_[context] = now;
   }
 }
 

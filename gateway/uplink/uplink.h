@@ -222,7 +222,9 @@ private:
   std::deque<SessionMessage> session_;
   bool announced_ = false;
   ReplayPacer pacer_;
-  std::unordered_map<int64_t, core::SteadyTime> sent_at_;  // outbox seq -> publish time
+  // outbox seq (or -session serial) -> publish time, for the pacer's round trips
+  std::unordered_map<int64_t, core::SteadyTime> sent_at_;
+  int64_t session_serial_ = 0;
   uint64_t backoffs_reported_ = 0;
   std::mt19937_64 rng_{std::random_device{}()};  // the first reconnect's spread
   std::vector<PendingCommand> pending_;

@@ -226,3 +226,76 @@ TEST_CASE("uplink fleet: after an outage only the newest summary of each kind is
   CHECK(w.metrics.value("hgj_outbox_messages_total", {{"kind", "alert"}}) == 50);
   CHECK(w.metrics.value("hgj_outbox_messages_total", {{"kind", "summary"}}) == 201);
 }
+
+TEST_CASE("uplink fleet: in ThingsBoard mode every summary type survives coalescing",
+          "[uplink][integration][fleet][thingsboard]") {
+  // Every summary goes to v1/devices/me/telemetry there: coalescing must key on the summary's
+  // type, not the topic, or the EV summary replaces the parking one during an outage.
+  test::Broker broker;
+  Recorder rec(broker.url(), {"v1/devices/me/telemetry"});
+  TempDir dir;
+  World w;
+  auto cfg = testConfig(broker.url());
+  cfg.mode = uplink::Mode::ThingsBoard;
+  cfg.thingsboard_access_token = "GW_TOKEN";
+  cfg.summaries.coalesce = true;
+  uplink::Uplink up(cfg, "site1", dir.file("gw.db"), w.read_model, w.sink,
+                    core::SystemClock::instance(), w.metrics);
+  up.start();
+  REQUIRE(waitFor([&] { return up.connected(); }));
+  broker.stop();
+  REQUIRE(waitFor([&] { return !up.connected(); }));
+  for (int n = 0; n < 20; ++n) {
+    REQUIRE(up.enqueue(uplink::Kind::Summary, "summary/parking", json{{"n", n}}));
+    REQUIRE(up.enqueue(uplink::Kind::Summary, "summary/ev", json{{"n", n}}));
+  }
+  CHECK(up.outboxStats().rows == 2);
+  broker.start();
+  REQUIRE(waitFor([&] { return up.connected() && up.outboxStats().rows == 0; }, seconds(20)));
+  std::map<std::string, std::vector<int64_t>> seen;
+  REQUIRE(waitFor([&] {
+    seen.clear();
+    for (const auto& j : jsonOn(rec, "v1/devices/me/telemetry")) {
+      for (const char* key : {"parking_n", "ev_n"}) {
+        if (j["values"].contains(key)) {
+          seen[key].push_back(j["values"][key].get<int64_t>());
+        }
+      }
+    }
+    return seen.size() == 2;
+  }));
+  CHECK(seen["parking_n"] == std::vector<int64_t>{19});
+  CHECK(seen["ev_n"] == std::vector<int64_t>{19});
+  CHECK(w.metrics.value("hgj_outbox_coalesced_total") == 19 + 19);
+}
+
+TEST_CASE("uplink fleet: PUBACKs of the device announcements raise the paced rate",
+          "[uplink][integration][fleet][thingsboard]") {
+  // A ThingsBoard gateway announces each device on connect; those messages are paced like the
+  // outbox. Their acks must count as fast round trips, or a compound's hundreds of
+  // announcements (and an RPC answer queued behind them) crawl at start_rate for ever.
+  test::Broker broker;
+  Recorder rec(broker.url(), {"v1/gateway/#", "v1/devices/me/rpc/response/+"});
+  TempDir dir;
+  World w;
+  auto cfg = testConfig(broker.url());
+  cfg.mode = uplink::Mode::ThingsBoard;
+  cfg.thingsboard_access_token = "GW_TOKEN";
+  cfg.replay = uplink::ReplaySettings{};  // the shipped defaults: paced, adaptive
+  w.read_model.publish(std::make_shared<pipeline::Snapshot>(emptySnapshot(w.compound)));
+  uplink::Uplink up(cfg, "site1", dir.file("gw.db"), w.read_model, w.sink,
+                    core::SystemClock::instance(), w.metrics);
+  up.start();
+  const size_t devices = w.compound->devices.size();
+  REQUIRE(waitFor([&] {
+    return rec.on("v1/gateway/connect").size() >= devices &&
+           !rec.on("v1/gateway/attributes").empty();
+  }));
+  // Every announcement acknowledged, and each ack counted by the pacer.
+  REQUIRE(waitFor([&] { return w.metrics.value("hgj_uplink_ack_rtt_seconds") > 0; }));
+  CHECK(w.metrics.value("hgj_uplink_replay_rate") > cfg.replay.start_rate);
+  // The answer to an RPC comes next, not after a crawl.
+  rec.publish("v1/devices/me/rpc/request/7", json{{"method", "summary_now"}}.dump());
+  REQUIRE(waitFor([&] { return !rec.on("v1/devices/me/rpc/response/7").empty(); }));
+  up.stop();
+}

@@ -295,17 +295,23 @@ TEST_CASE("outbox: fetching and stats never wait for an append that waits for th
 
 namespace {
 
-Outbox::Entry summaryOn(const std::string& kind_topic, int n) {
-  return {Kind::Summary, [kind_topic, n](const std::string& msg_id, std::string& topic,
-                                         std::string& payload) {
-            topic = "hgj/site1/summary/" + kind_topic;
+// Native mode's shape: the topic names the summary type and is the coalescing key. With
+// `shared_topic` (ThingsBoard's shape), every summary goes to one topic and only the key differs.
+Outbox::Entry summaryOn(const std::string& kind_topic, int n, bool shared_topic = false) {
+  const std::string topic_of = shared_topic ? std::string("v1/devices/me/telemetry")
+                                            : "hgj/site1/summary/" + kind_topic;
+  return {Kind::Summary,
+          [topic_of, n](const std::string& msg_id, std::string& topic, std::string& payload) {
+            topic = topic_of;
             payload = "{\"msg_id\":\"" + msg_id + "\",\"n\":" + std::to_string(n) + "}";
-          }};
+          },
+          shared_topic ? kind_topic : topic_of};
 }
 
-int64_t appendSummary(Outbox& o, const std::string& kind_topic, int n) {
+int64_t appendSummary(Outbox& o, const std::string& kind_topic, int n,
+                      bool shared_topic = false) {
   std::vector<Outbox::Entry> e;
-  e.push_back(summaryOn(kind_topic, n));
+  e.push_back(summaryOn(kind_topic, n, shared_topic));
   auto seqs = o.append(std::move(e));
   REQUIRE(seqs);
   return seqs->at(0);
@@ -388,4 +394,42 @@ TEST_CASE("outbox: summaries left by the last boot are replaced by the first new
   REQUIRE(rows.size() == 2);
   CHECK(rows[0].seq == alert);
   CHECK(rows[1].seq == fresh);
+}
+
+TEST_CASE("outbox: summaries sharing a topic (ThingsBoard) coalesce by type, not by topic",
+          "[uplink][outbox]") {
+  // In ThingsBoard mode parking, EV, e-bike and health summaries all render to
+  // v1/devices/me/telemetry: keyed by topic, the EV summary would replace the parking one.
+  uplink::testing::TempDir dir;
+  core::ManualClock clock;
+  core::MetricsRegistry metrics;
+  Outbox::Limits limits;
+  limits.coalesce_summaries = true;
+  limits.topic_is_coalesce_key = false;
+  int64_t parking = 0;
+  int64_t ev = 0;
+  {
+    Outbox o(dir.file("gw.db"), "site1", limits, clock, metrics);
+    for (int i = 0; i < 10; ++i) {
+      parking = appendSummary(o, "summary/parking", i, true);
+      ev = appendSummary(o, "summary/ev", i, true);
+    }
+    auto rows = o.fetchAfter(0, 1000);
+    std::vector<int64_t> got;
+    for (const auto& r : rows) {
+      got.push_back(r.seq);
+    }
+    CHECK(got == std::vector<int64_t>{parking, ev});
+    CHECK(o.stats().coalesced == 18);
+  }
+  // Across a restart the stored topic says nothing of the type: the last boot's summaries are
+  // all kept and sent, none is replaced by a summary of another type.
+  Outbox o(dir.file("gw.db"), "site1", limits, clock, metrics);
+  const int64_t fresh = appendSummary(o, "summary/ev", 10, true);
+  auto rows = o.fetchAfter(0, 1000);
+  std::vector<int64_t> got;
+  for (const auto& r : rows) {
+    got.push_back(r.seq);
+  }
+  CHECK(got == std::vector<int64_t>{parking, ev, fresh});
 }
