@@ -5,6 +5,10 @@
 #include <sstream>
 #include <unistd.h>
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
 namespace hgj::core {
 
 Histogram::Histogram(std::vector<double> bounds)
@@ -221,6 +225,16 @@ double processResidentBytes() {
     return 0;
   }
   return static_cast<double>(pages_resident) * static_cast<double>(sysconf(_SC_PAGESIZE));
+}
+
+double heapInUseBytes() {
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
+  // Walks every arena under its lock: a scrape's worth of work, not a hot-path call.
+  const struct mallinfo2 m = mallinfo2();
+  return static_cast<double>(m.uordblks + m.hblkhd);
+#else
+  return 0;
+#endif
 }
 
 } // namespace hgj::core

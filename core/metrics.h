@@ -97,5 +97,9 @@ private:
 
 /// Resident set size of this process in bytes (from /proc/self/statm).
 double processResidentBytes();
+/// Bytes the C allocator has handed out and not had back (glibc's mallinfo2: in-use chunks,
+/// arenas and mmapped). A leak grows this; memory freed but kept by the allocator's arenas
+/// grows only the resident set. 0 where not glibc.
+double heapInUseBytes();
 
 } // namespace hgj::core

@@ -37,6 +37,12 @@ App::App(config::GatewayConfig cfg, const core::Clock& clock)
   }
   metrics_.gaugeFn("process_resident_memory_bytes", "resident memory of the gateway process",
                    [] { return core::processResidentBytes(); });
+  metrics_.gaugeFn("hgj_heap_in_use_bytes",
+                   "bytes the allocator has handed out and not had back (mallinfo2)",
+                   [] { return core::heapInUseBytes(); });
+  metrics_.gaugeFn("hgj_sqlite_memory_bytes",
+                   "memory SQLite holds in this process (page caches, statements)",
+                   [] { return static_cast<double>(storage::memoryUsed()); });
   store_ = std::make_unique<storage::Store>(cfg_.storage, cfg_.compound, metrics_, clock_);
   store_->setLiveness(&liveness_);
   read_model_ = std::make_unique<pipeline::ReadModel>();

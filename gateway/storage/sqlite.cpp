@@ -343,6 +343,10 @@ bool ReadPool::with(const std::function<void(Database&)>& fn, std::string* error
   return true;
 }
 
+int64_t memoryUsed() {
+  return sqlite3_memory_used();
+}
+
 std::string moveAside(const std::string& path, int64_t now_ms) {
   namespace fs = std::filesystem;
   std::string aside = path + ".corrupt-" + std::to_string(now_ms);

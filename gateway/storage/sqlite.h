@@ -230,4 +230,9 @@ private:
 /// returns the new name.
 std::string moveAside(const std::string& path, int64_t now_ms);
 
+/// Bytes SQLite holds in this process now (page caches, prepared statements, schema):
+/// `sqlite3_memory_used()`. Bounded by the connections' cache_size; a soak tells it apart from
+/// the rest of the resident set.
+int64_t memoryUsed();
+
 } // namespace hgj::storage
