@@ -36,7 +36,6 @@ import pwd
 import random
 import re
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -45,6 +44,8 @@ import time
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "tools", "lib"))
+from loopback import free_ports, port_open, wait_until  # noqa: E402
 PROFILES = ["parking_sensor_mqtt", "ebike_port_mqtt", "ebike_shed_mqtt", "ev_pile_mqtt"]
 PARKING = 40     # P-B1-0001..0040, zones A-D of 10 (the example: 1,000 in 8 zones of 125)
 SHEDS = 2        # S01..S02 of 10 ports (the example: 37)
@@ -53,35 +54,6 @@ PILES = 3        # EV-01..EV-03 (the example: 65)
 
 def log(msg):
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
-def free_ports(n):
-    socks, ports = [], []
-    for _ in range(n):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        socks.append(s)
-        ports.append(s.getsockname()[1])
-    for s in socks:
-        s.close()
-    return ports
-
-
-def port_open(port):
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-        return True
-    except OSError:
-        return False
-
-
-def wait_until(pred, timeout, step=0.1):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(step)
-    return pred()
 
 
 class Mosquitto:
