@@ -218,7 +218,12 @@ void PahoIngest::onLost(const std::string& cause) {
 }
 
 bool PahoIngest::connectOnce() {
+  // MQTT 3.1.1 only. Left at its default, Paho C answers a failed 3.1.1 connect by queueing a
+  // 3.1 CONNECT of its own behind ours: our next connect is "ignored" (-18), two connects race,
+  // a failure callback can reach a connect token the C++ layer has already dropped, and the
+  // session comes back as 3.1 (tests/integration/ingest/hostile_broker_test.cpp).
   auto opts = ::mqtt::connect_options_builder()
+                  .mqtt_version(MQTTVERSION_3_1_1)
                   .clean_session(false)
                   .keep_alive_interval(std::chrono::seconds(cfg_.keepalive_s))
                   .connect_timeout(std::chrono::seconds(5))

@@ -64,6 +64,7 @@ void MqttLink::start() {
   // A persistent session, so relay commands sent while the simulator reconnects still arrive.
   connect_opts_ = std::make_unique<mqtt::connect_options>(
       mqtt::connect_options_builder()
+          .mqtt_version(MQTTVERSION_3_1_1)  // no fallback to 3.1 racing our reconnects
           .clean_session(false)
           .keep_alive_interval(settings_.keep_alive)
           .automatic_reconnect(std::chrono::milliseconds(250), std::chrono::seconds(5))

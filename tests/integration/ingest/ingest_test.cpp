@@ -112,16 +112,6 @@ TEST_CASE("ingest: the broker is restarted mid-stream and ingest resumes by itse
           "[integration][ingest]") {
   const std::string client = GENERATE(as<std::string>{}, "batched", "paho");
   INFO("mqtt.client=" << client);
-#if defined(__SANITIZE_THREAD__)
-  if (client == "paho") {
-    // Open defect (docs/reliability.md, "What the sanitizer runs found"): with TSan's timing,
-    // Paho's reconnect after a broker restart fails 2 runs in 3 (a connect ignored with -18,
-    // then a connection that delivers nothing). The release build passes it; the TSan job
-    // checks the batched client here until the Paho case is fixed.
-    WARN("paho variant skipped under TSan: open defect");
-    return;
-  }
-#endif
   hgj::test::Broker broker(true);
   hgj::test::TempDir dir;
   std::string db = dir.file("hgj.db");
@@ -147,11 +137,21 @@ TEST_CASE("ingest: the broker is restarted mid-stream and ingest resumes by itse
   }
   // The messages published before the gateway re-connected were queued in its persistent
   // session by the broker, which kept the session across its own restart.
+  // Every message at least once. A message whose PUBACK the broker had not processed when it
+  // stopped is delivered again after its restart (QoS 1 is at-least-once; seen under ASan and
+  // load, up to 74 of the first 100), so the rows may be more than the messages.
+  const auto distinct = [&] {
+    return queryInt(db, "SELECT count(DISTINCT ts_ms) FROM readings");
+  };
+  const bool all = hgj::test::waitFor([&] { return distinct() == 200; }, 20s);
+  INFO("rows: " << rows(db) << ", distinct messages: " << distinct());
   INFO(gw->output());
-  REQUIRE(hgj::test::waitFor([&] { return rows(db) == 200; }, 20s));
-  CHECK(queryInt(db, "SELECT count(DISTINCT ts_ms) FROM readings") == 200);
+  REQUIRE(all);
+  CHECK(rows(db) >= 200);
   gw->signal(SIGTERM);
-  CHECK(gw->wait() == 0);
+  const int rc = gw->wait();
+  INFO(gw->output());  // with what the sanitizers printed at exit
+  CHECK(rc == 0);
 }
 
 TEST_CASE("ingest: SIGKILL during ingest loses at most the last batch and the database is intact",
