@@ -517,9 +517,16 @@ void Store::take(std::vector<Op>& ops, std::vector<Flush>& flushes) {
     if (auto* r = std::get_if<std::vector<model::Reading>>(&op)) {
       releaseRows(r->size());
       if (degraded_ && reading_rows_ + r->size() > cfg_.queue_max_rows) {
-        // The disk is failing: keep a bounded backlog for the next attempt, drop the rest.
-        dropped_error_.inc(r->size());
-        continue;
+        // The disk is failing: keep a bounded backlog for the next attempt (the oldest readings,
+        // up to exactly queue_max_rows, so what is kept stays a gap-free prefix per device
+        // whatever the batch sizes), drop the rest.
+        const size_t room =
+            cfg_.queue_max_rows > reading_rows_ ? cfg_.queue_max_rows - reading_rows_ : 0;
+        dropped_error_.inc(r->size() - room);
+        r->erase(r->begin() + static_cast<std::ptrdiff_t>(room), r->end());
+        if (r->empty()) {
+          continue;
+        }
       }
       reading_rows_ += r->size();
       readings_.push_back(std::move(*r));
