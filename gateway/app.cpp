@@ -46,8 +46,16 @@ App::App(config::GatewayConfig cfg, const core::Clock& clock)
   store_ = std::make_unique<storage::Store>(cfg_.storage, cfg_.compound, metrics_, clock_);
   store_->setLiveness(&liveness_);
   read_model_ = std::make_unique<pipeline::ReadModel>();
-  pipeline_ = std::make_unique<pipeline::Pipeline>(cfg_, cfg_.compound, cfg_.rules, *store_,
-                                                   *read_model_, metrics_, clock_);
+  pipeline::PipelineSettings settings;
+  settings.loop = cfg_.pipeline;
+  settings.storage = cfg_.storage;
+  settings.history = cfg_.history;
+  settings.queue_capacity = cfg_.mqtt.queue_capacity;
+  settings.max_payload_bytes = cfg_.mqtt.max_payload_bytes;
+  settings.max_topic_length = cfg_.mqtt.max_topic_length;
+  settings.allow_override = cfg_.uplink.commands.allow_override;
+  pipeline_ = std::make_unique<pipeline::Pipeline>(std::move(settings), cfg_.compound, cfg_.rules,
+                                                   *store_, *read_model_, metrics_, clock_);
   pipeline_->setLiveness(liveness_);
   mqtt_ = drivers::mqtt::makeMqttIngest(cfg_.mqtt, pipeline_->subscriptions(), *cfg_.compound,
                                          *pipeline_, metrics_, clock_);

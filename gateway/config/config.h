@@ -12,6 +12,8 @@
 #include "gateway/alerts/alerts_config.h"
 #include "gateway/history/rollups.h"
 #include "gateway/api/http_config.h"
+#include "gateway/pipeline/pipeline_config.h"
+#include "gateway/storage/storage_config.h"
 #include "gateway/uplink/uplink_config.h"
 #include "rules/rules_config.h"
 #include "model/compound.h"
@@ -21,17 +23,8 @@ namespace hgj::config {
 /// The `mqtt:` section, parsed by drivers/mqtt (parseMqttConfig).
 using MqttConfig = drivers::mqtt::MqttConfig;
 
-struct StorageConfig {
-  std::string path = "/var/lib/hgj/hgj.db";  ///< absolute once loaded
-  int64_t commit_interval_ms = 100;
-  size_t batch_max_rows = 5000;
-  size_t queue_max_rows = 10'000;
-  int64_t retention_max_age_ms = 30LL * 86'400'000;
-  int64_t retention_max_mb = 2048;
-  int64_t retention_check_ms = 60'000;
-  int64_t state_flush_ms = 5'000;
-  int64_t busy_timeout_ms = 5'000;
-};
+/// The `storage:` section, parsed by gateway/storage (parseStorageConfig).
+using StorageConfig = storage::StorageConfig;
 
 struct LogConfig {
   std::string level = "info";
@@ -40,11 +33,8 @@ struct LogConfig {
   int64_t max_files = 5;
 };
 
-struct PipelineConfig {
-  int64_t snapshot_interval_ms = 250;
-  int64_t tick_interval_ms = 100;
-  size_t batch_max = 1024;
-};
+/// The `pipeline:` section, parsed by gateway/pipeline (parsePipelineConfig).
+using PipelineConfig = pipeline::PipelineConfig;
 
 /// The whole configuration, validated. Sections owned by other areas are parsed by their own
 /// parsers (drivers/modbus, rules, alerts, uplink, api) from the nodes kept here.

@@ -33,15 +33,15 @@ constexpr int64_t kHistoryWriteMs = 60'000;
 // and stalled the readings writer into dropping readings.
 } // namespace
 
-Pipeline::Pipeline(const config::GatewayConfig& cfg, std::shared_ptr<const model::Compound> compound,
+Pipeline::Pipeline(PipelineSettings cfg, std::shared_ptr<const model::Compound> compound,
                    const rules::RulesConfig& rules, storage::Store& store, ReadModel& read_model,
                    core::MetricsRegistry& metrics, const core::Clock& clock)
-    : cfg_(cfg), compound_(std::move(compound)), store_(store), read_model_(read_model),
-      clock_(clock), queue_(cfg.mqtt.queue_capacity),
-      decoder_(*compound_, cfg.mqtt.max_payload_bytes, cfg.mqtt.max_topic_length),
+    : cfg_(std::move(cfg)), compound_(std::move(compound)), store_(store),
+      read_model_(read_model), clock_(clock), queue_(cfg_.queue_capacity),
+      decoder_(*compound_, cfg_.max_payload_bytes, cfg_.max_topic_length),
       state_(*compound_), rules_(std::make_shared<const rules::RulesConfig>(rules)),
       control_(*compound_, state_, rules_, *this, *this, metrics, clock,
-               cfg.uplink.commands.allow_override),
+               cfg_.allow_override),
       rule_visits_(metrics.counter("hgj_rule_evaluations_total",
                                    "rule instances evaluated for readings")),
       rule_raises_(metrics.counter("hgj_rule_alerts_total", "alerts the rules raised")),
@@ -80,8 +80,8 @@ Pipeline::Pipeline(const config::GatewayConfig& cfg, std::shared_ptr<const model
     has_occupied_ = true;
   }
   readings_.reserve(kHandOverReserve);
-  if (cfg.history.enabled) {
-    history_ = std::make_unique<history::Rollups>(cfg.history, compound_);
+  if (cfg_.history.enabled) {
+    history_ = std::make_unique<history::Rollups>(cfg_.history, compound_);
   }
 }
 
@@ -275,7 +275,7 @@ std::string Pipeline::health() const {
 
 void Pipeline::run() {
   std::vector<Event> events;
-  events.reserve(cfg_.pipeline.batch_max);
+  events.reserve(cfg_.loop.batch_max);
   bool busy = false;
   // Test-only (HGJ_FAULTS, docs/reliability.md): the thread hangs for good after this long, as
   // a deadlock would, so the watchdog test can see the feed stop.
@@ -301,8 +301,8 @@ void Pipeline::run() {
       // once, so alert latency stays low when it matters.
       std::this_thread::sleep_for(kLinger);
     }
-    size_t n = queue_.popAll(events, cfg_.pipeline.batch_max,
-                             busy ? core::Millis(0) : core::Millis(cfg_.pipeline.tick_interval_ms));
+    size_t n = queue_.popAll(events, cfg_.loop.batch_max,
+                             busy ? core::Millis(0) : core::Millis(cfg_.loop.tick_interval_ms));
     busy = n >= kBusyBatch;
     // Alerts raised by one batch share one durable commit (one fsync for a storm).
     if (alerts_ != nullptr) {
@@ -589,7 +589,7 @@ void Pipeline::tick() {
   if (now < next_tick_) {
     return;
   }
-  next_tick_ = now + core::Millis(cfg_.pipeline.tick_interval_ms);
+  next_tick_ = now + core::Millis(cfg_.loop.tick_interval_ms);
   if (alerts_ != nullptr) {
     alerts_->beginBatch();
   }
@@ -632,7 +632,7 @@ void Pipeline::tick() {
     if (changed_) {
       publishSnapshot();
     }
-    next_snapshot_ = now + core::Millis(cfg_.pipeline.snapshot_interval_ms);
+    next_snapshot_ = now + core::Millis(cfg_.loop.snapshot_interval_ms);
   }
 }
 

@@ -17,10 +17,10 @@
 #include "drivers/driver.h"
 #include "drivers/profiles/mqtt_decoder.h"
 #include "gateway/alerts/alert_manager.h"
-#include "gateway/config/config.h"
 #include "core/heartbeat.h"
 #include "gateway/pipeline/actuator.h"
 #include "gateway/pipeline/control.h"
+#include "gateway/pipeline/pipeline_config.h"
 #include "gateway/pipeline/commands.h"
 #include "gateway/pipeline/read_model.h"
 #include "gateway/storage/store.h"
@@ -47,7 +47,7 @@ class Pipeline final : public drivers::SampleSink,
                        private ControlOutputs,
                        private ActuationJournal {
 public:
-  Pipeline(const config::GatewayConfig& cfg, std::shared_ptr<const model::Compound> compound,
+  Pipeline(PipelineSettings cfg, std::shared_ptr<const model::Compound> compound,
            const rules::RulesConfig& rules, storage::Store& store, ReadModel& read_model,
            core::MetricsRegistry& metrics, const core::Clock& clock);
   ~Pipeline() override;
@@ -142,7 +142,7 @@ private:
   void recordFirst(storage::ActuationRecord record) override;
   void update(uint64_t request_id, std::string state, std::string error) override;
 
-  const config::GatewayConfig& cfg_;
+  const PipelineSettings cfg_;
   std::shared_ptr<const model::Compound> compound_;
   storage::Store& store_;
   ReadModel& read_model_;

@@ -153,7 +153,7 @@ struct Store::Statements {
   Statement delete_latch;
 };
 
-Store::Store(const config::StorageConfig& cfg, std::shared_ptr<const model::Compound> compound,
+Store::Store(const StorageConfig& cfg, std::shared_ptr<const model::Compound> compound,
              core::MetricsRegistry& metrics, const core::Clock& clock)
     : cfg_(cfg), compound_(std::move(compound)), clock_(clock),
       stored_(metrics.counter("hgj_readings_stored_total", "readings committed to SQLite")),

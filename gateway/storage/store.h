@@ -20,8 +20,8 @@
 #include "core/heartbeat.h"
 #include "core/log.h"
 #include "core/metrics.h"
-#include "gateway/config/config.h"
 #include "gateway/storage/durable.h"
+#include "gateway/storage/storage_config.h"
 #include "model/compound.h"
 #include "model/reading.h"
 
@@ -91,7 +91,7 @@ struct StorageEvent {
 /// is the usual caller. open()/load*() run before start(), on the caller's thread.
 class Store : public DurableSink {
 public:
-  Store(const config::StorageConfig& cfg, std::shared_ptr<const model::Compound> compound,
+  Store(const StorageConfig& cfg, std::shared_ptr<const model::Compound> compound,
         core::MetricsRegistry& metrics, const core::Clock& clock);
   ~Store() override;
   Store(const Store&) = delete;
@@ -189,7 +189,7 @@ private:
   void releaseRows(size_t n);
   void beat();
 
-  config::StorageConfig cfg_;
+  StorageConfig cfg_;
   std::shared_ptr<const model::Compound> compound_;
   const core::Clock& clock_;
   core::Counter& stored_;

@@ -41,7 +41,7 @@ TEST_CASE("alerts storage: the alert manager and the readings store share one da
   core::SystemClock& clock = core::SystemClock::instance();
   RecordingListener listener;
   AlertsConfig cfg = defaultAlertsConfig();
-  config::StorageConfig scfg;
+  storage::StorageConfig scfg;
   scfg.path = dir.file("gateway.db");
   bool alerts_first = GENERATE(false, true);
 
@@ -86,7 +86,7 @@ struct StoreEnv {
   core::SystemClock& clock = core::SystemClock::instance();
   RecordingListener listener;
   AlertsConfig cfg = defaultAlertsConfig();
-  config::StorageConfig scfg;
+  storage::StorageConfig scfg;
   std::unique_ptr<storage::Store> store;
 
   explicit StoreEnv(int64_t commit_interval_ms = 100) {
