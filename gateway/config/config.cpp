@@ -2,11 +2,11 @@
 
 #include <algorithm>
 #include <cctype>
-#include <deque>
 #include <filesystem>
 #include <set>
 
 #include "drivers/profiles/profile_loader.h"
+#include "gateway/config/devices.h"
 
 namespace hgj::config {
 
@@ -71,15 +71,6 @@ std::string expandTemplate(const std::string& text, int64_t n, const std::string
 }
 
 namespace {
-
-bool validId(const std::string& id) {
-  if (id.empty() || id.size() > 64) {
-    return false;
-  }
-  return std::all_of(id.begin(), id.end(), [](unsigned char c) {
-    return std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '/' || c >= 0x80;
-  });
-}
 
 bool validSiteId(const std::string& id) {
   return !id.empty() && id.size() <= 64 && std::all_of(id.begin(), id.end(), [](unsigned char c) {
@@ -246,30 +237,6 @@ struct DeviceEntry {
   core::ConfigNode node;
 };
 
-std::vector<std::string> gridIds(const model::Compound& c) {
-  std::vector<std::string> ids;
-  for (const auto& g : c.grids) {
-    ids.push_back(g.id);
-  }
-  return ids;
-}
-
-std::vector<std::string> profileNames(const model::Compound& c) {
-  std::vector<std::string> names;
-  for (const auto& p : c.profiles) {
-    names.push_back(p->name);
-  }
-  return names;
-}
-
-std::vector<std::string> categoryIds(const model::Compound& compound) {
-  std::vector<std::string> ids;
-  for (const auto& c : compound.space_categories) {
-    ids.push_back(c.id);
-  }
-  return ids;
-}
-
 // An id that can be part of a display point name (free_<category>) and of a URL.
 bool validCategoryId(const std::string& id) {
   return !id.empty() && id.size() <= 32 &&
@@ -338,247 +305,6 @@ void parseParking(const core::ConfigNode& n, model::Compound& compound) {
     }
     n.errorAt("default_category", msg);
     compound.default_category = "leased";
-  }
-}
-
-void parseDevices(const core::ConfigNode& root, model::Compound& compound) {
-  if (!root.allowKeys({"devices"})) {
-    return;
-  }
-  core::ConfigNode devices = root.child("devices");
-  if (!devices.defined()) {
-    root.errorAt("devices", "required (expected a list of devices, got nothing)");
-    return;
-  }
-  if (!devices.requireSeq()) {
-    return;
-  }
-  std::set<std::string> seen;
-  // Devices in file order, with the entry they came from and, for a child, its parent's id
-  // (indexes are known only once every device is in).
-  struct Pending {
-    model::Device device;
-    core::ConfigNode node;
-    std::string parent;
-  };
-  std::deque<Pending> pending;  // not a vector: no doubling copies of thousands of devices
-  auto add = [&](model::Device d, const core::ConfigNode& node, std::string parent = {}) {
-    if (!validId(d.id)) {
-      node.errorAt("id", "device id \"" + d.id +
-                             "\" must be 1-64 letters, digits, '-', '_', '.', '/' (no spaces or "
-                             "MQTT wildcards)");
-      return;
-    }
-    if (!seen.insert(d.id).second) {
-      node.errorAt("id", "duplicate device id \"" + d.id + "\"");
-      return;
-    }
-    pending.push_back({std::move(d), node, std::move(parent)});
-  };
-
-  for (const auto& e : devices.items()) {
-    if (!e.allowKeys({"id", "name", "profile", "grid", "location", "tags", "linked", "dev_eui",
-                      "modbus", "ports", "range", "expected_interval", "category"})) {
-      continue;
-    }
-    std::string id_t = e.requiredStr("id");
-    std::string profile_name = e.requiredStr("profile");
-    std::string grid = e.requiredStr("grid");
-    if (id_t.empty() || profile_name.empty() || grid.empty()) {
-      continue;
-    }
-    const model::Profile* profile = compound.profile(profile_name);
-    if (profile == nullptr) {
-      std::string msg = "unknown profile \"" + profile_name + "\"";
-      if (auto m = core::closestMatch(profile_name, profileNames(compound))) {
-        msg += " (did you mean \"" + *m + "\"?)";
-      } else {
-        msg += " (no conf/profiles/" + profile_name + ".yaml)";
-      }
-      e.errorAt("profile", msg);
-      continue;
-    }
-    if (compound.grid(grid) == nullptr && !compound.grids.empty()) {
-      std::string msg = "unknown grid \"" + grid + "\"";
-      if (auto m = core::closestMatch(grid, gridIds(compound))) {
-        msg += " (did you mean \"" + *m + "\"?)";
-      }
-      e.errorAt("grid", msg);
-      continue;
-    }
-    int64_t from = 1;
-    int64_t to = 1;
-    core::ConfigNode range = e.child("range");
-    bool ranged = range.defined();
-    if (ranged) {
-      auto items = range.items();
-      std::optional<double> a = items.size() == 2 ? items[0].asNumber() : std::nullopt;
-      std::optional<double> b = items.size() == 2 ? items[1].asNumber() : std::nullopt;
-      if (!a || !b || *a < 0 || *b < *a || *b - *a > 100'000) {
-        range.error("expected [from, to] with 0 <= from <= to (at most 100000 devices)");
-        continue;
-      }
-      from = static_cast<int64_t>(*a);
-      to = static_cast<int64_t>(*b);
-      if (id_t.find("{n") == std::string::npos) {
-        e.errorAt("id", "a ranged device id needs {n} (e.g. \"P-B1-{n:04}\")");
-        continue;
-      }
-    }
-    int64_t ports = e.integer("ports", 0, 0, 64);
-    if (ports > 0 && profile->child_profile.empty()) {
-      e.errorAt("ports", "profile \"" + profile->name + "\" has no children");
-    }
-    core::ConfigNode loc = e.child("location");
-    loc.allowKeys({"building", "level", "zone", "space"});
-    core::ConfigNode mb = e.child("modbus");
-    model::ModbusBinding binding;
-    if (profile->transport == "modbus") {
-      if (!mb.defined()) {
-        e.errorAt("modbus", "required for a Modbus device (expected {line, unit}, got nothing)");
-        continue;
-      }
-      if (mb.allowKeys({"line", "unit", "poll_interval", "timeout", "retries"})) {
-        binding.line = mb.requiredStr("line");
-        binding.unit_id = static_cast<int>(mb.integer("unit", 1, 0, 255));
-        binding.poll_interval_ms =
-            mb.duration("poll_interval", std::chrono::seconds(1), std::chrono::milliseconds(50),
-                        std::chrono::hours(24))
-                .count();
-        binding.timeout_ms = mb.duration("timeout", std::chrono::milliseconds(500),
-                                         std::chrono::milliseconds(10), std::chrono::seconds(30))
-                                 .count();
-        binding.retries = static_cast<int>(mb.integer("retries", 1, 0, 10));
-      }
-    } else if (mb.defined()) {
-      mb.error("profile \"" + profile->name + "\" is an MQTT profile; remove the modbus binding");
-    }
-    std::string dev_eui = e.str("dev_eui", "");
-    auto validEui = [](const std::string& eui) {
-      return eui.size() == 16 && std::all_of(eui.begin(), eui.end(), [](unsigned char c) {
-               return std::isxdigit(c);
-             });
-    };
-    if (!dev_eui.empty() && !validEui(expandTemplate(dev_eui, from))) {
-      e.errorAt("dev_eui", "expected 16 hex digits, got \"" + expandTemplate(dev_eui, from) +
-                               "\"");
-      dev_eui.clear();
-    }
-    if (!dev_eui.empty() && ranged && dev_eui.find("{n") == std::string::npos && from != to) {
-      e.errorAt("dev_eui", "a ranged entry cannot share one dev_eui");
-    }
-    std::map<std::string, std::string> tags;
-    core::ConfigNode tags_node = e.child("tags");
-    if (tags_node.defined() && tags_node.requireMap()) {
-      for (const auto& [k, v] : tags_node.entries()) {
-        auto s = v.asStr();
-        if (!s) {
-          v.error("expected a string tag value");
-          continue;
-        }
-        tags[k] = *s;
-      }
-    }
-    // One category per space: the key names it; the older `ev_space` tag means `ev` and may not
-    // contradict it.
-    const bool ev_tag = tags.count("ev_space") != 0 && tags["ev_space"] == "true";
-    std::string category = e.str("category", "");
-    if (!category.empty() && compound.categoryIndex(category) < 0) {
-      std::string msg = "unknown category \"" + category + "\" (expected one of parking.categories";
-      if (auto m = core::closestMatch(category, categoryIds(compound))) {
-        msg += "; did you mean \"" + *m + "\"?";
-      }
-      e.errorAt("category", msg + ")");
-      category.clear();
-    } else if (!category.empty() && ev_tag && category != "ev") {
-      e.errorAt("category", "a space has one category: \"" + category +
-                                "\" contradicts tags.ev_space (which means \"ev\")");
-    }
-    if (category.empty()) {
-      category = ev_tag ? "ev" : compound.default_category;
-    }
-    int64_t expected = e.duration("expected_interval", std::chrono::milliseconds(0),
-                                  std::chrono::milliseconds(0), std::chrono::hours(24 * 30))
-                           .count();
-    std::string src = e.file() + ":" + std::to_string(e.location().line);
-    for (int64_t n = from; n <= to; ++n) {
-      model::Device d;
-      d.id = ranged ? expandTemplate(id_t, n) : id_t;
-      d.name = expandTemplate(e.str("name", ""), n);
-      d.profile = profile;
-      d.grid = grid;
-      d.location.building = expandTemplate(loc.str("building", ""), n);
-      d.location.level = expandTemplate(loc.str("level", ""), n);
-      d.location.zone = expandTemplate(loc.str("zone", ""), n);
-      d.location.space = expandTemplate(loc.str("space", ""), n);
-      d.tags = tags;
-      d.category = category;
-      d.linked_id = expandTemplate(e.str("linked", ""), n);
-      d.dev_eui = expandTemplate(dev_eui, n);
-      d.modbus = binding;
-      d.expected_interval_ms = expected;
-      d.source = src;
-      if (!binding.line.empty() && ranged) {
-        d.modbus.unit_id = static_cast<int>(binding.unit_id + (n - from));
-      }
-      std::string parent_id = d.id;
-      add(d, e);
-      if (ports > 0 && !profile->child_profile.empty()) {
-        const model::Profile* cp = compound.profile(profile->child_profile);
-        if (cp == nullptr) {
-          e.errorAt("ports", "child profile \"" + profile->child_profile + "\" of profile \"" +
-                                 profile->name + "\" is not defined");
-          continue;
-        }
-        for (int64_t k = 1; k <= ports; ++k) {
-          model::Device c;
-          c.id = expandTemplate(profile->child_id_template, k, parent_id);
-          c.profile = cp;
-          c.grid = grid;
-          c.location = d.location;
-          c.location.space = c.id.substr(c.id.rfind('/') + 1);
-          c.tags = tags;
-          c.modbus = d.modbus;
-          c.child_number = static_cast<int>(k);
-          c.source = src;
-          c.name = d.name.empty() ? "" : d.name + " " + c.location.space;
-          add(std::move(c), e, parent_id);
-        }
-      }
-    }
-  }
-  // Reserved: a compound has thousands of devices and growing the vector would hold two copies.
-  compound.devices.reserve(pending.size());
-  for (auto& p : pending) {
-    compound.devices.push_back(std::move(p.device));
-  }
-  compound.buildIndexes();
-  for (size_t i = 0; i < pending.size(); ++i) {
-    if (pending[i].parent.empty()) {
-      continue;
-    }
-    auto& d = compound.devices[i];
-    d.parent = compound.deviceIndex(pending[i].parent);
-    if (d.parent != model::kNoDevice) {
-      compound.devices[d.parent].children.push_back(d.index);
-    }
-  }
-  for (size_t i = 0; i < compound.devices.size(); ++i) {
-    auto& d = compound.devices[i];
-    if (d.linked_id.empty()) {
-      continue;
-    }
-    if (d.linked == model::kNoDevice) {
-      const auto& node = pending[i].node;
-      node.errorAt("linked", "linked device \"" + d.linked_id + "\" of \"" + d.id +
-                                 "\" is not defined");
-      continue;
-    }
-    auto& other = compound.devices[d.linked];
-    if (other.linked_id.empty()) {
-      other.linked_id = d.id;
-      other.linked = d.index;
-    }
   }
 }
 
