@@ -4,6 +4,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -85,14 +86,9 @@ int usageError(const std::string& msg) {
   return 2;
 }
 
-} // namespace
-
-int main(int argc, char** argv) {
-  // A box has 1-2 GB shared with the broker: two malloc arenas instead of one per thread (up to
-  // 8 per core) keep the resident set small; the threads that allocate on the hot path (ingest,
-  // pipeline, writer) hand memory to each other anyway.
-  mallopt(M_ARENA_MAX, 2);
-  Args args;
+/// Reads the command line into `args`; an exit status when there is nothing to run (--help,
+/// --version) or the line is wrong (usage on stderr, 2).
+std::optional<int> parseArgs(int argc, char** argv, Args& args) {
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--help" || a == "-h") {
@@ -110,19 +106,14 @@ int main(int argc, char** argv) {
       args.config = argv[++i];
     } else if (a.rfind("--config=", 0) == 0) {
       args.config = a.substr(9);
-    } else if (a == "--set") {
-      if (i + 1 >= argc) {
+    } else if (a == "--set" || a.rfind("--set=", 0) == 0) {
+      if (a == "--set" && i + 1 >= argc) {
         return usageError("--set needs key.path=value");
       }
-      auto o = hgj::config::parseOverride(argv[++i]);
+      const std::string text = a == "--set" ? std::string(argv[++i]) : a.substr(6);
+      auto o = hgj::config::parseOverride(text);
       if (!o) {
-        return usageError(std::string("--set expects key.path=value, got \"") + argv[i] + "\"");
-      }
-      args.overrides.push_back(*o);
-    } else if (a.rfind("--set=", 0) == 0) {
-      auto o = hgj::config::parseOverride(a.substr(6));
-      if (!o) {
-        return usageError("--set expects key.path=value, got \"" + a.substr(6) + "\"");
+        return usageError("--set expects key.path=value, got \"" + text + "\"");
       }
       args.overrides.push_back(*o);
     } else if (a == "--from") {
@@ -155,30 +146,74 @@ int main(int argc, char** argv) {
   if (args.config.empty()) {
     return usageError("missing -c FILE");
   }
+  return std::nullopt;
+}
 
+/// SIGHUP: the rules are reloaded from the files the daemon runs on; a configuration with
+/// problems is refused and the running one kept.
+void reload(hgj::App& app, const hgj::config_push::RemoteConfig& remote) {
+  sd_notify(0, "RELOADING=1");
+  spdlog::info("SIGHUP: reloading the configuration");
   hgj::core::Diagnostics diag;
-  hgj::config::GatewayConfig cfg = hgj::config::loadConfig(args.config, args.overrides, diag);
+  auto [path, overrides] = remote.source();
+  auto fresh = hgj::config::loadConfig(path, overrides, diag);
   if (!diag.ok()) {
-    std::fputs(diag.format().c_str(), stderr);
-    std::fprintf(stderr, "hgj-gateway: %zu configuration problem(s)\n", diag.problems().size());
-    return 2;
+    spdlog::error("reload: the configuration has problems; keeping the running one:\n{}",
+                  diag.format());
+  } else {
+    spdlog::info("reload: {}", app.reload(std::move(fresh)));
   }
-  // Secrets in files others can read: warned by `check` and at every start, never fatal (the
-  // operator may have reasons; the box keeps running).
-  std::vector<std::string> exposed = hgj::core::exposedSecretWarnings(diag);
-  if (args.command == "check") {
-    for (const auto& w : exposed) {
-      std::fprintf(stderr, "%s\n", w.c_str());
-    }
-    std::printf("%s: ok (%zu devices, %zu profiles, %zu grids)\n", args.config.c_str(),
-                cfg.compound->devices.size(), cfg.compound->profiles.size(),
-                cfg.compound->grids.size());
-    return 0;
-  }
-  if (args.command == "history rebuild") {
-    return hgj::historyRebuild(cfg, args.rebuild, stdout, stderr);
-  }
+  sd_notify(0, "READY=1");
+}
 
+enum class Ending { Stop, Restart };
+
+/// The running daemon's main thread: takes the signals and feeds systemd's watchdog until a
+/// signal ends the run. The watchdog is fed from the progress of the critical threads, not from
+/// a health string: every thread beats its core::Heartbeat each time round its loop (busy, idle
+/// or held back by backpressure); one silent for half the interval (a deadlock, a call that
+/// never returns) stops the feed, and systemd restarts the gateway within the interval.
+Ending serve(hgj::App& app, const hgj::config_push::RemoteConfig& remote,
+             const sigset_t& signals) {
+  uint64_t watchdog_usec = 0;
+  const bool watchdog = sd_watchdog_enabled(0, &watchdog_usec) > 0;
+  const int64_t watchdog_ms = static_cast<int64_t>(watchdog_usec / 1000);
+  const int64_t feed_ms = watchdog ? std::clamp<int64_t>(watchdog_ms / 4, 10, 1000) : 1000;
+  hgj::core::RateLimitedLog watchdog_log;
+  while (true) {
+    timespec wait{static_cast<time_t>(feed_ms / 1000),
+                  static_cast<long>(feed_ms % 1000) * 1'000'000L};
+    int sig = sigtimedwait(&signals, nullptr, &wait);
+    if (sig < 0) {
+      if (watchdog) {
+        if (auto stalled = app.liveness().stalled(watchdog_ms / 2)) {
+          watchdog_log.warn("watchdog: not fed: {}", *stalled);
+        } else {
+          sd_notify(0, "WATCHDOG=1");
+        }
+      }
+      continue;
+    }
+    if (sig == SIGUSR2) {
+      // Not STOPPING=1: systemd would then wait for an exit and kill the new image at
+      // TimeoutStopSec. A restart in place is a reload to it, ended by the new READY=1.
+      spdlog::info("config push: stopping to restart onto version {}", remote.active());
+      sd_notify(0, "RELOADING=1");
+      return Ending::Restart;
+    }
+    if (sig == SIGHUP) {
+      reload(app, remote);
+      continue;
+    }
+    spdlog::info("{}: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    sd_notify(0, "STOPPING=1");
+    return Ending::Stop;
+  }
+}
+
+/// `run`: starts the stages, serves until a signal, stops them; the exit status.
+int runDaemon(hgj::config::GatewayConfig cfg, const Args& args,
+              const std::vector<std::string>& exposed, char** argv) {
   // Signals are taken by this thread with sigwait; every thread started later inherits the mask.
   // SIGUSR2 is the daemon's own: restart onto the configuration the manifest names.
   sigset_t signals;
@@ -204,7 +239,7 @@ int main(int argc, char** argv) {
   for (const auto& w : exposed) {
     spdlog::warn("{}", w);
   }
-  bool restart = false;
+  Ending ending = Ending::Stop;
   try {
     hgj::App app(std::move(cfg), hgj::core::SystemClock::instance());
     app.setRemoteConfig(&remote);
@@ -215,55 +250,7 @@ int main(int argc, char** argv) {
     std::printf("hgj-gateway ready\n");
     std::fflush(stdout);
     sd_notify(0, "READY=1");
-    // systemd's watchdog is fed from the progress of the critical threads, not from a health
-    // string: every thread beats its core::Heartbeat each time round its loop (busy, idle or
-    // held back by backpressure); one silent for half the interval (a deadlock, a call that
-    // never returns) stops the feed, and systemd restarts the gateway within the interval.
-    uint64_t watchdog_usec = 0;
-    bool watchdog = sd_watchdog_enabled(0, &watchdog_usec) > 0;
-    int64_t watchdog_ms = static_cast<int64_t>(watchdog_usec / 1000);
-    int64_t feed_ms = watchdog ? std::clamp<int64_t>(watchdog_ms / 4, 10, 1000) : 1000;
-    hgj::core::RateLimitedLog watchdog_log;
-    while (true) {
-      timespec wait{static_cast<time_t>(feed_ms / 1000), static_cast<long>(feed_ms % 1000) * 1'000'000L};
-      int sig = sigtimedwait(&signals, nullptr, &wait);
-      if (sig < 0) {
-        if (watchdog) {
-          if (auto stalled = app.liveness().stalled(watchdog_ms / 2)) {
-            watchdog_log.warn("watchdog: not fed: {}", *stalled);
-          } else {
-            sd_notify(0, "WATCHDOG=1");
-          }
-        }
-        continue;
-      }
-      if (sig == SIGUSR2) {
-        // Not STOPPING=1: systemd would then wait for an exit and kill the new image at
-        // TimeoutStopSec. A restart in place is a reload to it, ended by the new READY=1.
-        spdlog::info("config push: stopping to restart onto version {}", remote.active());
-        sd_notify(0, "RELOADING=1");
-        restart = true;
-        break;
-      }
-      if (sig == SIGHUP) {
-        sd_notify(0, "RELOADING=1");
-        spdlog::info("SIGHUP: reloading the configuration");
-        hgj::core::Diagnostics reload_diag;
-        auto [reload_path, reload_overrides] = remote.source();
-        auto fresh = hgj::config::loadConfig(reload_path, reload_overrides, reload_diag);
-        if (!reload_diag.ok()) {
-          spdlog::error("reload: the configuration has problems; keeping the running one:\n{}",
-                        reload_diag.format());
-        } else {
-          spdlog::info("reload: {}", app.reload(std::move(fresh)));
-        }
-        sd_notify(0, "READY=1");
-        continue;
-      }
-      spdlog::info("{}: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
-      sd_notify(0, "STOPPING=1");
-      break;
-    }
+    ending = serve(app, remote, signals);
     app.stop();
   } catch (const hgj::StartupError& e) {
     // One line that says what and where; App::start has already stopped what it had started.
@@ -278,10 +265,46 @@ int main(int argc, char** argv) {
     spdlog::shutdown();
     return static_cast<int>(hgj::ExitCode::Runtime);
   }
-  if (restart) {
+  if (ending == Ending::Restart) {
     return reexec(argv);
   }
   spdlog::info("hgj-gateway stopped");
   spdlog::shutdown();
   return 0;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  // A box has 1-2 GB shared with the broker: two malloc arenas instead of one per thread (up to
+  // 8 per core) keep the resident set small; the threads that allocate on the hot path (ingest,
+  // pipeline, writer) hand memory to each other anyway.
+  mallopt(M_ARENA_MAX, 2);
+  Args args;
+  if (auto status = parseArgs(argc, argv, args)) {
+    return *status;
+  }
+  hgj::core::Diagnostics diag;
+  hgj::config::GatewayConfig cfg = hgj::config::loadConfig(args.config, args.overrides, diag);
+  if (!diag.ok()) {
+    std::fputs(diag.format().c_str(), stderr);
+    std::fprintf(stderr, "hgj-gateway: %zu configuration problem(s)\n", diag.problems().size());
+    return 2;
+  }
+  // Secrets in files others can read: warned by `check` and at every start, never fatal (the
+  // operator may have reasons; the box keeps running).
+  std::vector<std::string> exposed = hgj::core::exposedSecretWarnings(diag);
+  if (args.command == "check") {
+    for (const auto& w : exposed) {
+      std::fprintf(stderr, "%s\n", w.c_str());
+    }
+    std::printf("%s: ok (%zu devices, %zu profiles, %zu grids)\n", args.config.c_str(),
+                cfg.compound->devices.size(), cfg.compound->profiles.size(),
+                cfg.compound->grids.size());
+    return 0;
+  }
+  if (args.command == "history rebuild") {
+    return hgj::historyRebuild(cfg, args.rebuild, stdout, stderr);
+  }
+  return runDaemon(std::move(cfg), args, exposed, argv);
 }
