@@ -184,39 +184,34 @@ void Notifier::run(Worker& w) {
   }
 }
 
-PumpResult Notifier::pump(Worker& w) {
-  PumpResult result;
-  const int64_t now = core::steadyMs(clock_);
-  const int64_t now_wall = clock_.wallMs();
-  w.wait_hint_ms = 0;
+void Notifier::refreshPending(Worker& w) {
+  auto n = static_cast<int64_t>(book_.pendingCount(w.cfg.id));
+  w.pending->set(static_cast<double>(n));
+  std::lock_guard lock(w.status_mu);
+  w.status.pending = n;
+  w.status.backoff_ms = w.backoff_ms;
+}
 
-  auto refreshPending = [&] {
-    auto n = static_cast<int64_t>(book_.pendingCount(w.cfg.id));
-    w.pending->set(static_cast<double>(n));
-    std::lock_guard lock(w.status_mu);
-    w.status.pending = n;
-    w.status.backoff_ms = w.backoff_ms;
-  };
-
-  {
-    // Rows stamped before kPlausibleWallMs were written while the wall clock was not set yet (a
-    // box without RTC before NTP): their age is unknown, so they are never expired.
-    std::vector<int64_t> expired =
-        book_.expire(w.cfg.id, now_wall - config_.delivery.expire_after.count(), kPlausibleWallMs);
-    if (!expired.empty()) {
-      w.expired->inc(expired.size());
-      spdlog::error("alerts: channel {}: {} notifications expired undelivered", w.cfg.id,
-                    expired.size());
-      std::vector<storage::DurableWrite> out;
-      out.push_back(DeliveryBook::expiredWrite(std::move(expired)));
-      sink_.submit(std::move(out));
-    }
+void Notifier::expireOld(Worker& w, int64_t now_wall) {
+  // Rows stamped before kPlausibleWallMs were written while the wall clock was not set yet (a
+  // box without RTC before NTP): their age is unknown, so they are never expired.
+  std::vector<int64_t> expired =
+      book_.expire(w.cfg.id, now_wall - config_.delivery.expire_after.count(), kPlausibleWallMs);
+  if (expired.empty()) {
+    return;
   }
+  w.expired->inc(expired.size());
+  spdlog::error("alerts: channel {}: {} notifications expired undelivered", w.cfg.id,
+                expired.size());
+  std::vector<storage::DurableWrite> out;
+  out.push_back(DeliveryBook::expiredWrite(std::move(expired)));
+  sink_.submit(std::move(out));
+}
 
+bool Notifier::heldBack(Worker& w, int64_t now) {
   if (now < w.retry_at_ms) {
     w.wait_hint_ms = w.retry_at_ms;
-    refreshPending();
-    return result;
+    return true;
   }
   while (!w.sent_ms.empty() && now - w.sent_ms.front() >= kMinuteMs) {
     w.sent_ms.pop_front();
@@ -224,13 +219,14 @@ PumpResult Notifier::pump(Worker& w) {
   if (w.cfg.rate_per_minute > 0 &&
       static_cast<int>(w.sent_ms.size()) >= w.cfg.rate_per_minute) {
     w.wait_hint_ms = w.sent_ms.front() + kMinuteMs;
-    refreshPending();
-    return result;
+    return true;
   }
+  return false;
+}
 
+std::vector<OutgoingItem> Notifier::nextBatch(Worker& w, const std::string& title,
+                                              int64_t& oldest_created) {
   std::vector<OutgoingItem> items;
-  int64_t oldest_created = 0;
-  const std::string title = renderTemplate(config_.templates.title, {{"site", config_.site_name}});
   const size_t budget =
       static_cast<size_t>(w.cfg.max_bytes) > kMentionReserve + 64
           ? static_cast<size_t>(w.cfg.max_bytes) - kMentionReserve
@@ -270,19 +266,11 @@ PumpResult Notifier::pump(Worker& w) {
       break;
     }
   }
-  if (items.empty()) {
-    refreshPending();
-    return result;
-  }
-  // Wait a moment after the first notification of a burst so its siblings share the message.
-  // (A row stamped in the future means the wall clock was set back: do not wait for it.)
-  int64_t ready_at_wall = oldest_created + config_.delivery.batch_delay.count();
-  if (now_wall < ready_at_wall && ready_at_wall - now_wall <= config_.delivery.batch_delay.count()) {
-    w.wait_hint_ms = now + (ready_at_wall - now_wall);
-    refreshPending();
-    return result;
-  }
+  return items;
+}
 
+std::string Notifier::post(Worker& w, const std::string& title,
+                           const std::vector<OutgoingItem>& items, int64_t now, bool& too_fast) {
   std::string body;
   std::string path = w.url.path_query;
   switch (w.cfg.type) {
@@ -302,67 +290,105 @@ PumpResult Notifier::pump(Worker& w) {
     body = buildWebhookBody(config_.site_id, title, items);
     break;
   }
-
-  result.attempted = true;
   auto res = w.client->Post(path, body, "application/json; charset=utf-8");
-  std::string error;
-  bool too_fast = false;
   if (!res) {
-    error = "request failed: " + httplib::to_string(res.error());
-  } else {
-    w.sent_ms.push_back(now);
-    if (res->status < 200 || res->status >= 300) {
-      error = "http " + std::to_string(res->status);
-      too_fast = res->status == 429;
-    } else if (w.cfg.type == ChannelType::WeCom || w.cfg.type == ChannelType::DingTalk) {
-      auto j = nlohmann::json::parse(res->body, nullptr, false);
-      if (!j.is_object() || !j.contains("errcode") || !j["errcode"].is_number_integer()) {
-        error = "unexpected reply: " + truncateUtf8(res->body, 200);
-      } else if (int code = j["errcode"].get<int>(); code != 0) {
-        error = "errcode " + std::to_string(code) + ": " + j.value("errmsg", std::string());
-        too_fast = code == kWeComTooFast || code == kDingTalkTooFast;
-      }
+    return "request failed: " + httplib::to_string(res.error());
+  }
+  w.sent_ms.push_back(now);
+  if (res->status < 200 || res->status >= 300) {
+    too_fast = res->status == 429;
+    return "http " + std::to_string(res->status);
+  }
+  if (w.cfg.type == ChannelType::WeCom || w.cfg.type == ChannelType::DingTalk) {
+    auto j = nlohmann::json::parse(res->body, nullptr, false);
+    if (!j.is_object() || !j.contains("errcode") || !j["errcode"].is_number_integer()) {
+      return "unexpected reply: " + truncateUtf8(res->body, 200);
+    }
+    if (int code = j["errcode"].get<int>(); code != 0) {
+      too_fast = code == kWeComTooFast || code == kDingTalkTooFast;
+      return "errcode " + std::to_string(code) + ": " + j.value("errmsg", std::string());
     }
   }
+  return {};
+}
 
+void Notifier::delivered(Worker& w, const std::vector<OutgoingItem>& items,
+                         std::vector<int64_t> ids, int64_t now_wall) {
+  book_.remove(w.cfg.id, ids);
+  std::vector<storage::DurableWrite> record;
+  record.push_back(DeliveryBook::sentWrite(ids, now_wall, items.front().id));
+  sink_.submit(std::move(record));
+  w.backoff_ms = 0;
+  w.retry_at_ms = 0;
+  w.messages->inc();
+  w.delivered->inc(items.size());
+  std::lock_guard lock(w.status_mu);
+  ++w.status.messages_sent;
+  w.status.last_error.clear();
+}
+
+void Notifier::failed(Worker& w, std::vector<int64_t> ids, const std::string& error,
+                      bool too_fast, int64_t now, int64_t now_wall) {
+  book_.failed(w.cfg.id, ids);
+  std::vector<storage::DurableWrite> record;
+  record.push_back(DeliveryBook::failedWrite(ids, now_wall, error));
+  sink_.submit(std::move(record));
+  int64_t initial = config_.delivery.retry_initial.count();
+  w.backoff_ms = w.backoff_ms == 0 ? initial
+                                   : std::min(w.backoff_ms * 2, config_.delivery.retry_max.count());
+  if (too_fast) {
+    w.backoff_ms = std::max(w.backoff_ms, kMinuteMs);
+  }
+  w.retry_at_ms = now + w.backoff_ms;
+  w.wait_hint_ms = w.retry_at_ms;
+  w.failures->inc();
+  log_.warn("alerts: channel {}: delivery of {} notifications failed ({}), retry in {} ms",
+            w.cfg.id, ids.size(), error, w.backoff_ms);
+  std::lock_guard lock(w.status_mu);
+  ++w.status.failures;
+  w.status.last_error = error;
+}
+
+PumpResult Notifier::pump(Worker& w) {
+  PumpResult result;
+  const int64_t now = core::steadyMs(clock_);
+  const int64_t now_wall = clock_.wallMs();
+  w.wait_hint_ms = 0;
+  expireOld(w, now_wall);
+  if (heldBack(w, now)) {
+    refreshPending(w);
+    return result;
+  }
+  const std::string title = renderTemplate(config_.templates.title, {{"site", config_.site_name}});
+  int64_t oldest_created = 0;
+  std::vector<OutgoingItem> items = nextBatch(w, title, oldest_created);
+  if (items.empty()) {
+    refreshPending(w);
+    return result;
+  }
+  // Wait a moment after the first notification of a burst so its siblings share the message.
+  // (A row stamped in the future means the wall clock was set back: do not wait for it.)
+  int64_t ready_at_wall = oldest_created + config_.delivery.batch_delay.count();
+  if (now_wall < ready_at_wall && ready_at_wall - now_wall <= config_.delivery.batch_delay.count()) {
+    w.wait_hint_ms = now + (ready_at_wall - now_wall);
+    refreshPending(w);
+    return result;
+  }
+  result.attempted = true;
+  bool too_fast = false;
+  const std::string error = post(w, title, items, now, too_fast);
   std::vector<int64_t> ids;
   for (const auto& it : items) {
     ids.push_back(it.id);
   }
-  std::vector<storage::DurableWrite> record;
   if (error.empty()) {
-    book_.remove(w.cfg.id, ids);
-    record.push_back(DeliveryBook::sentWrite(ids, now_wall, items.front().id));
-    sink_.submit(std::move(record));
-    w.backoff_ms = 0;
-    w.retry_at_ms = 0;
-    w.messages->inc();
-    w.delivered->inc(items.size());
+    delivered(w, items, std::move(ids), now_wall);
     result.ok = true;
     result.delivered = static_cast<int>(items.size());
-    std::lock_guard lock(w.status_mu);
-    ++w.status.messages_sent;
-    w.status.last_error.clear();
   } else {
-    book_.failed(w.cfg.id, ids);
-    record.push_back(DeliveryBook::failedWrite(ids, now_wall, error));
-    sink_.submit(std::move(record));
-    int64_t initial = config_.delivery.retry_initial.count();
-    w.backoff_ms = w.backoff_ms == 0 ? initial
-                                     : std::min(w.backoff_ms * 2, config_.delivery.retry_max.count());
-    if (too_fast) {
-      w.backoff_ms = std::max(w.backoff_ms, kMinuteMs);
-    }
-    w.retry_at_ms = now + w.backoff_ms;
-    w.wait_hint_ms = w.retry_at_ms;
-    w.failures->inc();
-    log_.warn("alerts: channel {}: delivery of {} notifications failed ({}), retry in {} ms",
-              w.cfg.id, items.size(), error, w.backoff_ms);
-    std::lock_guard lock(w.status_mu);
-    ++w.status.failures;
-    w.status.last_error = error;
+    failed(w, std::move(ids), error, too_fast, now, now_wall);
   }
-  refreshPending();
+  refreshPending(w);
   return result;
 }
 

@@ -14,6 +14,7 @@
 #include "core/metrics.h"
 #include "gateway/alerts/alerts_config.h"
 #include "gateway/alerts/delivery_book.h"
+#include "gateway/alerts/message_format.h"
 #include "gateway/storage/durable.h"
 
 namespace hgj::alerts {
@@ -82,8 +83,25 @@ public:
 private:
   struct Worker;
   void run(Worker& w);
+  /// One pass of a channel's worker: expire, respect backoff and rate, take a batch, post it,
+  /// record the outcome.
   PumpResult pump(Worker& w);
   int64_t nextWaitMs(const Worker& w) const;
+  void refreshPending(Worker& w);
+  /// Notifications older than delivery.expire_after are given up (recorded, counted).
+  void expireOld(Worker& w, int64_t now_wall);
+  /// True (and the wait hint set) while a backoff or the per-minute rate holds the channel.
+  bool heldBack(Worker& w, int64_t now);
+  /// The oldest pending notifications that fit one message of the channel.
+  std::vector<OutgoingItem> nextBatch(Worker& w, const std::string& title,
+                                      int64_t& oldest_created);
+  /// Renders and sends one message; the error ("" when delivered), `too_fast` for throttling.
+  std::string post(Worker& w, const std::string& title, const std::vector<OutgoingItem>& items,
+                   int64_t now, bool& too_fast);
+  void delivered(Worker& w, const std::vector<OutgoingItem>& items, std::vector<int64_t> ids,
+                 int64_t now_wall);
+  void failed(Worker& w, std::vector<int64_t> ids, const std::string& error, bool too_fast,
+              int64_t now, int64_t now_wall);
 
   AlertsConfig config_;
   DeliveryBook& book_;
