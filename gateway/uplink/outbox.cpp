@@ -326,95 +326,145 @@ void Outbox::committed(const std::vector<int64_t>& seqs) {
   publishLocked();
 }
 
+bool Outbox::takeUnwritten(std::vector<OutboxRow>& rows, int64_t& rows_now,
+                           int64_t& bytes_now) {
+  std::lock_guard lock(mu_);
+  for (auto& [seq, s] : staged_) {
+    if (s.writer == Writer::Own && !s.acked && !s.writing) {
+      s.writing = true;
+      rows.push_back(s.row);
+    }
+  }
+  rows_now = stats_.rows;
+  bytes_now = stats_.bytes;
+  // With nothing new to write, trim only after others wrote rows (the alerts' own
+  // transactions): an outbox full of alerts is not scanned again on every call.
+  if (rows.empty() && !trim_due_) {
+    return false;
+  }
+  trim_due_ = false;
+  return true;
+}
+
+Outbox::Trim Outbox::makeRoom(const std::vector<OutboxRow>& rows, int64_t rows_now,
+                              int64_t bytes_now) {
+  Trim trim;
+  // The oldest droppable message goes first, on disk or about to be written.
+  Statement oldest_of_kind = db_->prepare(
+      "SELECT seq, length(CAST(topic AS BLOB)) + length(CAST(payload AS BLOB)) FROM outbox "
+      "WHERE kind=?1 ORDER BY seq LIMIT 1");
+  Statement del = db_->prepare("DELETE FROM outbox WHERE seq=?1");
+  while (rows_now > limits_.max_rows || bytes_now > limits_.max_bytes) {
+    int64_t best_seq = 0;
+    int64_t best_bytes = 0;
+    Kind best_kind = Kind::Summary;
+    bool on_disk = false;
+    for (Kind k : kDropOrder) {
+      Statement::Scope scope(oldest_of_kind);
+      oldest_of_kind.bind(1, kindName(k));
+      if (oldest_of_kind.step()) {
+        int64_t seq = oldest_of_kind.columnInt(0);
+        if (best_seq == 0 || seq < best_seq) {
+          best_seq = seq;
+          best_bytes = oldest_of_kind.columnInt(1);
+          best_kind = k;
+          on_disk = true;
+        }
+      }
+    }
+    for (const auto& r : rows) {
+      if (isDroppable(r.kind) && trim.refused.count(r.seq) == 0) {
+        if (best_seq == 0 || r.seq < best_seq) {
+          best_seq = r.seq;
+          best_bytes = rowBytes(r);
+          best_kind = r.kind;
+          on_disk = false;
+        }
+        break;  // rows are in seq order: the first droppable one is the oldest
+      }
+    }
+    if (best_seq == 0) {
+      for (const auto& r : rows) {
+        trim.kept_over += isDroppable(r.kind) ? 0 : 1;
+      }
+      break;
+    }
+    if (on_disk) {
+      del.bind(1, best_seq).run();
+      trim.rows += 1;
+      trim.bytes += best_bytes;
+    } else {
+      trim.refused.insert(best_seq);
+    }
+    rows_now -= 1;
+    bytes_now -= best_bytes;
+    trim.dropped[static_cast<size_t>(best_kind)] += 1;
+  }
+  return trim;
+}
+
+void Outbox::settleWritten(const std::vector<OutboxRow>& rows, Trim& trim, int64_t oldest,
+                           DropHandler& handler) {
+  std::lock_guard lock(mu_);
+  for (const auto& r : rows) {
+    auto it = staged_.find(r.seq);
+    if (it == staged_.end()) {
+      continue;
+    }
+    const bool was_refused = trim.refused.count(r.seq) > 0;
+    if (it->second.acked && !was_refused) {
+      late_delete_.insert(r.seq);  // acknowledged while being written
+    } else if (!it->second.acked && was_refused) {
+      stats_.rows -= 1;
+      stats_.bytes -= rowBytes(r);
+      refused_.insert(r.seq);
+    }
+    staged_.erase(it);
+    stats_.unwritten -= 1;
+  }
+  stats_.rows -= trim.rows;
+  stats_.bytes -= trim.bytes;
+  stats_.over_cap_kept += trim.kept_over;
+  stats_.oldest_created_ms = oldest;
+  bool any = false;
+  for (size_t k = 0; k < kKindCount; ++k) {
+    if (trim.dropped[k] > 0) {
+      stats_.dropped[k] += trim.dropped[k];
+      dropped_counters_[k]->inc(trim.dropped[k]);
+      any = true;
+    }
+  }
+  publishLocked();
+  if (any) {
+    // The handler is told each kind's total so far, outside the lock.
+    handler = drop_handler_;
+    for (size_t k = 0; k < kKindCount; ++k) {
+      trim.dropped[k] = trim.dropped[k] > 0 ? stats_.dropped[k] : 0;
+    }
+  }
+}
+
 bool Outbox::persist() {
   std::lock_guard wlock(write_mu_);
   bool deleted = deletePending();
   std::vector<OutboxRow> rows;
   int64_t rows_now = 0;
   int64_t bytes_now = 0;
-  {
-    std::lock_guard lock(mu_);
-    for (auto& [seq, s] : staged_) {
-      if (s.writer == Writer::Own && !s.acked && !s.writing) {
-        s.writing = true;
-        rows.push_back(s.row);
-      }
-    }
-    rows_now = stats_.rows;
-    bytes_now = stats_.bytes;
-    // With nothing new to write, trim only after others wrote rows (the alerts' own
-    // transactions): an outbox full of alerts is not scanned again on every call.
-    if (rows.empty() && !trim_due_) {
-      return deleted;
-    }
-    trim_due_ = false;
+  if (!takeUnwritten(rows, rows_now, bytes_now)) {
+    return deleted;
   }
   const bool over = rows_now > limits_.max_rows || bytes_now > limits_.max_bytes;
   if (rows.empty() && !over) {
     return deleted;
   }
-  std::array<uint64_t, kKindCount> dropped_now{};
-  std::set<int64_t> refused;  // staged, dropped before being written
-  int64_t trimmed_rows = 0;   // on disk, dropped
-  int64_t trimmed_bytes = 0;
-  uint64_t kept_over = 0;
+  Trim trim;
   int64_t oldest = 0;
   try {
     Transaction tx(*db_, Durability::Power);
-    // Make room: the oldest droppable message goes first, on disk or about to be written.
-    Statement oldest_of_kind = db_->prepare(
-        "SELECT seq, length(CAST(topic AS BLOB)) + length(CAST(payload AS BLOB)) FROM outbox "
-        "WHERE kind=?1 ORDER BY seq LIMIT 1");
-    Statement del = db_->prepare("DELETE FROM outbox WHERE seq=?1");
-    while (rows_now > limits_.max_rows || bytes_now > limits_.max_bytes) {
-      int64_t best_seq = 0;
-      int64_t best_bytes = 0;
-      Kind best_kind = Kind::Summary;
-      bool on_disk = false;
-      for (Kind k : kDropOrder) {
-        Statement::Scope scope(oldest_of_kind);
-        oldest_of_kind.bind(1, kindName(k));
-        if (oldest_of_kind.step()) {
-          int64_t seq = oldest_of_kind.columnInt(0);
-          if (best_seq == 0 || seq < best_seq) {
-            best_seq = seq;
-            best_bytes = oldest_of_kind.columnInt(1);
-            best_kind = k;
-            on_disk = true;
-          }
-        }
-      }
-      for (const auto& r : rows) {
-        if (isDroppable(r.kind) && refused.count(r.seq) == 0) {
-          if (best_seq == 0 || r.seq < best_seq) {
-            best_seq = r.seq;
-            best_bytes = rowBytes(r);
-            best_kind = r.kind;
-            on_disk = false;
-          }
-          break;  // rows are in seq order: the first droppable one is the oldest
-        }
-      }
-      if (best_seq == 0) {
-        for (const auto& r : rows) {
-          kept_over += isDroppable(r.kind) ? 0 : 1;
-        }
-        break;
-      }
-      if (on_disk) {
-        del.bind(1, best_seq).run();
-        trimmed_rows += 1;
-        trimmed_bytes += best_bytes;
-      } else {
-        refused.insert(best_seq);
-      }
-      rows_now -= 1;
-      bytes_now -= best_bytes;
-      dropped_now[static_cast<size_t>(best_kind)] += 1;
-    }
+    trim = makeRoom(rows, rows_now, bytes_now);
     Statement ins = db_->prepare(kInsert);
     for (const auto& r : rows) {
-      if (refused.count(r.seq) == 0) {
+      if (trim.refused.count(r.seq) == 0) {
         insertRow(ins, r);
       }
     }
@@ -432,48 +482,11 @@ bool Outbox::persist() {
     return false;
   }
   DropHandler handler;
-  {
-    std::lock_guard lock(mu_);
-    for (const auto& r : rows) {
-      auto it = staged_.find(r.seq);
-      if (it == staged_.end()) {
-        continue;
-      }
-      const bool was_refused = refused.count(r.seq) > 0;
-      if (it->second.acked && !was_refused) {
-        late_delete_.insert(r.seq);  // acknowledged while being written
-      } else if (!it->second.acked && was_refused) {
-        stats_.rows -= 1;
-        stats_.bytes -= rowBytes(r);
-        refused_.insert(r.seq);
-      }
-      staged_.erase(it);
-      stats_.unwritten -= 1;
-    }
-    stats_.rows -= trimmed_rows;
-    stats_.bytes -= trimmed_bytes;
-    stats_.over_cap_kept += kept_over;
-    stats_.oldest_created_ms = oldest;
-    bool any = false;
-    for (size_t k = 0; k < kKindCount; ++k) {
-      if (dropped_now[k] > 0) {
-        stats_.dropped[k] += dropped_now[k];
-        dropped_counters_[k]->inc(dropped_now[k]);
-        any = true;
-      }
-    }
-    publishLocked();
-    if (any) {
-      handler = drop_handler_;
-      for (size_t k = 0; k < kKindCount; ++k) {
-        dropped_now[k] = dropped_now[k] > 0 ? stats_.dropped[k] : 0;
-      }
-    }
-  }
+  settleWritten(rows, trim, oldest, handler);
   if (handler) {
     for (size_t k = 0; k < kKindCount; ++k) {
-      if (dropped_now[k] > 0) {
-        handler(static_cast<Kind>(k), dropped_now[k]);
+      if (trim.dropped[k] > 0) {
+        handler(static_cast<Kind>(k), trim.dropped[k]);
       }
     }
   }

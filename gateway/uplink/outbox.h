@@ -163,6 +163,22 @@ private:
   void committed(const std::vector<int64_t>& seqs);
   bool deletePending();
   void publishLocked();
+
+  /// What making room in a full outbox dropped (persist()).
+  struct Trim {
+    std::array<uint64_t, kKindCount> dropped{};  ///< by kind (then: each kind's total so far)
+    std::set<int64_t> refused;  ///< staged rows dropped before being written
+    int64_t rows = 0;           ///< rows dropped from disk
+    int64_t bytes = 0;
+    uint64_t kept_over = 0;     ///< undroppable rows kept over the cap
+  };
+  /// persist()'s steps: take the rows to write (false: nothing to do), drop the oldest
+  /// droppable messages until the caps hold (inside the write transaction), then account for
+  /// what was written and dropped.
+  bool takeUnwritten(std::vector<OutboxRow>& rows, int64_t& rows_now, int64_t& bytes_now);
+  Trim makeRoom(const std::vector<OutboxRow>& rows, int64_t rows_now, int64_t bytes_now);
+  void settleWritten(const std::vector<OutboxRow>& rows, Trim& trim, int64_t oldest,
+                     DropHandler& handler);
   void coalesceLocked(const std::string& key, int64_t newer_seq);
 
   const std::string db_path_;
