@@ -82,16 +82,7 @@ private:
 BatchedIngest::BatchedIngest(MqttConfig cfg, std::vector<std::string> subscriptions,
                              const model::Compound& compound, SampleSink& sink,
                              core::MetricsRegistry& metrics, const core::Clock& clock)
-    : cfg_(std::move(cfg)), compound_(compound), sink_(sink), clock_(clock),
-      received_(metrics.counter("hgj_mqtt_messages_received_total",
-                                "messages received from the local broker")),
-      reconnects_(metrics.counter("hgj_mqtt_connects_total",
-                                  "successful connections to the local broker")),
-      commands_(metrics.counter("hgj_mqtt_commands_published_total",
-                                "write commands published to devices")),
-      commands_failed_(metrics.counter("hgj_mqtt_commands_failed_total",
-                                       "write commands reported failed before reaching the "
-                                       "broker (queue full, not connected, connection lost)")),
+    : MqttIngest(metrics), cfg_(std::move(cfg)), compound_(compound), sink_(sink), clock_(clock),
       oversized_(metrics.counter("hgj_readings_dropped_total", "readings dropped, by reason",
                                  {{"reason", "oversized"}})),
       duplicates_(metrics.counter("hgj_mqtt_duplicates_total",
@@ -106,8 +97,6 @@ BatchedIngest::BatchedIngest(MqttConfig cfg, std::vector<std::string> subscripti
         "connections to the local broker closed for a protocol violation, by reason",
         {{"reason", wire::label(static_cast<wire::Violation>(v))}});
   }
-  metrics.gaugeFn("hgj_mqtt_connected", "1 while connected to the local broker",
-                  [this] { return connected_.load() ? 1.0 : 0.0; });
   commands_queue_.setWake([this] {
     uint64_t one = 1;
     (void)!::write(wake_fd_, &one, sizeof one);
@@ -124,9 +113,7 @@ void BatchedIngest::start() {
   if (running_.exchange(true)) {
     return;
   }
-  if (liveness_ != nullptr) {
-    heartbeat_ = &liveness_->add("mqtt ingest");
-  }
+  joinLiveness();
   thread_ = std::thread([this] {
     pthread_setname_np(pthread_self(), "hgj-mqtt");
     run();
@@ -142,17 +129,8 @@ void BatchedIngest::stop() {
   if (thread_.joinable()) {
     thread_.join();
   }
-  Command left;
-  while (commands_queue_.tryPop(left)) {
-    if (auto* req = std::get_if<WriteRequest>(&left)) {
-      commands_failed_.inc();
-      reportWriteFailed(sink_, *req, "the gateway is stopping", clock_.wallMs());
-    }
-  }
-  if (heartbeat_ != nullptr) {
-    liveness_->retire(*heartbeat_);
-    heartbeat_ = nullptr;
-  }
+  commands_failed_.inc(commands_queue_.failAll(sink_, "the gateway is stopping", clock_.wallMs()));
+  leaveLiveness();
 }
 
 void BatchedIngest::beat() {
@@ -172,12 +150,8 @@ void BatchedIngest::drainWake() {
 }
 
 void BatchedIngest::write(const WriteRequest& req) {
-  if (!commands_queue_.push(req)) {
+  if (!commands_queue_.offerWrite(req, sink_, clock_.wallMs())) {
     commands_failed_.inc();
-    reportWriteFailed(sink_, req,
-                      "mqtt command queue full (" + std::to_string(commands_queue_.capacity()) +
-                          " waiting for the local broker)",
-                      clock_.wallMs());
   }
 }
 

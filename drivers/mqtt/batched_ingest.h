@@ -54,16 +54,13 @@ public:
                 const core::Clock& clock);
   ~BatchedIngest() override;
 
-  const char* name() const override { return "mqtt"; }
   void start() override;
   void stop() override;
-  /// Any thread; never blocks.
+  // write() and refresh(): any thread, never block (drivers/driver.h); a refresh is dropped when
+  // the queue is full (best effort).
   void write(const WriteRequest& request) override;
-  /// Any thread; never blocks; dropped when the queue is full (best effort).
   void refresh(const RefreshRequest& request) override;
   std::string health() const override;
-  bool connected() const override { return connected_.load(); }
-  bool subscribed() const override { return subscribed_.load(); }
 
 private:
   class Observer;
@@ -96,10 +93,6 @@ private:
   const model::Compound& compound_;
   SampleSink& sink_;
   const core::Clock& clock_;
-  core::Counter& received_;
-  core::Counter& reconnects_;
-  core::Counter& commands_;
-  core::Counter& commands_failed_;
   core::Counter& oversized_;
   core::Counter& duplicates_;
   std::array<core::Counter*, 12> violations_{};  ///< by wire::Violation
@@ -108,15 +101,12 @@ private:
   std::unique_ptr<Observer> observer_;
   size_t filter_count_;
 
-  std::atomic<bool> connected_{false};
-  std::atomic<bool> subscribed_{false};
   std::atomic<bool> running_{false};
   std::atomic<int64_t> stuck_since_ms_{-1};  ///< steady ms; -1: not inside a packet
   std::atomic<uint64_t> stuck_received_{0};
   std::atomic<uint64_t> stuck_declared_{0};
   std::thread thread_;
   int wake_fd_ = -1;  ///< eventfd: stop() and write() wake the thread's poll
-  core::Heartbeat* heartbeat_ = nullptr;
   CommandQueue commands_queue_;
 
   // The thread's own.

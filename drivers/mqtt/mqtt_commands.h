@@ -68,6 +68,31 @@ public:
     items_.pop_front();
     return true;
   }
+  /// write() of a client: queued, or refused (false) and reported failed through `sink` at
+  /// once ("mqtt command queue full").
+  bool offerWrite(const WriteRequest& request, SampleSink& sink, int64_t now_ms) {
+    if (push(request)) {
+      return true;
+    }
+    reportWriteFailed(sink, request,
+                      "mqtt command queue full (" + std::to_string(capacity_) +
+                          " waiting for the local broker)",
+                      now_ms);
+    return false;
+  }
+  /// A stopping client: every waiting write reported failed with `why`, refreshes dropped. The
+  /// number of writes failed.
+  size_t failAll(SampleSink& sink, const std::string& why, int64_t now_ms) {
+    size_t failed = 0;
+    Command left;
+    while (tryPop(left)) {
+      if (auto* req = std::get_if<WriteRequest>(&left)) {
+        reportWriteFailed(sink, *req, why, now_ms);
+        ++failed;
+      }
+    }
+    return failed;
+  }
   bool empty() const {
     std::lock_guard lock(mu_);
     return items_.empty();

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <vector>
@@ -34,15 +35,52 @@ public:
   bool handles(const model::Device& device) const override {
     return device.profile->transport == "mqtt";
   }
-  virtual bool connected() const = 0;
+  const char* name() const override { return "mqtt"; }
+  bool connected() const { return connected_.load(); }
   /// True once the subscriptions of the current connection are acknowledged by the broker.
-  virtual bool subscribed() const = 0;
+  bool subscribed() const { return subscribed_.load(); }
   /// The watchdog's registry: start() adds the client's heartbeat to it, stop() retires it.
   /// Call before start(); without it the client beats nothing.
   void setLiveness(core::Liveness& liveness) { liveness_ = &liveness; }
 
 protected:
+  /// The counters and the gauge both clients keep under the same names.
+  explicit MqttIngest(core::MetricsRegistry& metrics)
+      : received_(metrics.counter("hgj_mqtt_messages_received_total",
+                                  "messages received from the local broker")),
+        reconnects_(metrics.counter("hgj_mqtt_connects_total",
+                                    "successful connections to the local broker")),
+        commands_(metrics.counter("hgj_mqtt_commands_published_total",
+                                  "write commands published to devices")),
+        commands_failed_(metrics.counter("hgj_mqtt_commands_failed_total",
+                                         "write commands reported failed before reaching the "
+                                         "broker (queue full, not connected, connection lost)")) {
+    metrics.gaugeFn("hgj_mqtt_connected", "1 while connected to the local broker",
+                    [this] { return connected_.load() ? 1.0 : 0.0; });
+  }
+
+  /// start(): the client's heartbeat joins the registry (when setLiveness gave one).
+  void joinLiveness() {
+    if (liveness_ != nullptr) {
+      heartbeat_ = &liveness_->add("mqtt ingest");
+    }
+  }
+  /// stop(): the heartbeat leaves it again.
+  void leaveLiveness() {
+    if (heartbeat_ != nullptr) {
+      liveness_->retire(*heartbeat_);
+      heartbeat_ = nullptr;
+    }
+  }
+
+  core::Counter& received_;
+  core::Counter& reconnects_;
+  core::Counter& commands_;
+  core::Counter& commands_failed_;
   core::Liveness* liveness_ = nullptr;
+  core::Heartbeat* heartbeat_ = nullptr;
+  std::atomic<bool> connected_{false};
+  std::atomic<bool> subscribed_{false};
 };
 
 /// The client `cfg.client` names, subscribed to `subscriptions` (QoS 1).

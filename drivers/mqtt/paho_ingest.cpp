@@ -58,20 +58,9 @@ private:
 PahoIngest::PahoIngest(MqttConfig cfg, std::vector<std::string> subscriptions,
                        const model::Compound& compound, SampleSink& sink,
                        core::MetricsRegistry& metrics, const core::Clock& clock)
-    : cfg_(std::move(cfg)), subscriptions_(std::move(subscriptions)), compound_(compound),
-      sink_(sink), clock_(clock),
-      received_(metrics.counter("hgj_mqtt_messages_received_total",
-                                "messages received from the local broker")),
-      reconnects_(metrics.counter("hgj_mqtt_connects_total",
-                                  "successful connections to the local broker")),
-      commands_(metrics.counter("hgj_mqtt_commands_published_total",
-                                "write commands published to devices")),
-      commands_failed_(metrics.counter("hgj_mqtt_commands_failed_total",
-                                       "write commands reported failed before reaching the "
-                                       "broker (queue full, not connected, connection lost)")),
+    : MqttIngest(metrics), cfg_(std::move(cfg)), subscriptions_(std::move(subscriptions)),
+      compound_(compound), sink_(sink), clock_(clock),
       commands_queue_(cfg_.command_queue) {
-  metrics.gaugeFn("hgj_mqtt_connected", "1 while connected to the local broker",
-                  [this] { return connected_.load() ? 1.0 : 0.0; });
   commands_queue_.setWake([this] {
     {
       std::lock_guard lock(mu_);
@@ -87,9 +76,7 @@ void PahoIngest::start() {
   if (running_.exchange(true)) {
     return;
   }
-  if (liveness_ != nullptr) {
-    heartbeat_ = &liveness_->add("mqtt ingest");
-  }
+  joinLiveness();
   subscribe_listener_ = std::make_unique<SubscribeListener>(*this);
   publish_listener_ = std::make_unique<PublishListener>(*this);
   // No Paho persistence: inbound QoS 1 state lives in the broker's persistent session, and the
@@ -132,17 +119,8 @@ void PahoIngest::stop() {
     spdlog::warn("mqtt: disconnect: {}", e.what());
   }
   connected_ = false;
-  Command left;
-  while (commands_queue_.tryPop(left)) {
-    if (auto* req = std::get_if<WriteRequest>(&left)) {
-      commands_failed_.inc();
-      reportWriteFailed(sink_, *req, "the gateway is stopping", clock_.wallMs());
-    }
-  }
-  if (heartbeat_ != nullptr) {
-    liveness_->retire(*heartbeat_);
-    heartbeat_ = nullptr;
-  }
+  commands_failed_.inc(commands_queue_.failAll(sink_, "the gateway is stopping", clock_.wallMs()));
+  leaveLiveness();
 }
 
 void PahoIngest::beat() {
@@ -387,12 +365,8 @@ void PahoIngest::serveCommands(bool from_callback) {
 }
 
 void PahoIngest::write(const WriteRequest& req) {
-  if (!commands_queue_.push(req)) {
+  if (!commands_queue_.offerWrite(req, sink_, clock_.wallMs())) {
     commands_failed_.inc();
-    reportWriteFailed(sink_, req,
-                      "mqtt command queue full (" + std::to_string(commands_queue_.capacity()) +
-                          " waiting for the local broker)",
-                      clock_.wallMs());
   }
 }
 

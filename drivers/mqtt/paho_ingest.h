@@ -47,16 +47,13 @@ public:
              const core::Clock& clock);
   ~PahoIngest() override;
 
-  const char* name() const override { return "mqtt"; }
   void start() override;
   void stop() override;
-  /// Any thread; never blocks.
+  // write() and refresh(): any thread, never block (drivers/driver.h); a refresh is dropped when
+  // the queue is full (best effort).
   void write(const WriteRequest& request) override;
-  /// Any thread; never blocks; dropped when the queue is full (best effort).
   void refresh(const RefreshRequest& request) override;
   std::string health() const override;
-  bool connected() const override { return connected_.load(); }
-  bool subscribed() const override { return subscribed_.load(); }
 
 private:
   class SubscribeListener;
@@ -81,17 +78,10 @@ private:
   const model::Compound& compound_;
   SampleSink& sink_;
   const core::Clock& clock_;
-  core::Counter& received_;
-  core::Counter& reconnects_;
-  core::Counter& commands_;
-  core::Counter& commands_failed_;
   std::unique_ptr<SubscribeListener> subscribe_listener_;
   std::unique_ptr<PublishListener> publish_listener_;
   std::unique_ptr<::mqtt::async_client> client_;
   CommandQueue commands_queue_;
-  core::Heartbeat* heartbeat_ = nullptr;
-  std::atomic<bool> connected_{false};
-  std::atomic<bool> subscribed_{false};
   std::atomic<bool> running_{false};
   std::atomic<int> in_flight_{0};            ///< commands handed to Paho, not yet written
   std::atomic<int64_t> callback_since_{-1};  ///< steady ms a message callback began; -1: none
