@@ -45,31 +45,6 @@ bool parseBrokerUrl(const std::string& url, std::string& host, std::string& port
          std::stoi(port) >= 1 && std::stoi(port) <= 65535;
 }
 
-namespace {
-
-void checkReadable(const core::ConfigNode& node, const char* key, const std::string& path) {
-  if (!path.empty() && !std::ifstream(path)) {
-    node.errorAt(key, "cannot read \"" + path + "\": " + std::strerror(errno));
-  }
-}
-
-void parseTls(const core::ConfigNode& n, MqttTlsConfig& tls) {
-  n.allowKeys({"ca_file", "cert_file", "key_file", "key_password", "key_password_file",
-               "verify"});
-  tls.ca_file = n.str("ca_file", "");
-  tls.cert_file = n.str("cert_file", "");
-  tls.key_file = n.str("key_file", "");
-  tls.key_password = n.secret("key_password");
-  tls.verify = n.boolean("verify", true);
-  checkReadable(n, "ca_file", tls.ca_file);
-  checkReadable(n, "cert_file", tls.cert_file);
-  checkReadable(n, "key_file", tls.key_file);
-  if (!tls.key_file.empty() && tls.cert_file.empty()) {
-    n.errorAt("key_file", "a client key needs tls.cert_file too");
-  }
-}
-
-} // namespace
 
 MqttConfig parseMqttConfig(const core::ConfigNode& n, const std::string& site_id) {
   MqttConfig c;
@@ -89,7 +64,7 @@ MqttConfig parseMqttConfig(const core::ConfigNode& n, const std::string& site_id
     n.errorAt("url", "expected tcp://HOST:PORT or ssl://HOST:PORT, got \"" + c.url + "\"");
   }
   if (n.has("tls")) {
-    parseTls(n.child("tls"), c.tls);
+    core::parseTlsConfig(n.child("tls"), c.tls);
     if (!c.usesTls()) {
       n.errorAt("tls", "tls settings need an ssl:// or mqtts:// url");
     }

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "core/config_node.h"
+#include "core/tls_config.h"
 
 namespace hgj::drivers::mqtt {
 
@@ -12,13 +13,7 @@ namespace hgj::drivers::mqtt {
 enum class MqttClient { Batched, Paho };
 
 /// TLS to the local broker (`mqtt.tls`, ssl:// URLs, Paho only).
-struct MqttTlsConfig {
-  std::string ca_file;  ///< empty: the system's trust store
-  std::string cert_file;
-  std::string key_file;
-  std::string key_password;
-  bool verify = true;  ///< check the broker's certificate and host name
-};
+using MqttTlsConfig = core::TlsConfig;
 
 /// The gateway.yaml `mqtt:` section: the local broker and the MQTT ingest (docs/configuration.md
 /// lists every key and its default). The pipeline reads queue_capacity, max_payload_bytes and

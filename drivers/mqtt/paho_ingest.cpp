@@ -1,5 +1,7 @@
 #include "drivers/mqtt/paho_ingest.h"
 
+#include "drivers/mqtt/paho_tls.h"
+
 #include <pthread.h>
 
 #include <mqtt/async_client.h>
@@ -212,22 +214,7 @@ bool PahoIngest::connectOnce() {
     opts.set_password(cfg_.password);
   }
   if (cfg_.usesTls()) {
-    ::mqtt::ssl_options ssl;
-    if (!cfg_.tls.ca_file.empty()) {
-      ssl.set_trust_store(cfg_.tls.ca_file);
-    }
-    if (!cfg_.tls.cert_file.empty()) {
-      ssl.set_key_store(cfg_.tls.cert_file);
-    }
-    if (!cfg_.tls.key_file.empty()) {
-      ssl.set_private_key(cfg_.tls.key_file);
-    }
-    if (!cfg_.tls.key_password.empty()) {
-      ssl.set_private_key_password(cfg_.tls.key_password);
-    }
-    ssl.set_enable_server_cert_auth(cfg_.tls.verify);
-    ssl.set_verify(cfg_.tls.verify);
-    opts.set_ssl(std::move(ssl));
+    opts.set_ssl(pahoSslOptions(cfg_.tls));
   }
   try {
     ::mqtt::token_ptr tok = client_->connect(opts);

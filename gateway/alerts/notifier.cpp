@@ -369,7 +369,8 @@ PumpResult Notifier::pump(Worker& w) {
   // Wait a moment after the first notification of a burst so its siblings share the message.
   // (A row stamped in the future means the wall clock was set back: do not wait for it.)
   int64_t ready_at_wall = oldest_created + config_.delivery.batch_delay.count();
-  if (now_wall < ready_at_wall && ready_at_wall - now_wall <= config_.delivery.batch_delay.count()) {
+  if (now_wall < ready_at_wall &&
+      ready_at_wall - now_wall <= config_.delivery.batch_delay.count()) {
     w.wait_hint_ms = now + (ready_at_wall - now_wall);
     refreshPending(w);
     return result;

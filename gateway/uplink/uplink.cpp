@@ -7,6 +7,7 @@
 #include <mqtt/async_client.h>
 #include <spdlog/spdlog.h>
 
+#include "drivers/mqtt/paho_tls.h"
 #include "gateway/uplink/tls_probe.h"
 
 namespace hgj::uplink {
@@ -519,22 +520,7 @@ void Uplink::tryConnect() {
       opts.set_will(mqtt::will_options(format_.statusTopic(), std::string("offline"), 1, true));
     }
     if (config_.usesTls()) {
-      mqtt::ssl_options ssl;
-      if (!config_.tls.ca_file.empty()) {
-        ssl.set_trust_store(config_.tls.ca_file);
-      }
-      if (!config_.tls.cert_file.empty()) {
-        ssl.set_key_store(config_.tls.cert_file);
-      }
-      if (!config_.tls.key_file.empty()) {
-        ssl.set_private_key(config_.tls.key_file);
-      }
-      if (!config_.tls.key_password.empty()) {
-        ssl.set_private_key_password(config_.tls.key_password);
-      }
-      ssl.set_enable_server_cert_auth(config_.tls.verify);
-      ssl.set_verify(config_.tls.verify);
-      opts.set_ssl(std::move(ssl));
+      opts.set_ssl(drivers::mqtt::pahoSslOptions(config_.tls));
     }
     auto tok = link->client.connect(opts);
     const auto give_up = clock_.steadyNow() + config_.connect_timeout + milliseconds(1000);

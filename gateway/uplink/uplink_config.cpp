@@ -33,35 +33,6 @@ std::optional<int> parseUtcOffset(const std::string& text) {
   return text[0] == '-' ? -total : total;
 }
 
-void checkReadable(const core::ConfigNode& node, std::string_view key, const std::string& path) {
-  if (path.empty()) {
-    return;
-  }
-  std::error_code ec;
-  if (!std::filesystem::is_regular_file(path, ec)) {
-    node.errorAt(key, "file not found (expected a readable PEM file, got \"" + path + "\")");
-  }
-}
-
-void parseTls(const core::ConfigNode& node, TlsConfig& tls) {
-  if (!node.defined()) {
-    return;
-  }
-  node.allowKeys({"ca_file", "cert_file", "key_file", "key_password", "key_password_file",
-                  "verify"});
-  tls.ca_file = node.filePath("ca_file", "");
-  tls.cert_file = node.filePath("cert_file", "");
-  tls.key_file = node.filePath("key_file", "");
-  tls.key_password = node.secret("key_password");
-  tls.verify = node.boolean("verify", true);
-  checkReadable(node, "ca_file", tls.ca_file);
-  checkReadable(node, "cert_file", tls.cert_file);
-  checkReadable(node, "key_file", tls.key_file);
-  if (!tls.key_file.empty() && tls.cert_file.empty()) {
-    node.errorAt("key_file", "a client key needs tls.cert_file too");
-  }
-}
-
 void parseSummaries(const core::ConfigNode& node, SummaryConfig& s) {
   if (!node.defined()) {
     return;
@@ -163,7 +134,7 @@ UplinkConfig parseUplinkConfig(const core::ConfigNode& node) {
                               std::chrono::hours(18));
   c.connect_timeout = node.duration("connect_timeout", c.connect_timeout,
                                     std::chrono::milliseconds(200), std::chrono::minutes(5));
-  parseTls(node.child("tls"), c.tls);
+  core::parseTlsConfig(node.child("tls"), c.tls);
   if (node.has("tls") && !c.usesTls()) {
     node.errorAt("tls", "tls settings need an ssl:// or mqtts:// url");
   }

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "core/config_node.h"
+#include "core/tls_config.h"
 #include "gateway/config_push/config_bundle.h"
 #include "gateway/uplink/replay_pacer.h"
 
@@ -13,13 +14,8 @@ namespace hgj::uplink {
 
 enum class Mode { Native, ThingsBoard };
 
-struct TlsConfig {
-  std::string ca_file;    ///< PEM CA bundle the broker's certificate must chain to
-  std::string cert_file;  ///< optional client certificate (PEM)
-  std::string key_file;   ///< its private key (PEM); may be omitted when in cert_file
-  std::string key_password;
-  bool verify = true;  ///< verify the broker's certificate and host name; off only for labs
-};
+/// `uplink.tls` (one shape and parser with `mqtt.tls`).
+using TlsConfig = core::TlsConfig;
 
 struct SummaryConfig {
   std::chrono::milliseconds parking{std::chrono::seconds(60)};  ///< 0 = never periodically

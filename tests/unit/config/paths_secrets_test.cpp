@@ -70,6 +70,34 @@ TEST_CASE("config paths: storage.path and log.file are relative to the config fi
   (void)main;
 }
 
+TEST_CASE("config paths: mqtt.tls and uplink.tls files are the config file's, like every path",
+          "[config][paths]") {
+  // The two tls sections had a parser each; mqtt's read its files relative to the working
+  // directory (and failed to find them when the daemon started elsewhere). One parser now.
+  test::TempDir dir;
+  writeMain(dir, "mqtt: {client: paho, url: ssl://127.0.0.1:8883, "
+                 "tls: {ca_file: certs/ca.pem}}\n"
+                 "uplink: {enabled: true, url: ssl://127.0.0.1:8884, "
+                 "tls: {ca_file: certs/ca.pem, cert_file: certs/gw.pem, "
+                 "key_file: certs/gw.key}}\n");
+  fs::create_directories(dir.file("etc/certs"));
+  for (const char* f : {"ca.pem", "gw.pem", "gw.key"}) {
+    std::ofstream(dir.file(std::string("etc/certs/") + f)) << "PEM\n";
+  }
+  fs::create_directories(dir.file("elsewhere"));
+  inDirectory(dir.file("elsewhere"), [&] {
+    core::Diagnostics diag;
+    auto cfg = config::loadConfig("../etc/gateway.yaml", {}, diag);
+    INFO(diag.format());
+    REQUIRE(diag.ok());
+    const std::string certs = fs::path(dir.file("etc/certs")).lexically_normal().string();
+    CHECK(cfg.mqtt.tls.ca_file == certs + "/ca.pem");
+    CHECK(cfg.uplink.tls.ca_file == certs + "/ca.pem");
+    CHECK(cfg.uplink.tls.cert_file == certs + "/gw.pem");
+    CHECK(cfg.uplink.tls.key_file == certs + "/gw.key");
+  });
+}
+
 TEST_CASE("config paths: without storage.path the database is /var/lib/hgj/hgj.db",
           "[config][paths]") {
   test::TempDir dir;
