@@ -34,10 +34,24 @@ if [[ -n "$version" ]]; then
     cat "$src/debian/changelog"; } >"$src/debian/changelog.new"
   mv "$src/debian/changelog.new" "$src/debian/changelog"
 fi
+# What building and checking need: debian/control's Build-Depends (debhelper, the libraries) and
+# lintian, from Debian's archive when missing (a fresh machine has neither). Cross builds get
+# theirs from tools/arm64.sh.
+if [[ -z "$arch" ]] && { ! (cd "$src" && dpkg-checkbuilddeps >/dev/null 2>&1) ||
+  { ((lint)) && ! command -v lintian >/dev/null 2>&1; }; }; then
+  [[ $(id -u) -eq 0 ]] || {
+    echo "build-deb: build dependencies missing; as root: apt-get build-dep ./ && apt-get install lintian" >&2
+    exit 1
+  }
+  echo "build-deb: installing the build dependencies and lintian" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  { apt-get update -q && apt-get build-dep -y -q --no-install-recommends "$src" &&
+    apt-get install -y -q --no-install-recommends lintian; } >&2
+fi
 args=(-us -uc -b)
 [[ -n "$arch" ]] && args+=(-a"$arch" -Pcross,nocheck)
 (cd "$src" && DEB_BUILD_OPTIONS="nocheck parallel=${HGJ_JOBS:-2}" nice dpkg-buildpackage "${args[@]}") \
-  >"$work/build.log" 2>&1 || { tail -n 40 "$work/build.log"; exit 1; }
+  >"$work/build.log" 2>&1 || { tail -n 40 "$work/build.log" >&2; exit 1; }
 debs=("$work"/hgj-gateway_*.deb)
 deb="$out/$(basename "${debs[0]}")"
 mv "${debs[0]}" "$deb"
