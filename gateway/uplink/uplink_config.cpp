@@ -1,6 +1,5 @@
 #include "gateway/uplink/uplink_config.h"
 
-#include <filesystem>
 
 namespace hgj::uplink {
 
