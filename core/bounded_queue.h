@@ -50,6 +50,23 @@ public:
     return true;
   }
 
+  /// Like pushFor, but a sleeping consumer is not woken: for items the consumer collects on its
+  /// own tick anyway (readings waiting for the next commit), so that each hand-over does not
+  /// cost a wake-up. A consumer already awake still sees the item in its next popAll.
+  bool pushQuietFor(T&& item, std::chrono::milliseconds timeout) {
+    std::unique_lock lock(mu_);
+    if (!closed_ && items_.size() >= capacity_) {
+      ++waiting_producers_;
+      not_full_.wait_for(lock, timeout, [&] { return closed_ || items_.size() < capacity_; });
+      --waiting_producers_;
+    }
+    if (closed_ || items_.size() >= capacity_) {
+      return false;
+    }
+    items_.push_back(std::move(item));
+    return true;
+  }
+
   /// Never blocks; false when full or closed.
   bool tryPush(T&& item) { return pushFor(std::move(item), std::chrono::milliseconds(0)); }
 

@@ -5,6 +5,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "core/thread_name.h"
 #include "drivers/modbus/modbus_decode.h"
 
 namespace hgj::drivers::modbus {
@@ -76,7 +77,10 @@ void ModbusLine::start(core::Liveness* liveness) {
       liveness_ = liveness;
       heartbeat_ = &liveness->add("modbus line " + line_.id);
     }
-    thread_ = std::thread([this] { run(); });
+    thread_ = std::thread([this] {
+      core::nameThisThread("hgj-mb-" + line_.id);
+      run();
+    });
   }
 }
 

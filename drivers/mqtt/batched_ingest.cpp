@@ -8,7 +8,6 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
-#include <pthread.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -16,6 +15,7 @@
 #include <spdlog/spdlog.h>
 
 #include "core/backoff.h"
+#include "core/thread_name.h"
 
 namespace hgj::drivers::mqtt {
 namespace {
@@ -115,7 +115,7 @@ void BatchedIngest::start() {
   }
   joinLiveness();
   thread_ = std::thread([this] {
-    pthread_setname_np(pthread_self(), "hgj-mqtt");
+    core::nameThisThread("hgj-mqtt");
     run();
   });
 }

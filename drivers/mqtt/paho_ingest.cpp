@@ -1,8 +1,8 @@
 #include "drivers/mqtt/paho_ingest.h"
 
+#include "core/thread_name.h"
 #include "drivers/mqtt/paho_tls.h"
 
-#include <pthread.h>
 
 #include <mqtt/async_client.h>
 #include <spdlog/spdlog.h>
@@ -96,7 +96,7 @@ void PahoIngest::start() {
   client_->set_connected_handler([this](const std::string&) { onConnected(); });
   client_->set_connection_lost_handler([this](const std::string& cause) { onLost(cause); });
   thread_ = std::thread([this] {
-    pthread_setname_np(pthread_self(), "hgj-mqtt-conn");
+    core::nameThisThread("hgj-mqtt-conn");
     run();
   });
 }

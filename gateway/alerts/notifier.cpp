@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "core/thread_name.h"
 #include "gateway/alerts/message_format.h"
 
 namespace hgj::alerts {
@@ -112,7 +113,10 @@ void Notifier::start() {
   }
   for (auto& w : workers_) {
     Worker* wp = w.get();
-    wp->thread = std::thread([this, wp] { run(*wp); });
+    wp->thread = std::thread([this, wp] {
+      core::nameThisThread("hgj-notify");
+      run(*wp);
+    });
   }
 }
 

@@ -1,6 +1,7 @@
 #include "gateway/api/event_feed.h"
 
 #include "core/log.h"
+#include "core/thread_name.h"
 #include "gateway/api/views.h"
 
 namespace hgj::api {
@@ -43,7 +44,10 @@ void EventFeed::start() {
     std::lock_guard lock(mu_);
     stop_ = false;
   }
-  thread_ = std::thread([this] { run(); });
+  thread_ = std::thread([this] {
+    core::nameThisThread("hgj-events");
+    run();
+  });
 }
 
 void EventFeed::stop() {

@@ -21,6 +21,7 @@
 #include <boost/beast/core/flat_buffer.hpp>
 
 #include "core/log.h"
+#include "core/thread_name.h"
 #include "gateway/api/request_reader.h"
 
 namespace hgj::api {
@@ -553,6 +554,7 @@ void HttpListener::start() {
   m.bound_port = m.acceptor.local_endpoint().port();
   m.accept();
   m.thread = std::thread([impl = impl_] {
+    core::nameThisThread("hgj-http");
     impl->net_thread = std::this_thread::get_id();
     try {
       impl->io.run();

@@ -2,11 +2,16 @@
 
 #include <spdlog/spdlog.h>
 
+#include "core/thread_name.h"
+
 namespace hgj::api {
 
 WorkerPool::WorkerPool(int threads, int max_queued) : max_queued_(static_cast<size_t>(max_queued)) {
   for (int i = 0; i < threads; ++i) {
-    threads_.emplace_back([this] { run(); });
+    threads_.emplace_back([this, i] {
+      core::nameThisThread("hgj-http-w" + std::to_string(i));
+      run();
+    });
   }
 }
 

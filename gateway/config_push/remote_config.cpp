@@ -7,6 +7,7 @@
 
 #include "core/fault_hooks.h"
 #include "core/log.h"
+#include "core/thread_name.h"
 
 namespace hgj::config_push {
 
@@ -172,7 +173,10 @@ void RemoteConfig::start() {
   }
   unsent_.clear();
   store_.prune(state_, options_.keep);
-  thread_ = std::thread([this] { run(); });
+  thread_ = std::thread([this] {
+    core::nameThisThread("hgj-cfgpush");
+    run();
+  });
 }
 
 void RemoteConfig::stop() {

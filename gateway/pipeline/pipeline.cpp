@@ -5,12 +5,12 @@
 #include <map>
 #include <thread>
 
-#include <pthread.h>
 
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include "core/fault_hooks.h"
+#include "core/thread_name.h"
 #include "gateway/storage/sqlite.h"
 
 namespace hgj::pipeline {
@@ -190,7 +190,7 @@ void Pipeline::start() {
   next_offline_check_ = started_ + std::chrono::seconds(1);
   publishSnapshot();
   thread_ = std::thread([this] {
-    pthread_setname_np(pthread_self(), "hgj-pipeline");
+    core::nameThisThread("hgj-pipeline");
     try {
       run();
     } catch (const std::exception& e) {

@@ -6,13 +6,13 @@
 #include <filesystem>
 
 #include <fcntl.h>
-#include <pthread.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <spdlog/spdlog.h>
 
 #include "core/fault_hooks.h"
+#include "core/thread_name.h"
 #include "gateway/storage/sqlite.h"
 
 namespace hgj::storage {
@@ -354,7 +354,7 @@ void Store::start() {
   }
   db_->setHeartbeat(heartbeat_);
   writer_ = std::thread([this] {
-    pthread_setname_np(pthread_self(), "hgj-store");
+    core::nameThisThread("hgj-store");
     try {
       run();
     } catch (const std::exception& e) {
@@ -389,6 +389,7 @@ bool Store::submitReadings(std::vector<model::Reading>&& batch) {
   if (n == 0) {
     return true;
   }
+  size_t queued = 0;
   {
     // Backpressure while the writer is merely behind (the pipeline queue then fills and the
     // broker holds the rest); drop only when it stays stuck, so rules keep running on a dead
@@ -406,8 +407,15 @@ bool Store::submitReadings(std::vector<model::Reading>&& batch) {
       return false;
     }
     queued_rows_ += n;
+    queued = queued_rows_.load();
   }
-  if (!queue_.pushFor(Op(std::move(batch)), std::chrono::milliseconds(cfg_.busy_timeout_ms))) {
+  // Readings wait for the writer's commit tick anyway: a batch wakes it only when enough rows
+  // are queued for an early commit (batch_max_rows). Otherwise every hand-over from the pipeline
+  // (one per 20 ms under load) would cost the writer a wake-up and the box its CPU.
+  const auto timeout = std::chrono::milliseconds(cfg_.busy_timeout_ms);
+  const bool pushed = queued >= cfg_.batch_max_rows ? queue_.pushFor(Op(std::move(batch)), timeout)
+                                                    : queue_.pushQuietFor(Op(std::move(batch)), timeout);
+  if (!pushed) {
     releaseRows(n);
     dropped_backlog_.inc(n);
     return false;

@@ -7,6 +7,7 @@
 #include <mqtt/async_client.h>
 #include <spdlog/spdlog.h>
 
+#include "core/thread_name.h"
 #include "drivers/mqtt/paho_tls.h"
 #include "gateway/uplink/tls_probe.h"
 
@@ -187,8 +188,14 @@ void Uplink::start() {
     std::lock_guard lock(writer_mu_);
     writer_stop_ = false;
   }
-  writer_ = std::thread([this] { runWriter(); });
-  thread_ = std::thread([this] { run(); });
+  writer_ = std::thread([this] {
+    core::nameThisThread("hgj-outbox");
+    runWriter();
+  });
+  thread_ = std::thread([this] {
+    core::nameThisThread("hgj-uplink");
+    run();
+  });
 }
 
 void Uplink::stop() {

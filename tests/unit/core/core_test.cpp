@@ -160,6 +160,33 @@ TEST_CASE("bounded queue: an urgent item passes a full queue without blocking", 
   CHECK_FALSE(q.pushUrgent(10));
 }
 
+TEST_CASE("bounded queue: a quiet item is not lost: the consumer's next pop takes it", "[core]") {
+  hgj::core::BoundedQueue<int> q(2);
+  // Into a queue nobody waits on: the next pop finds it.
+  REQUIRE(q.pushQuietFor(1, 0ms));
+  std::vector<int> out;
+  REQUIRE(q.popAll(out, 10, 0ms) == 1);
+  CHECK(out == std::vector<int>{1});
+  // Behind a sleeping consumer: it is taken when the consumer's wait ends (its tick), or
+  // together with the next ordinary item, which does wake it.
+  out.clear();
+  std::thread consumer([&] {
+    for (int i = 0; i < 200 && out.size() < 2; ++i) {  // at most 10 s
+      q.popAll(out, 10, 50ms);
+    }
+  });
+  REQUIRE(q.pushQuietFor(2, 0ms));
+  REQUIRE(q.push(3));
+  consumer.join();
+  CHECK(out == std::vector<int>{2, 3});
+  // Capacity and close apply as to any push.
+  REQUIRE(q.tryPush(4));
+  REQUIRE(q.tryPush(5));
+  CHECK_FALSE(q.pushQuietFor(6, 0ms));
+  q.close();
+  CHECK_FALSE(q.pushQuietFor(7, 0ms));
+}
+
 TEST_CASE("log: device-chosen text cannot forge log lines or smuggle control bytes", "[core]") {
   using hgj::core::printable;
   CHECK(printable("compound/parking/P-B1-0001/state") == "compound/parking/P-B1-0001/state");
