@@ -13,11 +13,11 @@
 #include <pthread.h>
 #include <unistd.h>
 #include <spdlog/spdlog.h>
-#include <systemd/sd-daemon.h>
 
 #include "core/clock.h"
 #include "core/config_node.h"
 #include "core/log.h"
+#include "core/service_notify.h"
 #include "gateway/app.h"
 #include "gateway/config/config.h"
 #include "gateway/config_push/remote_config.h"
@@ -65,7 +65,8 @@ constexpr int kExitRestart = 75;
 int reexec(char** argv) {
   spdlog::info("restarting onto the new configuration");
   spdlog::shutdown();
-  sd_notify(0, "RELOADING=1");  // again for the start-up failure path (harmless twice)
+  // Again for the start-up failure path (harmless twice).
+  hgj::core::notifyServiceManager("RELOADING=1");
   // Descriptors not marked close-on-exec (log files, sockets of libraries) must not leak into
   // the new image, one set per restart.
   ::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
@@ -152,7 +153,7 @@ std::optional<int> parseArgs(int argc, char** argv, Args& args) {
 /// SIGHUP: the rules are reloaded from the files the daemon runs on; a configuration with
 /// problems is refused and the running one kept.
 void reload(hgj::App& app, const hgj::config_push::RemoteConfig& remote) {
-  sd_notify(0, "RELOADING=1");
+  hgj::core::notifyServiceManager("RELOADING=1");
   spdlog::info("SIGHUP: reloading the configuration");
   hgj::core::Diagnostics diag;
   auto [path, overrides] = remote.source();
@@ -163,7 +164,7 @@ void reload(hgj::App& app, const hgj::config_push::RemoteConfig& remote) {
   } else {
     spdlog::info("reload: {}", app.reload(std::move(fresh)));
   }
-  sd_notify(0, "READY=1");
+  hgj::core::notifyServiceManager("READY=1");
 }
 
 enum class Ending { Stop, Restart };
@@ -175,9 +176,9 @@ enum class Ending { Stop, Restart };
 /// never returns) stops the feed, and systemd restarts the gateway within the interval.
 Ending serve(hgj::App& app, const hgj::config_push::RemoteConfig& remote,
              const sigset_t& signals) {
-  uint64_t watchdog_usec = 0;
-  const bool watchdog = sd_watchdog_enabled(0, &watchdog_usec) > 0;
-  const int64_t watchdog_ms = static_cast<int64_t>(watchdog_usec / 1000);
+  const auto watchdog_interval = hgj::core::serviceWatchdogInterval();
+  const bool watchdog = watchdog_interval.has_value();
+  const int64_t watchdog_ms = watchdog ? watchdog_interval->count() / 1000 : 0;
   const int64_t feed_ms = watchdog ? std::clamp<int64_t>(watchdog_ms / 4, 10, 1000) : 1000;
   hgj::core::RateLimitedLog watchdog_log;
   while (true) {
@@ -189,7 +190,7 @@ Ending serve(hgj::App& app, const hgj::config_push::RemoteConfig& remote,
         if (auto stalled = app.liveness().stalled(watchdog_ms / 2)) {
           watchdog_log.warn("watchdog: not fed: {}", *stalled);
         } else {
-          sd_notify(0, "WATCHDOG=1");
+          hgj::core::notifyServiceManager("WATCHDOG=1");
         }
       }
       continue;
@@ -198,7 +199,7 @@ Ending serve(hgj::App& app, const hgj::config_push::RemoteConfig& remote,
       // Not STOPPING=1: systemd would then wait for an exit and kill the new image at
       // TimeoutStopSec. A restart in place is a reload to it, ended by the new READY=1.
       spdlog::info("config push: stopping to restart onto version {}", remote.active());
-      sd_notify(0, "RELOADING=1");
+      hgj::core::notifyServiceManager("RELOADING=1");
       return Ending::Restart;
     }
     if (sig == SIGHUP) {
@@ -206,7 +207,7 @@ Ending serve(hgj::App& app, const hgj::config_push::RemoteConfig& remote,
       continue;
     }
     spdlog::info("{}: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
-    sd_notify(0, "STOPPING=1");
+    hgj::core::notifyServiceManager("STOPPING=1");
     return Ending::Stop;
   }
 }
@@ -249,7 +250,7 @@ int runDaemon(hgj::config::GatewayConfig cfg, const Args& args,
     malloc_trim(0);
     std::printf("hgj-gateway ready\n");
     std::fflush(stdout);
-    sd_notify(0, "READY=1");
+    hgj::core::notifyServiceManager("READY=1");
     ending = serve(app, remote, signals);
     app.stop();
   } catch (const hgj::StartupError& e) {

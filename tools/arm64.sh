@@ -50,7 +50,7 @@ git -C "$dir/root/src" checkout --quiet --detach "$rev"
 
 in_root() { debroot_run "$dir" bash -c "$1"; }
 dev_pkgs="libpaho-mqttpp-dev libpaho-mqtt-dev libsqlite3-dev libmodbus-dev libspdlog-dev libfmt-dev
-  libyaml-cpp-dev libcpp-httplib-dev libmuparser-dev libsystemd-dev libsimdjson-dev libssl-dev"
+  libyaml-cpp-dev libcpp-httplib-dev libmuparser-dev libsimdjson-dev libssl-dev"
 arm_dev=$(for p in $dev_pkgs; do printf '%s:arm64 ' "$p"; done)
 echo "arm64: installing crossbuild-essential-arm64 and the :arm64 dev packages (log: $out/apt.log)"
 in_root "dpkg --add-architecture arm64 && apt-get update -q && apt-get install -y -q --no-install-recommends \

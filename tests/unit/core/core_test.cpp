@@ -1,8 +1,12 @@
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <thread>
 
 #include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include <catch2/catch.hpp>
 
@@ -12,6 +16,7 @@
 #include "core/heartbeat.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "core/service_notify.h"
 #include "core/time_format.h"
 #include "tests/support/test_support.h"
 
@@ -221,4 +226,80 @@ TEST_CASE("liveness: a thread allowed a longer step is not stalled within it", "
   auto stalled = live.stalled(-1);
   REQUIRE(stalled.has_value());
   CHECK(stalled->rfind("pipeline", 0) == 0);
+}
+
+namespace {
+
+/// A datagram socket standing in for systemd's notify socket; `name` starting with '@' is bound
+/// in the abstract namespace.
+struct NotifyReceiver {
+  int fd = -1;
+  explicit NotifyReceiver(const std::string& name) {
+    fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::memcpy(addr.sun_path, name.data(), name.size());
+    if (name[0] == '@') {
+      addr.sun_path[0] = '\0';
+    }
+    auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + name.size() +
+                                      (name[0] == '/' ? 1 : 0));
+    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), len) == 0);
+  }
+  ~NotifyReceiver() { ::close(fd); }
+  std::string receive() {
+    char buf[256];
+    ssize_t n = ::recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+    return n < 0 ? std::string("<nothing>") : std::string(buf, static_cast<size_t>(n));
+  }
+};
+
+} // namespace
+
+TEST_CASE("service notify: datagrams reach a path or an abstract NOTIFY_SOCKET", "[core]") {
+  using hgj::core::notifyServiceManager;
+  ::unsetenv("NOTIFY_SOCKET");
+  CHECK_FALSE(notifyServiceManager("READY=1"));  // not under a service manager: no error either
+  hgj::test::TempDir dir;
+  const std::string path = dir.file("notify.sock");
+  {
+    NotifyReceiver rx(path);
+    ::setenv("NOTIFY_SOCKET", path.c_str(), 1);
+    CHECK(notifyServiceManager("READY=1"));
+    CHECK(rx.receive() == "READY=1");
+    CHECK(notifyServiceManager("STOPPING=1"));
+    CHECK(rx.receive() == "STOPPING=1");
+  }
+  const std::string abstract = "@hgj-notify-test-" + std::to_string(::getpid());
+  {
+    NotifyReceiver rx(abstract);
+    ::setenv("NOTIFY_SOCKET", abstract.c_str(), 1);
+    CHECK(notifyServiceManager("WATCHDOG=1"));
+    CHECK(rx.receive() == "WATCHDOG=1");
+  }
+  ::setenv("NOTIFY_SOCKET", dir.file("nobody-listens.sock").c_str(), 1);
+  CHECK_FALSE(notifyServiceManager("READY=1"));
+  ::setenv("NOTIFY_SOCKET", "vsock:2:1234", 1);
+  CHECK_FALSE(notifyServiceManager("READY=1"));
+  ::unsetenv("NOTIFY_SOCKET");
+}
+
+TEST_CASE("service notify: the watchdog interval is read as sd_watchdog_enabled reads it", "[core]") {
+  using hgj::core::serviceWatchdogInterval;
+  ::unsetenv("WATCHDOG_PID");
+  ::unsetenv("WATCHDOG_USEC");
+  CHECK_FALSE(serviceWatchdogInterval());
+  ::setenv("WATCHDOG_USEC", "20000000", 1);
+  REQUIRE(serviceWatchdogInterval());
+  CHECK(serviceWatchdogInterval()->count() == 20'000'000);
+  ::setenv("WATCHDOG_PID", std::to_string(::getpid()).c_str(), 1);
+  CHECK(serviceWatchdogInterval());
+  ::setenv("WATCHDOG_PID", std::to_string(::getpid() + 1).c_str(), 1);
+  CHECK_FALSE(serviceWatchdogInterval());  // meant for another process
+  ::unsetenv("WATCHDOG_PID");
+  for (const char* bad : {"0", "", "12x", "-5"}) {
+    ::setenv("WATCHDOG_USEC", bad, 1);
+    CHECK_FALSE(serviceWatchdogInterval());
+  }
+  ::unsetenv("WATCHDOG_USEC");
 }
