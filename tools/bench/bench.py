@@ -137,6 +137,67 @@ def proc_cpu(pid):
         return float("nan")
 
 
+def proc_threads(pid):
+    """{tid: (name, context switches, CPU ns)} of every thread of a process, from
+    /proc/<pid>/task/*/{comm,status,schedstat}. Context switches (voluntary + involuntary) are
+    the thread's wake-ups; schedstat's run time is in nanoseconds, so a 10 s idle window at
+    0.2 % of a core is measured, not rounded to clock ticks."""
+    out = {}
+    try:
+        tids = os.listdir("/proc/%d/task" % pid)
+    except OSError:
+        return out
+    for tid in tids:
+        base = "/proc/%d/task/%s/" % (pid, tid)
+        try:
+            with open(base + "comm") as f:
+                name = f.read().strip()
+            cs = 0
+            with open(base + "status") as f:
+                for line in f:
+                    if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
+                        cs += int(line.split()[1])
+            with open(base + "schedstat") as f:
+                ns = int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue
+        out[tid] = (name, cs, ns)
+    return out
+
+
+def thread_delta(before, after):
+    """(wake-ups by thread name, total wake-ups, CPU seconds) between two proc_threads
+    snapshots; a thread started in between counts from zero."""
+    by_name, total, ns = {}, 0, 0
+    for tid, (name, cs, run) in after.items():
+        cs0, run0 = (before[tid][1], before[tid][2]) if tid in before else (0, 0)
+        by_name[name] = by_name.get(name, 0) + (cs - cs0)
+        total += cs - cs0
+        ns += run - run0
+    return by_name, total, ns / 1e9
+
+
+def proc_memory_mib(pid):
+    """Resident memory split as /proc/<pid>/smaps_rollup reports it: rss, pss (shared pages
+    divided among the processes mapping them), uss (private pages only: what the process
+    alone costs) and shared, in MiB."""
+    vals = {}
+    try:
+        with open("/proc/%d/smaps_rollup" % pid) as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) >= 2 and parts[0].endswith(":"):
+                    try:
+                        vals[parts[0][:-1]] = int(parts[1]) / 1024.0
+                    except ValueError:
+                        pass
+    except OSError:
+        return {}
+    return {"rss": vals.get("Rss", float("nan")), "pss": vals.get("Pss", float("nan")),
+            "uss": vals.get("Private_Clean", 0) + vals.get("Private_Dirty", 0),
+            "shared": vals.get("Shared_Clean", 0) + vals.get("Shared_Dirty", 0)}
+
+
 def proc_status_mib(pid, key):
     try:
         with open("/proc/%d/status" % pid) as f:
@@ -491,7 +552,8 @@ class Bench:
         self.raw.flush()
         keys = ("sys", "kind", "rep", "rate", "throughput", "sent", "stored", "lost", "lag_s",
                 "cpu_pct", "cpu_us_per_msg", "peak_rss_mib", "alerts", "alerts_expected", "alerts_stored",
-                "p50_ms", "p99_ms", "pass", "cold_ms", "idle_rss_mib")
+                "p50_ms", "p99_ms", "pass", "cold_ms", "idle_rss_mib", "idle_uss_mib", "idle_cpu_pct",
+                "wakeups_per_msg", "peak_pss_mib", "peak_uss_mib")
         log(" ".join("%s=%s" % (k, d[k]) for k in keys if k in d))
 
     def tool(self, name):
@@ -715,11 +777,20 @@ class Bench:
             gw = Gateway(self, self.rundir, tag, b, b.port, db)
             rec["ready_ms"] = round(1000 * gw.wait_ready(), 1)
             if kind == "lat":
-                # idle RSS and CPU with the example compound loaded, before any load
-                c0, t_idle = gw.cpu(), time.time()
-                time.sleep(3.0)
-                rec["idle_cpu_pct"] = round(100 * (gw.cpu() - c0) / (time.time() - t_idle), 1)
+                # Idle CPU and memory with the example compound loaded, before any load: after
+                # the start-up has settled, over a window long enough for a 0.1 % figure.
+                time.sleep(2.0)
+                th0, t_idle = proc_threads(gw.p.pid), time.time()
+                time.sleep(self.a.idle_s)
+                _, idle_wakes, idle_cpu_s = thread_delta(th0, proc_threads(gw.p.pid))
+                el_idle = time.time() - t_idle
+                rec["idle_cpu_pct"] = round(100 * idle_cpu_s / el_idle, 3)
+                rec["idle_wakeups_per_s"] = round(idle_wakes / el_idle, 1)
                 rec["idle_rss_mib"] = round(gw.rss(), 1)
+                mem = proc_memory_mib(gw.p.pid)
+                rec["idle_pss_mib"] = round(mem.get("pss", float("nan")), 1)
+                rec["idle_uss_mib"] = round(mem.get("uss", float("nan")), 1)
+                rec["idle_shared_mib"] = round(mem.get("shared", float("nan")), 1)
             stopf = os.path.join(self.rundir, tag + ".stop")
             readyf = os.path.join(self.rundir, tag + ".listener")
             latf = os.path.join(self.rundir, tag + ".lat")
@@ -733,12 +804,33 @@ class Bench:
             base = rdb.progress()
             base_load = rdb.load_rows()
             cpu0, bcpu0, t0 = gw.cpu(), b.cpu(), time.time()
-            g = self.loadgen(b.port, n, rate, 1, hot_every, max_s)
+            th0 = proc_threads(gw.p.pid)
+            peak_mem = {"pss": 0.0, "uss": 0.0}
+            def sample_memory():
+                m = proc_memory_mib(gw.p.pid)
+                for k in peak_mem:
+                    peak_mem[k] = max(peak_mem[k], m.get(k, 0.0))
+            if rate > 0:
+                # A paced load: the generator runs while memory is sampled (every 250 ms).
+                gen = self.loadgen_async(b.port, n, rate, 1, hot_every, max_s)
+                while gen.poll() is None:
+                    sample_memory()
+                    time.sleep(0.25)
+                out, err = gen.communicate()
+                g = last_json(out)
+                if g is None:
+                    raise RuntimeError("hgj_loadgen failed: %s" % err.strip()[:300])
+            else:
+                g = self.loadgen(b.port, n, rate, 1, hot_every, max_s)
             t_gen = time.time()
             target = base + self.expected_rows(g)
             last, t_prog, t_done = -1, time.time(), None
+            t_mem = 0.0
             while True:
                 c, now = rdb.progress(), time.time()
+                if now - t_mem >= 0.25:
+                    sample_memory()
+                    t_mem = now
                 if c >= target and rdb.load_rows() >= base_load + self.expected_rows(g):
                     t_done = now
                     break
@@ -749,6 +841,8 @@ class Bench:
                 time.sleep(0.02)
             t_end = t_done or time.time()
             cpu1, bcpu1 = gw.cpu(), b.cpu()
+            sample_memory()
+            wakes_by, wakes, _ = thread_delta(th0, proc_threads(gw.p.pid))
             # alerts may trail the last row by a pipeline hop and an uplink publish
             if g["expected_alerts"] > 0:
                 time.sleep(0.5)
@@ -791,6 +885,10 @@ class Bench:
             "gen_cpu_pct": round(100 * g["cpu_s"] / el, 1),
             "cpu_us_per_msg": round(1e6 * (cpu1 - cpu0) / max(1, stored), 2),
             "peak_rss_mib": round(peak, 1),
+            "peak_pss_mib": round(peak_mem["pss"], 1), "peak_uss_mib": round(peak_mem["uss"], 1),
+            "wakeups_per_msg": round(wakes / max(1, stored), 3),
+            "wakeups_by_thread": {k: round(v / max(1, stored), 3)
+                                  for k, v in sorted(wakes_by.items(), key=lambda x: -x[1]) if v > 0},
             "alerts_expected": g["expected_alerts"], "alerts": la.get("received"),
             "alert_events_other": la.get("other_events"),
             "p50_ms": la.get("p50_ms"), "p99_ms": la.get("p99_ms"), "max_ms": la.get("max_ms"),
@@ -982,6 +1080,41 @@ class Bench:
                                      and d.get("alerts_received") == d.get("alerts_expected"))
                 self.record(r)
 
+    def peers_rate(self, dst, rep, rate):
+        """The peers at one further paced rate: their harness has no switch for its latency run
+        alone, so its capacity runs are made tiny (2,000 messages), its drain and sustained
+        steps are off, and only its latency rows are kept (as kind 'rate')."""
+        a = self.a
+        cmd = ["/usr/bin/python3", os.path.join(dst, "bench.py"),
+               "--peers", ",".join(p for p in a.peers.split(",") if p and p != "broker"),
+               "--reps", "1", "--port", str(free_port(self.port + 50)),
+               "--py-n", "2000", "--nr-n", "2000", "--js-n", "2000", "--no-drain", "--sus-s", "0",
+               "--lat-s", str(a.lat_s), "--lat-rate", str(rate), "--lat-hot-every", str(a.lat_hot_every)]
+        logpath = os.path.join(self.rundir, "peers-rate%d-rep%d.log" % (rate, rep))
+        log("peers at %d msg/s, rep %d: %s" % (rate, rep, " ".join(cmd[2:])))
+        with open(logpath, "w") as lf:
+            try:
+                subprocess.run(cmd, stdout=lf, stderr=subprocess.STDOUT, cwd=dst,
+                               timeout=max(60, DEADLINE[0] - time.time()))
+            except subprocess.TimeoutExpired:
+                self.notes.append("peers at %d msg/s rep %d timed out" % (rate, rep))
+        m = re.search(r"run dir (\S+)", open(logpath).read())
+        if not m or not os.path.exists(os.path.join(m.group(1), "raw.jsonl")):
+            self.notes.append("peers at %d msg/s rep %d produced no results, see %s" % (rate, rep, logpath))
+            return
+        with open(os.path.join(m.group(1), "raw.jsonl")) as f:
+            for line in f:
+                d = json.loads(line)
+                if d.get("kind") != "lat":
+                    continue
+                self.record({"sys": "peer-" + d.get("peer"), "kind": "rate", "rep": rep,
+                             "rate": d.get("rate"), "sent": d.get("sent"), "stored": d.get("rows"),
+                             "lost": d.get("lost"), "throughput": d.get("throughput"),
+                             "cpu_pct": d.get("peer_cpu_pct"), "cpu_us_per_msg": d.get("cpu_us_per_msg"),
+                             "peak_rss_mib": d.get("peak_rss_mib"), "p50_ms": d.get("p50_ms"),
+                             "p99_ms": d.get("p99_ms"), "alerts": d.get("alerts_received"),
+                             "alerts_expected": d.get("alerts_expected")})
+
     # ---- strace: where the client's per-message cost goes ----------------------------------------
     def strace_phase(self):
         if not shutil.which("strace"):
@@ -1032,7 +1165,7 @@ class Bench:
         if a.quick and not a.only:
             want.discard("strace")
         peers_dir = None
-        if "peers" in want:
+        if want & {"peers", "rates"} and not a.no_peers:
             try:
                 peers_dir = self.peers_prepare()
             except (subprocess.SubprocessError, OSError) as e:
@@ -1086,6 +1219,11 @@ class Bench:
                     check_deadline()
                     safe("gateway latency", self.gateway_run, "lat", rep, int(a.lat_rate * a.lat_s),
                          a.lat_rate, a.lat_hot_every, a.lat_s + 30)
+                if self.gw_ok and "rates" in want:
+                    for rate in a.rates:
+                        check_deadline()
+                        safe("gateway at %d msg/s" % rate, self.gateway_run, "rate", rep,
+                             int(rate * a.lat_s), rate, a.lat_hot_every, a.lat_s + 30)
                 if self.gw_ok and "cold" in want:
                     check_deadline()
                     safe("cold start", self.cold_start, rep)
@@ -1095,6 +1233,12 @@ class Bench:
                 if peers_dir and "peers" in want:
                     check_deadline()
                     safe("peers", self.peers_rep, peers_dir, rep)
+                if peers_dir and "rates" in want:
+                    # Without their full harness run ('peers'), the peers' top-rate latency run
+                    # is made here too.
+                    for rate in a.rates + ([] if "peers" in want else [a.lat_rate]):
+                        check_deadline()
+                        safe("peers at %d msg/s" % rate, self.peers_rate, peers_dir, rep, rate)
             if self.gw_ok and "sus" in want:
                 safe("sustained search", self.sustained_search)
             if "strace" in want:
@@ -1319,6 +1463,63 @@ def make_report(results, a, notes):
                          median_range(vals("hgj-gateway", "lat", "summary_rate"), "%.2f"),
                          sum(r.get("alerts") or 0 for r in R("hgj-gateway", "lat")),
                          sum(r.get("alerts_expected") or 0 for r in R("hgj-gateway", "lat"))))
+    # CPU and memory at the rates a compound really sends (the latency run is the top rate)
+    rate_rows = {}
+    for r in results:
+        if r["kind"] == "rate" or (r["kind"] == "lat" and r.get("rate") == a.lat_rate):
+            rate_rows.setdefault((r["sys"], r.get("rate")), []).append(r)
+    rates_seen = sorted({rt for (_, rt) in rate_rows})
+    if rates_seen:
+        RL = ["", "**CPU and memory at paced rates** (%s s per run, 1 in %d e-bike messages hot; CPU %% "
+              "of one core and CPU µs per stored message; wake-ups = context switches of all the "
+              "process's threads per message; USS = private memory, PSS = USS + a share of the "
+              "shared library pages; median (min-max) over repetitions)" % (a.lat_s, a.lat_hot_every), "",
+              "| system | msg/s | CPU % | CPU µs/msg | / best peer | wake-ups/msg | peak RSS MiB | peak USS / PSS MiB |",
+              "|---|---|---|---|---|---|---|---|"]
+        for rt in rates_seen:
+            peer_us = [med([x.get("cpu_us_per_msg") for x in rate_rows.get((s, rt), [])])
+                       for s in ("peer-python", "peer-nodered", "peer-nodejs")]
+            peer_us = [v for v in peer_us if v]
+            best = min(peer_us) if peer_us else None
+            for sysname in ("hgj-gateway", "peer-python", "peer-nodered", "peer-nodejs"):
+                rows = rate_rows.get((sysname, rt))
+                if not rows:
+                    continue
+                us = med([x.get("cpu_us_per_msg") for x in rows])
+                RL.append("| %s | %d | %s | %s | %s | %s | %s | %s |" % (
+                    sysname, rt, median_range([x.get("cpu_pct") for x in rows], "%.2f"),
+                    median_range([x.get("cpu_us_per_msg") for x in rows], "%.1f"),
+                    ("%.2fx" % (us / best)) if (us and best) else "–",
+                    median_range([x.get("wakeups_per_msg") for x in rows], "%.2f")
+                    if rows[0].get("wakeups_per_msg") is not None else "–",
+                    median_range([x.get("peak_rss_mib") for x in rows], "%.1f"),
+                    ("%s / %s" % (median_range([x.get("peak_uss_mib") for x in rows], "%.1f"),
+                                  median_range([x.get("peak_pss_mib") for x in rows], "%.1f")))
+                    if rows[0].get("peak_uss_mib") is not None else "–"))
+        gwr = [x for k, v in rate_rows.items() if k[0] == "hgj-gateway" for x in v]
+        if gwr:
+            threads = {}
+            for x in gwr:
+                for name, v in (x.get("wakeups_by_thread") or {}).items():
+                    threads.setdefault((x.get("rate"), name), []).append(v)
+            for rt in rates_seen:
+                top = sorted(((name, med(v)) for (r2, name), v in threads.items() if r2 == rt),
+                             key=lambda kv: -kv[1])[:6]
+                if top:
+                    RL.append("")
+                    RL.append("- gateway wake-ups per message at %d msg/s, by thread: %s" % (
+                        rt, ", ".join("%s %.3f" % kv for kv in top)))
+        extra.extend(RL)
+    if R("hgj-gateway", "lat"):
+        extra.append("- idle with the example compound loaded (%s s, after a 2 s settle): CPU %s %% of a "
+                     "core, %s wake-ups/s; RSS %s MiB = USS %s + shared %s (PSS %s)" % (
+                         a.idle_s,
+                         median_range(vals("hgj-gateway", "lat", "idle_cpu_pct"), "%.3f"),
+                         median_range(vals("hgj-gateway", "lat", "idle_wakeups_per_s"), "%.0f"),
+                         median_range(vals("hgj-gateway", "lat", "idle_rss_mib"), "%.1f"),
+                         median_range(vals("hgj-gateway", "lat", "idle_uss_mib"), "%.1f"),
+                         median_range(vals("hgj-gateway", "lat", "idle_shared_mib"), "%.1f"),
+                         median_range(vals("hgj-gateway", "lat", "idle_pss_mib"), "%.1f")))
     if R("hgj-gateway", "outbox"):
         extra.append("- outbox drain after a %ss uplink outage: %s msg/s (%s messages, outbox depth "
                      "%s)" % (a.outage_s, median_range(vals("hgj-gateway", "outbox", "throughput")),
@@ -1351,7 +1552,33 @@ def make_report(results, a, notes):
         check("verified sustained >= 0.95 x broker alone (QoS 1), nothing lost",
               (gw["sus"] or 0) >= 0.95 * broker1, "%s vs %.0f msg/s" % (gw["sus"], broker1))
     if gw["rss"] is not None:
-        check("peak RSS under the burst <= 20 MiB", gw["rss"] <= 20, "%.1f MiB" % gw["rss"])
+        burst_uss = med(vals("hgj-gateway", "burst", "peak_uss_mib"))
+        check("peak RSS under the burst <= 18 MiB", gw["rss"] <= 18,
+              "%.1f MiB (USS %s MiB)" % (gw["rss"], "%.1f" % burst_uss if burst_uss else "–"))
+    idle = med(vals("hgj-gateway", "lat", "idle_cpu_pct"))
+    if idle is not None:
+        check("idle CPU with the example compound loaded <= 0.3 % of a core", idle <= 0.3,
+              "%.3f %%" % idle)
+    if rates_seen:
+        def at(sysname, rt, key):
+            return med([x.get(key) for x in rate_rows.get((sysname, rt), [])])
+        peers_n = ("peer-python", "peer-nodered", "peer-nodejs")
+        top = a.lat_rate
+        gw_us = at("hgj-gateway", top, "cpu_us_per_msg")
+        pu = [(s, at(s, top, "cpu_us_per_msg")) for s in peers_n]
+        pu = [(s, v) for s, v in pu if v]
+        if gw_us and pu:
+            best = min(v for _, v in pu)
+            check("CPU per message @ %d msg/s <= 0.5 x the best peer's" % top, gw_us <= 0.5 * best,
+                  "%.1f µs vs %s (%.2fx)" % (gw_us, ", ".join("%s %.1f" % (s[5:], v) for s, v in pu),
+                                               gw_us / best))
+        low = min(rates_seen)
+        gw_pct = at("hgj-gateway", low, "cpu_pct")
+        pp = [(s, at(s, low, "cpu_pct")) for s in peers_n]
+        pp = [(s, v) for s, v in pp if v is not None]
+        if gw_pct is not None and pp:
+            check("CPU %% @ %d msg/s below every peer's" % low, all(gw_pct < v for _, v in pp),
+                  "%.2f %% vs %s" % (gw_pct, ", ".join("%s %.2f" % (s[5:], v) for s, v in pp)))
     peer_p99 = [(s, nearest_rank(pooled_lat(s), 99)) for s in ("peer-python", "peer-nodered", "peer-nodejs")]
     peer_p99 = [(s, v) for s, v in peer_p99 if v is not None]
     if gw["p99"] is not None and peer_p99:
@@ -1410,8 +1637,8 @@ def main():
     ap.add_argument("--reps", type=int, default=None, help="default 3, --quick 1")
     ap.add_argument("--quick", action="store_true",
                     help="1 repetition, smaller loads, 10 s latency runs, no strace")
-    ap.add_argument("--only", default="", help="comma list of: broker,drain,burst,sus,lat,cold,"
-                    "outbox,peers,strace")
+    ap.add_argument("--only", default="", help="comma list of: broker,drain,burst,sus,lat,rates,"
+                    "cold,outbox,peers,strace ('rates' with 'peers' also runs the peers at --rates)")
     ap.add_argument("--no-peers", action="store_true")
     ap.add_argument("--no-gateway", action="store_true")
     ap.add_argument("--broker-n", type=int, default=None, help="default 200000, --quick 100000")
@@ -1423,6 +1650,10 @@ def main():
     ap.add_argument("--lat-rate", type=int, default=2000)
     ap.add_argument("--lat-s", type=float, default=None, help="default 30, --quick 10")
     ap.add_argument("--lat-hot-every", type=int, default=100)
+    ap.add_argument("--rates", default="150,500",
+                    help="further paced rates (msg/s) measured like the latency run, for the "
+                         "gateway and each peer: CPU %%, CPU per message, wake-ups, memory")
+    ap.add_argument("--idle-s", type=float, default=None, help="idle CPU window, default 10, --quick 5")
     ap.add_argument("--outbox", action="store_true", help="also measure the outbox drain (5)")
     ap.add_argument("--outage-s", type=float, default=20)
     ap.add_argument("--outage-rate", type=int, default=5000)
@@ -1445,15 +1676,18 @@ def main():
     a.reps_given = a.reps
     a.reps = a.reps or 3
     full = {"broker_n": 200000, "drain_n": 300000, "gw_n": 300000, "sus_s": 8, "lat_s": 30,
-            "peer_py_n": 200000, "peer_nr_n": 80000, "peer_js_n": 300000, "peer_sus_s": 8}
+            "peer_py_n": 200000, "peer_nr_n": 80000, "peer_js_n": 300000, "peer_sus_s": 8,
+            "idle_s": 10}
     quick = {"broker_n": 100000, "drain_n": 100000, "gw_n": 100000, "sus_s": 5, "lat_s": 10,
-             "peer_py_n": 60000, "peer_nr_n": 20000, "peer_js_n": 60000, "peer_sus_s": 4}
+             "peer_py_n": 60000, "peer_nr_n": 20000, "peer_js_n": 60000, "peer_sus_s": 4,
+             "idle_s": 5}
     for k, v in (quick if a.quick else full).items():
         if getattr(a, k) is None:
             setattr(a, k, v)
     if a.quick and a.reps_given is None:
         a.reps = 1
     a.sus_fracs = [float(x) for x in a.sus_fracs.split(",") if x]
+    a.rates = [int(x) for x in a.rates.split(",") if x and int(x) != a.lat_rate]
     DEADLINE[0] = time.time() + 60 * a.max_minutes
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
