@@ -109,6 +109,18 @@ public:
     return n;
   }
 
+  /// Waits at most `timeout` until an item is queued (or the queue is closed), taking nothing:
+  /// for a consumer that takes its items under a lock of its own. True when items are queued.
+  bool waitForItems(std::chrono::milliseconds timeout) {
+    std::unique_lock lock(mu_);
+    if (!closed_ && items_.empty()) {
+      ++waiting_consumers_;
+      not_empty_.wait_for(lock, timeout, [&] { return closed_ || !items_.empty(); });
+      --waiting_consumers_;
+    }
+    return !items_.empty();
+  }
+
   std::optional<T> pop(std::chrono::milliseconds timeout) {
     std::vector<T> one;
     if (popAll(one, 1, timeout) == 0) {

@@ -127,12 +127,18 @@ public:
   virtual Delivery deliverFor(Sample& sample, std::chrono::milliseconds /*timeout*/) {
     return deliver(std::move(sample)) ? Delivery::kTaken : Delivery::kClosed;
   }
+  /// Handles `sample` on the caller's thread, now, if the sink is idle: for the last message
+  /// of a driver's read, so that at the rates devices really send (a message every few
+  /// milliseconds) no second thread is woken per message. True: taken (and handled); false:
+  /// `sample` is untouched and goes through deliverFor. Never blocks. The default never takes.
+  virtual bool handleNow(Sample& /*sample*/) { return false; }
 };
 
 /// A southbound driver. start() launches its threads, stop() joins them. write() and refresh()
 /// never block, whatever the device, the broker or the line is doing: they queue the request to
 /// the driver's own thread, which sends it and reports a write's outcome (including "could not
-/// be sent") through SampleSink::deliverResult. They are called on the pipeline thread, which
+/// be sent") through SampleSink::deliverResult. They are called on the pipeline's work (the
+/// pipeline thread, or a driver thread inside SampleSink::handleNow), which
 /// must never wait for a device: a safety cut leaves the moment the rule decides.
 class Driver {
 public:

@@ -75,7 +75,9 @@ private:
   /// Runs one connection until it ends; returns why.
   std::string runConnection();
   /// Hands one message to the sink in bounded waits.
-  Handed hand(MqttMessage&& message);
+  /// `last_of_read`: nothing more is buffered behind it, so an idle pipeline may handle it on
+  /// this thread (SampleSink::handleNow) instead of being woken for it.
+  Handed hand(MqttMessage&& message, bool last_of_read);
   /// Sends what waits in the command queue (or fails it while not connected).
   void serveCommands();
   /// Writes what the session has to send without blocking; false on a socket error.

@@ -123,6 +123,9 @@ public:
 
   const uint8_t* output() const { return out_.data() + out_begin_; }
   size_t outputSize() const { return out_.size() - out_begin_; }
+  /// Received bytes not yet handled (after nextMessage returned a message: whether more of
+  /// this read follows it, i.e. the broker is sending a burst).
+  bool hasBufferedInput() const { return rx_end_ > rx_begin_ || skip_ > 0; }
   /// `n` bytes of output() were sent.
   void sent(size_t n, int64_t now_ms);
   /// Bytes queued for output on this connection so far, and how many of them were sent.

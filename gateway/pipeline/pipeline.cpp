@@ -284,11 +284,15 @@ void Pipeline::run() {
     wedge_at = clock_.steadyNow() + core::Millis(*ms);
   }
   while (true) {
+    if (failed_.load()) {
+      return;  // handling a message inline threw (handleNow logged it): stop, as on this thread
+    }
     if (heartbeat_ != nullptr) {
       heartbeat_->beat();
     }
     if (wedge_at && clock_.steadyNow() >= *wedge_at) {
       spdlog::critical("pipeline: wedged on purpose (fault hook wedge_pipeline_after_ms)");
+      std::lock_guard work(work_mu_);  // as a deadlock would: inline work stops too
       while (!queue_.closed()) {
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
       }
@@ -300,51 +304,81 @@ void Pipeline::run() {
       // more than handling a message. At low rates (busy == false) each message is handled at
       // once, so alert latency stays low when it matters.
       std::this_thread::sleep_for(kLinger);
+    } else {
+      queue_.waitForItems(core::Millis(cfg_.loop.tick_interval_ms));
     }
-    size_t n = queue_.popAll(events, cfg_.loop.batch_max,
-                             busy ? core::Millis(0) : core::Millis(cfg_.loop.tick_interval_ms));
+    std::lock_guard work(work_mu_);
+    size_t n = queue_.popAll(events, cfg_.loop.batch_max, core::Millis(0));
     busy = n >= kBusyBatch;
-    // Alerts raised by one batch share one durable commit (one fsync for a storm).
-    if (alerts_ != nullptr) {
-      alerts_->beginBatch();
-    }
-    for (auto& ev : events) {
-      if (auto* s = std::get_if<drivers::Sample>(&ev)) {
-        handleSample(*s);
-      } else if (auto* c = std::get_if<std::unique_ptr<CommandEnvelope>>(&ev)) {
-        handleCommand(**c);
-      } else if (auto* rec = std::get_if<Recorded>(&ev)) {
-        control_.onRecorded(rec->request_id, rec->durable);
-      } else {
-        handleReload(*std::get<std::unique_ptr<RulesReload>>(ev));
-      }
-    }
-    if (alerts_ != nullptr) {
-      alerts_->commitBatch();
-    }
-    // Hand readings to the writer in batches of a good size: fewer hand-overs, larger inserts.
-    // The writer commits on its own tick, so holding them up to 20 ms adds no loss window.
-    // Never inside the loop above: an alert change there holds the database's write lock until
-    // commitBatch(), and waiting for the writer's room while holding it would stall both.
-    if (!readings_.empty()) {
-      auto now = clock_.steadyNow();
-      if (!pending_since_) {
-        pending_since_ = now;
-      }
-      if (readings_.size() >= kHandOverRows || now - *pending_since_ >= kHandOverDelay ||
-          queue_.closed()) {
-        handOverReadings();
-      }
-    }
+    busy_.store(busy, std::memory_order_relaxed);
+    handleEvents(events);
     tick();
     if (n == 0 && queue_.closed()) {
+      handOverReadings();
+      flushStore(true);
+      writeHistory();
+      publishSnapshot();
+      finished_ = true;
       break;
     }
   }
-  handOverReadings();
-  flushStore(true);
-  writeHistory();
-  publishSnapshot();
+}
+
+void Pipeline::handleEvents(std::vector<Event>& events) {
+  // Alerts raised by one batch share one durable commit (one fsync for a storm).
+  if (alerts_ != nullptr) {
+    alerts_->beginBatch();
+  }
+  for (auto& ev : events) {
+    if (auto* s = std::get_if<drivers::Sample>(&ev)) {
+      handleSample(*s);
+    } else if (auto* c = std::get_if<std::unique_ptr<CommandEnvelope>>(&ev)) {
+      handleCommand(**c);
+    } else if (auto* rec = std::get_if<Recorded>(&ev)) {
+      control_.onRecorded(rec->request_id, rec->durable);
+    } else {
+      handleReload(*std::get<std::unique_ptr<RulesReload>>(ev));
+    }
+  }
+  if (alerts_ != nullptr) {
+    alerts_->commitBatch();
+  }
+  // Hand readings to the writer in batches of a good size: fewer hand-overs, larger inserts.
+  // The writer commits on its own tick, so holding them up to 20 ms adds no loss window.
+  // Never inside the loop above: an alert change there holds the database's write lock until
+  // commitBatch(), and waiting for the writer's room while holding it would stall both.
+  if (!readings_.empty()) {
+    auto now = clock_.steadyNow();
+    if (!pending_since_) {
+      pending_since_ = now;
+    }
+    if (readings_.size() >= kHandOverRows || now - *pending_since_ >= kHandOverDelay ||
+        queue_.closed()) {
+      handOverReadings();
+    }
+  }
+}
+
+bool Pipeline::handleNow(drivers::Sample& sample) {
+  if (busy_.load(std::memory_order_relaxed) || failed_.load() ||
+      !std::holds_alternative<drivers::MqttMessage>(sample)) {
+    return false;
+  }
+  std::unique_lock work(work_mu_, std::try_to_lock);
+  // Only with nothing queued: a queued message came first and must be handled first.
+  if (!work.owns_lock() || finished_ || queue_.size() > 0 || queue_.closed()) {
+    return false;
+  }
+  inline_events_.clear();
+  inline_events_.emplace_back(std::move(sample));
+  try {
+    handleEvents(inline_events_);
+  } catch (const std::exception& e) {
+    failed_ = true;
+    spdlog::critical("pipeline: handling a message stopped on {}", e.what());
+  }
+  inline_events_.clear();
+  return true;
 }
 
 void Pipeline::handOverReadings() {

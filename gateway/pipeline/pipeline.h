@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <future>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -40,7 +41,11 @@ namespace hgj::pipeline {
 ///                                                        \-> read model (snapshots, live events)
 ///
 /// Driver threads call deliver() (blocking while the queue is full: backpressure); the HTTP API
-/// and the uplink call submit(). Everything else runs on the pipeline thread.
+/// and the uplink call submit(). Everything else is the pipeline's work, done under `work_mu_`:
+/// on the pipeline thread, or, for the last message of an MQTT read while the pipeline is idle,
+/// on the ingest thread itself (handleNow), which saves a thread wake-up per message at the
+/// rates devices really send. Work is taken from the queue only under the lock and inline only
+/// while the queue is empty, so a message is never handled before one queued ahead of it.
 class Pipeline final : public drivers::SampleSink,
                        public CommandSink,
                        public alerts::AlertListener,
@@ -87,6 +92,9 @@ public:
 
   bool deliver(drivers::Sample&& sample) override;
   Delivery deliverFor(drivers::Sample& sample, std::chrono::milliseconds timeout) override;
+  /// Takes an MQTT message on the caller's thread when the pipeline is idle (not busy with a
+  /// backlog, nothing queued, the work lock free); false otherwise, and never blocks.
+  bool handleNow(drivers::Sample& sample) override;
   /// Never blocks: results jump the readings queue (BoundedQueue::pushUrgent).
   void deliverResult(std::shared_ptr<const drivers::WriteResult> result) override;
   std::future<CommandResult> submit(Command command) override;
@@ -198,9 +206,20 @@ private:
   int64_t last_ingest_ms_ = 0;  ///< wall time of the latest reading (history's quiet check)
   core::SteadyTime next_history_write_{};  ///< the occupancy tracker's version last published
 
+  /// One batch of the pipeline's work: samples, commands, recorded actuations, reloads, with
+  /// one alert commit for the batch and the readings' hand-over to the store when due.
+  void handleEvents(std::vector<Event>& events);
+
   std::thread thread_;
   std::atomic<bool> running_{false};
   std::atomic<bool> failed_{false};
+  /// Held while the pipeline's state is worked on, by the pipeline thread or an ingest thread
+  /// in handleNow.
+  std::mutex work_mu_;
+  /// The last batch was a backlog: messages then go through the queue and are batched.
+  std::atomic<bool> busy_{false};
+  bool finished_ = false;            ///< guarded by work_mu_: the thread has drained and stopped
+  std::vector<Event> inline_events_;  ///< guarded by work_mu_
 };
 
 } // namespace hgj::pipeline
