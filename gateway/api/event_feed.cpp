@@ -146,6 +146,7 @@ void EventFeed::run() {
   }
   auto last_write = Clock::now();
   auto last_snapshot = Clock::time_point{};
+  bool caught_up = true;
   for (;;) {
     {
       std::lock_guard lock(mu_);
@@ -153,9 +154,25 @@ void EventFeed::run() {
         return;
       }
     }
+    if (listener_.streams() == 0) {
+      // Nobody listens: no event is formatted or posted to the network thread. The read model
+      // keeps the recent events; once a stream opens (it got the state so far in open()), the
+      // feed catches up from `after`, and streams skip what they already have (by seq).
+      std::unique_lock lock(mu_);
+      cv_.wait_for(lock, kStep, [this] { return stop_; });
+      caught_up = false;
+      continue;
+    }
     bool gap = false;
     auto asked = Clock::now();
     auto events = read_model_.eventsAfter(after, kStep, &gap);
+    if (!caught_up) {
+      // The first look after nobody listened: events lost from the read model's ring are older
+      // than every open stream's start (open() gave each the state at its start), so they need
+      // no resync.
+      gap = false;
+      caught_up = true;
+    }
     if (events.empty() && Clock::now() - asked < kStep / 2) {
       // An early return without events: the read model is closed (shutting down). Wait for
       // stop() instead of spinning.
