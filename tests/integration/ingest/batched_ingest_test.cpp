@@ -160,6 +160,41 @@ TEST_CASE("batched ingest: thousands of messages cut across reads arrive whole a
   }
 }
 
+TEST_CASE("batched ingest: a message arriving alone is handled at once by an idle sink, a burst "
+          "goes through the queue, all in order",
+          "[integration][ingest][mqtt]") {
+  hgj::test::Broker broker(false);
+  Rig rig(clientConfig(broker.url(), "gw-now"));
+  rig.sink.setHandleNow(true);
+  REQUIRE(rig.subscribed());
+  hgj::test::TestClient pub(broker.url());
+  std::vector<std::string> sent;
+  // One at a time: each is the only thing in its read, so each is handled on the ingest thread.
+  for (int i = 0; i < 20; ++i) {
+    sent.push_back("alone " + std::to_string(i));
+    pub.publish("compound/test/alone", sent.back());
+    REQUIRE(hgj::test::waitFor([&] { return rig.sink.count() == sent.size(); }, 10s));
+  }
+  CHECK(rig.sink.takenNow() == 20);
+  // A burst: the sink is full while 3,000 messages are published, so they wait in the broker
+  // and the socket and then come many to a read. Those with more of the read behind them go
+  // through deliverFor (the queue); only the last of a read may be handled at once.
+  rig.sink.setLimit(sent.size());
+  for (int i = 0; i < 3000; ++i) {
+    sent.push_back("burst " + std::to_string(i) + std::string(static_cast<size_t>(i % 700), 'b'));
+    pub.publish("compound/test/burst", sent.back());
+  }
+  rig.sink.setLimit(SIZE_MAX);
+  REQUIRE(hgj::test::waitFor([&] { return rig.sink.count() == sent.size(); }, 20s));
+  CHECK(rig.sink.takenNow() < 20 + 3000);
+  auto got = rig.sink.texts();
+  REQUIRE(got.size() == sent.size());
+  for (size_t i = 0; i < sent.size(); ++i) {
+    INFO("message " << i);
+    REQUIRE(got[i].second == sent[i]);
+  }
+}
+
 TEST_CASE("batched ingest: an oversized message is dropped, counted and not delivered again",
           "[integration][ingest][mqtt]") {
   hgj::test::Broker broker(false);

@@ -46,6 +46,24 @@ public:
     }
     return takeLocked(s) ? Delivery::kTaken : Delivery::kClosed;
   }
+  /// As an idle pipeline's, when enabled (setHandleNow): takes the sample at once.
+  bool handleNow(Sample& s) override {
+    std::lock_guard lock(mu_);
+    if (!handle_now_ || closed_ || taken_ >= limit_) {
+      return false;
+    }
+    ++taken_now_;
+    return takeLocked(s);
+  }
+  void setHandleNow(bool on) {
+    std::lock_guard lock(mu_);
+    handle_now_ = on;
+  }
+  /// Samples taken through handleNow (the rest came through deliver/deliverFor).
+  size_t takenNow() const {
+    std::lock_guard lock(mu_);
+    return taken_now_;
+  }
   /// Never blocks, as the pipeline's.
   void deliverResult(std::shared_ptr<const drivers::WriteResult> result) override {
     std::lock_guard lock(mu_);
@@ -106,6 +124,8 @@ private:
   size_t full_waits_ = 0;
   size_t limit_ = SIZE_MAX;
   size_t taken_ = 0;
+  size_t taken_now_ = 0;
+  bool handle_now_ = false;
   bool closed_ = false;
   std::vector<MqttMessage> messages_;
   std::vector<std::string> failed_writes_;
