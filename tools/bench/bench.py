@@ -1157,7 +1157,7 @@ class Bench:
     def run(self):
         a = self.a
         want = set(a.only.split(",")) if a.only else {"broker", "drain", "burst", "sus", "lat",
-                                                       "cold", "outbox", "peers", "strace"}
+                                                       "rates", "cold", "outbox", "peers", "strace"}
         if a.no_peers:
             want.discard("peers")
         if not a.outbox:
