@@ -192,6 +192,9 @@ Broker::~Broker() {
 }
 
 void Broker::start() {
+  if (pid_ > 0) {
+    stop();  // a restart: never lose track of a running broker (it would outlive the test)
+  }
   pid_ = spawn({"mosquitto", "-c", dir_.file("mosquitto.conf")}, dir_.file("mosquitto.log"));
   if (!waitFor([&] { return portOpen(port_); }, std::chrono::seconds(10))) {
     throw std::runtime_error("mosquitto did not start on port " + std::to_string(port_));
@@ -203,7 +206,11 @@ void Broker::stop() {
     return;
   }
   ::kill(pid_, SIGTERM);
-  waitPid(pid_, std::chrono::seconds(10));
+  if (waitPid(pid_, std::chrono::seconds(10)) < 0) {
+    // Not gone after 10 s (a loaded box): it must not outlive the test.
+    ::kill(pid_, SIGKILL);
+    waitPid(pid_, std::chrono::seconds(10));
+  }
   pid_ = -1;
 }
 

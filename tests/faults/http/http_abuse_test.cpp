@@ -22,7 +22,7 @@ const std::string kViewerToken = "viewer-token-faults-0123456789";
 
 struct Daemon {
   TempDir dir;
-  Broker broker;
+  Broker broker{true, {}, /*start=*/false};
   std::unique_ptr<GatewayProcess> gw;
 
   explicit Daemon(std::vector<std::string> sets = {}) {
