@@ -12,6 +12,18 @@ namespace {
 
 using nlohmann::json;
 
+/// Calls fn(device, view) for every configured device the snapshot has a view of.
+template <typename Fn> void forEachDevice(const pipeline::Snapshot& snap, Fn&& fn) {
+  if (!snap.compound) {
+    return;
+  }
+  for (const auto& d : snap.compound->devices) {
+    if (d.profile != nullptr && d.index < snap.devices.size()) {
+      fn(d, snap.devices[d.index]);
+    }
+  }
+}
+
 json countsJson(const pipeline::ParkingCounts& c) {
   return {{"total", c.total}, {"occupied", c.occupied}, {"free", c.free}, {"unknown", c.unknown}};
 }
@@ -121,59 +133,53 @@ json SummaryBuilder::ev(const pipeline::Snapshot& snap, int64_t now_ms) {
   double power_kw = 0;
   int blocked = 0;
   json blocked_spaces = json::array();
-  if (snap.compound) {
+  forEachDevice(snap, [&](const model::Device& d, const pipeline::DeviceView& view) {
     const auto& devices = snap.compound->devices;
-    for (const auto& d : devices) {
-      if (d.profile == nullptr || d.index >= snap.devices.size()) {
-        continue;
+    if (d.type() == "ev_pile") {
+      ++piles;
+      const auto* state = findPoint(snap, d.index, "state");
+      std::string s = !view.online ? "offline"
+                      : good(state) ? model::toText(state->value)
+                                    : "unknown";
+      std::transform(s.begin(), s.end(), s.begin(),
+                     [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+      states[s] += 1;
+      const auto* power = findPoint(snap, d.index, "power_kw");
+      if (view.online && good(power)) {
+        power_kw += model::asNumber(power->value).value_or(0);
       }
-      const auto& view = snap.devices[d.index];
-      if (d.type() == "ev_pile") {
-        ++piles;
-        const auto* state = findPoint(snap, d.index, "state");
-        std::string s = !view.online ? "offline"
-                        : good(state) ? model::toText(state->value)
-                                      : "unknown";
-        std::transform(s.begin(), s.end(), s.begin(),
-                       [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-        states[s] += 1;
-        const auto* power = findPoint(snap, d.index, "power_kw");
-        if (view.online && good(power)) {
-          power_kw += model::asNumber(power->value).value_or(0);
+      const auto* energy = findPoint(snap, d.index, "energy_kwh");
+      if (energy != nullptr && !model::isEmpty(energy->value)) {
+        double kwh = model::asNumber(energy->value).value_or(0);
+        auto it = ev_last_kwh_.find(d.index);
+        if (it != ev_last_kwh_.end()) {
+          double step = kwh - it->second;
+          // A drop means a new session (the counter restarted): it delivered `kwh` so far.
+          ev_today_kwh_ += step >= 0 ? step : kwh;
+          it->second = kwh;
+        } else {
+          ev_last_kwh_.emplace(d.index, kwh);
         }
-        const auto* energy = findPoint(snap, d.index, "energy_kwh");
-        if (energy != nullptr && !model::isEmpty(energy->value)) {
-          double kwh = model::asNumber(energy->value).value_or(0);
-          auto it = ev_last_kwh_.find(d.index);
-          if (it != ev_last_kwh_.end()) {
-            double step = kwh - it->second;
-            // A drop means a new session (the counter restarted): it delivered `kwh` so far.
-            ev_today_kwh_ += step >= 0 ? step : kwh;
-            it->second = kwh;
-          } else {
-            ev_last_kwh_.emplace(d.index, kwh);
-          }
-        }
-      } else if (d.type() == "parking_sensor" && d.linked != model::kNoDevice &&
-                 d.linked < devices.size() && devices[d.linked].profile != nullptr &&
-                 devices[d.linked].type() == "ev_pile") {
-        // The space as counted (after the occupancy debounce), as the dashboard shows it.
-        if (view.space != rules::occupancy::SpaceState::Occupied ||
-            now_ms - view.space_since_ms < config_.ev_blocked_after.count()) {
-          continue;
-        }
-        const auto* pile_state = findPoint(snap, d.linked, "state");
-        if (!model::pileInUse(model::pileStatus(good(pile_state) ? model::toText(pile_state->value)
-                                                                  : ""))) {
-          ++blocked;
-          if (blocked_spaces.size() < kMaxListedBlocked) {
-            blocked_spaces.push_back({{"space", d.id}, {"pile", devices[d.linked].id},
-                                      {"since_ms", view.space_since_ms}});
-          }
+      }
+    } else if (d.type() == "parking_sensor" && d.linked != model::kNoDevice &&
+               d.linked < devices.size() && devices[d.linked].profile != nullptr &&
+               devices[d.linked].type() == "ev_pile") {
+      // The space as counted (after the occupancy debounce), as the dashboard shows it.
+      if (view.space != rules::occupancy::SpaceState::Occupied ||
+          now_ms - view.space_since_ms < config_.ev_blocked_after.count()) {
+        return;
+      }
+      const auto* pile_state = findPoint(snap, d.linked, "state");
+      if (!model::pileInUse(model::pileStatus(good(pile_state) ? model::toText(pile_state->value)
+                                                                : ""))) {
+        ++blocked;
+        if (blocked_spaces.size() < kMaxListedBlocked) {
+          blocked_spaces.push_back({{"space", d.id}, {"pile", devices[d.linked].id},
+                                    {"since_ms", view.space_since_ms}});
         }
       }
     }
-  }
+  });
   json state_counts = json::object();
   for (const auto& [s, n] : states) {
     state_counts[s] = n;
@@ -200,52 +206,46 @@ json SummaryBuilder::ebike(const pipeline::Snapshot& snap, int64_t now_ms) {
   };
   std::map<std::string, Shed> sheds;
   Shed total;
-  if (snap.compound) {
+  forEachDevice(snap, [&](const model::Device& d, const pipeline::DeviceView& view) {
     const auto& devices = snap.compound->devices;
-    for (const auto& d : devices) {
-      if (d.profile == nullptr || d.index >= snap.devices.size()) {
-        continue;
-      }
-      const auto& view = snap.devices[d.index];
-      if (d.type() == "ebike_port") {
-        const std::string shed_id = d.parent != model::kNoDevice && d.parent < devices.size()
-                                        ? devices[d.parent].id
-                                        : d.id;
-        Shed& shed = sheds[shed_id];
-        const auto* current = findPoint(snap, d.index, "current_a");
-        const auto* power = findPoint(snap, d.index, "power_w");
-        const auto* relay = findPoint(snap, d.index, "relay");
-        const auto* temp = findPoint(snap, d.index, "temp_c");
-        bool cut = view.safety_cut || (good(relay) && !model::asBool(relay->value).value_or(true));
-        bool in_use = view.online && !cut && good(current) &&
-                      model::asNumber(current->value).value_or(0) > config_.ebike_in_use_a;
-        double p = view.online && good(power) ? model::asNumber(power->value).value_or(0) : 0;
-        for (Shed* s : {&shed, &total}) {
-          s->ports += 1;
-          s->in_use += in_use ? 1 : 0;
-          s->cut += cut ? 1 : 0;
-          s->offline += view.online ? 0 : 1;
-          s->power_w += p;
-          if (view.online && good(temp)) {
-            double t = model::asNumber(temp->value).value_or(0);
-            s->max_temp_c = std::max(s->max_temp_c.value_or(t), t);
-          }
-        }
-      } else if (d.type() == "ebike_shed") {
-        Shed& shed = sheds[d.id];
-        shed.online = view.online;
-        const auto* smoke = findPoint(snap, d.index, "smoke");
-        const auto* temp = findPoint(snap, d.index, "temp_c");
-        if (view.online && good(smoke) && model::asBool(smoke->value).value_or(false)) {
-          shed.smoke = true;
-        }
+    if (d.type() == "ebike_port") {
+      const std::string shed_id = d.parent != model::kNoDevice && d.parent < devices.size()
+                                      ? devices[d.parent].id
+                                      : d.id;
+      Shed& shed = sheds[shed_id];
+      const auto* current = findPoint(snap, d.index, "current_a");
+      const auto* power = findPoint(snap, d.index, "power_w");
+      const auto* relay = findPoint(snap, d.index, "relay");
+      const auto* temp = findPoint(snap, d.index, "temp_c");
+      bool cut = view.safety_cut || (good(relay) && !model::asBool(relay->value).value_or(true));
+      bool in_use = view.online && !cut && good(current) &&
+                    model::asNumber(current->value).value_or(0) > config_.ebike_in_use_a;
+      double p = view.online && good(power) ? model::asNumber(power->value).value_or(0) : 0;
+      for (Shed* s : {&shed, &total}) {
+        s->ports += 1;
+        s->in_use += in_use ? 1 : 0;
+        s->cut += cut ? 1 : 0;
+        s->offline += view.online ? 0 : 1;
+        s->power_w += p;
         if (view.online && good(temp)) {
           double t = model::asNumber(temp->value).value_or(0);
-          shed.max_temp_c = std::max(shed.max_temp_c.value_or(t), t);
+          s->max_temp_c = std::max(s->max_temp_c.value_or(t), t);
         }
       }
+    } else if (d.type() == "ebike_shed") {
+      Shed& shed = sheds[d.id];
+      shed.online = view.online;
+      const auto* smoke = findPoint(snap, d.index, "smoke");
+      const auto* temp = findPoint(snap, d.index, "temp_c");
+      if (view.online && good(smoke) && model::asBool(smoke->value).value_or(false)) {
+        shed.smoke = true;
+      }
+      if (view.online && good(temp)) {
+        double t = model::asNumber(temp->value).value_or(0);
+        shed.max_temp_c = std::max(shed.max_temp_c.value_or(t), t);
+      }
     }
-  }
+  });
   if (day != ebike_day_) {
     ebike_day_ = day;
     ebike_today_wh_ = 0;
@@ -283,19 +283,13 @@ json SummaryBuilder::health(const pipeline::Snapshot& snap) const {
   };
   std::map<std::string, Count> by_type;
   Count all;
-  if (snap.compound) {
-    for (const auto& d : snap.compound->devices) {
-      if (d.profile == nullptr || d.index >= snap.devices.size()) {
-        continue;
-      }
-      const auto& view = snap.devices[d.index];
-      for (Count* c : {&all, &by_type[d.type()]}) {
-        c->total += 1;
-        c->online += view.online ? 1 : 0;
-        c->never_seen += view.last_seen_ms == 0 ? 1 : 0;
-      }
+  forEachDevice(snap, [&](const model::Device& d, const pipeline::DeviceView& view) {
+    for (Count* c : {&all, &by_type[d.type()]}) {
+      c->total += 1;
+      c->online += view.online ? 1 : 0;
+      c->never_seen += view.last_seen_ms == 0 ? 1 : 0;
     }
-  }
+  });
   json types = json::object();
   for (const auto& [type, c] : by_type) {
     types[type] = {{"total", c.total}, {"online", c.online}, {"offline", c.total - c.online}};
