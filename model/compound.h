@@ -11,10 +11,6 @@
 
 #include "model/value.h"
 
-namespace hgj::drivers::profiles {
-struct MqttSpec;
-struct ModbusSpec;
-} // namespace hgj::drivers::profiles
 
 namespace hgj::model {
 
@@ -42,6 +38,12 @@ struct PointDef {
   std::optional<Value> safe;
 };
 
+/// What a driver adds to a profile: topic templates and JSON paths (drivers/profiles/
+/// mqtt_profile.h MqttSpec), or a register map (modbus_profile.h ModbusSpec). The model only
+/// carries it and knows nothing of its type; the driver that set it reads it back
+/// (profiles::mqttSpec(), profiles::modbusSpec()).
+struct TransportSpec {};
+
 /// A device type's definition, loaded from conf/profiles/<name>.yaml. The transport-specific
 /// decoding (topic templates and JSON paths, or register maps) belongs to the drivers; the model
 /// keeps only what every stage needs: the device type and its points.
@@ -58,8 +60,8 @@ struct Profile {
   std::string child_profile;
   std::string child_id_template;
   std::string source;  ///< file the profile came from
-  std::shared_ptr<const drivers::profiles::MqttSpec> mqtt;
-  std::shared_ptr<const drivers::profiles::ModbusSpec> modbus;
+  std::shared_ptr<const TransportSpec> mqtt;    ///< an MqttSpec, set by the MQTT profile loader
+  std::shared_ptr<const TransportSpec> modbus;  ///< a ModbusSpec, set by the Modbus one
 
   const PointDef* point(PointId id) const;
   const PointDef* point(std::string_view name) const;

@@ -12,7 +12,7 @@ DevicePlan buildDevicePlan(const model::Compound& compound, const model::Device&
                              (device.profile != nullptr ? device.profile->name : "?") +
                              " has no modbus section");
   }
-  const profiles::ModbusSpec& spec = *device.profile->modbus;
+  const profiles::ModbusSpec& spec = *profiles::modbusSpec(*device.profile);
   core::Diagnostics diag;
   if (!profiles::checkModbusBlocks(*device.profile, compound, diag)) {
     throw core::ConfigError(std::move(diag));

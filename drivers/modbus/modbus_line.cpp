@@ -354,7 +354,7 @@ void ModbusLine::executeWrite(const WriteRequest& w) {
     failWrite(w, "point " + point_name + " of " + dev.id + " is not writable", 0);
     return;
   }
-  const profiles::ModbusSpec& spec = *d->device->profile->modbus;
+  const profiles::ModbusSpec& spec = *profiles::modbusSpec(*d->device->profile);
   const profiles::RegisterDef* def = nullptr;
   uint32_t address = 0;
   if (w.device == d->device->index) {

@@ -25,7 +25,7 @@ CommandMessage refreshMessage(const model::Compound& compound, const RefreshRequ
     return m;
   }
   const model::Device& dev = compound.devices[req.device];
-  const auto& spec = dev.profile->mqtt;
+  const auto* spec = profiles::mqttSpec(*dev.profile);
   if (!spec || !spec->refresh) {
     m.error = "profile " + dev.profile->name + " declares no MQTT refresh";
     return m;
@@ -42,7 +42,7 @@ CommandMessage commandMessage(const model::Compound& compound, const WriteReques
     return m;
   }
   const model::Device& dev = compound.devices[req.device];
-  const auto& spec = dev.profile->mqtt;
+  const auto* spec = profiles::mqttSpec(*dev.profile);
   if (!spec || !spec->command) {
     m.error = "profile " + dev.profile->name + " has no MQTT command topic";
     return m;

@@ -340,7 +340,7 @@ bool checkModbusBlocks(const model::Profile& profile, const model::Compound& com
   }
   size_t before = diag.problems().size();
   const model::Profile* child = compound.profile(profile.child_profile);
-  for (const auto& b : profile.modbus->blocks) {
+  for (const auto& b : modbusSpec(profile)->blocks) {
     if (b.checked) {
       continue;
     }

@@ -69,8 +69,9 @@ struct RegisterBlock {
   bool checked = false;
 };
 
-/// The `modbus:` section of a profile: the register map of a device type.
-struct ModbusSpec {
+/// The `modbus:` section of a profile: the register map of a device type
+/// (model::Profile::modbus).
+struct ModbusSpec : model::TransportSpec {
   std::vector<RegisterDef> registers;
   std::vector<RegisterBlock> blocks;
   /// Request planning: gaps of up to this many unused registers (bits) between two values are
@@ -86,6 +87,12 @@ struct ModbusSpec {
   /// A block register for a point of a child device, or nullptr (with its block in `block`).
   const RegisterDef* blockReg(model::PointId point, const RegisterBlock** block) const;
 };
+
+/// The profile's Modbus section, or null for a profile of another transport.
+inline const ModbusSpec* modbusSpec(const model::Profile& profile) {
+  // Only loadModbusProfile sets Profile::modbus, always to a ModbusSpec.
+  return static_cast<const ModbusSpec*>(profile.modbus.get());
+}
 
 /// Absolute address of a block register for child `child_number` (1-based).
 uint32_t blockAddress(const RegisterBlock& block, const RegisterDef& reg, int child_number);

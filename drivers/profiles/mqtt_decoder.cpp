@@ -131,10 +131,11 @@ MqttDecoder::MqttDecoder(const model::Compound& compound, size_t max_payload_byt
                          size_t max_topic_length)
     : compound_(compound), max_payload_(max_payload_bytes), max_topic_(max_topic_length) {
   for (const auto& p : compound.profiles) {
-    if (!p->mqtt) {
+    const MqttSpec* spec = mqttSpec(*p);
+    if (spec == nullptr) {
       continue;
     }
-    for (const auto& t : p->mqtt->topics) {
+    for (const auto& t : spec->topics) {
       routes_.push_back({p.get(), &t});
     }
   }

@@ -86,12 +86,18 @@ struct RefreshSpec {
   std::string payload = "{}";
 };
 
-/// The `mqtt:` section of a profile.
-struct MqttSpec {
+/// The `mqtt:` section of a profile (model::Profile::mqtt).
+struct MqttSpec : model::TransportSpec {
   std::vector<TopicSpec> topics;
   std::optional<CommandSpec> command;
   std::optional<RefreshSpec> refresh;
 };
+
+/// The profile's MQTT section, or null for a profile of another transport.
+inline const MqttSpec* mqttSpec(const model::Profile& profile) {
+  // Only loadMqttProfile sets Profile::mqtt, always to an MqttSpec.
+  return static_cast<const MqttSpec*>(profile.mqtt.get());
+}
 
 /// Parses a profile's `mqtt:` section; the profile's points must already be parsed.
 bool parseMqttSpec(const core::ConfigNode& section, model::Compound& compound,

@@ -172,8 +172,9 @@ uint64_t Actuator::write(WriteOrder order, Callback done) {
   p.urgent = urgent;
   p.by_report = dev.profile->transport == "mqtt";
   p.timeout_ms = kModbusConfirmTimeoutMs;
-  if (p.by_report && dev.profile->mqtt && dev.profile->mqtt->command) {
-    p.timeout_ms = dev.profile->mqtt->command->confirm_timeout_ms;
+  const auto* mqtt = drivers::profiles::mqttSpec(*dev.profile);
+  if (p.by_report && mqtt != nullptr && mqtt->command) {
+    p.timeout_ms = mqtt->command->confirm_timeout_ms;
   }
   if (done) {
     p.done.push_back(std::move(done));

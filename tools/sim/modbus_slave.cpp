@@ -522,7 +522,7 @@ bool ModbusSlave::setPoint(int unit_id, const model::Profile& profile, std::stri
     }
     return false;
   }
-  const auto& spec = *profile.modbus;
+  const auto& spec = *drivers::profiles::modbusSpec(profile);
   if (child == 0) {
     for (const auto& r : spec.registers) {
       if (r.point_name == point) {

@@ -53,7 +53,7 @@ TEST_CASE("modbus profile: every shipped profile parses", "[modbus][profile]") {
       continue;
     }
     REQUIRE(p.modbus);
-    for (const auto& r : p.modbus->registers) {
+    for (const auto& r : hgj::drivers::profiles::modbusSpec(p)->registers) {
       CHECK(p.point(r.point_name) != nullptr);
       CHECK(c.pointName(r.point) == r.point_name);
     }
@@ -64,7 +64,7 @@ TEST_CASE("modbus profile: the DDSU666 power register is scaled from kW to W",
           "[modbus][profile]") {
   model::Compound c;
   model::Profile& p = loadProfile(c, "chint_ddsu666");
-  const RegisterDef* r = p.modbus->reg(*c.pointId("power_w"));
+  const RegisterDef* r = hgj::drivers::profiles::modbusSpec(p)->reg(*c.pointId("power_w"));
   REQUIRE(r != nullptr);
   CHECK(r->address == 0x2004);
   CHECK(r->table == RegisterTable::Holding);
@@ -76,13 +76,13 @@ TEST_CASE("modbus profile: the SDM120 map sits in input registers as ABCD floats
           "[modbus][profile]") {
   model::Compound c;
   model::Profile& p = loadProfile(c, "eastron_sdm120");
-  const RegisterDef* e = p.modbus->reg(*c.pointId("energy_kwh"));
+  const RegisterDef* e = hgj::drivers::profiles::modbusSpec(p)->reg(*c.pointId("energy_kwh"));
   REQUIRE(e != nullptr);
   CHECK(e->address == 0x0156);
   CHECK(e->table == RegisterTable::Input);
   CHECK(e->order == ByteOrder::ABCD);
   CHECK(e->count == 2);
-  CHECK(p.modbus->max_read_registers == 80);
+  CHECK(hgj::drivers::profiles::modbusSpec(p)->max_read_registers == 80);
 }
 
 TEST_CASE("modbus profile: unknown points are reported with a suggestion", "[modbus][profile]") {
@@ -191,7 +191,7 @@ TEST_CASE("modbus profile: blocks parsed before their child profile are checked 
   model::Compound c;
   model::Profile& shed = loadProfile(c, "hgj_ebike_shed_m12");
   REQUIRE(shed.modbus);
-  CHECK_FALSE(shed.modbus->blocks[0].checked);
+  CHECK_FALSE(hgj::drivers::profiles::modbusSpec(shed)->blocks[0].checked);
   core::Diagnostics missing;
   CHECK_FALSE(checkModbusBlocks(shed, c, missing));  // the child profile is still missing
   CHECK_THAT(missing.format(), Catch::Contains("hgj_ebike_shed_m12.yaml:50: "
