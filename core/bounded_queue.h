@@ -36,35 +36,14 @@ public:
 
   /// Waits at most `timeout` for room. Returns false when full or closed.
   bool pushFor(T&& item, std::chrono::milliseconds timeout) {
-    std::unique_lock lock(mu_);
-    if (!closed_ && items_.size() >= capacity_) {
-      ++waiting_producers_;
-      not_full_.wait_for(lock, timeout, [&] { return closed_ || items_.size() < capacity_; });
-      --waiting_producers_;
-    }
-    if (closed_ || items_.size() >= capacity_) {
-      return false;
-    }
-    items_.push_back(std::move(item));
-    wakeConsumer(lock);
-    return true;
+    return pushWithin(std::move(item), timeout, true);
   }
 
   /// Like pushFor, but a sleeping consumer is not woken: for items the consumer collects on its
   /// own tick anyway (readings waiting for the next commit), so that each hand-over does not
   /// cost a wake-up. A consumer already awake still sees the item in its next popAll.
   bool pushQuietFor(T&& item, std::chrono::milliseconds timeout) {
-    std::unique_lock lock(mu_);
-    if (!closed_ && items_.size() >= capacity_) {
-      ++waiting_producers_;
-      not_full_.wait_for(lock, timeout, [&] { return closed_ || items_.size() < capacity_; });
-      --waiting_producers_;
-    }
-    if (closed_ || items_.size() >= capacity_) {
-      return false;
-    }
-    items_.push_back(std::move(item));
-    return true;
+    return pushWithin(std::move(item), timeout, false);
   }
 
   /// Never blocks; false when full or closed.
@@ -150,6 +129,23 @@ public:
   }
 
 private:
+  bool pushWithin(T&& item, std::chrono::milliseconds timeout, bool wake) {
+    std::unique_lock lock(mu_);
+    if (!closed_ && items_.size() >= capacity_) {
+      ++waiting_producers_;
+      not_full_.wait_for(lock, timeout, [&] { return closed_ || items_.size() < capacity_; });
+      --waiting_producers_;
+    }
+    if (closed_ || items_.size() >= capacity_) {
+      return false;
+    }
+    items_.push_back(std::move(item));
+    if (wake) {
+      wakeConsumer(lock);
+    }
+    return true;
+  }
+
   // Only a sleeping consumer needs the (system-call) wake-up; while it is busy draining, producers
   // just append. This halves the cost of a hand-over under load.
   void wakeConsumer(std::unique_lock<std::mutex>& lock) {
