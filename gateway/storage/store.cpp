@@ -389,7 +389,6 @@ bool Store::submitReadings(std::vector<model::Reading>&& batch) {
   if (n == 0) {
     return true;
   }
-  size_t queued = 0;
   {
     // Backpressure while the writer is merely behind (the pipeline queue then fills and the
     // broker holds the rest); drop only when it stays stuck, so rules keep running on a dead
@@ -407,12 +406,10 @@ bool Store::submitReadings(std::vector<model::Reading>&& batch) {
       return false;
     }
     queued_rows_ += n;
-    queued = queued_rows_.load();
   }
   // Woken per batch: a test of the alert path (alerts storage: the readings writer holds no
   // lock between commits) relies on the writer taking readings off the queue promptly; holding
   // them for its tick (BoundedQueue::pushQuietFor) made it racy under ASan (docs/benchmarks.md).
-  (void)queued;
   const bool pushed =
       queue_.pushFor(Op(std::move(batch)), std::chrono::milliseconds(cfg_.busy_timeout_ms));
   if (!pushed) {
