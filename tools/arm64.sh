@@ -49,8 +49,9 @@ git clone --quiet --no-checkout "$repo" "$dir/root/src"
 git -C "$dir/root/src" checkout --quiet --detach "$rev"
 
 in_root() { debroot_run "$dir" bash -c "$1"; }
-dev_pkgs="libpaho-mqttpp-dev libpaho-mqtt-dev libsqlite3-dev libmodbus-dev libspdlog-dev libfmt-dev
-  libyaml-cpp-dev libcpp-httplib-dev libmuparser-dev libsimdjson-dev libssl-dev"
+# The libraries come from the package's Build-Depends (one list to keep), as :arm64.
+dev_pkgs=$(sed -n '/^Build-Depends:/,/^[A-Z]/p' "$repo/debian/control" | grep -o 'lib[a-z0-9.+-]*-dev' | sort -u)
+[[ -n "$dev_pkgs" ]] || { echo "arm64: no lib*-dev in debian/control's Build-Depends" >&2; exit 1; }
 arm_dev=$(for p in $dev_pkgs; do printf '%s:arm64 ' "$p"; done)
 echo "arm64: installing crossbuild-essential-arm64 and the :arm64 dev packages (log: $out/apt.log)"
 in_root "dpkg --add-architecture arm64 && apt-get update -q && apt-get install -y -q --no-install-recommends \
