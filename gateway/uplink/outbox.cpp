@@ -138,6 +138,7 @@ Outbox::Outbox(const std::string& db_path, const std::string& site_id, Limits li
   stats_.last_seq = last;
   saveEpoch(epoch_);
   std::lock_guard lock(mu_);
+  disk_only_max_ = last;
   publishLocked();
 }
 
@@ -318,6 +319,7 @@ void Outbox::committed(const std::vector<int64_t>& seqs) {
     }
     staged_.erase(it);
     stats_.unwritten -= 1;
+    disk_only_max_ = std::max(disk_only_max_, seq);
   }
   trim_due_ = trim_due_ || stats_.rows > limits_.max_rows || stats_.bytes > limits_.max_bytes;
   if (stats_.oldest_created_ms == 0 && !seqs.empty()) {
@@ -421,6 +423,7 @@ void Outbox::settleWritten(const std::vector<OutboxRow>& rows, Trim& trim, int64
     }
     staged_.erase(it);
     stats_.unwritten -= 1;
+    disk_only_max_ = std::max(disk_only_max_, r.seq);
   }
   stats_.rows -= trim.rows;
   stats_.bytes -= trim.bytes;
@@ -581,6 +584,7 @@ std::vector<OutboxRow> Outbox::fetchAfter(int64_t after_seq, int limit) {
   std::vector<OutboxRow> staged;
   std::set<int64_t> excluded;
   uint64_t this_fetch = 0;
+  bool read_disk = true;
   {
     // The memory part first: a message committed after this looks is found on disk below
     // (the read starts later), one committed before is on disk already.
@@ -593,17 +597,22 @@ std::vector<OutboxRow> Outbox::fetchAfter(int64_t after_seq, int limit) {
         staged.push_back(it->second.row);
       }
     }
-    excluded = delete_;
-    excluded.insert(late_delete_.begin(), late_delete_.end());
-    for (const auto& [seq, s] : staged_) {
-      if (s.acked) {
-        excluded.insert(seq);
+    // Every row above disk_only_max_ is staged (a row leaves staged_ only after raising it, in
+    // the same lock): the copies just taken are the whole answer.
+    read_disk = after_seq < disk_only_max_;
+    if (read_disk) {
+      excluded = delete_;
+      excluded.insert(late_delete_.begin(), late_delete_.end());
+      for (const auto& [seq, s] : staged_) {
+        if (s.acked) {
+          excluded.insert(seq);
+        }
       }
     }
   }
   std::vector<OutboxRow> rows;
   bool full = false;
-  {
+  if (read_disk) {
     std::lock_guard lock(read_mu_);
     try {
       Statement::Scope scope(fetch_);

@@ -199,6 +199,10 @@ private:
   bool trim_due_ = false;                   // guarded by mu_: rows written by others, over cap
   int64_t epoch_ = 0;                       // guarded by mu_
   int64_t counter_ = 0;                     // guarded by mu_
+  // The highest seq that may be on disk without a copy in staged_ (rows left by the last boot,
+  // rows committed and let go of since). fetchAfter() past it needs no disk read: the staged
+  // copies are the whole answer, so an alert staged now is handed over without touching SQLite.
+  int64_t disk_only_max_ = 0;               // guarded by mu_
   OutboxStats stats_;                       // guarded by mu_
   DropHandler drop_handler_;                // guarded by mu_
   // Coalescing: the newest summary per coalesce key; the highest seq ever returned by fetchAfter();

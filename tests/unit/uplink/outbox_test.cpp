@@ -433,3 +433,48 @@ TEST_CASE("outbox: summaries sharing a topic (ThingsBoard) coalesce by type, not
   }
   CHECK(got == std::vector<int64_t>{parking, ev, fresh});
 }
+
+TEST_CASE("outbox: a fetch past every row on disk is answered from memory (an alert is handed "
+          "over without a disk read); rows committed since are read from disk again",
+          "[uplink][outbox]") {
+  uplink::testing::TempDir dir;
+  core::ManualClock clock;
+  core::MetricsRegistry metrics;
+  const std::string db = dir.file("gw.db");
+  Outbox o(db, "site1", {}, clock, metrics);
+  const int64_t first = append1(o, Kind::Summary, "on disk");
+  std::vector<Outbox::Entry> e;
+  e.push_back(entry(Kind::Alert, "hot"));
+  storage::DurableWrite w = o.stage(std::move(e));
+
+  // The table is out of reach: a fetch that needs the disk fails (and returns nothing).
+  uplink::testing::exec(db, "ALTER TABLE outbox RENAME TO outbox_away");
+  auto past = o.fetchAfter(first, 10);
+  REQUIRE(past.size() == 1);
+  CHECK(past[0].kind == Kind::Alert);
+  CHECK(past[0].seq > first);
+  CHECK(o.fetchAfter(0, 10).empty());
+  uplink::testing::exec(db, "ALTER TABLE outbox_away RENAME TO outbox");
+  auto all = o.fetchAfter(0, 10);
+  REQUIRE(all.size() == 2);
+  CHECK(all[0].seq == first);
+  CHECK(all[1].seq == past[0].seq);
+
+  // Once the alert's transaction commits, its row is let go of in memory: the disk answers.
+  storage::DirectSink sink(db);
+  std::vector<storage::DurableWrite> ws;
+  ws.push_back(std::move(w));
+  sink.submit(std::move(ws));
+  CHECK(o.stats().unwritten == 0);
+  auto again = o.fetchAfter(first, 10);
+  REQUIRE(again.size() == 1);
+  CHECK(again[0].seq == past[0].seq);
+  uplink::testing::exec(db, "ALTER TABLE outbox RENAME TO outbox_away");
+  CHECK(o.fetchAfter(first, 10).empty());
+  CHECK(o.fetchAfter(past[0].seq, 10).empty());
+  uplink::testing::exec(db, "ALTER TABLE outbox_away RENAME TO outbox");
+
+  // Rows left by an earlier boot are on disk only: the next boot reads them.
+  Outbox next(db, "site1", {}, clock, metrics);
+  CHECK(next.fetchAfter(0, 10).size() == 2);
+}
