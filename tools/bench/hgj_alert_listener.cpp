@@ -1,7 +1,10 @@
 // hgj_alert_listener: end-to-end alert latency as the district platform sees it. Subscribes to
 // hgj/{site}/alerts and hgj/{site}/summary/parking on the upstream broker; for every "raised"
 // alert event, latency = arrival wall time (fractional ms) - the event's source_ts (unix ms of
-// the reading that triggered it, whole ms, so latencies carry a +0..1 ms bias).
+// the reading that triggered it, whole ms, so latencies carry a +0..1 ms bias). With --hot-file
+// (the generator's record of when each hot reading was handed to its socket) it also reports
+// the exact latency, arrival - publish, free of that bias; with --peer it listens to the peers'
+// alert topic (compound/alerts/ebike: shed, port, ts), so every system is timed the same way.
 #include "tools/bench/bench_util.h"
 
 #include <mqtt/async_client.h>
@@ -11,6 +14,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <map>
 #include <mutex>
 #include <set>
 #include <string>
@@ -35,6 +39,11 @@ constexpr const char* kUsage =
     "  --cut-file F      also subscribe to the e-bike ports' relay commands on this broker\n"
     "                    (compound/ebike/+/+/set) and write one line per command: device\n"
     "                    arrival_ms (fractional) relay, for the hazard-to-cut latency\n"
+    "  --hot-file F      hgj_loadgen's --hot-file (device ts publish_ms), read at the end:\n"
+    "                    adds exact_p50/p99/max_ms (arrival - publish) and ts_bias_ms (mean\n"
+    "                    publish - ts, what the whole-ms ts adds to the other figures)\n"
+    "  --peer            the peers' topics: compound/alerts/ebike ({shed, port, ts}) and\n"
+    "                    compound/summary/parking\n"
     "Prints one JSON line: received, p50/p99/max/mean latency in ms (nearest rank), other\n"
     "events, summaries and summaries per second.\n";
 
@@ -59,9 +68,10 @@ const nlohmann::json* findField(const nlohmann::json& j, const char* key) {
 
 class Listener final : public mqtt::callback {
 public:
-  explicit Listener(std::string site)
-      : alerts_topic_("hgj/" + site + "/alerts"),
-        summary_topic_("hgj/" + site + "/summary/parking") {}
+  Listener(const std::string& site, bool peer)
+      : peer_(peer),
+        alerts_topic_(peer ? "compound/alerts/ebike" : "hgj/" + site + "/alerts"),
+        summary_topic_(peer ? "compound/summary/parking" : "hgj/" + site + "/summary/parking") {}
 
   void message_arrived(mqtt::const_message_ptr msg) override {
     const double arrive = hgj::bench::wallMsFrac();
@@ -90,6 +100,23 @@ public:
     auto j = nlohmann::json::parse(msg->get_payload_str(), nullptr, false);
     if (j.is_discarded() || !j.is_object()) {
       ++bad_;
+      return;
+    }
+    if (peer_) {
+      // The peers' alert: {"alert", "shed", "port", "temp_c", "ts"}, one per hot reading.
+      auto shed = j.find("shed");
+      auto port = j.find("port");
+      auto ts = j.find("ts");
+      if (shed == j.end() || port == j.end() || ts == j.end() || !shed->is_string() ||
+          !port->is_string() || !ts->is_number()) {
+        ++bad_;
+        return;
+      }
+      AlertSample s;
+      s.device = shed->get<std::string>() + "/" + port->get<std::string>();
+      s.source_ts = ts->get<long long>();
+      s.latency_ms = arrive - static_cast<double>(s.source_ts);
+      samples_.push_back(std::move(s));
       return;
     }
     // Only the raised event measures latency; acked/cleared/escalated events are counted apart.
@@ -136,8 +163,10 @@ public:
     return static_cast<long>(samples_.size());
   }
 
-  void report(const std::string& lat_file, const std::string& cut_file) {
+  void report(const std::string& lat_file, const std::string& cut_file,
+              const std::string& hot_file) {
     std::lock_guard lock(mu_);
+    std::string exact = exactFigures(hot_file);
     if (!cut_file.empty()) {
       if (FILE* f = std::fopen(cut_file.c_str(), "w")) {
         for (const auto& c : cuts_) {
@@ -173,18 +202,63 @@ public:
     double sum_span = last_summary_ - first_summary_;
     std::printf("{\"tool\":\"hgj_alert_listener\",\"received\":%zu,\"other_events\":%ld,"
                 "\"duplicates\":%ld,\"bad\":%ld,\"p50_ms\":%.3f,\"p99_ms\":%.3f,"
-                "\"max_ms\":%.3f,\"mean_ms\":%.3f,\"summaries\":%ld,\"summary_rate\":%.3f}\n",
+                "\"max_ms\":%.3f,\"mean_ms\":%.3f,\"summaries\":%ld,\"summary_rate\":%.3f%s}\n",
                 lat.size(), other_events_, duplicates_, bad_, pct(50), pct(99),
                 lat.empty() ? -1.0 : lat.back(),
                 lat.empty() ? -1.0 : sum / static_cast<double>(lat.size()), summaries_,
                 (summaries_ > 1 && sum_span > 0) ? static_cast<double>(summaries_ - 1) / sum_span
-                                                 : 0.0);
+                                                 : 0.0,
+                exact.c_str());
+  }
+
+  /// `,"exact_n":..,"exact_p50_ms":..` from the generator's hot file: each alert's arrival
+  /// (source_ts + latency) minus the publish time of the reading it names. Empty without a file.
+  std::string exactFigures(const std::string& hot_file) const {
+    if (hot_file.empty()) {
+      return {};
+    }
+    std::map<std::pair<std::string, long long>, double> published;
+    if (FILE* f = std::fopen(hot_file.c_str(), "r")) {
+      char dev[64];
+      long long ts = 0;
+      double pub = 0;
+      while (std::fscanf(f, "%63s %lld %lf", dev, &ts, &pub) == 3) {
+        published[{dev, ts}] = pub;
+      }
+      std::fclose(f);
+    }
+    std::vector<double> lat;
+    double bias = 0;
+    for (const auto& s : samples_) {
+      auto it = published.find({s.device, s.source_ts});
+      if (it == published.end()) {
+        continue;
+      }
+      lat.push_back(static_cast<double>(s.source_ts) + s.latency_ms - it->second);
+      bias += it->second - static_cast<double>(s.source_ts);
+    }
+    if (lat.empty()) {
+      return ",\"exact_n\":0";
+    }
+    std::sort(lat.begin(), lat.end());
+    auto pct = [&](double p) {
+      long k = static_cast<long>(p / 100.0 * static_cast<double>(lat.size()) + 0.999999) - 1;
+      return lat[static_cast<size_t>(std::clamp(k, 0L, static_cast<long>(lat.size()) - 1))];
+    };
+    char buf[200];
+    std::snprintf(buf, sizeof buf,
+                  ",\"exact_n\":%zu,\"exact_p50_ms\":%.3f,\"exact_p99_ms\":%.3f,"
+                  "\"exact_max_ms\":%.3f,\"ts_bias_ms\":%.3f",
+                  lat.size(), pct(50), pct(99), lat.back(),
+                  bias / static_cast<double>(lat.size()));
+    return buf;
   }
 
   const std::string& alertsTopic() const { return alerts_topic_; }
   const std::string& summaryTopic() const { return summary_topic_; }
 
 private:
+  bool peer_ = false;
   std::string alerts_topic_;
   std::string summary_topic_;
   std::mutex mu_;
@@ -207,9 +281,9 @@ private:
 } // namespace
 
 int main(int argc, char** argv) {
-  hgj::bench::Options opt(argc, argv, {},
+  hgj::bench::Options opt(argc, argv, {"peer"},
                           {"host", "port", "site", "expect", "stop-file", "grace-s", "seconds",
-                           "ready-file", "lat-file", "cut-file"},
+                           "ready-file", "lat-file", "cut-file", "hot-file"},
                           kUsage);
   const std::string host = opt.str("host", "127.0.0.1");
   const int port = static_cast<int>(opt.integer("port", 0));
@@ -225,7 +299,7 @@ int main(int argc, char** argv) {
 
   mqtt::async_client client("tcp://127.0.0.1:" + std::to_string(port),
                             "hgj-alert-listener-" + std::to_string(getpid()));
-  Listener listener(opt.str("site", "bench"));
+  Listener listener(opt.str("site", "bench"), opt.flag("peer"));
   client.set_callback(listener);
   try {
     auto conn_opts = mqtt::connect_options_builder().clean_session(true).finalize();
@@ -264,6 +338,6 @@ int main(int argc, char** argv) {
   } catch (const mqtt::exception&) {
     // Reporting what arrived matters more than a clean goodbye.
   }
-  listener.report(opt.str("lat-file", ""), opt.str("cut-file", ""));
+  listener.report(opt.str("lat-file", ""), opt.str("cut-file", ""), opt.str("hot-file", ""));
   return 0;
 }

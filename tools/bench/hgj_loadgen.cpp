@@ -33,6 +33,9 @@ constexpr const char* kUsage =
     "  --seed S          payload randomness (default 1)\n"
     "  --client-id ID    (default hgj-loadgen-<pid>)\n"
     "  --list-hot        add the hot readings' [device, ts] pairs to the JSON line\n"
+    "  --hot-file F      one line per hot reading: device ts publish_ms, where publish_ms is\n"
+    "                    the wall time (fractional ms) its bytes were handed to the socket:\n"
+    "                    `ts` is whole ms, so a latency taken from it carries +0..1 ms\n"
     "Mix by message index i: i%20 in 0..15 parking, 16..18 e-bike, 19 EV. The k-th e-bike\n"
     "reading goes to port k%370 and is hot when k%E == E-1, so a port is never hot twice in a\n"
     "row (unless 370 divides E) and every hot reading should raise exactly one alert.\n";
@@ -121,7 +124,7 @@ void sleepUntil(double t) {
 int main(int argc, char** argv) {
   hgj::bench::Options opt(argc, argv, {"list-hot"},
                           {"host", "port", "count", "rate", "qos", "seconds", "hot-every",
-                           "window", "coalesce", "seed", "client-id"},
+                           "window", "coalesce", "seed", "client-id", "hot-file"},
                           kUsage);
   const std::string host = opt.str("host", "127.0.0.1");
   const int port = static_cast<int>(opt.integer("port", 0));
@@ -133,6 +136,7 @@ int main(int argc, char** argv) {
   long window = static_cast<long>(opt.integer("window", 1000));
   const size_t coalesce = static_cast<size_t>(opt.integer("coalesce", 0));
   const bool list_hot = opt.flag("list-hot");
+  const std::string hot_file = opt.str("hot-file", "");
   if (port <= 0 || (qos != 0 && qos != 1) || total < 0 || max_s <= 0) {
     std::fputs(kUsage, stderr);
     return 2;
@@ -153,6 +157,7 @@ int main(int argc, char** argv) {
   Rng rng(static_cast<uint64_t>(opt.integer("seed", 1)));
   Counts counts;
   std::vector<std::pair<std::string, int64_t>> hot_list;
+  std::vector<double> hot_sent_ms;  // hot_list[k]'s handing to the socket (wall, fractional ms)
   long sent = 0;
   long acked = 0;
   uint16_t next_id = 1;
@@ -222,13 +227,19 @@ int main(int argc, char** argv) {
       first_ts = ts;
     }
     last_ts = ts;
-    buildMessage(i, hot_every, ts, rng, counts, topic, payload, list_hot ? &hot_list : nullptr);
+    const size_t hot_before = hot_list.size();
+    buildMessage(i, hot_every, ts, rng, counts, topic, payload,
+                 list_hot || !hot_file.empty() ? &hot_list : nullptr);
     mqtt::appendPublish(out, topic, payload, qos, next_id);
     next_id = static_cast<uint16_t>(next_id == 65535 ? 1 : next_id + 1);
     ++sent;
     // Paced messages go out at once so that `ts` is the publish time; unpaced ones may be
     // coalesced on request.
-    if (rate > 0 || out.size() >= coalesce) {
+    const bool send_now = rate > 0 || out.size() >= coalesce;
+    if (hot_list.size() > hot_before) {
+      hot_sent_ms.push_back(hgj::bench::wallMsFrac());
+    }
+    if (send_now) {
       flush();
     }
   }
@@ -248,6 +259,18 @@ int main(int argc, char** argv) {
   conn.close();
 
   const double pub_s = t_pub_end - t0;
+  if (!hot_file.empty()) {
+    FILE* f = std::fopen(hot_file.c_str(), "w");
+    if (f == nullptr) {
+      std::fprintf(stderr, "hgj_loadgen: cannot write %s\n", hot_file.c_str());
+      return 2;
+    }
+    for (size_t k = 0; k < hot_list.size(); ++k) {
+      std::fprintf(f, "%s %" PRId64 " %.3f\n", hot_list[k].first.c_str(), hot_list[k].second,
+                   hot_sent_ms[k]);
+    }
+    std::fclose(f);
+  }
   std::string hot_json;
   if (list_hot) {
     hot_json = ",\"hot_list\":[";
