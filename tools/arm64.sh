@@ -55,7 +55,7 @@ dev_pkgs=$(sed -n '/^Build-Depends:/,/^[A-Z]/p' "$repo/debian/control" | grep -o
 arm_dev=$(for p in $dev_pkgs; do printf '%s:arm64 ' "$p"; done)
 echo "arm64: installing crossbuild-essential-arm64 and the :arm64 dev packages (log: $out/apt.log)"
 in_root "dpkg --add-architecture arm64 && apt-get update -q && apt-get install -y -q --no-install-recommends \
-  crossbuild-essential-arm64 cmake ninja-build pkg-config catch2 nlohmann-json3-dev debhelper dpkg-dev \
+  build-essential crossbuild-essential-arm64 cmake ninja-build pkg-config catch2 nlohmann-json3-dev debhelper dpkg-dev \
   mosquitto curl file $arm_dev" >"$out/apt.log" 2>&1 || { tail -n 30 "$out/apt.log"; exit 1; }
 t_deps=$((SECONDS - t0))
 
