@@ -51,7 +51,12 @@ fi
 args=(-us -uc -b)
 [[ -n "$arch" ]] && args+=(-a"$arch" -Pcross,nocheck)
 (cd "$src" && DEB_BUILD_OPTIONS="nocheck parallel=${HGJ_JOBS:-2}" nice dpkg-buildpackage "${args[@]}") \
-  >"$work/build.log" 2>&1 || { tail -n 40 "$work/build.log" >&2; exit 1; }
+  >"$work/build.log" 2>&1 || {
+  # CMake's own error comes long before the tail of its verbose output.
+  grep -n -A12 'CMake Error' "$work/build.log" | head -n 60 >&2 || true
+  tail -n 40 "$work/build.log" >&2
+  exit 1
+}
 debs=("$work"/hgj-gateway_*.deb)
 deb="$out/$(basename "${debs[0]}")"
 mv "${debs[0]}" "$deb"

@@ -580,7 +580,7 @@ bool Outbox::deletePending() {
   return true;
 }
 
-std::vector<OutboxRow> Outbox::fetchAfter(int64_t after_seq, int limit) {
+std::vector<OutboxRow> Outbox::fetchAfter(int64_t after_seq, int limit, bool memory_only) {
   std::vector<OutboxRow> staged;
   std::set<int64_t> excluded;
   uint64_t this_fetch = 0;
@@ -600,6 +600,9 @@ std::vector<OutboxRow> Outbox::fetchAfter(int64_t after_seq, int limit) {
     // Every row above disk_only_max_ is staged (a row leaves staged_ only after raising it, in
     // the same lock): the copies just taken are the whole answer.
     read_disk = after_seq < disk_only_max_;
+    if (read_disk && memory_only) {
+      return {};
+    }
     if (read_disk) {
       excluded = delete_;
       excluded.insert(late_delete_.begin(), late_delete_.end());

@@ -131,9 +131,10 @@ public:
   bool persist();
   /// Messages with seq > `after_seq`, oldest first, at most `limit`: the committed rows merged
   /// with the staged ones, without those already acknowledged or coalesced. A summary returned
-  /// here is never coalesced afterwards (it may be on its way). One caller thread at a time
-  /// (the uplink thread).
-  std::vector<OutboxRow> fetchAfter(int64_t after_seq, int limit);
+  /// here is never coalesced afterwards (it may be on its way). One caller at a time (the
+  /// uplink's send lock). With `memory_only`, a fetch that would need the disk (rows committed
+  /// and let go of above `after_seq`) returns nothing instead: it never waits for SQLite.
+  std::vector<OutboxRow> fetchAfter(int64_t after_seq, int limit, bool memory_only = false);
   /// The broker acknowledged these messages: their rows are deleted (one durable transaction;
   /// a failure is retried by persist()), staged ones forgotten. False when a delete failed.
   bool remove(const std::vector<int64_t>& seqs);

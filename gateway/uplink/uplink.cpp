@@ -121,6 +121,9 @@ Uplink::Uplink(const UplinkConfig& config, const std::string& site_id, const std
       clock_(clock),
       format_(config.mode, site_id),
       published_(metrics.counter("hgj_uplink_published_total", "upstream publishes sent")),
+      published_at_once_(metrics.counter(
+          "hgj_uplink_published_at_once_total",
+          "upstream publishes made by the thread that raised the alert, not the uplink thread")),
       acked_total_(metrics.counter("hgj_uplink_acked_total",
                                    "upstream publishes acknowledged by the broker")),
       connects_(metrics.counter("hgj_uplink_connects_total", "upstream connections made")),
@@ -320,7 +323,22 @@ std::optional<storage::DurableWrite> Uplink::stage(Kind kind, const std::string&
                        format_.render(kind, subtopic, std::move(body), msg_id, ts, topic,
                                       payload);
                      }});
-  return outbox_->stage(std::move(entries));
+  auto write = outbox_->stage(std::move(entries));
+  publishStagedNow();
+  return write;
+}
+
+void Uplink::publishStagedNow() {
+  // The uplink thread itself (an alert raised from its own work) publishes on its turn; a
+  // std::mutex must not be tried by its owner.
+  if (std::this_thread::get_id() == uplink_tid_.load()) {
+    return;
+  }
+  std::unique_lock send(send_mu_, std::try_to_lock);
+  if (!send.owns_lock() || !link_ || !connected_.load()) {
+    return;  // the uplink thread, woken by the stage, publishes it
+  }
+  fillWindow(false);
 }
 
 void Uplink::requestSummaries() {
@@ -366,6 +384,7 @@ std::string Uplink::health() const {
 void Uplink::run() {
   spdlog::info("uplink: {} mode, {} ({} messages waiting)", modeName(config_.mode), config_.url,
                outbox_->stats().rows);
+  uplink_tid_ = std::this_thread::get_id();
   while (true) {
     {
       std::unique_lock lock(mu_);
@@ -373,6 +392,7 @@ void Uplink::run() {
         break;
       }
     }
+    std::unique_lock send(send_mu_);
     try {
       loopOnce();
     } catch (const std::exception& e) {
@@ -383,6 +403,7 @@ void Uplink::run() {
     std::unique_lock lock(mu_);
     if (!work_ && !stop_requested_) {
       auto until = nextWake();
+      send.unlock();
       auto wait = std::clamp(std::chrono::duration_cast<milliseconds>(until - clock_.steadyNow()),
                              milliseconds(0), kMaxIdle);
       wake_.wait_for(lock, wait, [this] { return work_ || stop_requested_; });
@@ -390,6 +411,7 @@ void Uplink::run() {
     work_ = false;
   }
   // Orderly shutdown: say we are leaving, keep what is unacknowledged for the next start.
+  std::lock_guard send(send_mu_);
   processAcks(true);
   if (link_) {
     try {
@@ -680,7 +702,7 @@ void Uplink::processAcks(bool force) {
   acked_rows_.clear();
 }
 
-void Uplink::fillWindow() {
+void Uplink::fillWindow(bool from_uplink) {
   const auto now = clock_.steadyNow();
   while (inflight_ < config_.inflight && pacer_.untilNext(now).count() == 0) {
     std::string topic;
@@ -695,7 +717,7 @@ void Uplink::fillWindow() {
       session_.pop_front();
     } else {
       if (rows_.empty()) {
-        auto rows = outbox_->fetchAfter(cursor_, kFetchBatch);
+        auto rows = outbox_->fetchAfter(cursor_, kFetchBatch, !from_uplink);
         if (rows.empty()) {
           return;
         }
@@ -711,31 +733,38 @@ void Uplink::fillWindow() {
     }
     auto msg = mqtt::make_message(std::move(topic), std::move(payload), 1, retained);
     const int64_t context = seq != 0 ? seq : -(++session_serial_);
+    // Not published: the message goes back to the head of its queue, to be sent first.
+    auto put_back = [&] {
+      if (seq != 0) {
+        OutboxRow back;
+        back.seq = seq;
+        back.topic = msg->get_topic();
+        back.payload = msg->get_payload_str();
+        back.kind = retained ? Kind::Status : Kind::Alert;
+        rows_.push_front(std::move(back));
+      } else {
+        session_.push_front({msg->get_topic(), msg->get_payload_str(), retained});
+      }
+    };
     try {
       link_->client.publish(msg, reinterpret_cast<void*>(static_cast<intptr_t>(context)), *link_);
-    } catch (const mqtt::exception& e) {
-      if (e.get_return_code() == MQTTASYNC_MAX_BUFFERED_MESSAGES) {
-        // Paho's queue is full: try this message again once acks have drained it.
-        if (seq != 0) {
-          OutboxRow back;
-          back.seq = seq;
-          back.topic = msg->get_topic();
-          back.payload = msg->get_payload_str();
-          back.kind = retained ? Kind::Status : Kind::Alert;
-          rows_.push_front(std::move(back));
-        } else {
-          session_.push_front({msg->get_topic(), msg->get_payload_str(), retained});
-        }
+    } catch (const std::exception& e) {
+      const auto* me = dynamic_cast<const mqtt::exception*>(&e);
+      if ((me != nullptr && me->get_return_code() == MQTTASYNC_MAX_BUFFERED_MESSAGES) ||
+          !from_uplink) {
+        // Paho's queue is full (sent again once acks have drained it), or the fast path
+        // failed: the uplink thread, woken by the stage, tries again and owns dropping the link.
+        put_back();
         return;
       }
-      dropLink(std::string("publish: ") + e.what());
-      return;
-    } catch (const std::exception& e) {
       dropLink(std::string("publish: ") + e.what());
       return;
     }
     inflight_ += 1;
     published_.inc();
+    if (!from_uplink) {
+      published_at_once_.inc();
+    }
     pacer_.tryTake(now);
     sent_at_[context] = now;
   }

@@ -48,6 +48,10 @@ namespace hgj::uplink {
 /// telemetry. Paho's callback threads only hand acks, lost connections and incoming commands to
 /// the uplink thread under a mutex.
 ///
+/// An alert staged by stage() is published by the staging thread itself when the send lock is
+/// free and the link is up (no wake-up of the uplink thread on its way); otherwise the uplink
+/// thread, woken by the stage, publishes it on its turn.
+///
 /// Every message is staged in the outbox (memory) and published at once, while its row is
 /// committed (by the outbox, or in the alert's own transaction); after a restart (or kill -9)
 /// the outbox is sent again from its oldest row, so the platform sees every committed msg_id at
@@ -140,7 +144,13 @@ private:
   void tryConnect();
   void dropLink(const std::string& why);
   void processAcks(bool force = false);
-  void fillWindow();
+  /// Publishes from the outbox while the window and the pacer allow. `from_uplink` false: the
+  /// alert fast path (another thread, send_mu_ held): reads no disk, and a failed publish is
+  /// put back for the uplink thread, which owns dropping the link.
+  void fillWindow(bool from_uplink = true);
+  /// The alert fast path: an alert just staged is published on the staging thread when the
+  /// send lock is free and the link is up, instead of waiting for the uplink thread to wake.
+  void publishStagedNow();
   /// The local policy for a parsed command (uplink.commands): per-point write allow-list,
   /// TLS for writes, overrides; sets the command's audit identity.
   void authorize(ParsedCommand& p) const;
@@ -166,6 +176,7 @@ private:
   std::unique_ptr<Outbox> outbox_;  // null when disabled
 
   core::Counter& published_;
+  core::Counter& published_at_once_;
   core::Counter& acked_total_;
   core::Counter& connects_;
   core::Counter& connect_failures_;
@@ -208,7 +219,12 @@ private:
   uint64_t deletes_done_count_ = 0;   // guarded by writer_mu_: batches deleted (or failed)
   std::thread writer_;
 
-  // Uplink thread only.
+  // The link and the send window: the uplink thread holds send_mu_ for each turn; an alert's
+  // stage() takes it only when it is free (try_lock) to publish at once (publishStagedNow).
+  // Everything from link_ to sent_at_ is guarded by it; the rest of this block is the uplink
+  // thread's own.
+  std::mutex send_mu_;
+  std::atomic<std::thread::id> uplink_tid_{};
   std::unique_ptr<Link> link_;
   // Reconnect delays (full jitter): a district's gateways that lost the same platform broker
   // do not come back in step. Reset after a connection that lasted kStableConnection.
