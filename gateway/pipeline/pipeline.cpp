@@ -701,10 +701,14 @@ void Pipeline::deviceOffline(model::DeviceIndex device) {
 void Pipeline::raiseAlert(const rules::AlertRaise& a) {
   rule_raises_.inc();
   const std::string& dev = a.device != model::kNoDevice ? compound_->devices[a.device].id : a.scope;
-  spdlog::warn("alert {} [{}] {}: {}{}", a.rule, rules::severityName(a.severity), dev, a.message,
-               a.actions_taken.empty() ? "" : " (" + a.actions_taken + ")");
+  // Logged after the alert is on its way (the log's write to journald must not delay it).
+  auto log = [&] {
+    spdlog::warn("alert {} [{}] {}: {}{}", a.rule, rules::severityName(a.severity), dev,
+                 a.message, a.actions_taken.empty() ? "" : " (" + a.actions_taken + ")");
+  };
   changed_ = true;
   if (alerts_ == nullptr) {
+    log();
     return;
   }
   alerts::AlertRaise r;
@@ -724,6 +728,7 @@ void Pipeline::raiseAlert(const rules::AlertRaise& a) {
   r.actions = a.actions_taken;
   r.escalate_now = a.escalate_now;
   auto res = alerts_->raise(r);
+  log();
   if (!res.ok) {
     spdlog::error("alert {} {} could not be recorded: {}", a.rule, dev, res.error);
   }
