@@ -49,14 +49,15 @@ git clone --quiet --no-checkout "$repo" "$dir/root/src"
 git -C "$dir/root/src" checkout --quiet --detach "$rev"
 
 in_root() { debroot_run "$dir" bash -c "$1"; }
-# The libraries come from the package's Build-Depends (one list to keep), as :arm64.
+# The libraries come from the package's Build-Depends (one list to keep), as :arm64; pkgconf:arm64
+# gives /usr/bin/aarch64-linux-gnu-pkg-config, which debhelper's cross build of the .deb calls.
 dev_pkgs=$(sed -n '/^Build-Depends:/,/^[A-Z]/p' "$repo/debian/control" | grep -o 'lib[a-z0-9.+-]*-dev' | sort -u)
 [[ -n "$dev_pkgs" ]] || { echo "arm64: no lib*-dev in debian/control's Build-Depends" >&2; exit 1; }
 arm_dev=$(for p in $dev_pkgs; do printf '%s:arm64 ' "$p"; done)
 echo "arm64: installing crossbuild-essential-arm64 and the :arm64 dev packages (log: $out/apt.log)"
 in_root "dpkg --add-architecture arm64 && apt-get update -q && apt-get install -y -q --no-install-recommends \
   build-essential crossbuild-essential-arm64 cmake ninja-build pkg-config catch2 nlohmann-json3-dev debhelper dpkg-dev \
-  mosquitto curl file $arm_dev" >"$out/apt.log" 2>&1 || { tail -n 30 "$out/apt.log"; exit 1; }
+  mosquitto curl file pkgconf:arm64 $arm_dev" >"$out/apt.log" 2>&1 || { tail -n 30 "$out/apt.log"; exit 1; }
 t_deps=$((SECONDS - t0))
 
 cat >"$dir/root/aarch64.cmake" <<'CMAKE'
