@@ -517,6 +517,42 @@ void Uplink::dropLink(const std::string& why) {
   next_attempt_ = clock_.steadyNow() + delay;
 }
 
+namespace {
+
+// The upstream connection's options, from the uplink's configuration.
+mqtt::connect_options connectOptions(const UplinkConfig& config, const WireFormat& format) {
+  mqtt::connect_options opts;
+  opts.set_mqtt_version(MQTTVERSION_3_1_1);
+  // A clean session: the outbox, not the broker's session, is the source of truth, and after
+  // a reconnect the uplink sends again from its oldest unacknowledged row, in order.
+  opts.set_clean_session(true);
+  opts.set_keep_alive_interval(
+      std::chrono::duration_cast<std::chrono::seconds>(config.keepalive));
+  opts.set_connect_timeout(std::max<int64_t>(
+      1, std::chrono::duration_cast<std::chrono::seconds>(config.connect_timeout).count()));
+  opts.set_automatic_reconnect(false);
+  opts.set_max_inflight(config.inflight + 8);
+  std::string user = config.username;
+  if (config.mode == Mode::ThingsBoard && !config.thingsboard_access_token.empty()) {
+    user = config.thingsboard_access_token;
+  }
+  if (!user.empty()) {
+    opts.set_user_name(user);
+  }
+  if (!config.password.empty()) {
+    opts.set_password(config.password);
+  }
+  if (config.mode == Mode::Native) {
+    opts.set_will(mqtt::will_options(format.statusTopic(), std::string("offline"), 1, true));
+  }
+  if (config.usesTls()) {
+    opts.set_ssl(drivers::mqtt::pahoSslOptions(config.tls));
+  }
+  return opts;
+}
+
+} // namespace
+
 void Uplink::tryConnect() {
   const std::string url = normaliseUrl(config_.url);
   const std::string client_id = config_.client_id.empty() ? "hgj-" + site_id_ : config_.client_id;
@@ -524,34 +560,7 @@ void Uplink::tryConnect() {
   std::unique_ptr<Link> link;
   try {
     link = std::make_unique<Link>(*this, url, client_id, config_.inflight);
-    mqtt::connect_options opts;
-    opts.set_mqtt_version(MQTTVERSION_3_1_1);
-    // A clean session: the outbox, not the broker's session, is the source of truth, and after
-    // a reconnect the uplink sends again from its oldest unacknowledged row, in order.
-    opts.set_clean_session(true);
-    opts.set_keep_alive_interval(
-        std::chrono::duration_cast<std::chrono::seconds>(config_.keepalive));
-    opts.set_connect_timeout(std::max<int64_t>(
-        1, std::chrono::duration_cast<std::chrono::seconds>(config_.connect_timeout).count()));
-    opts.set_automatic_reconnect(false);
-    opts.set_max_inflight(config_.inflight + 8);
-    std::string user = config_.username;
-    if (config_.mode == Mode::ThingsBoard && !config_.thingsboard_access_token.empty()) {
-      user = config_.thingsboard_access_token;
-    }
-    if (!user.empty()) {
-      opts.set_user_name(user);
-    }
-    if (!config_.password.empty()) {
-      opts.set_password(config_.password);
-    }
-    if (config_.mode == Mode::Native) {
-      opts.set_will(mqtt::will_options(format_.statusTopic(), std::string("offline"), 1, true));
-    }
-    if (config_.usesTls()) {
-      opts.set_ssl(drivers::mqtt::pahoSslOptions(config_.tls));
-    }
-    auto tok = link->client.connect(opts);
+    auto tok = link->client.connect(connectOptions(config_, format_));
     const auto give_up = clock_.steadyNow() + config_.connect_timeout + milliseconds(1000);
     while (!tok->wait_for(milliseconds(50))) {
       std::lock_guard lock(mu_);
@@ -588,6 +597,10 @@ void Uplink::tryConnect() {
                  delay.count());
     return;
   }
+  onConnected();
+}
+
+void Uplink::onConnected() {
   connects_.inc();
   connected_ = true;
   connected_gauge_.set(1);

@@ -141,7 +141,11 @@ private:
 
   void run();
   void loopOnce();
+  /// One connection attempt (uplink thread, send lock held): on failure the backoff's next
+  /// delay and the error for health(); on success onConnected().
   void tryConnect();
+  /// A fresh session: the window restarts from the outbox's oldest row, `online` goes first.
+  void onConnected();
   void dropLink(const std::string& why);
   void processAcks(bool force = false);
   /// Publishes from the outbox while the window and the pacer allow. `from_uplink` false: the
