@@ -80,44 +80,56 @@ void Actuator::refuseNow(const WriteOrder& order, uint64_t id, std::string why, 
   completions_.emplace_back(std::move(cbs), std::move(out));
 }
 
-uint64_t Actuator::write(WriteOrder order, Callback done) {
-  uint64_t id = ++next_id_;
+std::string Actuator::whyNotWritable(WriteOrder& order) const {
   if (order.device >= compound_.devices.size()) {
-    refuseNow(order, id, "unknown device", std::move(done));
-    return id;
+    return "unknown device";
   }
   const model::Device& dev = compound_.devices[order.device];
   const model::PointDef* def = dev.profile->point(order.point);
   if (def == nullptr) {
-    refuseNow(order, id, "device " + dev.id + " has no point " + compound_.pointName(order.point),
-              std::move(done));
-    return id;
+    return "device " + dev.id + " has no point " + compound_.pointName(order.point);
   }
   if (!def->writable) {
-    refuseNow(order, id, "point " + def->name + " of " + dev.id + " is not writable",
-              std::move(done));
-    return id;
+    return "point " + def->name + " of " + dev.id + " is not writable";
   }
   auto coerced = model::coerce(order.value, def->type);
   if (!coerced) {
-    refuseNow(order, id,
-              "value " + model::toText(order.value) + " does not fit point " + def->name + " (" +
-                  model::pointTypeName(def->type) + ")",
-              std::move(done));
-    return id;
+    return "value " + model::toText(order.value) + " does not fit point " + def->name + " (" +
+           model::pointTypeName(def->type) + ")";
   }
   order.value = *coerced;
   if (auto n = model::asNumber(order.value); n && def->type == model::PointType::Number) {
     if ((def->min && *n < *def->min) || (def->max && *n > *def->max)) {
-      refuseNow(order, id, "value " + model::toText(order.value) + " is out of range for " + def->name,
-                std::move(done));
-      return id;
+      return "value " + model::toText(order.value) + " is out of range for " + def->name;
     }
   }
   if (driverFor(order.device) == nullptr) {
-    refuseNow(order, id, "no driver reaches " + dev.id, std::move(done));
+    return "no driver reaches " + dev.id;
+  }
+  return {};
+}
+
+bool Actuator::overRateLimit(uint64_t key, bool urgent, core::SteadyTime now) {
+  auto& recent = recent_[key];
+  while (!recent.empty() && now - recent.front() > std::chrono::minutes(1)) {
+    recent.pop_front();
+  }
+  // Every write counts against the limit; only an energizing one is ever refused by it.
+  if (!urgent && recent.size() >= kWritesPerPointPerMinute) {
+    return true;
+  }
+  recent.push_back(now);
+  return false;
+}
+
+uint64_t Actuator::write(WriteOrder order, Callback done) {
+  uint64_t id = ++next_id_;
+  if (std::string why = whyNotWritable(order); !why.empty()) {
+    refuseNow(order, id, std::move(why), std::move(done));
     return id;
   }
+  const model::Device& dev = compound_.devices[order.device];
+  const model::PointDef* def = dev.profile->point(order.point);
   bool urgent = order.safety || interlocks_.deEnergizing(order.device, order.point, order.value);
   if (!urgent) {
     // Refused now if the interlocks would refuse it even once recorded: such a write must not
@@ -147,19 +159,13 @@ uint64_t Actuator::write(WriteOrder order, Callback done) {
            "superseded by write " + std::to_string(id) + " (" + order.origin + ")");
   }
   auto now = clock_.steadyNow();
-  auto& recent = recent_[key];
-  while (!recent.empty() && now - recent.front() > std::chrono::minutes(1)) {
-    recent.pop_front();
-  }
-  // Every write counts against the limit; only an energizing one is ever refused by it.
-  if (!urgent && recent.size() >= kWritesPerPointPerMinute) {
+  if (overRateLimit(key, urgent, now)) {
     refuseNow(order, id,
               "rate limit: more than " + std::to_string(kWritesPerPointPerMinute) +
                   " writes to " + dev.id + "." + def->name + " in a minute",
               std::move(done));
     return id;
   }
-  recent.push_back(now);
 
   Pending p;
   p.id = id;

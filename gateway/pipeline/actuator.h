@@ -144,6 +144,13 @@ private:
   bool dispatch(Pending& p);
   void finish(uint64_t id, ActuationStatus status, std::string error);
   void refuseNow(const WriteOrder& order, uint64_t id, std::string why, Callback done);
+  /// Why `order` cannot be written at all (unknown device or point, not writable, a value that
+  /// does not fit or is out of range, no driver); empty when it can. Coerces its value to the
+  /// point's type.
+  std::string whyNotWritable(WriteOrder& order) const;
+  /// Counts a write to the point `key` against the per-minute limit: true when it must be
+  /// refused (only an energizing write ever is; a de-energizing one is counted, never refused).
+  bool overRateLimit(uint64_t key, bool urgent, core::SteadyTime now);
   storage::ActuationRecord recordOf(const Pending& p, const char* state) const;
 
   const model::Compound& compound_;
