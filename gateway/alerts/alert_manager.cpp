@@ -433,31 +433,58 @@ void AlertManager::insertNotification(const Notification& n, const char* state) 
         256 + n.body.size() + n.data.size() + n.mentions.size());
 }
 
-void AlertManager::flushSummary(const FloodKey& key) {
+namespace {
+
+// The held notifications of one flood, gathered per channel for its summary: the held alerts'
+// devices, and everyone they would have mentioned.
+struct SummaryGroup {
+  std::vector<int64_t> rows;
+  std::vector<std::string> devices;
+  std::vector<int64_t> alert_ids;
+  Severity severity = Severity::Info;
+  std::string message;
+  std::vector<std::string> users;
+  std::vector<std::string> mobiles;
+};
+
+void mergeNames(std::vector<std::string>& into, const nlohmann::json& list) {
+  if (!list.is_array()) {
+    return;
+  }
+  for (const auto& v : list) {
+    if (v.is_string() && std::find(into.begin(), into.end(), v.get<std::string>()) == into.end()) {
+      into.push_back(v.get<std::string>());
+    }
+  }
+}
+
+std::map<std::string, SummaryGroup> groupByChannel(const std::vector<Notification>& held) {
+  std::map<std::string, SummaryGroup> by_channel;
+  for (const auto& n : held) {
+    SummaryGroup& p = by_channel[n.channel];
+    p.rows.push_back(n.id);
+    p.severity = std::max(p.severity, parseSeverity(n.severity).value_or(Severity::Warning));
+    auto m = nlohmann::json::parse(n.mentions, nullptr, false);
+    if (m.is_object()) {
+      mergeNames(p.users, m.value("wecom", nlohmann::json::array()));
+      mergeNames(p.mobiles, m.value("mobiles", nlohmann::json::array()));
+    }
+    auto d = nlohmann::json::parse(n.data, nullptr, false);
+    std::string device = d.is_object() ? d.value("device", std::string()) : std::string();
+    std::string message = d.is_object() ? d.value("message", std::string()) : std::string();
+    p.devices.push_back(device);
+    if (p.message.empty()) {
+      p.message = message;
+    }
+    p.alert_ids.push_back(n.alert_id);
+  }
+  return by_channel;
+}
+
+} // namespace
+
+std::vector<Notification> AlertManager::takeHeld(const FloodKey& key) {
   const auto& [rule, grid, kind] = key;
-  // One summary per channel, listing the held alerts' devices and mentioning everyone they
-  // would have mentioned.
-  struct Pending {
-    std::vector<int64_t> rows;
-    std::vector<std::string> devices;
-    std::vector<int64_t> alert_ids;
-    Severity severity = Severity::Info;
-    std::string message;
-    std::vector<std::string> users;
-    std::vector<std::string> mobiles;
-  };
-  std::map<std::string, Pending> by_channel;
-  auto merge = [](std::vector<std::string>& into, const nlohmann::json& list) {
-    if (!list.is_array()) {
-      return;
-    }
-    for (const auto& v : list) {
-      if (v.is_string() &&
-          std::find(into.begin(), into.end(), v.get<std::string>()) == into.end()) {
-        into.push_back(v.get<std::string>());
-      }
-    }
-  };
   std::vector<Notification> held = book_.takeHeld(rule, grid, kind);
   for (auto it = new_notes_.begin(); it != new_notes_.end();) {
     if (it->state == Notification::State::Held && it->rule == rule && it->grid == grid &&
@@ -470,24 +497,14 @@ void AlertManager::flushSummary(const FloodKey& key) {
   }
   std::sort(held.begin(), held.end(),
             [](const Notification& a, const Notification& b) { return a.id < b.id; });
-  for (const auto& n : held) {
-    Pending& p = by_channel[n.channel];
-    p.rows.push_back(n.id);
-    p.severity = std::max(p.severity, parseSeverity(n.severity).value_or(Severity::Warning));
-    auto m = nlohmann::json::parse(n.mentions, nullptr, false);
-    if (m.is_object()) {
-      merge(p.users, m.value("wecom", nlohmann::json::array()));
-      merge(p.mobiles, m.value("mobiles", nlohmann::json::array()));
-    }
-    auto d = nlohmann::json::parse(n.data, nullptr, false);
-    std::string device = d.is_object() ? d.value("device", std::string()) : std::string();
-    std::string message = d.is_object() ? d.value("message", std::string()) : std::string();
-    p.devices.push_back(device);
-    if (p.message.empty()) {
-      p.message = message;
-    }
-    p.alert_ids.push_back(n.alert_id);
-  }
+  return held;
+}
+
+void AlertManager::flushSummary(const FloodKey& key) {
+  const auto& [rule, grid, kind] = key;
+  // One summary per channel, listing the held alerts' devices and mentioning everyone they
+  // would have mentioned.
+  std::map<std::string, SummaryGroup> by_channel = groupByChannel(takeHeld(key));
 
   const model::Grid* g = grid.empty() ? nullptr : compound_->grid(grid);
   for (auto& [channel, p] : by_channel) {

@@ -169,6 +169,8 @@ private:
                bool mention_staff);
   void insertNotification(const Notification& n, const char* state);
   void flushSummary(const FloodKey& key);
+  /// The notifications of this flood held so far (from the book and not yet written), by id.
+  std::vector<Notification> takeHeld(const FloodKey& key);
   void insertEvent(int64_t alert_id, const char* kind, int64_t at, const std::string& actor,
                    const std::string& detail);
   void persistDirty();
