@@ -51,6 +51,8 @@ debroot_base() {
       return 1
     fi
     rm -rf "$tmp"/var/cache/apt/archives/*.deb
+    # mktemp -d made it 0700: as the root's "/" that would lock every user but root out.
+    chmod 0755 "$tmp"
     tar -C "$tmp" -cf "$tarball.part" . && mv "$tarball.part" "$tarball"
     rm -rf "$tmp" "$tmp.log"
   fi
@@ -62,6 +64,9 @@ debroot_new() {
   tarball=$(debroot_base "$arch") || return 1
   mkdir -p "$dir"
   tar -C "$dir" -xf "$tarball"
+  # "/" must be 0755 whatever the tarball says (one made before the fix above says 0700): the
+  # package test runs the daemon as hgj, and man-db's triggers run as man.
+  chmod 0755 "$dir"
 
   cp /etc/hosts "$dir/etc/hosts"
   cp -L /etc/resolv.conf "$dir/etc/resolv.conf"

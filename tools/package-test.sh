@@ -70,7 +70,7 @@ check "the config points at the tokens and at /var/lib/hgj/hgj.db" \
   sh_root 'grep -q "operator_token_file: /etc/hgj/tokens/operator" /etc/hgj/gateway.yaml && grep -q "path: /var/lib/hgj/hgj.db" /etc/hgj/gateway.yaml'
 check "/var/lib/hgj is hgj:hgj 0750" sh_root 'test "$(stat -c %U:%G:%a /var/lib/hgj)" = hgj:hgj:750'
 check "docs, man pages and the broker examples are installed" \
-  sh_root 'test -f /usr/share/man/man8/hgj-gateway.8.gz && test -f /usr/share/man/man1/hgj-sim.1.gz && test -f /usr/share/doc/hgj-gateway/operations.md && test -f /usr/share/doc/hgj-gateway/examples/mosquitto/hgj-local.conf'
+  sh_root 'test -f /usr/share/man/man8/hgj-gateway.8.gz && test -f /usr/share/man/man1/hgj-sim.1.gz && { test -f /usr/share/doc/hgj-gateway/operations.md || test -f /usr/share/doc/hgj-gateway/operations.md.gz; } && test -f /usr/share/doc/hgj-gateway/examples/mosquitto/hgj-local.conf'
 sh_root 'runuser -u hgj -- hgj-gateway check -c /etc/hgj/gateway.yaml' >"$work/check.log" 2>&1 || true
 check "hgj-gateway check -c /etc/hgj/gateway.yaml passes as hgj, without warnings" \
   sh -c "grep -q ': ok (' '$work/check.log' && ! grep -q warning '$work/check.log'"
@@ -90,7 +90,16 @@ sleep_until bash -c "exec 3<>/dev/tcp/127.0.0.1/$mport" 2>/dev/null
 touch "$dir/tmp/start-mark"
 debroot_run "$dir" sh -c "cd /var/lib/hgj && umask 0027 && exec runuser -u hgj -- hgj-gateway run -c /etc/hgj/gateway.yaml --set mqtt.url=tcp://127.0.0.1:$mport --set http.port=$hport" \
   >"$work/gateway.log" 2>&1 &
-check "the daemon runs as hgj and answers /healthz" sleep_until curl -sf "http://127.0.0.1:$hport/healthz" -o /dev/null
+# /healthz answers 200, or 503 when a subsystem is down: in this root no Modbus device answers,
+# so the example compound's health is honestly not ok. The daemon is up when it answers at all.
+healthz_answers() {
+  local code
+  # With the generated viewer token reads need it, /healthz included (docs/api.md).
+  code=$(curl -s -o "$work/healthz.json" -w '%{http_code}' \
+    -H "Authorization: Bearer $(cat "$dir/etc/hgj/tokens/viewer")" "http://127.0.0.1:$hport/healthz")
+  [[ $code == 200 || $code == 503 ]] && grep -q '"storage"' "$work/healthz.json"
+}
+check "the daemon runs as hgj and answers /healthz" sleep_until healthz_answers
 hgj_uid=$(chroot "$dir" id -u hgj)
 gateway_uids() {
   local p
@@ -101,13 +110,14 @@ gateway_uids() {
 check "the daemon's process runs as user hgj" test "$(gateway_uids | sort -u)" = "$hgj_uid"
 ack_status() { # token header or nothing
   curl -s -o /dev/null -w '%{http_code}' -X POST "$@" -H 'Content-Type: application/json' \
-    -d '{"by":"package-test"}' "http://127.0.0.1:$hport/api/v1/alerts/no-such-alert/ack"
+    -d '{"by":"package-test"}' "http://127.0.0.1:$hport/api/v1/alerts/999999999/ack"
 }
 no_token=$(ack_status)
 check "an operator action without the token is refused (got $no_token)" \
   bash -c "[[ $no_token == 401 || $no_token == 403 ]]"
-check "with the generated operator token it gets past authentication (404: no such alert)" \
-  test "$(ack_status -H "Authorization: Bearer $(cat "$dir/etc/hgj/tokens/operator")")" = 404
+with_token=$(ack_status -H "Authorization: Bearer $(cat "$dir/etc/hgj/tokens/operator")")
+check "with the generated operator token it gets past authentication (got $with_token: no such alert)" \
+  test "$with_token" = 404
 check "the database is /var/lib/hgj/hgj.db, hgj:hgj 0640" \
   sleep_until sh_root 'test "$(stat -c %U:%G:%a /var/lib/hgj/hgj.db)" = hgj:hgj:640'
 for p in $(debroot_pids "$dir"); do
