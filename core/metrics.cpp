@@ -1,5 +1,6 @@
 #include "core/metrics.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <sstream>
@@ -235,6 +236,26 @@ double heapInUseBytes() {
 #else
   return 0;
 #endif
+}
+
+double HeapTrimmer::maybeTrim(int64_t now_ms) {
+  const double rss = processResidentBytes();
+  if (baseline_ < 0) {
+    baseline_ = rss;
+    last_ms_ = now_ms;
+    return 0;
+  }
+  baseline_ = std::min(baseline_, rss);  // what shrank by itself is the new floor
+  if (now_ms - last_ms_ < min_interval_ms_ || rss < baseline_ + min_growth_) {
+    return 0;
+  }
+  last_ms_ = now_ms;
+#if defined(__GLIBC__)
+  malloc_trim(0);
+#endif
+  ++trims_;
+  baseline_ = processResidentBytes();
+  return rss > baseline_ ? rss - baseline_ : 0;
 }
 
 } // namespace hgj::core

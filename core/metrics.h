@@ -102,4 +102,25 @@ double processResidentBytes();
 /// grows only the resident set. 0 where not glibc.
 double heapInUseBytes();
 
+/// Gives the pages the C allocator holds free back to the kernel (glibc's `malloc_trim`), but
+/// only when the resident set has grown by `min_growth_bytes` since the last trim and at most
+/// once per `min_interval_ms`: after a burst, a reconnect's redelivery or a reload has been
+/// freed, the arenas keep its pages; at steady state nothing is trimmed. A trim walks the arenas
+/// under their locks (sub-millisecond for the gateway's few MiB), so main's idle thread calls it.
+class HeapTrimmer {
+public:
+  explicit HeapTrimmer(double min_growth_bytes = 256.0 * 1024, int64_t min_interval_ms = 30'000)
+      : min_growth_(min_growth_bytes), min_interval_ms_(min_interval_ms) {}
+  /// `now_ms` from a steady clock. Returns the resident bytes released, or 0 if it did not trim.
+  double maybeTrim(int64_t now_ms);
+  uint64_t trims() const { return trims_; }
+
+private:
+  double min_growth_;
+  int64_t min_interval_ms_;
+  double baseline_ = -1;        // resident bytes after the last trim (or at the first call)
+  int64_t last_ms_ = INT64_MIN / 2;
+  uint64_t trims_ = 0;
+};
+
 } // namespace hgj::core
