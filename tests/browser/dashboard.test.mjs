@@ -172,6 +172,23 @@ async function tokenScenario() {
     check('the operator token is kept for the session',
       (await page.evaluate(() => sessionStorage.getItem('hgj_operator_token'))) === operator);
     await page.screenshot({ path: join(artifacts, 'dashboard-tokens.png') });
+
+    // The history page asks the same way (auth.js): a tab without a token gets the dialog, in the
+    // language the pages were left in, and the page's requests are retried with the typed token.
+    await page.evaluate(() => { sessionStorage.clear(); localStorage.setItem('hgj_lang', 'en'); });
+    await page.goto(base + '/history.html');
+    await page.waitForSelector('#token-dialog[open]', { timeout: 10_000 });
+    check('the history page asks for a token, in English after the switch',
+      (await page.textContent('#token-dialog h3')) === 'Access token required');
+    const parking = page.waitForResponse((r) => r.url().endsWith('/api/v1/parking') && r.status() === 200,
+      { timeout: 10_000 });
+    await page.fill('#token-input', viewer);
+    await page.click('#token-dialog button[type=submit]');
+    check('the history page retries its requests with the typed token',
+      await parking.then(() => true, () => false));
+    check('the typed token is kept for the tab',
+      (await page.evaluate(() => sessionStorage.getItem('hgj_token'))) === viewer);
+    await page.evaluate(() => localStorage.removeItem('hgj_lang'));
   } finally {
     await close();
   }

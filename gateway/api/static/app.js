@@ -10,7 +10,7 @@ const I18N = {
     ebike: '电动自行车充电棚', alerts: '告警', show_acked: '显示已确认', no_alerts: '当前没有告警', alerts_unavailable: '告警暂不可用（数据库未就绪）',
     health: '设备健康', offline_devices: '离线设备', ack_title: '确认告警', ack_by: '处理人',
     ack_note: '备注', operator_token: '操作员令牌（确认告警、开关端口需要）', cancel: '取消', ack: '确认',
-    token_title: '需要访问令牌', token: '令牌', ok: '确定', conn_live: '实时', conn_connecting: '连接中',
+    conn_live: '实时', conn_connecting: '连接中',
     conn_lost: '重连中', updated: '更新于', level: '层', zone: '区', charging: '充电中',
     idle: '空闲', faulted: '故障', offline: '离线', blocked: '被占', power: '功率',
     sheds: '车棚', ports: '端口', in_use: '使用中', cut: '已断电', max_temp: '最高温度',
@@ -33,7 +33,7 @@ const I18N = {
     alerts_unavailable: 'Alerts unavailable (database not ready)', health: 'Device health',
     offline_devices: 'Offline devices', ack_title: 'Acknowledge alert', ack_by: 'Your name',
     ack_note: 'Note', operator_token: 'Operator token (needed to acknowledge alerts and switch ports)',
-    cancel: 'Cancel', ack: 'Ack', token_title: 'Access token required', token: 'Token', ok: 'OK',
+    cancel: 'Cancel', ack: 'Ack',
     conn_live: 'Live', conn_connecting: 'Connecting', conn_lost: 'Reconnecting',
     updated: 'Updated', level: 'Level', zone: 'Zone', charging: 'Charging', idle: 'Idle',
     faulted: 'Faulted', offline: 'Offline', blocked: 'Blocked', power: 'Power', sheds: 'Sheds',
@@ -103,44 +103,7 @@ function age(iso) {
 
 // --- API access ----------------------------------------------------------------------------
 
-function viewerToken() { return sessionStorage.getItem('hgj_token') || ''; }
-function operatorToken() { return sessionStorage.getItem('hgj_operator_token') || ''; }
-
-let tokenPrompt = null;
-function askToken() {
-  if (tokenPrompt) return tokenPrompt;
-  const dlg = document.getElementById('token-dialog');
-  tokenPrompt = new Promise((resolve) => {
-    dlg.addEventListener('close', () => {
-      const v = document.getElementById('token-input').value.trim();
-      if (v) sessionStorage.setItem('hgj_token', v);
-      tokenPrompt = null;
-      resolve();
-    }, { once: true });
-    dlg.showModal();
-  });
-  return tokenPrompt;
-}
-
-async function api(path, options) {
-  const opts = Object.assign({ headers: {} }, options || {});
-  const token = opts.token !== undefined ? opts.token : (operatorToken() || viewerToken());
-  if (token) opts.headers.Authorization = 'Bearer ' + token;
-  const res = await fetch(path, opts);
-  if (res.status === 401 && !opts.noPrompt) {
-    sessionStorage.removeItem('hgj_token');
-    await askToken();
-    return api(path, Object.assign({}, options, { noPrompt: true }));
-  }
-  let body = null;
-  try { body = await res.json(); } catch (e) { body = null; }
-  if (!res.ok) {
-    const err = new Error((body && body.error) || res.statusText);
-    err.status = res.status;
-    throw err;
-  }
-  return body;
-}
+const { viewerToken, operatorToken, api } = window.hgjAuth;  // auth.js
 
 // Runs `fn` at most once per `ms`, trailing (the last call wins).
 function debounce(name, ms, fn) {

@@ -11,7 +11,7 @@ const I18N = {
     h_peak: '最多占用', h_mean: '平均占用', h_levels: '各层车位占用（每小时）',
     h_categories: '各类车位占用（每小时）', h_energy: '每日用电量（kWh）',
     h_alerts: '每周告警数（近 8 周）', h_csv: '下载 CSV', h_empty: '所选时间没有数据',
-    h_token_title: '需要访问令牌', h_token: '令牌', h_ok: '确定', h_loading: '加载中…',
+    h_loading: '加载中…',
     h_error: '加载失败', h_piles: '充电桩', h_sheds: '电动车棚', h_alert_count: '告警',
     h_spaces: '车位', h_unavailable: '历史数据暂不可用',
   },
@@ -21,8 +21,7 @@ const I18N = {
     h_peak: 'Peak occupied', h_mean: 'Mean occupied', h_levels: 'Occupancy per level (hourly)',
     h_categories: 'Occupancy per space category (hourly)', h_energy: 'Energy per day (kWh)',
     h_alerts: 'Alerts per week (last 8 weeks)', h_csv: 'Download CSV',
-    h_empty: 'No data for this time', h_token_title: 'Access token required', h_token: 'Token',
-    h_ok: 'OK', h_loading: 'Loading…', h_error: 'Failed to load', h_piles: 'EV piles',
+    h_empty: 'No data for this time', h_loading: 'Loading…', h_error: 'Failed to load', h_piles: 'EV piles',
     h_sheds: 'E-bike sheds', h_alert_count: 'Alerts', h_spaces: 'spaces',
     h_unavailable: 'History unavailable',
   },
@@ -48,36 +47,9 @@ function t(key) {
   return (I18N[H.lang] && I18N[H.lang][key]) || I18N.zh[key] || key;
 }
 
-// --- API access (the same tokens as the live dashboard: sessionStorage of this tab) ----------
+// --- API access: auth.js (the same tokens as the live dashboard: sessionStorage of this tab) --
 
-function token() {
-  return sessionStorage.getItem('hgj_operator_token') || sessionStorage.getItem('hgj_token') || '';
-}
-
-function askToken() {
-  const dlg = document.getElementById('token-dialog');
-  return new Promise((resolve) => {
-    dlg.addEventListener('close', () => {
-      const v = document.getElementById('token-input').value.trim();
-      if (v) sessionStorage.setItem('hgj_token', v);
-      resolve();
-    }, { once: true });
-    dlg.showModal();
-  });
-}
-
-async function api(path, retried) {
-  const tk = token();
-  const res = await fetch(path, { headers: tk ? { Authorization: 'Bearer ' + tk } : {} });
-  if (res.status === 401 && !retried) {
-    sessionStorage.removeItem('hgj_token');
-    await askToken();
-    return api(path, true);
-  }
-  const body = await res.json().catch(() => null);
-  if (!res.ok) throw new Error((body && body.error) || res.statusText);
-  return body;
-}
+const api = (path) => window.hgjAuth.api(path);
 
 // --- The compound's local days -----------------------------------------------------------------
 
