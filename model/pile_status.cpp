@@ -4,6 +4,8 @@
 #include <cctype>
 #include <string>
 
+#include "core/enum_names.h"
+
 namespace hgj::model {
 
 PileStatus pileStatus(std::string_view state) {
@@ -24,18 +26,10 @@ PileStatus pileStatus(std::string_view state) {
   return PileStatus::Idle;
 }
 
-const char* pileStatusName(PileStatus s) {
-  switch (s) {
-  case PileStatus::Unknown:
-    return "unknown";
-  case PileStatus::Idle:
-    return "idle";
-  case PileStatus::Charging:
-    return "charging";
-  case PileStatus::Faulted:
-    return "faulted";
-  }
-  return "unknown";
-}
+constexpr core::EnumNames<PileStatus, 4> kPileStatusNames{
+    {{PileStatus::Unknown, "unknown"}, {PileStatus::Idle, "idle"},
+     {PileStatus::Charging, "charging"}, {PileStatus::Faulted, "faulted"}}};
+
+const char* pileStatusName(PileStatus s) { return kPileStatusNames.name(s, "unknown"); }
 
 } // namespace hgj::model

@@ -1,26 +1,21 @@
 #include "model/severity.h"
 
+#include "core/enum_names.h"
+
 namespace hgj::model {
 
-const char* severityName(Severity s) {
-  switch (s) {
-  case Severity::Info:
-    return "info";
-  case Severity::Warning:
-    return "warning";
-  case Severity::Critical:
-    return "critical";
-  }
-  return "warning";
-}
+namespace {
+
+constexpr core::EnumNames<Severity, 3> kSeverityNames{{{Severity::Info, "info"},
+                                                        {Severity::Warning, "warning"},
+                                                        {Severity::Critical, "critical"}}};
+
+} // namespace
+
+const char* severityName(Severity s) { return kSeverityNames.name(s, "warning"); }
 
 std::optional<Severity> parseSeverity(std::string_view name) {
-  for (Severity s : {Severity::Info, Severity::Warning, Severity::Critical}) {
-    if (name == severityName(s)) {
-      return s;
-    }
-  }
-  return std::nullopt;
+  return kSeverityNames.parse(name);
 }
 
 } // namespace hgj::model

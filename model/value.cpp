@@ -5,44 +5,24 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/enum_names.h"
+
 namespace hgj::model {
 
-const char* qualityName(Quality q) {
-  switch (q) {
-  case Quality::Good:
-    return "good";
-  case Quality::Stale:
-    return "stale";
-  case Quality::Bad:
-    return "bad";
-  }
-  return "bad";
-}
+namespace {
 
-const char* pointTypeName(PointType t) {
-  switch (t) {
-  case PointType::Bool:
-    return "bool";
-  case PointType::Number:
-    return "number";
-  case PointType::String:
-    return "string";
-  }
-  return "number";
-}
+constexpr core::EnumNames<Quality, 3> kQualityNames{
+    {{Quality::Good, "good"}, {Quality::Stale, "stale"}, {Quality::Bad, "bad"}}};
+constexpr core::EnumNames<PointType, 3> kPointTypeNames{
+    {{PointType::Bool, "bool"}, {PointType::Number, "number"}, {PointType::String, "string"}}};
 
-std::optional<PointType> parsePointType(const std::string& s) {
-  if (s == "bool") {
-    return PointType::Bool;
-  }
-  if (s == "number") {
-    return PointType::Number;
-  }
-  if (s == "string") {
-    return PointType::String;
-  }
-  return std::nullopt;
-}
+} // namespace
+
+const char* qualityName(Quality q) { return kQualityNames.name(q, "bad"); }
+
+const char* pointTypeName(PointType t) { return kPointTypeNames.name(t, "number"); }
+
+std::optional<PointType> parsePointType(const std::string& s) { return kPointTypeNames.parse(s); }
 
 std::optional<double> asNumber(const Value& v) {
   if (const auto* d = std::get_if<double>(&v)) {

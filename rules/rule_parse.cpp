@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <set>
 
+#include "core/enum_names.h"
+
 namespace hgj::rules {
 
 const std::vector<std::string> kDeviceTypes = {"parking_sensor", "ebike_port", "ebike_shed",
@@ -210,36 +212,24 @@ std::optional<model::Value> scalarValue(const core::ConfigNode& node) {
 
 namespace {
 
-struct OpName {
-  std::string_view text;
-  CmpOp op;
-};
-
-constexpr OpName kOps[] = {{">", CmpOp::Gt},  {">=", CmpOp::Ge}, {"<", CmpOp::Lt},
-                           {"<=", CmpOp::Le}, {"==", CmpOp::Eq}, {"!=", CmpOp::Ne}};
+// The comparisons an `op:` may name; the set forms (in, not_in) have keys of their own.
+constexpr core::EnumNames<CmpOp, 6> kOps{{{CmpOp::Gt, ">"},
+                                          {CmpOp::Ge, ">="},
+                                          {CmpOp::Lt, "<"},
+                                          {CmpOp::Le, "<="},
+                                          {CmpOp::Eq, "=="},
+                                          {CmpOp::Ne, "!="}}};
 
 } // namespace
 
 const char* cmpOpText(CmpOp op) {
-  switch (op) {
-  case CmpOp::Gt:
-    return ">";
-  case CmpOp::Ge:
-    return ">=";
-  case CmpOp::Lt:
-    return "<";
-  case CmpOp::Le:
-    return "<=";
-  case CmpOp::Eq:
-    return "==";
-  case CmpOp::Ne:
-    return "!=";
-  case CmpOp::In:
+  if (op == CmpOp::In) {
     return "in";
-  case CmpOp::NotIn:
+  }
+  if (op == CmpOp::NotIn) {
     return "not in";
   }
-  return "?";
+  return kOps.name(op, "?");
 }
 
 std::string comparisonText(const Predicate& p) {
@@ -277,14 +267,10 @@ std::optional<Predicate> parseComparison(const core::ConfigNode& node, Predicate
   Predicate p = std::move(base);
   if (node.has("op")) {
     std::string op = node.str("op", "");
-    bool found = false;
-    for (const auto& o : kOps) {
-      if (o.text == op) {
-        p.op = o.op;
-        found = true;
-      }
-    }
-    if (!found) {
+    const auto parsed = kOps.parse(op);
+    if (parsed) {
+      p.op = *parsed;
+    } else {
       node.errorAt("op", "expected one of >, >=, <, <=, ==, !=, got \"" + op + "\"");
       return std::nullopt;
     }

@@ -8,47 +8,22 @@
 #include <modbus/modbus.h>
 #include <spdlog/spdlog.h>
 
+#include "core/enum_names.h"
+
 namespace hgj::drivers::modbus {
 
-const char* errorKindName(ErrorKind k) {
-  switch (k) {
-  case ErrorKind::None:
-    return "none";
-  case ErrorKind::Timeout:
-    return "timeout";
-  case ErrorKind::Crc:
-    return "crc";
-  case ErrorKind::BadFrame:
-    return "bad_frame";
-  case ErrorKind::Connection:
-    return "connection";
-  case ErrorKind::IllegalFunction:
-    return "illegal_function";
-  case ErrorKind::IllegalAddress:
-    return "illegal_address";
-  case ErrorKind::IllegalValue:
-    return "illegal_value";
-  case ErrorKind::DeviceFailure:
-    return "device_failure";
-  case ErrorKind::Acknowledge:
-    return "acknowledge";
-  case ErrorKind::Busy:
-    return "busy";
-  case ErrorKind::NegativeAck:
-    return "negative_ack";
-  case ErrorKind::MemoryParity:
-    return "memory_parity";
-  case ErrorKind::GatewayPath:
-    return "gateway_path";
-  case ErrorKind::GatewayTarget:
-    return "gateway_target";
-  case ErrorKind::Decode:
-    return "decode";
-  case ErrorKind::Other:
-    return "other";
-  }
-  return "other";
-}
+constexpr core::EnumNames<ErrorKind, 17> kErrorKindNames{
+    {{ErrorKind::None, "none"}, {ErrorKind::Timeout, "timeout"}, {ErrorKind::Crc, "crc"},
+     {ErrorKind::BadFrame, "bad_frame"}, {ErrorKind::Connection, "connection"},
+     {ErrorKind::IllegalFunction, "illegal_function"},
+     {ErrorKind::IllegalAddress, "illegal_address"}, {ErrorKind::IllegalValue, "illegal_value"},
+     {ErrorKind::DeviceFailure, "device_failure"}, {ErrorKind::Acknowledge, "acknowledge"},
+     {ErrorKind::Busy, "busy"}, {ErrorKind::NegativeAck, "negative_ack"},
+     {ErrorKind::MemoryParity, "memory_parity"}, {ErrorKind::GatewayPath, "gateway_path"},
+     {ErrorKind::GatewayTarget, "gateway_target"}, {ErrorKind::Decode, "decode"},
+     {ErrorKind::Other, "other"}}};
+
+const char* errorKindName(ErrorKind k) { return kErrorKindNames.name(k, "other"); }
 
 ErrorKind classifyErrno(int err) {
   switch (err) {

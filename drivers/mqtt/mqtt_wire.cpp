@@ -1,5 +1,7 @@
 #include "drivers/mqtt/mqtt_wire.h"
 
+#include "core/enum_names.h"
+
 namespace hgj::drivers::mqtt::wire {
 namespace {
 
@@ -121,65 +123,31 @@ std::string connackReason(int code) {
   }
 }
 
-const char* label(Violation v) {
-  switch (v) {
-  case Violation::kNone:
-    return "none";
-  case Violation::kBadRemainingLength:
-    return "bad_remaining_length";
-  case Violation::kUnexpectedType:
-    return "unexpected_type";
-  case Violation::kBadFlags:
-    return "bad_flags";
-  case Violation::kPublishQos3:
-    return "publish_qos3";
-  case Violation::kTooLarge:
-    return "too_large";
-  case Violation::kBadLength:
-    return "bad_length";
-  case Violation::kPacketIdZero:
-    return "packet_id_zero";
-  case Violation::kBadTopic:
-    return "bad_topic";
-  case Violation::kBadConnack:
-    return "bad_connack";
-  case Violation::kBadSuback:
-    return "bad_suback";
-  case Violation::kPacketTimeout:
-    return "packet_timeout";
-  }
-  return "unknown";
-}
+constexpr core::EnumNames<Violation, 12> kViolationLabels{
+    {{Violation::kNone, "none"}, {Violation::kBadRemainingLength, "bad_remaining_length"},
+     {Violation::kUnexpectedType, "unexpected_type"}, {Violation::kBadFlags, "bad_flags"},
+     {Violation::kPublishQos3, "publish_qos3"}, {Violation::kTooLarge, "too_large"},
+     {Violation::kBadLength, "bad_length"}, {Violation::kPacketIdZero, "packet_id_zero"},
+     {Violation::kBadTopic, "bad_topic"}, {Violation::kBadConnack, "bad_connack"},
+     {Violation::kBadSuback, "bad_suback"}, {Violation::kPacketTimeout, "packet_timeout"}}};
 
-const char* describe(Violation v) {
-  switch (v) {
-  case Violation::kNone:
-    return "no violation";
-  case Violation::kBadRemainingLength:
-    return "a remaining length longer than 4 bytes";
-  case Violation::kUnexpectedType:
-    return "a packet type a broker must not send here";
-  case Violation::kBadFlags:
-    return "fixed-header flags the spec does not allow";
-  case Violation::kPublishQos3:
-    return "a PUBLISH with QoS 3";
-  case Violation::kTooLarge:
-    return "a packet longer than its type allows";
-  case Violation::kBadLength:
-    return "a packet shorter than its fields";
-  case Violation::kPacketIdZero:
-    return "packet identifier 0";
-  case Violation::kBadTopic:
-    return "a topic name that is empty, has wildcards or is not UTF-8";
-  case Violation::kBadConnack:
-    return "a CONNACK with reserved bits or an unknown return code";
-  case Violation::kBadSuback:
-    return "a SUBACK with invalid return codes or a wrong count";
-  case Violation::kPacketTimeout:
-    return "a packet that did not arrive within mqtt.packet_timeout";
-  }
-  return "unknown";
-}
+const char* label(Violation v) { return kViolationLabels.name(v, "unknown"); }
+
+constexpr core::EnumNames<Violation, 12> kViolationSentences{
+    {{Violation::kNone, "no violation"},
+     {Violation::kBadRemainingLength, "a remaining length longer than 4 bytes"},
+     {Violation::kUnexpectedType, "a packet type a broker must not send here"},
+     {Violation::kBadFlags, "fixed-header flags the spec does not allow"},
+     {Violation::kPublishQos3, "a PUBLISH with QoS 3"},
+     {Violation::kTooLarge, "a packet longer than its type allows"},
+     {Violation::kBadLength, "a packet shorter than its fields"},
+     {Violation::kPacketIdZero, "packet identifier 0"},
+     {Violation::kBadTopic, "a topic name that is empty, has wildcards or is not UTF-8"},
+     {Violation::kBadConnack, "a CONNACK with reserved bits or an unknown return code"},
+     {Violation::kBadSuback, "a SUBACK with invalid return codes or a wrong count"},
+     {Violation::kPacketTimeout, "a packet that did not arrive within mqtt.packet_timeout"}}};
+
+const char* describe(Violation v) { return kViolationSentences.name(v, "unknown"); }
 
 HeaderStatus readFixedHeader(const uint8_t* buf, size_t n, FixedHeader& out) {
   size_t len = 0;

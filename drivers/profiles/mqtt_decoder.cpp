@@ -4,6 +4,7 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "core/enum_names.h"
 #include "core/time_format.h"
 
 namespace hgj::drivers::profiles {
@@ -101,31 +102,14 @@ FieldStatus toValue(simdjson::dom::element e, const FieldMapping& fm, model::Val
 
 } // namespace
 
-const char* dropReasonName(DropReason r) {
-  switch (r) {
-  case DropReason::None:
-    return "none";
-  case DropReason::TopicTooLong:
-    return "topic_too_long";
-  case DropReason::Oversized:
-    return "oversized";
-  case DropReason::UnknownTopic:
-    return "unknown_topic";
-  case DropReason::UnknownDevice:
-    return "unknown_device";
-  case DropReason::WrongDevice:
-    return "wrong_device";
-  case DropReason::Malformed:
-    return "malformed";
-  case DropReason::WrongType:
-    return "wrong_type";
-  case DropReason::Empty:
-    return "empty";
-  case DropReason::Count:
-    break;
-  }
-  return "unknown";
-}
+constexpr core::EnumNames<DropReason, 9> kDropReasonNames{
+    {{DropReason::None, "none"}, {DropReason::TopicTooLong, "topic_too_long"},
+     {DropReason::Oversized, "oversized"}, {DropReason::UnknownTopic, "unknown_topic"},
+     {DropReason::UnknownDevice, "unknown_device"}, {DropReason::WrongDevice, "wrong_device"},
+     {DropReason::Malformed, "malformed"}, {DropReason::WrongType, "wrong_type"},
+     {DropReason::Empty, "empty"}}};
+
+const char* dropReasonName(DropReason r) { return kDropReasonNames.name(r, "unknown"); }
 
 MqttDecoder::MqttDecoder(const model::Compound& compound, size_t max_payload_bytes,
                          size_t max_topic_length)

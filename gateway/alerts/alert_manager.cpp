@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "core/enum_names.h"
 #include "gateway/alerts/message_format.h"
 
 namespace hgj::alerts {
@@ -34,21 +35,12 @@ model::Value valueFromText(const std::string& text) {
 
 } // namespace
 
-const char* ackStatusName(AckStatus s) {
-  switch (s) {
-  case AckStatus::Ok:
-    return "ok";
-  case AckStatus::AlreadyAcked:
-    return "already_acked";
-  case AckStatus::UnknownId:
-    return "unknown_id";
-  case AckStatus::AlreadyCleared:
-    return "already_cleared";
-  case AckStatus::Error:
-    return "error";
-  }
-  return "error";
-}
+constexpr core::EnumNames<AckStatus, 5> kAckStatusNames{
+    {{AckStatus::Ok, "ok"}, {AckStatus::AlreadyAcked, "already_acked"},
+     {AckStatus::UnknownId, "unknown_id"}, {AckStatus::AlreadyCleared, "already_cleared"},
+     {AckStatus::Error, "error"}}};
+
+const char* ackStatusName(AckStatus s) { return kAckStatusNames.name(s, "error"); }
 
 AlertManager::AlertManager(const AlertsConfig& config,
                            std::shared_ptr<const model::Compound> compound,

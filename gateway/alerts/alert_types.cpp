@@ -2,58 +2,32 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/enum_names.h"
+
 namespace hgj::alerts {
 
-const char* severityNameZh(Severity s) {
-  switch (s) {
-  case Severity::Info:
-    return "提示";
-  case Severity::Warning:
-    return "警告";
-  case Severity::Critical:
-    return "紧急";
-  }
-  return "警告";
-}
+namespace {
 
-const char* stateName(AlertState s) {
-  switch (s) {
-  case AlertState::Active:
-    return "active";
-  case AlertState::Acked:
-    return "acked";
-  case AlertState::Cleared:
-    return "cleared";
-  }
-  return "active";
-}
+constexpr core::EnumNames<Severity, 3> kSeverityZh{
+    {{Severity::Info, "提示"}, {Severity::Warning, "警告"}, {Severity::Critical, "紧急"}}};
+constexpr core::EnumNames<AlertState, 3> kStateNames{{{AlertState::Active, "active"},
+                                                      {AlertState::Acked, "acked"},
+                                                      {AlertState::Cleared, "cleared"}}};
+constexpr core::EnumNames<AlertEventKind, 4> kEventKindNames{
+    {{AlertEventKind::Raised, "raised"},
+     {AlertEventKind::Acked, "acked"},
+     {AlertEventKind::Cleared, "cleared"},
+     {AlertEventKind::Escalated, "escalated"}}};
 
-std::optional<AlertState> parseState(std::string_view s) {
-  if (s == "active") {
-    return AlertState::Active;
-  }
-  if (s == "acked") {
-    return AlertState::Acked;
-  }
-  if (s == "cleared") {
-    return AlertState::Cleared;
-  }
-  return std::nullopt;
-}
+} // namespace
 
-const char* eventKindName(AlertEventKind k) {
-  switch (k) {
-  case AlertEventKind::Raised:
-    return "raised";
-  case AlertEventKind::Acked:
-    return "acked";
-  case AlertEventKind::Cleared:
-    return "cleared";
-  case AlertEventKind::Escalated:
-    return "escalated";
-  }
-  return "raised";
-}
+const char* severityNameZh(Severity s) { return kSeverityZh.name(s, "警告"); }
+
+const char* stateName(AlertState s) { return kStateNames.name(s, "active"); }
+
+std::optional<AlertState> parseState(std::string_view s) { return kStateNames.parse(s); }
+
+const char* eventKindName(AlertEventKind k) { return kEventKindNames.name(k, "raised"); }
 
 nlohmann::json toJson(const AlertRecord& a) {
   auto opt_ms = [](int64_t v) { return v == 0 ? nlohmann::json(nullptr) : nlohmann::json(v); };

@@ -2,6 +2,7 @@
 
 #include <set>
 
+#include "core/enum_names.h"
 #include "core/log.h"
 #include "gateway/alerts/message_format.h"
 
@@ -10,6 +11,11 @@ namespace hgj::alerts {
 namespace {
 
 using namespace std::chrono_literals;
+
+constexpr core::EnumNames<ChannelType, 4> kChannelTypes{{{ChannelType::WeCom, "wecom"},
+                                                         {ChannelType::DingTalk, "dingtalk"},
+                                                         {ChannelType::Webhook, "webhook"},
+                                                         {ChannelType::Upstream, "upstream"}}};
 
 Templates defaultTemplates() {
   Templates t;
@@ -80,15 +86,7 @@ ChannelConfig parseChannel(const core::ConfigNode& n) {
                "allow_insecure", "timeout", "rate_per_minute", "max_batch", "max_bytes"});
   c.id = n.requiredStr("id");
   std::string type = n.choice("type", "webhook", {"wecom", "dingtalk", "webhook", "upstream"});
-  if (type == "wecom") {
-    c.type = ChannelType::WeCom;
-  } else if (type == "dingtalk") {
-    c.type = ChannelType::DingTalk;
-  } else if (type == "upstream") {
-    c.type = ChannelType::Upstream;
-  } else {
-    c.type = ChannelType::Webhook;
-  }
+  c.type = kChannelTypes.parse(type).value_or(ChannelType::Webhook);
   c.enabled = n.boolean("enabled", true);
   // A robot's URL carries its key (?key=, ?access_token=): a secret, never shown in messages.
   c.url = n.secret("url");
@@ -190,19 +188,7 @@ std::string redactUrl(const std::string& url) {
   return out;
 }
 
-const char* channelTypeName(ChannelType t) {
-  switch (t) {
-  case ChannelType::WeCom:
-    return "wecom";
-  case ChannelType::DingTalk:
-    return "dingtalk";
-  case ChannelType::Webhook:
-    return "webhook";
-  case ChannelType::Upstream:
-    return "upstream";
-  }
-  return "webhook";
-}
+const char* channelTypeName(ChannelType t) { return kChannelTypes.name(t, "webhook"); }
 
 const ChannelConfig* AlertsConfig::channel(const std::string& id) const {
   for (const auto& c : channels) {

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "core/enum_names.h"
+
 namespace hgj::api {
 
 namespace {
@@ -39,17 +41,10 @@ const std::string kEmpty;
 
 } // namespace
 
-const char* roleName(Role role) {
-  switch (role) {
-  case Role::Operator:
-    return "operator";
-  case Role::Viewer:
-    return "viewer";
-  case Role::None:
-    break;
-  }
-  return "none";
-}
+constexpr core::EnumNames<Role, 3> kRoleNames{
+    {{Role::Operator, "operator"}, {Role::Viewer, "viewer"}, {Role::None, "none"}}};
+
+const char* roleName(Role role) { return kRoleNames.name(role, "none"); }
 
 const std::string& Request::header(std::string_view lower_name) const {
   for (const auto& [k, v] : headers) {

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "core/enum_names.h"
 #include "drivers/profiles/mqtt_profile.h"
 
 namespace hgj::pipeline {
@@ -17,19 +18,11 @@ constexpr int64_t kRecordTimeoutMs = 10'000;
 
 } // namespace
 
-const char* actuationStatusName(ActuationStatus s) {
-  switch (s) {
-  case ActuationStatus::Confirmed:
-    return "confirmed";
-  case ActuationStatus::Failed:
-    return "failed";
-  case ActuationStatus::Refused:
-    return "refused";
-  case ActuationStatus::Superseded:
-    return "superseded";
-  }
-  return "?";
-}
+constexpr core::EnumNames<ActuationStatus, 4> kActuationStatusNames{
+    {{ActuationStatus::Confirmed, "confirmed"}, {ActuationStatus::Failed, "failed"},
+     {ActuationStatus::Refused, "refused"}, {ActuationStatus::Superseded, "superseded"}}};
+
+const char* actuationStatusName(ActuationStatus s) { return kActuationStatusNames.name(s, "?"); }
 
 Actuator::Actuator(const model::Compound& compound, rules::Interlocks& interlocks,
                    const model::StateTable& state, ActuationJournal& journal,

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <map>
 
+#include "core/enum_names.h"
 #include "model/pile_status.h"
 
 namespace hgj::uplink {
@@ -43,18 +44,12 @@ constexpr int64_t kMaxIntegrationGapMs = 10 * 60 * 1000;
 
 } // namespace
 
+constexpr core::EnumNames<SummaryType, 4> kSummarySubtopics{
+    {{SummaryType::Parking, "summary/parking"}, {SummaryType::Ev, "summary/ev"},
+     {SummaryType::Ebike, "summary/ebike"}, {SummaryType::Health, "summary/health"}}};
+
 const char* summarySubtopic(SummaryType type) {
-  switch (type) {
-  case SummaryType::Parking:
-    return "summary/parking";
-  case SummaryType::Ev:
-    return "summary/ev";
-  case SummaryType::Ebike:
-    return "summary/ebike";
-  case SummaryType::Health:
-    return "summary/health";
-  }
-  return "summary/unknown";
+  return kSummarySubtopics.name(type, "summary/unknown");
 }
 
 const pipeline::PointView* findPoint(const pipeline::Snapshot& snap, model::DeviceIndex device,

@@ -4,21 +4,16 @@
 #include <cmath>
 #include <cstdio>
 
+#include "core/enum_names.h"
+
 namespace hgj::rules {
 
-const char* writerName(Writer w) {
-  switch (w) {
-  case Writer::Rule:
-    return "rule";
-  case Writer::Operator:
-    return "operator";
-  case Writer::Upstream:
-    return "upstream";
-  case Writer::Gateway:
-    return "gateway";
-  }
-  return "?";
-}
+constexpr core::EnumNames<Writer, 4> kWriterNames{{{Writer::Rule, "rule"},
+                                                    {Writer::Operator, "operator"},
+                                                    {Writer::Upstream, "upstream"},
+                                                    {Writer::Gateway, "gateway"}}};
+
+const char* writerName(Writer w) { return kWriterNames.name(w, "?"); }
 
 bool sameWriteValue(const model::Value& a, const model::Value& b) {
   auto na = model::asNumber(a);

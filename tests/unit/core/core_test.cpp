@@ -14,6 +14,7 @@
 #include "core/bounded_queue.h"
 #include "core/clock.h"
 #include "core/config_node.h"
+#include "core/enum_names.h"
 #include "core/heartbeat.h"
 #include "core/log.h"
 #include "core/metrics.h"
@@ -352,4 +353,16 @@ TEST_CASE("heap trimmer: pages freed after a burst go back to the kernel, a stea
   for (char* p : kept) {
     delete[] p;
   }
+}
+
+TEST_CASE("enum names: one table spells a value and parses it back, with a fallback outside it",
+          "[core]") {
+  enum class Colour { Red, Green, Blue };
+  constexpr hgj::core::EnumNames<Colour, 2> kNames{{{Colour::Red, "red"}, {Colour::Green, "green"}}};
+  static_assert(std::string_view(kNames.name(Colour::Green, "?")) == "green");
+  CHECK(std::string(kNames.name(Colour::Red, "?")) == "red");
+  CHECK(std::string(kNames.name(Colour::Blue, "?")) == "?");
+  CHECK(kNames.parse("green") == Colour::Green);
+  CHECK_FALSE(kNames.parse("Green").has_value());  // exact spelling only
+  CHECK_FALSE(kNames.parse("").has_value());
 }
