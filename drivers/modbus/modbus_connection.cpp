@@ -25,7 +25,41 @@ constexpr core::EnumNames<ErrorKind, 17> kErrorKindNames{
 
 const char* errorKindName(ErrorKind k) { return kErrorKindNames.name(k, "other"); }
 
+namespace {
+
+// The exception codes a Modbus device answers with (libmodbus reports code c as errno
+// MODBUS_ENOBASE + c), with the kind they are counted as and their name in the specification.
+struct ModbusException {
+  int code;
+  ErrorKind kind;
+  const char* text;
+};
+constexpr ModbusException kExceptions[] = {
+    {0x01, ErrorKind::IllegalFunction, "illegal function"},
+    {0x02, ErrorKind::IllegalAddress, "illegal data address"},
+    {0x03, ErrorKind::IllegalValue, "illegal data value"},
+    {0x04, ErrorKind::DeviceFailure, "slave device failure"},
+    {0x05, ErrorKind::Acknowledge, "acknowledge"}, {0x06, ErrorKind::Busy, "slave busy"},
+    {0x07, ErrorKind::NegativeAck, "negative acknowledge"},
+    {0x08, ErrorKind::MemoryParity, "memory parity error"},
+    {0x0A, ErrorKind::GatewayPath, "gateway path unavailable"},
+    {0x0B, ErrorKind::GatewayTarget, "gateway target failed to respond"}};
+
+const ModbusException* exceptionOf(int err) {
+  for (const auto& e : kExceptions) {
+    if (err == MODBUS_ENOBASE + e.code) {
+      return &e;
+    }
+  }
+  return nullptr;
+}
+
+} // namespace
+
 ErrorKind classifyErrno(int err) {
+  if (const ModbusException* e = exceptionOf(err)) {
+    return e->kind;
+  }
   switch (err) {
   case ETIMEDOUT:
     return ErrorKind::Timeout;
@@ -48,48 +82,15 @@ ErrorKind classifyErrno(int err) {
   case EHOSTUNREACH:
   case ENETUNREACH:
     return ErrorKind::Connection;
-  case EMBXILFUN:
-    return ErrorKind::IllegalFunction;
-  case EMBXILADD:
-    return ErrorKind::IllegalAddress;
-  case EMBXILVAL:
-    return ErrorKind::IllegalValue;
-  case EMBXSFAIL:
-    return ErrorKind::DeviceFailure;
-  case EMBXACK:
-    return ErrorKind::Acknowledge;
-  case EMBXSBUSY:
-    return ErrorKind::Busy;
-  case EMBXNACK:
-    return ErrorKind::NegativeAck;
-  case EMBXMEMPAR:
-    return ErrorKind::MemoryParity;
-  case EMBXGPATH:
-    return ErrorKind::GatewayPath;
-  case EMBXGTAR:
-    return ErrorKind::GatewayTarget;
   default:
     return ErrorKind::Other;
   }
 }
 
 std::string errorText(ErrorKind k, int err) {
-  static constexpr const char* kNames[] = {"",
-                                           "illegal function",
-                                           "illegal data address",
-                                           "illegal data value",
-                                           "slave device failure",
-                                           "acknowledge",
-                                           "slave busy",
-                                           "negative acknowledge",
-                                           "memory parity error",
-                                           "",
-                                           "gateway path unavailable",
-                                           "gateway target failed to respond"};
-  int code = err - MODBUS_ENOBASE;
-  if (code >= 1 && code <= 11 && kNames[code][0] != '\0') {
+  if (const ModbusException* e = exceptionOf(err)) {
     char buf[48];
-    std::snprintf(buf, sizeof buf, "exception %02X (%s)", code, kNames[code]);
+    std::snprintf(buf, sizeof buf, "exception %02X (%s)", e->code, e->text);
     return buf;
   }
   if (k == ErrorKind::Timeout) {
@@ -114,13 +115,7 @@ bool Connection::open(std::string& error) {
     error = std::string("cannot create context: ") + modbus_strerror(errno);
     return false;
   }
-  // The line thread recovers by itself: flush after an error, reconnect with back-off.
-  modbus_set_error_recovery(ctx_, MODBUS_ERROR_RECOVERY_NONE);
-  modbus_set_byte_timeout(ctx_, static_cast<uint32_t>(line_.byte_timeout_ms / 1000),
-                          static_cast<uint32_t>((line_.byte_timeout_ms % 1000) * 1000));
-  unit_ = -1;
-  timeout_ms_ = -1;
-  setTimeout(line_.timeout_ms);
+  configureContext();
   if (modbus_connect(ctx_) == -1) {
     error = line_.kind == LineKind::Tcp
                 ? "connect to " + line_.host + ":" + std::to_string(line_.port) + ": " +
@@ -139,6 +134,16 @@ bool Connection::open(std::string& error) {
   return true;
 }
 
+void Connection::configureContext() {
+  // The line thread recovers by itself: flush after an error, reconnect with back-off.
+  modbus_set_error_recovery(ctx_, MODBUS_ERROR_RECOVERY_NONE);
+  modbus_set_byte_timeout(ctx_, static_cast<uint32_t>(line_.byte_timeout_ms / 1000),
+                          static_cast<uint32_t>((line_.byte_timeout_ms % 1000) * 1000));
+  unit_ = -1;
+  timeout_ms_ = -1;
+  setTimeout(line_.timeout_ms);
+}
+
 bool Connection::adopt(int fd, std::string& error) {
   close();
   ctx_ = line_.kind == LineKind::Tcp ? modbus_new_tcp_pi("127.0.0.1", "502")
@@ -149,12 +154,7 @@ bool Connection::adopt(int fd, std::string& error) {
     ::close(fd);
     return false;
   }
-  modbus_set_error_recovery(ctx_, MODBUS_ERROR_RECOVERY_NONE);
-  modbus_set_byte_timeout(ctx_, static_cast<uint32_t>(line_.byte_timeout_ms / 1000),
-                          static_cast<uint32_t>((line_.byte_timeout_ms % 1000) * 1000));
-  unit_ = -1;
-  timeout_ms_ = -1;
-  setTimeout(line_.timeout_ms);
+  configureContext();
   modbus_set_socket(ctx_, fd);
   open_ = true;
   return true;

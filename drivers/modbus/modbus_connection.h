@@ -78,6 +78,9 @@ public:
   void flush();
 
 private:
+  /// A new context's settings from the line: no libmodbus recovery, the byte and reply timeouts.
+  void configureContext();
+
   const LineConfig& line_;
   modbus_t* ctx_ = nullptr;
   bool open_ = false;

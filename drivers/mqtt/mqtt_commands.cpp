@@ -16,42 +16,51 @@ std::string expandDeviceTopic(const model::Compound& compound, const model::Devi
       {{"device", dev.id}, {"parent", parent.empty() ? dev.id : parent}, {"child", child}});
 }
 
+// The device and its profile's `part` (its command or its refresh), or nullptrs with `m.error`
+// saying which is missing.
+template <typename Part>
+std::pair<const model::Device*, const Part*>
+partOf(const model::Compound& compound, model::DeviceIndex device,
+       const std::optional<Part> profiles::MqttSpec::*part, std::string_view missing,
+       CommandMessage& m) {
+  if (device >= compound.devices.size()) {
+    m.error = "unknown device";
+    return {nullptr, nullptr};
+  }
+  const model::Device& dev = compound.devices[device];
+  const auto* spec = profiles::mqttSpec(*dev.profile);
+  if (!spec || !(spec->*part)) {
+    m.error = "profile " + dev.profile->name + " " + std::string(missing);
+    return {nullptr, nullptr};
+  }
+  return {&dev, &*(spec->*part)};
+}
+
 } // namespace
 
 CommandMessage refreshMessage(const model::Compound& compound, const RefreshRequest& req) {
   CommandMessage m;
-  if (req.device >= compound.devices.size()) {
-    m.error = "unknown device";
+  const auto [dev, refresh] =
+      partOf(compound, req.device, &profiles::MqttSpec::refresh, "declares no MQTT refresh", m);
+  if (refresh == nullptr) {
     return m;
   }
-  const model::Device& dev = compound.devices[req.device];
-  const auto* spec = profiles::mqttSpec(*dev.profile);
-  if (!spec || !spec->refresh) {
-    m.error = "profile " + dev.profile->name + " declares no MQTT refresh";
-    return m;
-  }
-  m.topic = expandDeviceTopic(compound, dev, spec->refresh->topic);
-  m.payload = spec->refresh->payload;
+  m.topic = expandDeviceTopic(compound, *dev, refresh->topic);
+  m.payload = refresh->payload;
   return m;
 }
 
 CommandMessage commandMessage(const model::Compound& compound, const WriteRequest& req) {
   CommandMessage m;
-  if (req.device >= compound.devices.size()) {
-    m.error = "unknown device";
-    return m;
+  const auto [dev, command] =
+      partOf(compound, req.device, &profiles::MqttSpec::command, "has no MQTT command topic", m);
+  if (command != nullptr) {
+    m.topic = expandDeviceTopic(compound, *dev, command->topic);
+    nlohmann::json body;
+    body[compound.pointName(req.point)] = model::toJson(req.value);
+    body[command->id_field] = std::to_string(req.id);
+    m.payload = body.dump();
   }
-  const model::Device& dev = compound.devices[req.device];
-  const auto* spec = profiles::mqttSpec(*dev.profile);
-  if (!spec || !spec->command) {
-    m.error = "profile " + dev.profile->name + " has no MQTT command topic";
-    return m;
-  }
-  m.topic = expandDeviceTopic(compound, dev, spec->command->topic);
-  nlohmann::json body;
-  body[compound.pointName(req.point)] = model::toJson(req.value);
-  body[spec->command->id_field] = std::to_string(req.id);
-  m.payload = body.dump();
   return m;
 }
 
