@@ -55,19 +55,12 @@ void postAck(ApiContext& ctx, const Request& req, Response& res) {
     res.setError(400, "alert id must be a positive integer");
     return;
   }
-  auto body = ctx.jsonBody(req, res);
+  auto body = ctx.jsonBody(req, res, {"by", "note"});
   if (!body) {
     return;
   }
-  for (const auto& [key, v] : body->items()) {
-    if (key != "by" && key != "note") {
-      res.setError(400, "unknown field \"" + key + "\" (expected by, note)");
-      return;
-    }
-  }
-  if (!body->contains("by") || !(*body)["by"].is_string() ||
-      !validName((*body)["by"].get<std::string>(), kMaxNameLength)) {
-    res.setError(400, "\"by\" must be the operator's name (1..64 characters)");
+  auto by = ApiContext::operatorName(*body, res);
+  if (!by) {
     return;
   }
   std::string note;
@@ -83,7 +76,7 @@ void postAck(ApiContext& ctx, const Request& req, Response& res) {
   cmd.kind = pipeline::Command::Kind::AckAlert;
   cmd.id = ctx.commandId();
   cmd.origin = "api";
-  cmd.by = (*body)["by"].get<std::string>();
+  cmd.by = *by;
   cmd.identity = std::string("api:") + roleName(req.role);
   cmd.alert_id = static_cast<int64_t>(*id);
   cmd.note = note;

@@ -1,5 +1,6 @@
 #include "gateway/api/api_context.h"
 
+#include <algorithm>
 #include <future>
 
 namespace hgj::api {
@@ -14,7 +15,8 @@ std::shared_ptr<const pipeline::Snapshot> ApiContext::snapshot(Response& res) co
   return s;
 }
 
-std::optional<Json> ApiContext::jsonBody(const Request& req, Response& res) const {
+std::optional<Json> ApiContext::jsonBody(const Request& req, Response& res,
+                                         std::initializer_list<std::string_view> fields) const {
   if (req.header("content-type").rfind("application/json", 0) != 0) {
     res.setError(415, "expected Content-Type: application/json");
     return std::nullopt;
@@ -24,7 +26,31 @@ std::optional<Json> ApiContext::jsonBody(const Request& req, Response& res) cons
     res.setError(400, "body must be a JSON object");
     return std::nullopt;
   }
+  for (const auto& [key, v] : body.items()) {
+    if (std::find(fields.begin(), fields.end(), key) == fields.end()) {
+      std::string expected;
+      for (std::string_view f : fields) {
+        expected += (expected.empty() ? "" : ", ") + std::string(f);
+      }
+      res.setError(400, "unknown field \"" + key + "\" (expected " + expected + ")");
+      return std::nullopt;
+    }
+  }
   return body;
+}
+
+std::optional<std::string> ApiContext::operatorName(const Json& body, Response& res,
+                                                    const char* fallback) {
+  auto by = body.find("by");
+  if (by == body.end() && fallback != nullptr) {
+    return std::string(fallback);
+  }
+  if (by == body.end() || !by->is_string() ||
+      !validName(by->get<std::string>(), kMaxNameLength)) {
+    res.setError(400, "\"by\" must be the operator's name (1..64 characters)");
+    return std::nullopt;
+  }
+  return by->get<std::string>();
 }
 
 void ApiContext::runCommand(pipeline::Command cmd, Response& res, const Json& extra) {

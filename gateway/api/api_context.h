@@ -50,8 +50,14 @@ struct ApiContext {
 
   /// The current snapshot, or nullptr after answering 503 (the pipeline has published none).
   std::shared_ptr<const pipeline::Snapshot> snapshot(Response& res) const;
-  /// The body as a JSON object, or nullopt after answering 415 / 400.
-  std::optional<Json> jsonBody(const Request& req, Response& res) const;
+  /// The body as a JSON object with no field outside `fields`, or nullopt after answering 415 /
+  /// 400 (an unknown field is named, with the ones expected).
+  std::optional<Json> jsonBody(const Request& req, Response& res,
+                               std::initializer_list<std::string_view> fields) const;
+  /// The operator's name in the body's "by" (1..64 printable characters): `fallback` when the
+  /// body has none and a fallback is given, else nullopt after answering 400.
+  static std::optional<std::string> operatorName(const Json& body, Response& res,
+                                                 const char* fallback = nullptr);
   /// Submits `cmd`, waits up to config.command_timeout and answers with the result (`extra`
   /// merged into a success). Blocks the calling worker thread.
   void runCommand(pipeline::Command cmd, Response& res, const Json& extra);

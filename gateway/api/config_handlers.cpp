@@ -20,24 +20,16 @@ void postConfigRollback(ApiContext& ctx, const Request& req, Response& res) {
     res.setError(404, "remote configuration is not available");
     return;
   }
-  auto body = ctx.jsonBody(req, res);
+  auto body = ctx.jsonBody(req, res, {"by"});
   if (!body) {
     return;
   }
-  for (const auto& [key, v] : body->items()) {
-    if (key != "by") {
-      res.setError(400, "unknown field \"" + key + "\" (expected by)");
-      return;
-    }
-  }
-  auto by = body->find("by");
-  if (by == body->end() || !by->is_string() ||
-      !validName(by->get<std::string>(), kMaxNameLength)) {
-    res.setError(400, "\"by\" must be the operator's name (1..64 characters)");
+  auto by = ApiContext::operatorName(*body, res);
+  if (!by) {
     return;
   }
   // The audit records who was authenticated (the token's role); "by" is the operator's claim.
-  auto [status, answer] = ctx.config_rollback(by->get<std::string>(),
+  auto [status, answer] = ctx.config_rollback(*by,
                                               std::string("api:") + roleName(req.role));
   if (status >= 400) {
     res.setError(status, answer.value("error", std::string("rollback refused")));

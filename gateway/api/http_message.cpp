@@ -172,86 +172,55 @@ std::optional<std::string> queryParam(std::string_view query, std::string_view n
   return std::nullopt;
 }
 
-const char* reasonPhrase(int status) {
-  switch (status) {
-  case 200:
-    return "OK";
-  case 204:
-    return "No Content";
-  case 304:
-    return "Not Modified";
-  case 400:
-    return "Bad Request";
-  case 401:
-    return "Unauthorized";
-  case 403:
-    return "Forbidden";
-  case 404:
-    return "Not Found";
-  case 405:
-    return "Method Not Allowed";
-  case 408:
-    return "Request Timeout";
-  case 409:
-    return "Conflict";
-  case 411:
-    return "Length Required";
-  case 413:
-    return "Content Too Large";
-  case 414:
-    return "URI Too Long";
-  case 415:
-    return "Unsupported Media Type";
-  case 431:
-    return "Request Header Fields Too Large";
-  case 500:
-    return "Internal Server Error";
-  case 501:
-    return "Not Implemented";
-  case 503:
-    return "Service Unavailable";
-  case 504:
-    return "Gateway Timeout";
-  case 505:
-    return "HTTP Version Not Supported";
-  default:
-    return status >= 500 ? "Error" : "Unknown";
+namespace {
+
+// The statuses the server answers with: the reason phrase of the status line (RFC 9110) and the
+// text of an error body when the handler gave none. 409 has no default text: every 409 says why.
+struct StatusText {
+  int status;
+  const char* reason;
+  const char* error;
+};
+constexpr StatusText kStatuses[] = {
+    {200, "OK", nullptr}, {204, "No Content", nullptr}, {304, "Not Modified", nullptr},
+    {400, "Bad Request", "bad request"}, {401, "Unauthorized", "unauthorized"},
+    {403, "Forbidden", "forbidden"}, {404, "Not Found", "not found"},
+    {405, "Method Not Allowed", "method not allowed"},
+    {408, "Request Timeout", "request timeout"}, {409, "Conflict", nullptr},
+    {411, "Length Required", "length required"},
+    {413, "Content Too Large", "request body too large"},
+    {414, "URI Too Long", "request uri too long"},
+    {415, "Unsupported Media Type", "unsupported media type"},
+    {431, "Request Header Fields Too Large", "request header too large"},
+    {500, "Internal Server Error", nullptr}, {501, "Not Implemented", "not implemented"},
+    {503, "Service Unavailable", "service unavailable"}, {504, "Gateway Timeout", "timed out"},
+    {505, "HTTP Version Not Supported", nullptr}};
+
+const StatusText* statusText(int status) {
+  for (const auto& s : kStatuses) {
+    if (s.status == status) {
+      return &s;
+    }
   }
+  return nullptr;
+}
+
+} // namespace
+
+const char* reasonPhrase(int status) {
+  const StatusText* s = statusText(status);
+  if (s != nullptr) {
+    return s->reason;
+  }
+  return status >= 500 ? "Error" : "Unknown";
 }
 
 const char* errorText(int status) {
-  switch (status) {
-  case 400:
-    return "bad request";
-  case 401:
-    return "unauthorized";
-  case 403:
-    return "forbidden";
-  case 404:
-    return "not found";
-  case 405:
-    return "method not allowed";
-  case 408:
-    return "request timeout";
-  case 411:
-    return "length required";
-  case 413:
-    return "request body too large";
-  case 414:
-    return "request uri too long";
-  case 415:
-    return "unsupported media type";
-  case 431:
-    return "request header too large";
-  case 501:
-    return "not implemented";
-  case 503:
-    return "service unavailable";
-  case 504:
-    return "timed out";
-  default:
-    return status >= 500 ? "internal error" : "error";
+  const StatusText* s = statusText(status);
+  if (s != nullptr && s->error != nullptr) {
+    return s->error;
   }
+  return status >= 500 ? "internal error" : "error";
 }
 
 std::string serializeHead(const Response& res, bool keep_alive, bool head_request) {

@@ -9,15 +9,9 @@ void postWrite(ApiContext& ctx, const Request& req, Response& res) {
     res.setError(400, "bad device or point name");
     return;
   }
-  auto body = ctx.jsonBody(req, res);
+  auto body = ctx.jsonBody(req, res, {"value", "by", "override_safety"});
   if (!body) {
     return;
-  }
-  for (const auto& [key, v] : body->items()) {
-    if (key != "value" && key != "by" && key != "override_safety") {
-      res.setError(400, "unknown field \"" + key + "\" (expected value, by, override_safety)");
-      return;
-    }
   }
   auto s = ctx.snapshot(res);
   if (!s) {
@@ -56,14 +50,9 @@ void postWrite(ApiContext& ctx, const Request& req, Response& res) {
       return;
     }
   }
-  std::string by = "api";
-  if (body->contains("by")) {
-    if (!(*body)["by"].is_string() ||
-        !validName((*body)["by"].get<std::string>(), kMaxNameLength)) {
-      res.setError(400, "\"by\" must be the operator's name (1..64 characters)");
-      return;
-    }
-    by = (*body)["by"].get<std::string>();
+  const auto by = ApiContext::operatorName(*body, res, "api");
+  if (!by) {
+    return;
   }
   bool override_safety = false;
   if (body->contains("override_safety")) {
@@ -77,7 +66,7 @@ void postWrite(ApiContext& ctx, const Request& req, Response& res) {
   cmd.kind = pipeline::Command::Kind::WritePoint;
   cmd.id = ctx.commandId();
   cmd.origin = "api";
-  cmd.by = by;
+  cmd.by = *by;
   // The audit trail records who was authenticated (the token's role), not the free-text "by".
   cmd.identity = std::string("api:") + roleName(req.role);
   cmd.device = device_id;

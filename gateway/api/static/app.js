@@ -325,48 +325,67 @@ function renderAlerts() {
     text: [a.device, a.location, age(a.raised_at), a.acked_by ? `${t('by')} ${a.acked_by}` : ''].filter(Boolean).join(' · ') }))));
 }
 
+// --- Operator actions behind a dialog (ack, configuration rollback) --------------------------
+// The dialog `${name}-dialog` has the fields `${name}-by` and `${name}-token` (shown while this
+// tab has no operator token), `${name}-error` and the button `${name}-submit`.
+
+function openOperatorDialog(name) {
+  document.getElementById(name + '-by').value = localStorage.getItem('hgj_operator_name') || '';
+  document.getElementById(name + '-token').value = '';
+  document.getElementById(name + '-token-row').classList.toggle('hidden', !!operatorToken());
+  document.getElementById(name + '-error').textContent = '';
+  document.getElementById(name + '-dialog').showModal();
+}
+
+// POSTs {by, ...fields} to `path` with the operator token (typed, or this tab's); true once the
+// gateway took it and the dialog is closed; a refusal is shown in the dialog.
+async function submitOperatorDialog(name, path, fields) {
+  const by = document.getElementById(name + '-by').value.trim();
+  if (!by) return false;
+  const typed = document.getElementById(name + '-token').value.trim();
+  const token = typed || operatorToken() || viewerToken();
+  const btn = document.getElementById(name + '-submit');
+  const error = document.getElementById(name + '-error');
+  btn.disabled = true;
+  try {
+    await api(path, {
+      method: 'POST', token, noPrompt: true,
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify(Object.assign({ by }, fields)),
+    });
+    localStorage.setItem('hgj_operator_name', by);
+    if (typed) sessionStorage.setItem('hgj_operator_token', typed);
+    document.getElementById(name + '-dialog').close();
+    return true;
+  } catch (e) {
+    if (e.status === 401 || e.status === 403) {
+      sessionStorage.removeItem('hgj_operator_token');
+      document.getElementById(name + '-token-row').classList.remove('hidden');
+      error.textContent = t('err_token');
+    } else {
+      error.textContent = `${t('err_failed')}: ${e.message}`;
+    }
+    return false;
+  } finally {
+    btn.disabled = false;
+  }
+}
+
 function openAck(alert) {
   state.ackTarget = alert;
   document.getElementById('ack-what').textContent = `${alert.device} · ${alert.message || alert.rule}`;
-  document.getElementById('ack-by').value = localStorage.getItem('hgj_operator_name') || '';
   document.getElementById('ack-note').value = '';
-  document.getElementById('ack-token').value = '';
-  document.getElementById('ack-token-row').classList.toggle('hidden', !!operatorToken());
-  document.getElementById('ack-error').textContent = '';
-  document.getElementById('ack-dialog').showModal();
+  openOperatorDialog('ack');
 }
 
 async function submitAck(ev) {
   ev.preventDefault();
   const a = state.ackTarget;
   if (!a) return;
-  const by = document.getElementById('ack-by').value.trim();
-  if (!by) return;
-  const typed = document.getElementById('ack-token').value.trim();
-  const token = typed || operatorToken() || viewerToken();
-  const btn = document.getElementById('ack-submit');
-  btn.disabled = true;
-  try {
-    await api(`/api/v1/alerts/${encodeURIComponent(a.id)}/ack`, {
-      method: 'POST', token, noPrompt: true,
-      headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({ by, note: document.getElementById('ack-note').value }),
-    });
-    localStorage.setItem('hgj_operator_name', by);
-    if (typed) sessionStorage.setItem('hgj_operator_token', typed);
-    document.getElementById('ack-dialog').close();
+  const note = document.getElementById('ack-note').value;
+  if (await submitOperatorDialog('ack', `/api/v1/alerts/${encodeURIComponent(a.id)}/ack`, { note })) {
     state.ackTarget = null;
-    await loadAlerts();
-  } catch (e) {
-    if (e.status === 401 || e.status === 403) {
-      sessionStorage.removeItem('hgj_operator_token');
-      document.getElementById('ack-token-row').classList.remove('hidden');
-      document.getElementById('ack-error').textContent = t('err_token');
-    } else {
-      document.getElementById('ack-error').textContent = `${t('err_failed')}: ${e.message}`;
-    }
-  } finally {
-    btn.disabled = false;
+    await loadAlerts().catch(showError);
   }
 }
 
@@ -410,43 +429,13 @@ function renderConfig() {
   document.getElementById('config-rollback').classList.toggle('hidden', !c.active);
 }
 
-function openRollback() {
-  document.getElementById('rollback-by').value = localStorage.getItem('hgj_operator_name') || '';
-  document.getElementById('rollback-token').value = '';
-  document.getElementById('rollback-token-row').classList.toggle('hidden', !!operatorToken());
-  document.getElementById('rollback-error').textContent = '';
-  document.getElementById('rollback-dialog').showModal();
-}
+function openRollback() { openOperatorDialog('rollback'); }
 
 async function submitRollback(ev) {
   ev.preventDefault();
-  const by = document.getElementById('rollback-by').value.trim();
-  if (!by) return;
-  const typed = document.getElementById('rollback-token').value.trim();
-  const token = typed || operatorToken() || viewerToken();
-  const btn = document.getElementById('rollback-submit');
-  btn.disabled = true;
-  try {
-    await api('/api/v1/config/rollback', {
-      method: 'POST', token, noPrompt: true,
-      headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({ by }),
-    });
-    localStorage.setItem('hgj_operator_name', by);
-    if (typed) sessionStorage.setItem('hgj_operator_token', typed);
-    document.getElementById('rollback-dialog').close();
+  if (await submitOperatorDialog('rollback', '/api/v1/config/rollback', {})) {
     // The daemon restarts onto the previous config; the event stream reconnects by itself.
     setTimeout(() => loadConfig().catch(showError), 3000);
-  } catch (e) {
-    if (e.status === 401 || e.status === 403) {
-      sessionStorage.removeItem('hgj_operator_token');
-      document.getElementById('rollback-token-row').classList.remove('hidden');
-      document.getElementById('rollback-error').textContent = t('err_token');
-    } else {
-      document.getElementById('rollback-error').textContent = `${t('err_failed')}: ${e.message}`;
-    }
-  } finally {
-    btn.disabled = false;
   }
 }
 
