@@ -70,25 +70,8 @@ constexpr int64_t kBlock = 1024;
 } // namespace
 
 void createAlertsSchema(storage::Database& db, int64_t now_ms) {
-  storage::Transaction tx(db, storage::Durability::Power);
-  db.exec(kSchema);
-  int64_t found =
-      db.scalarInt("SELECT COALESCE(MAX(version), 0) FROM schema_versions WHERE "
-                   "component='alerts'");
-  if (found > kAlertsSchemaVersion) {
-    throw storage::SqliteError(SQLITE_ERROR, "database has alerts schema version " +
-                                                 std::to_string(found) +
-                                                 ", newer than this gateway's " +
-                                                 std::to_string(kAlertsSchemaVersion));
-  }
-  if (found != kAlertsSchemaVersion) {
-    db.prepare("INSERT OR REPLACE INTO schema_versions(component, version, updated_ms) "
-               "VALUES('alerts', ?, ?)")
-        .bind(1, kAlertsSchemaVersion)
-        .bindOpt(2, now_ms)
-        .run();
-  }
-  tx.commit();
+  storage::createSchema(db, "alerts", kSchema, kAlertsSchemaVersion, storage::Durability::Power,
+                        now_ms);
 }
 
 void IdBlocks::writeReservation(storage::Database& db, const std::string& name, int64_t upto) {

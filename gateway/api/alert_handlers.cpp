@@ -72,12 +72,7 @@ void postAck(ApiContext& ctx, const Request& req, Response& res) {
     }
     note = (*body)["note"].get<std::string>();
   }
-  pipeline::Command cmd;
-  cmd.kind = pipeline::Command::Kind::AckAlert;
-  cmd.id = ctx.commandId();
-  cmd.origin = "api";
-  cmd.by = *by;
-  cmd.identity = std::string("api:") + roleName(req.role);
+  pipeline::Command cmd = ctx.command(pipeline::Command::Kind::AckAlert, req, *by);
   cmd.alert_id = static_cast<int64_t>(*id);
   cmd.note = note;
   ctx.runCommand(std::move(cmd), res, Json{{"id", *id}});

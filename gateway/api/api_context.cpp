@@ -53,6 +53,17 @@ std::optional<std::string> ApiContext::operatorName(const Json& body, Response& 
   return by->get<std::string>();
 }
 
+pipeline::Command ApiContext::command(pipeline::Command::Kind kind, const Request& req,
+                                     std::string by) {
+  pipeline::Command cmd;
+  cmd.kind = kind;
+  cmd.id = commandId();
+  cmd.origin = "api";
+  cmd.by = std::move(by);
+  cmd.identity = std::string("api:") + roleName(req.role);
+  return cmd;
+}
+
 void ApiContext::runCommand(pipeline::Command cmd, Response& res, const Json& extra) {
   std::future<pipeline::CommandResult> fut;
   try {

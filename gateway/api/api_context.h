@@ -63,6 +63,9 @@ struct ApiContext {
   void runCommand(pipeline::Command cmd, Response& res, const Json& extra);
   /// A fresh command id ("api-N") for a command from this API.
   std::string commandId() { return "api-" + std::to_string(++next_command); }
+  /// A command from this API: a fresh id, origin "api", the operator's claimed name `by`, and
+  /// for the audit trail the identity the request authenticated as ("api:<role>").
+  pipeline::Command command(pipeline::Command::Kind kind, const Request& req, std::string by);
 };
 
 } // namespace hgj::api

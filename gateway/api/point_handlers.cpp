@@ -62,13 +62,8 @@ void postWrite(ApiContext& ctx, const Request& req, Response& res) {
     }
     override_safety = (*body)["override_safety"].get<bool>();
   }
-  pipeline::Command cmd;
-  cmd.kind = pipeline::Command::Kind::WritePoint;
-  cmd.id = ctx.commandId();
-  cmd.origin = "api";
-  cmd.by = *by;
   // The audit trail records who was authenticated (the token's role), not the free-text "by".
-  cmd.identity = std::string("api:") + roleName(req.role);
+  pipeline::Command cmd = ctx.command(pipeline::Command::Kind::WritePoint, req, *by);
   cmd.device = device_id;
   cmd.point = point_name;
   cmd.value = *value;

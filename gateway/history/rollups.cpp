@@ -85,24 +85,8 @@ HistoryConfig parseHistoryConfig(const core::ConfigNode& node) {
 }
 
 void createHistorySchema(storage::Database& db, int64_t now_ms) {
-  storage::Transaction tx(db, storage::Durability::Process);
-  db.exec(kSchema);
-  int64_t found = db.scalarInt(
-      "SELECT COALESCE(MAX(version), 0) FROM schema_versions WHERE component='history'");
-  if (found > kSchemaVersion) {
-    throw storage::SqliteError(SQLITE_ERROR, "database has history schema version " +
-                                                 std::to_string(found) +
-                                                 ", newer than this gateway's " +
-                                                 std::to_string(kSchemaVersion));
-  }
-  if (found != kSchemaVersion) {
-    db.prepare("INSERT OR REPLACE INTO schema_versions(component, version, updated_ms) "
-               "VALUES('history', ?, ?)")
-        .bind(1, kSchemaVersion)
-        .bind(2, now_ms)
-        .run();
-  }
-  tx.commit();
+  storage::createSchema(db, "history", kSchema, kSchemaVersion, storage::Durability::Process,
+                        now_ms);
 }
 
 Rollups::Rollups(const HistoryConfig& config, std::shared_ptr<const model::Compound> compound)
@@ -494,14 +478,8 @@ void writeRows(storage::Database& db, const std::vector<OccupancyRow>& occ,
         "mean_occupied=excluded.mean_occupied, peak_occupied=excluded.peak_occupied, "
         "min_free=excluded.min_free, minutes_full=excluded.minutes_full");
     for (const auto& r : occ) {
-      st.bind(1, r.step_s)
-          .bind(2, r.bucket_ms)
-          .bind(3, r.scope)
-          .bind(4, r.total)
-          .bind(5, r.mean_occupied)
-          .bind(6, r.peak_occupied)
-          .bind(7, r.min_free)
-          .bind(8, r.minutes_full)
+      st.bindAll(r.step_s, r.bucket_ms, r.scope, r.total, r.mean_occupied, r.peak_occupied,
+                 r.min_free, r.minutes_full)
           .run();
     }
   }

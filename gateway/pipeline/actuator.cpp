@@ -16,6 +16,21 @@ constexpr int64_t kModbusConfirmTimeoutMs = 10'000;
 // An energizing write whose record is not durable by then is failed, not left hanging.
 constexpr int64_t kRecordTimeoutMs = 10'000;
 
+// How the write `w` (an order, or a pending write) ended, for whoever asked for it.
+template <typename W>
+ActuationOutcome outcomeOf(const W& w, uint64_t id, ActuationStatus status, std::string error) {
+  ActuationOutcome out;
+  out.request_id = id;
+  out.device = w.device;
+  out.point = w.point;
+  out.value = w.value;
+  out.origin = w.origin;
+  out.status = status;
+  out.ok = status == ActuationStatus::Confirmed;
+  out.error = std::move(error);
+  return out;
+}
+
 } // namespace
 
 constexpr core::EnumNames<ActuationStatus, 4> kActuationStatusNames{
@@ -58,14 +73,7 @@ drivers::Driver* Actuator::driverFor(model::DeviceIndex device) const {
 
 void Actuator::refuseNow(const WriteOrder& order, uint64_t id, std::string why, Callback done) {
   refused_.inc();
-  ActuationOutcome out;
-  out.request_id = id;
-  out.device = order.device;
-  out.point = order.point;
-  out.value = order.value;
-  out.origin = order.origin;
-  out.status = ActuationStatus::Refused;
-  out.error = std::move(why);
+  ActuationOutcome out = outcomeOf(order, id, ActuationStatus::Refused, std::move(why));
   std::vector<Callback> cbs;
   if (done) {
     cbs.push_back(std::move(done));
@@ -224,15 +232,9 @@ bool Actuator::dispatch(Pending& p) {
   ++p.attempts;
   p.sent = true;
   p.deadline = clock_.steadyNow() + core::Millis(p.timeout_ms);
-  drivers::WriteRequest req;
-  req.id = p.id;
-  req.device = p.device;
-  req.point = p.point;
-  req.value = p.value;
-  req.origin = p.origin;
-  req.de_energize = p.urgent;
   sent_.inc();
-  drv->write(req);
+  drv->write({.id = p.id, .device = p.device, .point = p.point, .value = p.value,
+              .origin = p.origin, .de_energize = p.urgent});
   return true;
 }
 
@@ -269,16 +271,7 @@ void Actuator::finish(uint64_t id, ActuationStatus status, std::string error) {
     spdlog::error("actuation {}: {}.{} := {} failed: {}", id, dev.id,
                   compound_.pointName(p.point), model::toText(p.value), error);
   }
-  ActuationOutcome out;
-  out.request_id = id;
-  out.device = p.device;
-  out.point = p.point;
-  out.value = p.value;
-  out.origin = p.origin;
-  out.status = status;
-  out.ok = status == ActuationStatus::Confirmed;
-  out.error = std::move(error);
-  completions_.emplace_back(std::move(p.done), std::move(out));
+  completions_.emplace_back(std::move(p.done), outcomeOf(p, id, status, std::move(error)));
 }
 
 void Actuator::runCompletions() {

@@ -118,13 +118,8 @@ void Pipeline::restore(const std::vector<storage::StoredPoint>& points,
                    p.updated_ms, now_ms, now);
   }
   for (const auto& l : latches) {
-    rules::Latch latch;
-    latch.device = l.device;
-    latch.point = l.point;
-    latch.value = l.value;
-    latch.rule = l.rule;
-    latch.since_ms = l.since_ms;
-    control_.restoreLatch(latch);
+    control_.restoreLatch({.device = l.device, .point = l.point, .value = l.value,
+                           .rule = l.rule, .since_ms = l.since_ms});
   }
   spdlog::info("pipeline: restored {} point states and {} safety latches", points.size(),
                latches.size());
@@ -238,14 +233,8 @@ void Pipeline::update(uint64_t request_id, std::string state, std::string error)
 }
 
 void Pipeline::latchChanged(const rules::Latch& l, bool set) {
-  storage::LatchRecord rec;
-  rec.device = l.device;
-  rec.point = l.point;
-  rec.rule = l.rule;
-  rec.value = l.value;
-  rec.since_ms = l.since_ms;
-  rec.set = set;
-  store_.submitLatch(std::move(rec));
+  store_.submitLatch({.device = l.device, .point = l.point, .rule = l.rule, .value = l.value,
+                      .since_ms = l.since_ms, .set = set});
   changed_ = true;
 }
 

@@ -231,6 +231,28 @@ int64_t Database::scalarInt(std::string_view sql) {
   return st.step() ? st.columnInt(0) : 0;
 }
 
+int64_t Database::schemaVersion(std::string_view component, int64_t supported) {
+  exec("CREATE TABLE IF NOT EXISTS schema_versions(component TEXT PRIMARY KEY, "
+       "version INTEGER NOT NULL, updated_ms INTEGER)");
+  Statement q(db_, "SELECT COALESCE(MAX(version), 0) FROM schema_versions WHERE component=?");
+  Statement::Scope scope(q);
+  q.bind(1, component);
+  const int64_t found = q.step() ? q.columnInt(0) : 0;
+  if (found > supported) {
+    throw SqliteError(SQLITE_ERROR, "database has " + std::string(component) +
+                                        " schema version " + std::to_string(found) +
+                                        ", newer than this gateway's " +
+                                        std::to_string(supported));
+  }
+  return found;
+}
+
+void Database::setSchemaVersion(std::string_view component, int64_t version, int64_t now_ms) {
+  Statement st(db_, "INSERT OR REPLACE INTO schema_versions(component, version, updated_ms) "
+                    "VALUES(?, ?, ?)");
+  st.bindAll(component, version, Statement::Opt<int64_t>{now_ms}).run();  // 0: unknown, NULL
+}
+
 bool Database::checkpoint(bool truncate) {
   int rc = sqlite3_wal_checkpoint_v2(db_, nullptr,
                                      truncate ? SQLITE_CHECKPOINT_TRUNCATE
@@ -259,6 +281,16 @@ void Database::syncWal() {
 int64_t Database::usedBytes() {
   return (scalarInt("PRAGMA page_count") - scalarInt("PRAGMA freelist_count")) *
          scalarInt("PRAGMA page_size");
+}
+
+void createSchema(Database& db, std::string_view component, std::string_view schema,
+                  int64_t version, Durability durability, int64_t now_ms) {
+  Transaction tx(db, durability);
+  db.exec(schema);
+  if (db.schemaVersion(component, version) != version) {
+    db.setSchemaVersion(component, version, now_ms);
+  }
+  tx.commit();
 }
 
 Transaction::Transaction(Database& db, Durability durability)

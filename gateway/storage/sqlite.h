@@ -167,6 +167,13 @@ public:
   void syncWal();
   /// Bytes in use by the database's pages (page count minus free pages).
   int64_t usedBytes();
+
+  /// The version of `component`'s tables recorded in schema_versions ("store", "alerts",
+  /// "history"; the table is created if missing), 0 when none. Throws SqliteError when it is
+  /// newer than `supported`: a database from a newer gateway is refused, never guessed at.
+  int64_t schemaVersion(std::string_view component, int64_t supported);
+  /// Records that `component`'s tables are now at `version` (in the caller's transaction).
+  void setSchemaVersion(std::string_view component, int64_t version, int64_t now_ms);
   /// Beaten while this connection waits for a lock or a stalled commit, so a thread that waits
   /// within its bounds still shows it is alive. Not owned; null = none.
   void setHeartbeat(core::Heartbeat* heartbeat) { busy_.heartbeat = heartbeat; }
@@ -203,6 +210,12 @@ private:
   Durability durability_;
   bool open_ = true;
 };
+
+/// Creates `component`'s tables (`schema`: CREATE ... IF NOT EXISTS statements, safe to run
+/// again) and records their `version`, in one transaction of `durability`. Throws SqliteError
+/// for a database whose `component` tables are newer than `version`.
+void createSchema(Database& db, std::string_view component, std::string_view schema,
+                  int64_t version, Durability durability, int64_t now_ms);
 
 /// Read-only connections for threads that only read (the HTTP server's pool): each call borrows
 /// one, at most `max_idle` are kept open between calls. Thread-safe. The database may not exist

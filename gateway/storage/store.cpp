@@ -238,24 +238,10 @@ void Store::open() {
 }
 
 void Store::migrate() {
-  db_->exec("CREATE TABLE IF NOT EXISTS schema_versions(component TEXT PRIMARY KEY, "
-            "version INTEGER NOT NULL, updated_ms INTEGER)");
-  int64_t version =
-      db_->scalarInt("SELECT COALESCE(MAX(version), 0) FROM schema_versions WHERE "
-                     "component='store'");
-  if (version > kSchemaVersion) {
-    throw SqliteError(SQLITE_ERROR, "database schema version " + std::to_string(version) +
-                                        " is newer than this gateway (" +
-                                        std::to_string(kSchemaVersion) + ")");
-  }
-  if (version < 1) {
+  if (db_->schemaVersion("store", kSchemaVersion) < 1) {
     Transaction tx(*db_, Durability::Power);
     db_->exec(kSchemaV1);
-    db_->prepare("INSERT OR REPLACE INTO schema_versions(component, version, updated_ms) "
-                 "VALUES('store', ?, ?)")
-        .bind(1, int64_t{1})
-        .bind(2, clock_.wallMs())
-        .run();
+    db_->setSchemaVersion("store", 1, clock_.wallMs());
     tx.commit();
   }
 }

@@ -29,6 +29,13 @@ json countsJson(const pipeline::ParkingCounts& c) {
   return {{"total", c.total}, {"occupied", c.occupied}, {"free", c.free}, {"unknown", c.unknown}};
 }
 
+// A level's, zone's or category's entry: its counts and {key: name}.
+json namedCounts(const char* key, const std::string& name, const pipeline::ParkingCounts& c) {
+  json j = countsJson(c);
+  j[key] = name;
+  return j;
+}
+
 double round3(double v) {
   return std::round(v * 1000.0) / 1000.0;
 }
@@ -95,20 +102,15 @@ json SummaryBuilder::parking(const pipeline::Snapshot& snap) const {
   for (const auto& level : snap.levels) {
     json zones = json::array();
     for (const auto& zone : level.zones) {
-      json z = countsJson(zone.counts);
-      z["zone"] = zone.zone;
-      zones.push_back(std::move(z));
+      zones.push_back(namedCounts("zone", zone.zone, zone.counts));
     }
-    json l = countsJson(level.counts);
-    l["level"] = level.level;
+    json l = namedCounts("level", level.level, level.counts);
     l["zones"] = std::move(zones);
     levels.push_back(std::move(l));
   }
   json categories = json::array();
   for (const auto& c : snap.categories) {
-    json cj = countsJson(c.counts);
-    cj["category"] = c.category;
-    categories.push_back(std::move(cj));
+    categories.push_back(namedCounts("category", c.category, c.counts));
   }
   json out = countsJson(snap.parking);
   out["levels"] = std::move(levels);
