@@ -10,8 +10,6 @@ namespace {
 
 // The `alerts` table is read directly by the HTTP API: its columns are fixed (docs/alerts.md).
 constexpr const char* kSchema = R"sql(
-CREATE TABLE IF NOT EXISTS schema_versions(component TEXT PRIMARY KEY, version INTEGER NOT NULL,
-  updated_ms INTEGER);
 CREATE TABLE IF NOT EXISTS alerts(
   id INTEGER PRIMARY KEY,
   rule TEXT NOT NULL,

@@ -84,6 +84,17 @@ void unavailable(ApiContext& ctx, Response& res, const std::string& error) {
   res.setError(503, "history unavailable: " + error);
 }
 
+// Answers with a history query's table (as answer() does), or 503 with `error` when it failed.
+void answerQuery(ApiContext& ctx, const Request& req, Response& res,
+                 const std::optional<Json>& table, const std::string& error, Json meta,
+                 const std::string& file) {
+  if (!table) {
+    unavailable(ctx, res, error);
+    return;
+  }
+  answer(req, res, *table, std::move(meta), file);
+}
+
 } // namespace
 
 void getHistoryOccupancy(ApiContext& ctx, const Request& req, Response& res) {
@@ -128,15 +139,10 @@ void getHistoryOccupancy(ApiContext& ctx, const Request& req, Response& res) {
   q.from_ms = *from;
   q.to_ms = *to;
   std::string error;
-  auto table = ctx.history->occupancy(q, &error);
-  if (!table) {
-    unavailable(ctx, res, error);
-    return;
-  }
-  answer(req, res, *table,
-         Json{{"scope", q.scope}, {"step", step}, {"from", core::rfc3339(q.from_ms)},
-              {"to", core::rfc3339(q.to_ms)}},
-         "occupancy");
+  answerQuery(ctx, req, res, ctx.history->occupancy(q, &error), error,
+              Json{{"scope", q.scope}, {"step", step}, {"from", core::rfc3339(q.from_ms)},
+                   {"to", core::rfc3339(q.to_ms)}},
+              "occupancy");
 }
 
 void getHistoryDays(ApiContext& ctx, const Request& req, Response& res) {
@@ -181,14 +187,10 @@ void getHistoryDays(ApiContext& ctx, const Request& req, Response& res) {
     return;
   }
   std::string error;
-  auto table = ctx.history->days(q, &error);
-  if (!table) {
-    unavailable(ctx, res, error);
-    return;
-  }
-  answer(req, res, *table,
-         Json{{"metric", q.metric}, {"by", by}, {"step", step}, {"from", q.from}, {"to", q.to}},
-         what + "-" + by);
+  answerQuery(ctx, req, res, ctx.history->days(q, &error), error,
+              Json{{"metric", q.metric}, {"by", by}, {"step", step}, {"from", q.from},
+                   {"to", q.to}},
+              what + "-" + by);
 }
 
 void getHistoryScopes(ApiContext& ctx, const Request& /*req*/, Response& res) {

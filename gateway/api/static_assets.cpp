@@ -44,29 +44,15 @@ std::string embeddedAssetNames() {
 }
 
 std::string contentTypeFor(std::string_view name) {
-  if (endsWith(name, ".html")) {
-    return "text/html; charset=utf-8";
-  }
-  if (endsWith(name, ".js")) {
-    return "text/javascript; charset=utf-8";
-  }
-  if (endsWith(name, ".css")) {
-    return "text/css; charset=utf-8";
-  }
-  if (endsWith(name, ".svg")) {
-    return "image/svg+xml";
-  }
-  if (endsWith(name, ".json") || endsWith(name, ".webmanifest")) {
-    return "application/json";
-  }
-  if (endsWith(name, ".png")) {
-    return "image/png";
-  }
-  if (endsWith(name, ".txt")) {
-    return "text/plain; charset=utf-8";
-  }
-  if (endsWith(name, ".ico")) {
-    return "image/x-icon";
+  static constexpr std::pair<std::string_view, const char*> kTypes[] = {
+      {".html", "text/html; charset=utf-8"}, {".js", "text/javascript; charset=utf-8"},
+      {".css", "text/css; charset=utf-8"}, {".svg", "image/svg+xml"},
+      {".json", "application/json"}, {".webmanifest", "application/json"},
+      {".png", "image/png"}, {".txt", "text/plain; charset=utf-8"}, {".ico", "image/x-icon"}};
+  for (const auto& [suffix, type] : kTypes) {
+    if (endsWith(name, suffix)) {
+      return type;
+    }
   }
   return "application/octet-stream";
 }

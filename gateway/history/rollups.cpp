@@ -26,8 +26,6 @@ constexpr int64_t kMaxAheadOfIngestMs = 60'000;
 
 // The schema (docs/storage.md, "History"). Upserts keep the last figures of a bucket.
 constexpr const char* kSchema = R"sql(
-CREATE TABLE IF NOT EXISTS schema_versions(component TEXT PRIMARY KEY, version INTEGER NOT NULL,
-  updated_ms INTEGER);
 CREATE TABLE IF NOT EXISTS history_occupancy(
   step_s INTEGER NOT NULL,
   bucket_ms INTEGER NOT NULL,

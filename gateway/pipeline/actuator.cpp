@@ -46,18 +46,17 @@ Actuator::Actuator(const model::Compound& compound, rules::Interlocks& interlock
       clock_(clock),
       requested_(metrics.counter("hgj_actuations_total", "writes to devices, by result",
                                  {{"result", "requested"}})),
-      confirmed_(metrics.counter("hgj_actuations_total", "writes to devices, by result",
-                                 {{"result", "confirmed"}})),
-      failed_(metrics.counter("hgj_actuations_total", "writes to devices, by result",
-                              {{"result", "failed"}})),
-      refused_(metrics.counter("hgj_actuations_total", "writes to devices, by result",
-                               {{"result", "refused"}})),
-      superseded_(metrics.counter("hgj_actuations_total", "writes to devices, by result",
-                                  {{"result", "superseded"}})),
       sent_(metrics.counter("hgj_actuation_sends_total",
                             "writes handed to a driver (first sends and retries)")),
       // Request ids stay unique across restarts: they start from the wall clock.
-      next_id_(static_cast<uint64_t>(clock.wallMs()) * 1000) {}
+      next_id_(static_cast<uint64_t>(clock.wallMs()) * 1000) {
+  for (ActuationStatus s : {ActuationStatus::Confirmed, ActuationStatus::Failed,
+                            ActuationStatus::Refused, ActuationStatus::Superseded}) {
+    ended_[static_cast<size_t>(s)] = &metrics.counter("hgj_actuations_total",
+                                                      "writes to devices, by result",
+                                                      {{"result", actuationStatusName(s)}});
+  }
+}
 
 drivers::Driver* Actuator::driverFor(model::DeviceIndex device) const {
   if (device >= compound_.devices.size()) {
@@ -72,7 +71,7 @@ drivers::Driver* Actuator::driverFor(model::DeviceIndex device) const {
 }
 
 void Actuator::refuseNow(const WriteOrder& order, uint64_t id, std::string why, Callback done) {
-  refused_.inc();
+  ended_[static_cast<size_t>(ActuationStatus::Refused)]->inc();
   ActuationOutcome out = outcomeOf(order, id, ActuationStatus::Refused, std::move(why));
   std::vector<Callback> cbs;
   if (done) {
@@ -249,20 +248,7 @@ void Actuator::finish(uint64_t id, ActuationStatus status, std::string error) {
   if (auto bp = by_point_.find(key); bp != by_point_.end() && bp->second == id) {
     by_point_.erase(bp);
   }
-  switch (status) {
-  case ActuationStatus::Confirmed:
-    confirmed_.inc();
-    break;
-  case ActuationStatus::Failed:
-    failed_.inc();
-    break;
-  case ActuationStatus::Refused:
-    refused_.inc();
-    break;
-  case ActuationStatus::Superseded:
-    superseded_.inc();
-    break;
-  }
+  ended_[static_cast<size_t>(status)]->inc();
   journal_.update(id, actuationStatusName(status), error);
   const auto& dev = compound_.devices[p.device];
   if (status == ActuationStatus::Confirmed) {

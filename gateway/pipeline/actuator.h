@@ -1,5 +1,6 @@
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -159,10 +160,8 @@ private:
   ActuationJournal& journal_;
   const core::Clock& clock_;
   core::Counter& requested_;
-  core::Counter& confirmed_;
-  core::Counter& failed_;
-  core::Counter& refused_;
-  core::Counter& superseded_;
+  /// hgj_actuations_total{result}, by ActuationStatus (its values number 0..3).
+  std::array<core::Counter*, 4> ended_{};
   core::Counter& sent_;
   std::vector<drivers::Driver*> drivers_;
   std::unordered_map<uint64_t, Pending> pending_;

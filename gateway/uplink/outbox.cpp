@@ -228,22 +228,10 @@ void Outbox::coalesceLocked(const std::string& key, int64_t newer_seq) {
   if (inserted || older <= fetched_floor_) {
     return;
   }
-  // What remove() does for an acknowledged message: not sent, its row deleted by the next
-  // deletePending() (persist() runs it first, in this same append).
-  if (auto st = staged_.find(older); st != staged_.end()) {
-    Staged& s = st->second;
-    if (s.acked) {
-      return;
-    }
-    s.acked = true;
-    stats_.rows -= 1;
-    stats_.bytes -= rowBytes(s.row);
-    if (s.writer == Writer::Own && !s.writing) {
-      staged_.erase(st);
-      stats_.unwritten -= 1;
-    }
-  } else {
-    delete_.insert(older);
+  // What remove() does for an acknowledged message (persist() runs deletePending() first, in
+  // this same append).
+  if (!retireLocked(older)) {
+    return;
   }
   coalesced_.emplace(older, fetches_started_);
   stats_.coalesced += 1;
@@ -496,6 +484,27 @@ bool Outbox::persist() {
   return deleted;
 }
 
+bool Outbox::retireLocked(int64_t seq) {
+  auto it = staged_.find(seq);
+  if (it == staged_.end()) {
+    delete_.insert(seq);
+    return true;
+  }
+  Staged& s = it->second;
+  if (s.acked) {
+    return false;
+  }
+  s.acked = true;
+  stats_.rows -= 1;
+  stats_.bytes -= rowBytes(s.row);
+  if (s.writer == Writer::Own && !s.writing) {
+    // Never written and no longer needed.
+    staged_.erase(it);
+    stats_.unwritten -= 1;
+  }
+  return true;
+}
+
 bool Outbox::remove(const std::vector<int64_t>& seqs) {
   if (seqs.empty()) {
     return true;
@@ -503,23 +512,7 @@ bool Outbox::remove(const std::vector<int64_t>& seqs) {
   {
     std::lock_guard lock(mu_);
     for (int64_t seq : seqs) {
-      auto it = staged_.find(seq);
-      if (it == staged_.end()) {
-        delete_.insert(seq);
-        continue;
-      }
-      Staged& s = it->second;
-      if (s.acked) {
-        continue;
-      }
-      s.acked = true;
-      stats_.rows -= 1;
-      stats_.bytes -= rowBytes(s.row);
-      if (s.writer == Writer::Own && !s.writing) {
-        // Never written and no longer needed.
-        staged_.erase(it);
-        stats_.unwritten -= 1;
-      }
+      retireLocked(seq);
     }
     publishLocked();
   }

@@ -164,6 +164,9 @@ private:
   void committed(const std::vector<int64_t>& seqs);
   bool deletePending();
   void publishLocked();
+  /// A message that needs no sending (acknowledged, or replaced by a newer one): not sent
+  /// again, its row deleted by the next deletePending(). False when it already was. Under mu_.
+  bool retireLocked(int64_t seq);
 
   /// What making room in a full outbox dropped (persist()).
   struct Trim {

@@ -310,7 +310,27 @@ function resize() {
   }
 }
 
+// The chart cards, in page order: each a title, its CSV link, the chart, and a "no data" note.
+const CHARTS = [['levels', 'h_levels'], ['categories', 'h_categories'], ['energy', 'h_energy'],
+  ['alerts', 'h_alerts']];
+
+function buildCards() {
+  const node = (tag, props, ...children) => {
+    const e = Object.assign(document.createElement(tag), props);
+    e.append(...children);
+    return e;
+  };
+  const i18n = (e, key) => { e.dataset.i18n = key; return e; };
+  document.querySelector('main.history').append(...CHARTS.map(([name, title]) =>
+    node('section', { className: 'card chart-card', id: 'card-' + name },
+      node('div', { className: 'chart-head' }, i18n(node('h2'), title),
+        i18n(node('a', { className: 'csv', id: 'csv-' + name, href: '#' }), 'h_csv')),
+      node('div', { className: 'chart', id: 'chart-' + name }),
+      i18n(node('p', { className: 'empty' }), 'h_empty'))));
+}
+
 function start() {
+  buildCards();
   applyLang();
   document.getElementById('lang').addEventListener('click', () => {
     H.lang = H.lang === 'zh' ? 'en' : 'zh';
