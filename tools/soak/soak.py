@@ -193,7 +193,18 @@ def main():
     ap.add_argument("--seed", type=int, default=int(time.time()))
     ap.add_argument("--churn-every", type=float, default=None,
                     help="seconds between churn events (default: 20, 8 for runs under 10 min)")
+    ap.add_argument("--redraw", metavar="SAMPLES_JSON", default=None,
+                    help="only draw the chart of an earlier run's samples.json (into --out)")
     args = ap.parse_args()
+    if args.redraw:
+        with open(args.redraw) as f:
+            run = json.load(f)
+        minutes = run["verdict"]["minutes"]
+        warmup = 300.0 if minutes >= 15 else minutes * 60 * 0.6
+        out = args.out or os.path.dirname(os.path.abspath(args.redraw))
+        draw(run["samples"], run["events"], run["t0"], warmup, os.path.join(out, "soak.png"),
+             run["verdict"])
+        return 0
     rng = random.Random(args.seed)
     work = tempfile.mkdtemp(prefix="hgj-soak-")
     out = args.out or work
