@@ -45,7 +45,7 @@ App::App(config::GatewayConfig cfg, const core::Clock& clock)
                    [] { return static_cast<double>(storage::memoryUsed()); });
   store_ = std::make_unique<storage::Store>(cfg_.storage, cfg_.compound, metrics_, clock_);
   store_->setLiveness(&liveness_);
-  read_model_ = std::make_unique<pipeline::ReadModel>();
+  read_model_ = std::make_unique<pipeline::ReadModel>(4096, std::chrono::seconds(60), clock_);
   pipeline::PipelineSettings settings;
   settings.loop = cfg_.pipeline;
   settings.storage = cfg_.storage;

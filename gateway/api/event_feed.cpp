@@ -182,6 +182,10 @@ void EventFeed::run() {
     if (gap) {
       listener_.broadcast(0, kResync);
       last_write = Clock::now();
+      if (events.empty()) {
+        // Everything missed has aged out of the ring: the resync stands for it all.
+        after = read_model_.lastSeq();
+      }
     }
     std::shared_ptr<const pipeline::Snapshot> snap;
     for (const auto& e : events) {

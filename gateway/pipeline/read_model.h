@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "core/clock.h"
 #include "model/compound.h"
 #include "model/value.h"
 #include "rules/occupancy/occupancy.h"
@@ -61,13 +62,23 @@ struct LiveEvent {
   uint64_t seq = 0;
   std::string type;
   std::string json;
+  core::SteadyTime at{};  ///< when it was pushed
 };
 
-/// The read side of the gateway: the latest snapshot and a bounded ring of recent live events.
-/// The pipeline thread publishes; any thread reads. Thread-safe.
+/// The read side of the gateway: the latest snapshot and a ring of recent live events, bounded
+/// in count and in age. The pipeline thread publishes; any thread reads. Thread-safe.
+///
+/// The ring is for a live view that reconnects (or falls behind) to resume where it was: an
+/// event older than `event_window` is dropped even while the ring has room, so the ring's memory
+/// follows the recent event rate, not the history since start (at the compound's rates a full
+/// 4,096-event ring is about 1 MiB, and it used to fill over the first 40 minutes and stay). A
+/// view that missed more than the ring holds is told so (`gap`) and refetches the full state.
 class ReadModel {
 public:
-  explicit ReadModel(size_t event_ring = 4096) : ring_capacity_(event_ring) {}
+  explicit ReadModel(size_t event_ring = 4096,
+                     std::chrono::milliseconds event_window = std::chrono::seconds(60),
+                     const core::Clock& clock = core::SystemClock::instance())
+      : ring_capacity_(event_ring), window_(event_window), clock_(clock) {}
 
   std::shared_ptr<const Snapshot> current() const;
   void publish(std::shared_ptr<const Snapshot> snapshot);
@@ -79,10 +90,15 @@ public:
   std::vector<LiveEvent> eventsAfter(uint64_t after, std::chrono::milliseconds timeout,
                                      bool* gap = nullptr) const;
   uint64_t lastSeq() const;
+  /// Events kept now (tests, the memory bound).
+  size_t eventsKept() const;
   /// Wakes all waiters (shutdown).
   void close();
 
 private:
+  /// Drops events past the ring's count or age. Under mu_.
+  void pruneLocked();
+
   mutable std::mutex mu_;
   mutable std::condition_variable cv_;
   std::shared_ptr<const Snapshot> snapshot_;  // guarded by mu_
@@ -90,6 +106,8 @@ private:
   uint64_t seq_ = 0;                          // guarded by mu_
   bool closed_ = false;                       // guarded by mu_
   const size_t ring_capacity_;
+  const std::chrono::milliseconds window_;
+  const core::Clock& clock_;
 };
 
 } // namespace hgj::pipeline

@@ -25,6 +25,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -68,6 +69,21 @@ class Broker:
             self.proc.send_signal(sig)
             self.proc.wait(30)
             self.proc = None
+
+
+def ingest_ok(port):
+    """Whether /healthz (200 or 503: some other subsystem may still be starting) reports the
+    local broker's ingest subscribed."""
+    try:
+        body = urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5).read()
+    except urllib.error.HTTPError as e:
+        body = e.read()
+    except OSError:
+        return False
+    try:
+        return json.loads(body).get("ingest") == "ok"
+    except ValueError:
+        return False
 
 
 class Probe(threading.Thread):
@@ -238,8 +254,11 @@ def main():
         gw_cmd += ["--set", f"modbus.lines.{line}.port={port}"]
     gw_log = open(os.path.join(out, "gateway.log"), "w")
     gw = subprocess.Popen(gw_cmd, stdout=gw_log, stderr=gw_log)
-    if not wait_until(lambda: port_open(http_port), 60):
-        print("soak: FAIL: the gateway did not start (see gateway.log)")
+    # Ready means subscribed: a reading the broker acknowledges before the gateway's first
+    # SUBSCRIBE has no session to be queued in (the broker drops it), so the probe starts only
+    # once /healthz says the ingest is "ok" (the HTTP port opens before that).
+    if not wait_until(lambda: ingest_ok(http_port), 60):
+        print("soak: FAIL: the gateway did not subscribe (see gateway.log)")
         return 1
     sim_cmd = [os.path.join(args.build, "tools/sim/hgj-sim"), "-c",
                os.path.join(ROOT, "conf/scenarios/demo.yaml"), "--seed", str(args.seed),

@@ -722,6 +722,44 @@ TEST_CASE("api http: events stream live changes and replay after Last-Event-ID",
   CHECK(replay.find("event: alert") != std::string::npos);
 }
 
+TEST_CASE("api http: the live event ring keeps a minute of events, and a view that missed "
+          "more is told to resync",
+          "[api][http][sse]") {
+  core::ManualClock clock;
+  pipeline::ReadModel rm(4096, std::chrono::seconds(60), clock);
+  rm.pushEvent("device", R"({"id":"EV-01"})");
+  clock.advance(std::chrono::seconds(30));
+  rm.pushEvent("device", R"({"id":"EV-02"})");
+  CHECK(rm.eventsKept() == 2);
+  bool gap = true;
+  CHECK(rm.eventsAfter(0, std::chrono::milliseconds(0), &gap).size() == 2);
+  CHECK_FALSE(gap);
+  // 31 s later the first is over a minute old: a push drops it, and a view that had seen
+  // nothing is told it missed something.
+  clock.advance(std::chrono::seconds(31));
+  rm.pushEvent("device", R"({"id":"EV-03"})");
+  CHECK(rm.eventsKept() == 2);
+  auto after0 = rm.eventsAfter(0, std::chrono::milliseconds(0), &gap);
+  CHECK(gap);
+  REQUIRE(after0.size() == 2);
+  CHECK(after0.front().seq == 2);
+  // With nothing pushed, a snapshot's publish ages the rest out; the ring is empty, and a view
+  // behind the head still hears that it missed events, one at the head does not.
+  clock.advance(std::chrono::seconds(61));
+  rm.publish(std::make_shared<pipeline::Snapshot>());
+  CHECK(rm.eventsKept() == 0);
+  CHECK(rm.eventsAfter(1, std::chrono::milliseconds(0), &gap).empty());
+  CHECK(gap);
+  CHECK(rm.eventsAfter(rm.lastSeq(), std::chrono::milliseconds(0), &gap).empty());
+  CHECK_FALSE(gap);
+  // The count bound still holds within the minute.
+  pipeline::ReadModel small(3, std::chrono::seconds(60), clock);
+  for (int i = 0; i < 5; ++i) {
+    small.pushEvent("device", "{}");
+  }
+  CHECK(small.eventsKept() == 3);
+}
+
 TEST_CASE("api http: event streams end when the read model closes", "[api][http][sse]") {
   Harness h;
   auto c = h.client();
