@@ -13,6 +13,13 @@ namespace {
 
 using nlohmann::json;
 
+// Every payload sent upstream: strings that are not UTF-8 (a hostile command's id or bundle file
+// name echoed in a refusal, a device's text value) come out with U+FFFD, never as an exception
+// on the uplink thread (found by fuzz_uplink_command).
+std::string dumpText(const json& j) {
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
 constexpr std::string_view kTbGatewayRpc = "v1/gateway/rpc";
 constexpr std::string_view kTbDeviceRpcPrefix = "v1/devices/me/rpc/request/";
 constexpr size_t kMaxIdChars = 128;
@@ -213,7 +220,7 @@ void WireFormat::render(Kind kind, const std::string& subtopic, json body,
     topic = nativeTopic(subtopic);
     body["msg_id"] = msg_id;
     body["ts"] = ts_ms;
-    payload = body.dump();
+    payload = dumpText(body);
     return;
   }
   switch (kind) {
@@ -227,16 +234,16 @@ void WireFormat::render(Kind kind, const std::string& subtopic, json body,
       if (v.is_primitive()) {
         values["alert_" + sanitizeKey(k)] = v;
       } else {
-        values["alert_" + sanitizeKey(k)] = v.dump();
+        values["alert_" + sanitizeKey(k)] = dumpText(v);
       }
     }
     json entry = {{"ts", ts_ms}, {"values", std::move(values)}};
     if (dev != body.end() && dev->is_string() && !dev->get<std::string>().empty()) {
       topic = "v1/gateway/telemetry";
-      payload = json{{dev->get<std::string>(), json::array({std::move(entry)})}}.dump();
+      payload = dumpText(json{{dev->get<std::string>(), json::array({std::move(entry)})}});
     } else {
       topic = "v1/devices/me/telemetry";
-      payload = entry.dump();
+      payload = dumpText(entry);
     }
     return;
   }
@@ -265,7 +272,7 @@ void WireFormat::render(Kind kind, const std::string& subtopic, json body,
       out[dev] = std::move(arr);
     }
     topic = "v1/gateway/telemetry";
-    payload = out.dump();
+    payload = dumpText(out);
     return;
   }
   case Kind::Summary:
@@ -279,7 +286,7 @@ void WireFormat::render(Kind kind, const std::string& subtopic, json body,
     json values = json::object();
     flatten(sanitizeKey(prefix), body, values);
     topic = "v1/devices/me/telemetry";
-    payload = json{{"ts", ts_ms}, {"values", std::move(values)}}.dump();
+    payload = dumpText(json{{"ts", ts_ms}, {"values", std::move(values)}});
     return;
   }
   }
@@ -388,21 +395,21 @@ void renderCommandResult(const WireFormat& format, const ParsedCommand& cmd, boo
     result["msg_id"] = msg_id;
     result["ts"] = ts_ms;
     topic = format.nativeTopic("cmd/result");
-    payload = result.dump();
+    payload = dumpText(result);
     return;
   case ParsedCommand::Route::TbGatewayRpc: {
     json data = {{"success", ok}, {"status", status}};
     data[ok ? "message" : "reason"] = message;
     topic = std::string(kTbGatewayRpc);
-    payload = json{{"device", cmd.tb_device}, {"id", idJson(cmd.id)}, {"data", std::move(data)}}
-                  .dump();
+    payload = dumpText(
+        json{{"device", cmd.tb_device}, {"id", idJson(cmd.id)}, {"data", std::move(data)}});
     return;
   }
   case ParsedCommand::Route::TbDeviceRpc: {
     json data = {{"success", ok}, {"status", status}};
     data[ok ? "message" : "reason"] = message;
     topic = "v1/devices/me/rpc/response/" + cmd.tb_request_id;
-    payload = data.dump();
+    payload = dumpText(data);
     return;
   }
   }

@@ -143,6 +143,25 @@ TEST_CASE("wire format: thingsboard RPC requests and their responses", "[uplink]
         json{{"success", false}, {"status", 404}, {"reason", "unknown alert 7"}});
 }
 
+TEST_CASE("wire format: an answer echoing bytes that are not UTF-8 is sent with U+FFFD, never "
+          "thrown",
+          "[uplink][wire][commands]") {
+  // Found by fuzz_uplink_command: a refusal naming a bundle file or id whose bytes are not UTF-8
+  // made the JSON serialiser throw on the thread that stages the answer.
+  WireFormat f(Mode::Native, "site1");
+  auto p = uplink::parseCommand(f, "hgj/site1/cmd",
+                                R"({"id":"x","method":"ack_alert","alert_id":3,"by":"a"})", kAll);
+  REQUIRE(p.ok);
+  p.id = "id-\xf1\x98";  // a 4-byte sequence cut after its second byte
+  std::string topic;
+  std::string payload;
+  REQUIRE_NOTHROW(uplink::renderCommandResult(f, p, false, 400, "bad file \"gw\xff.yaml\"",
+                                              "site1:1", 5, topic, payload));
+  const json answer = json::parse(payload);
+  CHECK(answer["reason"] == "bad file \"gw\xef\xbf\xbd.yaml\"");
+  CHECK(answer["id"] == "id-\xef\xbf\xbd");
+}
+
 TEST_CASE("wire format: config_push bundles in both modes, limits and refusals",
           "[uplink][wire][commands][config_push]") {
   const std::vector<std::string> with_push{"write", "ack_alert", "summary_now", "config_push"};
