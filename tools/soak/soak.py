@@ -14,9 +14,12 @@ Usage: tools/soak/soak.py --minutes N [--build build] [--out DIR] [--seed S]
 Loopback only; every port chosen free at run time; bounded by --minutes (plus a drain).
 """
 import argparse
+import http.server
 import json
 import os
 import random
+import re
+import shutil
 import signal
 import sqlite3
 import statistics
@@ -84,6 +87,52 @@ def ingest_ok(port):
         return json.loads(body).get("ingest") == "ok"
     except ValueError:
         return False
+
+
+class Robots:
+    """The alert channels' robots (WeCom, DingTalk, the webhook), answering every message as a
+    reachable robot does, so notifications are delivered as in a compound with its uplink to
+    the robots up. Without them every notification of the run stays pending (kept for
+    delivery.expire_after, 24 h), which is a robot outage, not the steady state the soak measures."""
+
+    def __init__(self):
+        robots = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                body = b'{"errcode":0,"errmsg":"ok"}'
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                robots.messages += 1
+
+            def log_message(self, *args):
+                pass
+
+        self.messages = 0
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.server.shutdown()
+
+
+def config_for(work, robots_port):
+    """A copy of conf/ whose alert channels post to the soak's robots (the alerts section comes
+    from an included file, which --set does not reach)."""
+    conf = os.path.join(work, "conf")
+    shutil.copytree(os.path.join(ROOT, "conf"), conf)
+    path = os.path.join(conf, "alerts.yaml")
+    with open(path) as f:
+        text = f.read()
+    text = re.sub(r"http://127\.0\.0\.1:1808[0-9]/", f"http://127.0.0.1:{robots_port}/", text)
+    with open(path, "w") as f:
+        f.write(text)
+    return os.path.join(conf, "gateway.yaml")
 
 
 class Probe(threading.Thread):
@@ -238,11 +287,12 @@ def main():
     local = Broker(work, "local")
     upstream = Broker(work, "upstream")
     platform = Platform(upstream, work)
+    robots = Robots()
+    gateway_yaml = config_for(work, robots.port)
     db = os.path.join(work, "hgj.db")
     http_port = free_port()
     lines = {"shed-bus": free_port(), "meter-bus": free_port(), "garage-bus": free_port()}
-    gw_cmd = [os.path.join(args.build, "hgj-gateway"), "run", "-c",
-              os.path.join(ROOT, "conf/gateway.yaml"),
+    gw_cmd = [os.path.join(args.build, "hgj-gateway"), "run", "-c", gateway_yaml,
               "--set", f"mqtt.url={local.url()}", "--set", f"storage.path={db}",
               "--set", f"http.port={http_port}", "--set", "uplink.enabled=true",
               "--set", f"uplink.url={upstream.url()}", "--set", "modbus.enabled=true",
@@ -365,6 +415,7 @@ def main():
     verdict = {"minutes": args.minutes, "seed": args.seed, "samples": len(samples),
                "events": len(events), "probe_acked": len(probe.acked),
                "probe_lost": len(lost_probe), "platform_msg_ids": 0, "platform_missing": 0}
+    verdict["robot_messages"] = robots.messages
     problems = []
     if failed:
         problems.append(failed)
