@@ -14,7 +14,6 @@ Usage: tools/soak/soak.py --minutes N [--build build] [--out DIR] [--seed S]
 Loopback only; every port chosen free at run time; bounded by --minutes (plus a drain).
 """
 import argparse
-import http.server
 import json
 import os
 import random
@@ -90,35 +89,30 @@ def ingest_ok(port):
 
 
 class Robots:
-    """The alert channels' robots (WeCom, DingTalk, the webhook), answering every message as a
-    reachable robot does, so notifications are delivered as in a compound with its uplink to
-    the robots up. Without them every notification of the run stays pending (kept for
-    delivery.expire_after, 24 h), which is a robot outage, not the steady state the soak measures."""
+    """The alert channels' robots (WeCom, DingTalk, the webhook): the demo's stand-in
+    (tools/demo-robot.py), answering every message as a reachable robot does, so notifications
+    are delivered as in a compound whose robots are up. Without them every notification of the
+    run stays pending (kept for delivery.expire_after, 24 h): a robot outage, not the steady
+    state the soak measures."""
 
-    def __init__(self):
-        robots = self
+    def __init__(self, work):
+        self.log = os.path.join(work, "robots.log")
+        port_file = os.path.join(work, "robots.port")
+        self.proc = subprocess.Popen(
+            [sys.executable, os.path.join(ROOT, "tools/demo-robot.py"), "--port-file", port_file,
+             "--log", self.log], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if not wait_until(lambda: os.path.exists(port_file) and
+                          open(port_file).read().strip() != "", 15):
+            raise RuntimeError("the robots did not start")
+        self.port = int(open(port_file).read())
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self):
-                self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                body = b'{"errcode":0,"errmsg":"ok"}'
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-                robots.messages += 1
-
-            def log_message(self, *args):
-                pass
-
-        self.messages = 0
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+    def messages(self):
+        with open(self.log, encoding="utf-8") as f:
+            return sum(1 for _ in f)
 
     def stop(self):
-        self.server.shutdown()
+        self.proc.terminate()
+        self.proc.wait(10)
 
 
 def config_for(work, robots_port):
@@ -287,7 +281,7 @@ def main():
     local = Broker(work, "local")
     upstream = Broker(work, "upstream")
     platform = Platform(upstream, work)
-    robots = Robots()
+    robots = Robots(work)
     gateway_yaml = config_for(work, robots.port)
     db = os.path.join(work, "hgj.db")
     http_port = free_port()
@@ -309,6 +303,10 @@ def main():
     # once /healthz says the ingest is "ok" (the HTTP port opens before that).
     if not wait_until(lambda: ingest_ok(http_port), 60):
         print("soak: FAIL: the gateway did not subscribe (see gateway.log)")
+        gw.terminate()
+        gw.wait(30)
+        for part in (robots, platform, local, upstream):
+            part.stop()
         return 1
     sim_cmd = [os.path.join(args.build, "tools/sim/hgj-sim"), "-c",
                os.path.join(ROOT, "conf/scenarios/demo.yaml"), "--seed", str(args.seed),
@@ -415,7 +413,8 @@ def main():
     verdict = {"minutes": args.minutes, "seed": args.seed, "samples": len(samples),
                "events": len(events), "probe_acked": len(probe.acked),
                "probe_lost": len(lost_probe), "platform_msg_ids": 0, "platform_missing": 0}
-    verdict["robot_messages"] = robots.messages
+    verdict["robot_messages"] = robots.messages()
+    robots.stop()
     problems = []
     if failed:
         problems.append(failed)
