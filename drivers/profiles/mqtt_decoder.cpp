@@ -109,6 +109,11 @@ constexpr core::EnumNames<DropReason, 9> kDropReasonNames{
      {DropReason::Malformed, "malformed"}, {DropReason::WrongType, "wrong_type"},
      {DropReason::Empty, "empty"}}};
 
+// Every reason is counted under its own label (hgj_readings_dropped_total{reason}).
+static_assert(sizeof kDropReasonNames.entries / sizeof kDropReasonNames.entries[0] ==
+                  static_cast<size_t>(DropReason::Count),
+              "a DropReason without a name");
+
 const char* dropReasonName(DropReason r) { return kDropReasonNames.name(r, "unknown"); }
 
 MqttDecoder::MqttDecoder(const model::Compound& compound, size_t max_payload_bytes,
