@@ -196,8 +196,8 @@ class Platform:
 SQLITE_BOUND_MIB = 16
 
 
-def gauges_mib(port, names):
-    """The named gauges from /metrics, in MiB (None for each that cannot be read)."""
+def gauges(port, names):
+    """The named gauges from /metrics (None for each that cannot be read)."""
     out = {n: None for n in names}
     try:
         text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read()
@@ -206,14 +206,19 @@ def gauges_mib(port, names):
     for line in text.decode(errors="replace").splitlines():
         name, _, value = line.partition(" ")
         if name in out:
-            out[name] = float(value) / 2**20
+            out[name] = float(value)
     return out
 
 
+def mib(v):
+    return None if v is None else v / 2**20
+
+
 def proc_sample(pid, db, port):
-    g = gauges_mib(port, ("hgj_sqlite_memory_bytes", "hgj_heap_in_use_bytes"))
-    s = {"t": time.monotonic(), "sqlite_mib": g["hgj_sqlite_memory_bytes"],
-         "heap_mib": g["hgj_heap_in_use_bytes"]}
+    g = gauges(port, ("hgj_sqlite_memory_bytes", "hgj_heap_in_use_bytes", "hgj_uplink_connected"))
+    s = {"t": time.monotonic(), "sqlite_mib": mib(g["hgj_sqlite_memory_bytes"]),
+         "heap_mib": mib(g["hgj_heap_in_use_bytes"]),
+         "uplink_connected": g["hgj_uplink_connected"] == 1, "ingest_ok": ingest_ok(port)}
     with open(f"/proc/{pid}/status") as f:
         for line in f:
             if line.startswith("VmRSS:"):
@@ -221,9 +226,44 @@ def proc_sample(pid, db, port):
             elif line.startswith("Threads:"):
                 s["threads"] = int(line.split()[1])
     s["fds"] = len(os.listdir(f"/proc/{pid}/fd"))
+    names = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                name = f.read().strip()
+        except OSError:
+            continue  # the thread ended between the listing and the read
+        names[name] = names.get(name, 0) + 1
+    s["thread_names"] = names
     s["wal_mib"] = (os.path.getsize(db + "-wal") if os.path.exists(db + "-wal") else 0) / 2**20
     s["db_mib"] = os.path.getsize(db) / 2**20 if os.path.exists(db) else 0
     return s
+
+
+def links_up(samples):
+    """The samples taken with both links up (all of them if none was). Sockets and threads come
+    and go with the links: Paho's two threads (MQTTAsync_send, MQTTAsync_rcv) and the upstream
+    socket exist only while the uplink is connected, the ingest's socket only while the local
+    broker is up; a sample taken during an outage has fewer, which is not a leak."""
+    return [x for x in samples if x.get("uplink_connected") and x.get("ingest_ok")] or samples
+
+
+def growth(first, last, key):
+    """How much `key` (fds, threads) grew from the first third to the last: the fewest in each,
+    on the samples taken with the links up, so one sample taken during an SSE burst or an
+    outage does not decide."""
+    return min(x[key] for x in links_up(last)) - min(x[key] for x in links_up(first))
+
+
+def thread_names_grown(first, last):
+    """Which thread names the last samples hold more of than the first ones did (the fewest of
+    each name per third, as the count itself is judged)."""
+    def fewest(samples):
+        names = set().union(*(x.get("thread_names", {}) for x in samples))
+        return {n: min(x.get("thread_names", {}).get(n, 0) for x in samples) for n in names}
+    a, b = fewest(first), fewest(last)
+    grown = {n: b[n] - a.get(n, 0) for n in b if b[n] > a.get(n, 0)}
+    return ", ".join(f"{n} +{k}" for n, k in sorted(grown.items())) or "(names unchanged)"
 
 
 def http_clients(port, seconds):
@@ -439,8 +479,8 @@ def main():
         hp_last = [x["heap_mib"] for x in last if x.get("heap_mib") is not None]
         heap_growth = (statistics.median(hp_last) - statistics.median(hp_first)
                        if hp_first and hp_last else None)
-        fd_growth = min(x["fds"] for x in last) - min(x["fds"] for x in first)
-        thread_growth = min(x["threads"] for x in last) - min(x["threads"] for x in first)
+        fd_growth = growth(first, last, "fds")
+        thread_growth = growth(first, last, "threads")
         wal_max = max(x["wal_mib"] for x in steady)
         verdict.update({"rss_first_mib": round(statistics.median(x["rss_mib"] for x in first), 2),
                         "rss_growth_mib": round(rss_growth, 2),
@@ -469,7 +509,8 @@ def main():
         if fd_growth > 0:
             problems.append(f"file descriptors grew by {fd_growth}")
         if thread_growth > 0:
-            problems.append(f"threads grew by {thread_growth}")
+            problems.append(f"threads grew by {thread_growth}: "
+                            f"{thread_names_grown(links_up(first), links_up(last))}")
         if wal_max > 64:
             problems.append(f"WAL reached {wal_max:.1f} MiB")
     else:
