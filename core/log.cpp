@@ -121,7 +121,11 @@ protected:
   void sink_it_(const spdlog::details::log_msg& msg) override {
     spdlog::memory_buf_t formatted;
     formatter_->format(msg, formatted);
-    std::string prefix = "<" + std::to_string(syslogPriority(msg.level)) + ">";
+    // Appended, not `"<" + std::to_string(...)`: GCC 12 at -O3 reports a false -Wrestrict on
+    // a literal prepended to a temporary string (GCC bug 105329).
+    std::string prefix(1, '<');
+    prefix += std::to_string(syslogPriority(msg.level));
+    prefix += '>';
     std::string line = prefix;
     line.reserve(formatted.size() + 8);
     for (size_t i = 0; i < formatted.size(); ++i) {

@@ -9,7 +9,10 @@ namespace {
 std::string idList(const std::vector<int64_t>& ids) {
   std::string out;
   for (int64_t id : ids) {
-    out += (out.empty() ? "" : ",") + std::to_string(id);
+    if (!out.empty()) {
+      out += ',';
+    }
+    out += std::to_string(id);
   }
   return out;
 }

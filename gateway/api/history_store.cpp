@@ -139,14 +139,20 @@ std::string toCsv(const Json& table) {
   std::string out;
   bool first = true;
   for (const auto& c : table["columns"]) {
-    out += (first ? "" : ",") + csvField(c);
+    if (!first) {
+      out += ',';
+    }
+    out += csvField(c);
     first = false;
   }
   out += "\r\n";
   for (const auto& row : table["rows"]) {
     first = true;
     for (const auto& v : row) {
-      out += (first ? "" : ",") + csvField(v);
+      if (!first) {
+        out += ',';
+      }
+      out += csvField(v);
       first = false;
     }
     out += "\r\n";

@@ -33,7 +33,10 @@ std::string one(const std::string& db_path, const std::string& sql) {
       sqlite3_step(st) == SQLITE_ROW) {
     for (int i = 0; i < sqlite3_column_count(st); ++i) {
       const unsigned char* t = sqlite3_column_text(st, i);
-      out += (i > 0 ? "|" : "") + std::string(t != nullptr ? reinterpret_cast<const char*>(t) : "");
+      if (i > 0) {
+        out += '|';
+      }
+      out += t != nullptr ? reinterpret_cast<const char*>(t) : "";
     }
   }
   sqlite3_finalize(st);

@@ -106,22 +106,26 @@ std::vector<std::pair<int64_t, bool>> countedTimeline(const std::vector<std::pai
   }
   bool counted = rd[0].second;
   out.push_back(rd[0]);
-  std::optional<std::pair<int64_t, bool>> cand;
+  // A flag beside the pair rather than std::optional: GCC 12's Release build reports a false
+  // -Wmaybe-uninitialized on the optional's payload.
+  bool pending = false;
+  std::pair<int64_t, bool> cand{0, false};
   for (size_t i = 1; i < rd.size(); ++i) {
     auto [t, v] = rd[i];
-    if (cand && cand->first + kDebounce <= t) {
-      counted = cand->second;
-      out.emplace_back(cand->first + kDebounce, counted);
-      cand.reset();
+    if (pending && cand.first + kDebounce <= t) {
+      counted = cand.second;
+      out.emplace_back(cand.first + kDebounce, counted);
+      pending = false;
     }
     if (v == counted) {
-      cand.reset();
-    } else if (!cand) {
+      pending = false;
+    } else if (!pending) {
       cand = rd[i];
+      pending = true;
     }
   }
-  if (cand) {
-    out.emplace_back(cand->first + kDebounce, cand->second);
+  if (pending) {
+    out.emplace_back(cand.first + kDebounce, cand.second);
   }
   return out;
 }
