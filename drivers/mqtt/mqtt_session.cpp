@@ -4,6 +4,8 @@
 #include <atomic>
 #include <cstring>
 
+#include "core/sanitizers.h"
+
 namespace hgj::drivers::mqtt {
 namespace {
 
@@ -104,7 +106,7 @@ bool Session::soleHolder() const {
   if (rx_.use_count() != 1) {
     return false;
   }
-#if defined(__SANITIZE_THREAD__)
+#if HGJ_TSAN
   // ThreadSanitizer does not model atomic_thread_fence, so the fence below looks like no
   // ordering at all. weak_ptr::lock() is a compare-and-swap (acq_rel) on the same use count
   // the former holders released, which TSan does see: the TSan build checks the same

@@ -18,6 +18,7 @@
 #include "core/heartbeat.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "core/sanitizers.h"
 #include "core/service_notify.h"
 #include "core/time_format.h"
 #include "tests/support/test_support.h"
@@ -306,12 +307,8 @@ TEST_CASE("service notify: the watchdog interval is read as sd_watchdog_enabled 
   ::unsetenv("WATCHDOG_USEC");
 }
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#if HGJ_ASAN || HGJ_TSAN
 #define HGJ_OWN_ALLOCATOR 1  // the sanitizers' allocators keep their own pages: nothing to trim
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define HGJ_OWN_ALLOCATOR 1
-#endif
 #endif
 
 TEST_CASE("heap trimmer: pages freed after a burst go back to the kernel, a steady heap is left "

@@ -6,6 +6,7 @@
 #include <new>
 #include <sstream>
 
+#include "core/sanitizers.h"
 #include "tests/unit/rules/rules_rig.h"
 
 using namespace std::chrono_literals;
@@ -20,7 +21,7 @@ std::atomic<uint64_t> g_allocs{0};
 } // namespace
 
 // AddressSanitizer brings its own operator new; replacing it there mixes allocators.
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#if HGJ_ASAN || HGJ_TSAN
 #define HGJ_COUNT_ALLOCS 0
 #else
 #define HGJ_COUNT_ALLOCS 1
