@@ -44,9 +44,18 @@ void EventFeed::start() {
     std::lock_guard lock(mu_);
     stop_ = false;
   }
-  thread_ = std::thread([this] {
+  // Where the feed starts is read here, not on the new thread: a stream opened after start()
+  // returns has events up to its own head, and the feed must broadcast everything after that
+  // however late the thread first runs (it once read them there and, started late under load,
+  // skipped what was pushed in between).
+  uint64_t after = read_model_.lastSeq();
+  uint64_t version = 0;
+  if (auto s = read_model_.current()) {
+    version = s->version;
+  }
+  thread_ = std::thread([this, after, version] {
     core::nameThisThread("hgj-events");
-    run();
+    run(after, version);
   });
 }
 
@@ -138,12 +147,7 @@ Response EventFeed::open(const Request& req) const {
   return res;
 }
 
-void EventFeed::run() {
-  uint64_t after = read_model_.lastSeq();
-  uint64_t version = 0;
-  if (auto s = read_model_.current()) {
-    version = s->version;
-  }
+void EventFeed::run(uint64_t after, uint64_t version) {
   auto last_write = Clock::now();
   auto last_snapshot = Clock::time_point{};
   bool caught_up = true;

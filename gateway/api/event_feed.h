@@ -24,6 +24,8 @@ public:
   EventFeed(const EventFeed&) = delete;
   EventFeed& operator=(const EventFeed&) = delete;
 
+  /// Starts the thread. Everything the read model holds after this call (events, a new snapshot
+  /// version) reaches the streams opened after it.
   void start();
   /// Ends the thread within about one step (400 ms). Idempotent.
   void stop();
@@ -40,7 +42,7 @@ public:
                             const std::shared_ptr<const pipeline::Snapshot>& snapshot);
 
 private:
-  void run();
+  void run(uint64_t after, uint64_t version);
 
   const pipeline::ReadModel& read_model_;
   HttpListener& listener_;

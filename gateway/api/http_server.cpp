@@ -230,13 +230,16 @@ void HttpServer::start() {
     signal(SIGPIPE, SIG_IGN);
   }
   m.workers = std::make_unique<WorkerPool>(m.config.threads, m.config.max_queued_requests);
+  // The feed first: it starts from the read model as it is now, so a stream (which can open as
+  // soon as the listener runs) misses nothing pushed between its opening and the feed's start.
+  m.feed.start();
   try {
     m.listener->start();
   } catch (...) {
+    m.feed.stop();
     m.workers->stop();
     throw;
   }
-  m.feed.start();
   m.running = true;
   spdlog::info("http: listening on {}:{} (tokens: {})", m.config.bind, m.listener->port(),
                !m.policy.tokensConfigured() ? "none, read-only to local clients"
