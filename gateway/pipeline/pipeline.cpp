@@ -853,6 +853,10 @@ void Pipeline::publishSnapshot() {
   snap->compound = compound_;
   snap->devices.resize(compound_->devices.size());
   const rules::occupancy::Tracker& occupancy = control_.engine().occupancy();
+  const bool first = counted_space_.empty();
+  if (first) {
+    counted_space_.assign(compound_->devices.size(), rules::occupancy::SpaceState::Unknown);
+  }
   for (const auto& d : compound_->devices) {
     const model::DeviceState& ds = state_.device(d.index);
     DeviceView& v = snap->devices[d.index];
@@ -869,6 +873,18 @@ void Pipeline::publishSnapshot() {
       rules::occupancy::SpaceView sv = occupancy.space(d.index);
       v.space = sv.state;
       v.space_since_ms = sv.since_ms;
+      if (counted_space_[d.index] != sv.state) {
+        counted_space_[d.index] = sv.state;
+        // Counted differently than in the last snapshot, most often because the debounce passed
+        // with no reading of its own: announced like a sensor change, so that a dashboard shows
+        // the count now instead of at the feed's next throttled snapshot event (up to 1.5 s
+        // later under load). Not at the first snapshot: there is nothing to differ from.
+        if (!first && changed_spaces_.size() < 256 &&
+            std::find(changed_spaces_.begin(), changed_spaces_.end(), d.id) ==
+                changed_spaces_.end()) {
+          changed_spaces_.push_back(d.id);
+        }
+      }
     }
   }
   snap->parking = occupancy.total();

@@ -190,6 +190,8 @@ private:
   std::vector<uint8_t> offline_reported_;          // device -> offline already handled
   std::vector<std::string> device_fault_;          // device -> DeviceHealth::fault
   std::vector<std::string> changed_spaces_;        // for the next live event
+  // Each space's counted state in the last snapshot (empty before the first one).
+  std::vector<rules::occupancy::SpaceState> counted_space_;
   bool changed_ = true;
   uint64_t snapshot_version_ = 0;
   core::SteadyTime started_{};
