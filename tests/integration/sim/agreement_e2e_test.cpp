@@ -116,6 +116,12 @@ json levelB1(const json& parking) {
   return json();
 }
 
+/// Space P-B1-000n's sensor reports `occupied`.
+void publishSpace(hgj::test::TestClient& devices, int n, bool occupied) {
+  devices.publish("compound/parking/P-B1-000" + std::to_string(n) + "/state",
+                  std::string("{\"occupied\":") + (occupied ? "true" : "false") + "}");
+}
+
 } // namespace
 
 TEST_CASE("agreement end to end: with flapping sensors the API, the guidance display, the upstream "
@@ -145,10 +151,7 @@ TEST_CASE("agreement end to end: with flapping sensors the API, the guidance dis
       config);
 
   hgj::test::TestClient devices(broker.url(), "agree-e2e-devices");
-  auto space = [&](int n, bool occupied) {
-    devices.publish("compound/parking/P-B1-000" + std::to_string(n) + "/state",
-                    std::string("{\"occupied\":") + (occupied ? "true" : "false") + "}");
-  };
+  auto space = [&](int n, bool occupied) { publishSpace(devices, n, occupied); };
   auto pile = [&](const std::string& state) {
     devices.publish("compound/ev/EV-01/status", "{\"state\":\"" + state + "\",\"power_kw\":0}");
   };
@@ -290,10 +293,7 @@ TEST_CASE("agreement end to end: a space counted when its debounce passes is ann
   auto gw = hgj::test::startGateway(broker.url(), dir.path() + "/hgj.db",
                                     dir.path() + "/gateway.log", {}, config);
   hgj::test::TestClient devices(broker.url(), "agree-sse-devices");
-  auto space = [&](int n, bool occupied) {
-    devices.publish("compound/parking/P-B1-000" + std::to_string(n) + "/state",
-                    std::string("{\"occupied\":") + (occupied ? "true" : "false") + "}");
-  };
+  auto space = [&](int n, bool occupied) { publishSpace(devices, n, occupied); };
   auto apiFree = [&] {
     auto [status, body] = gw->get("/api/v1/parking");
     return status == 200 ? json::parse(body, nullptr, false).value("free", -1) : -1;
